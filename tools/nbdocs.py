@@ -70,7 +70,7 @@ def prepare(nb)->dict:
         if c.cell_type != 'code': continue
         opts, c.source = split_directives(c.source)
         if opts.get('include') is False or opts.get('hide') or opts.get('exporti') or opts.get('export'): continue
-        if opts.get('echo') is False: c.source = ''
+        if opts.get('echo') is False: c.source = ''; c.metadata.setdefault('tags', []).append('remove_input')
         if opts.get('output') is False: c.outputs = []
         for o in c.get('outputs', []):
             md = o.get('data', {}).get('text/markdown')
@@ -142,7 +142,11 @@ def build_site(out:Path|None=None, force:bool=False)->Path:
         nb.metadata['title'] = f"{fm.get('title', Path(rel).stem)} – {site['title']}"
         name = fm.get('output-file') or _page_name(rel)
         pages.append(dict(nb=nb, fm=fm, src=rel, href=name, title=fm.get('title', Path(rel).stem)))
-    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATE_DIR.parent)], template_name=TEMPLATE_DIR.name,
+    from traitlets.config import Config
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    exporter = HTMLExporter(config=c, extra_template_basedirs=[str(TEMPLATE_DIR.parent)], template_name=TEMPLATE_DIR.name,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     for p in pages:
         nav = [dict(href='../'*p['href'].count('/') + q['href'], title=q['title'], current=q is p) for q in pages]

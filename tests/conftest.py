@@ -1,0 +1,20 @@
+"Shared pytest fixtures: the repository root and the offline docs tool."
+import importlib.util, os, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+
+@pytest.fixture(scope='session')
+def root(): return ROOT
+
+
+@pytest.fixture(scope='session')
+def nbdocs():
+    "tools/nbdocs.py as a module."
+    spec = importlib.util.spec_from_file_location('nbdocs', ROOT/'tools'/'nbdocs.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
