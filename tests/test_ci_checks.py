@@ -13,7 +13,8 @@ def clone(root, tmp_path):
 
 
 def check(clone):
-    env = dict(os.environ, MMSENT_VENV=str(Path(sys.executable).parent.parent))
+    # the dev venv as it is (no re-install pointing it at the clone), with the clone's own package first on the path
+    env = dict(os.environ, MMSENT_VENV=str(Path(sys.executable).parent.parent), MMSENT_SKIP_INSTALL='1', PYTHONPATH=str(clone))
     return subprocess.run(['bash', 'tools/dev.sh', 'check'], cwd=clone, capture_output=True, text=True, env=env)
 
 

@@ -9,7 +9,7 @@
 #   bash tools/dev.sh venv          only create/refresh .venv
 #
 # Environment: PYTHON (interpreter for the venv, default python3), MMSENT_VENV (default .venv),
-# MMSENT_TEST_FLAGS (nbdev_test flags, default "slow").
+# MMSENT_TEST_FLAGS (nbdev_test flags, default "slow"), MMSENT_SKIP_INSTALL=1 (use the venv as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -32,7 +32,9 @@ venv() {
     log "creating $VENV with $($PY --version 2>&1)"
     "$PY" -m venv "$VENV"
   fi
-  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  if [[ -n "${MMSENT_SKIP_INSTALL:-}" ]]; then
+    [[ -f "$stamp" ]] || { log "MMSENT_SKIP_INSTALL is set but $VENV has no mmsent install"; exit 1; }
+  elif [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     log "installing mmsent[dev] into $VENV (first time: a few minutes, torch is large)"
     quiet_pip install --disable-pip-version-check -q --upgrade pip
     quiet_pip install --disable-pip-version-check -q -c tools/constraints.txt -e ".[dev]"

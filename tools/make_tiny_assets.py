@@ -1,17 +1,21 @@
-"""Train the `tiny` preset's byte-level BPE tokenizer and write it to mmsent/assets/tiny-tokenizer/ (package data).
+"""Write the `tiny` preset's processor to mmsent/assets/tiny-processor/ (package data).
 
-    python tools/make_tiny_tokenizer.py
+    python tools/make_tiny_assets.py
 
-Run once; the output is committed. Byte-level, so any text (accents, emoji) encodes without unknown tokens; the
-small vocabulary is learnt from the word list below (everyday English plus sentiment words, negations and the
-fillers the synthetic set uses) so that common words are single tokens.
+Run once; the output is committed. It is the directory layout `MultiModalProcessor.save_pretrained` writes
+(tokenizer/, feature_extractor/, image_processor/, mmsent_processor.json), so the tiny preset loads through the
+same `from_pretrained` path as any saved model. The tokenizer is a byte-level BPE, so any text (accents, emoji)
+encodes without unknown tokens; its 1,000-token vocabulary is learnt from the word list below (everyday English
+plus sentiment words, negations and fillers) so that common words are single tokens. `mmsent_processor.json` is
+empty: the processor's own defaults apply.
 """
+import json
 from pathlib import Path
 from tokenizers import ByteLevelBPETokenizer
 from tokenizers.processors import RobertaProcessing
-from transformers import RobertaTokenizerFast
+from transformers import RobertaTokenizerFast, Wav2Vec2FeatureExtractor, AutoImageProcessor
 
-OUT = Path(__file__).resolve().parent.parent/'mmsent'/'assets'/'tiny-tokenizer'
+OUT = Path(__file__).resolve().parent.parent/'mmsent'/'assets'/'tiny-processor'
 SPECIALS = ['<s>', '<pad>', '</s>', '<unk>', '<mask>']  # RoBERTa's ids 0-4
 WORDS = """
 the a an and or but so because if then than when while this that these those it its i you he she we they me him her us
@@ -50,8 +54,16 @@ def main():
     tok._tokenizer.post_processor = RobertaProcessing(('</s>', 2), ('<s>', 0), trim_offsets=True, add_prefix_space=False)
     hf = RobertaTokenizerFast(tokenizer_object=tok._tokenizer, bos_token='<s>', eos_token='</s>', sep_token='</s>',
                               cls_token='<s>', unk_token='<unk>', pad_token='<pad>', mask_token='<mask>', model_max_length=512)
-    OUT.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(OUT)
+    hf.save_pretrained(OUT/'tokenizer')
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(OUT/'feature_extractor')
+    # a 64x64 ViT image processor (written as JSON: constructing ViTImageProcessor directly warns without torchvision)
+    (OUT/'image_processor').mkdir(parents=True, exist_ok=True)
+    (OUT/'image_processor'/'preprocessor_config.json').write_text(json.dumps(dict(
+        image_processor_type='ViTImageProcessor', do_resize=True, size=dict(height=64, width=64), resample=2,
+        do_rescale=True, rescale_factor=1/255, do_normalize=True, image_mean=[0.5]*3, image_std=[0.5]*3), indent=2))
+    AutoImageProcessor.from_pretrained(OUT/'image_processor')  # check it loads
+    (OUT/'mmsent_processor.json').write_text('{}\n')
     print(f'wrote {OUT} ({len(hf)} tokens)')
 
 
