@@ -195,6 +195,7 @@ def check_site(out:Path|None=None)->list[str]:
     exec((cfg.lib_path/'_modidx.py').read_text(), modidx)
     for mod, syms in modidx['d']['syms'].items():
         for sym, (doc, _) in syms.items():
+            if any(part.startswith('_') for part in sym.split('.')): continue  # private: not documented by nbdev
             page, _, anchor = doc.partition('#')
             target = (out/page).resolve()
             if anchor not in ids.get(target, set()): problems.append(f'{sym}: no API entry #{anchor} in {page}')
