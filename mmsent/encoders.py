@@ -98,14 +98,14 @@ class UnimodalOutput(ModelOutput):
     hidden_states:torch.Tensor|None = None # (B, T, D) the encoder's token/frame/patch sequence
     mask:torch.Tensor|None = None # (B, T) bool, True where `hidden_states` is real (not padding)
 
-# %% ../nbs/02_encoders.ipynb #8ab718bf
+# %% ../nbs/02_encoders.ipynb #3e93a616
 def masked_mean(
     x:torch.Tensor, # (B, T, D)
     mask:torch.Tensor, # (B, T), True/1 where valid
 )->torch.Tensor: # (B, D)
-    "Mean over the valid positions of each row (a row with none gives zeros)."
-    m = mask.to(x.dtype).unsqueeze(-1)
-    return (x*m).sum(1) / m.sum(1).clamp(min=1.0)
+    "Mean over the valid positions of each row (a row with none gives zeros); invalid positions never contribute, even NaN."
+    m = mask.bool().unsqueeze(-1)
+    return x.masked_fill(~m, 0.0).sum(1) / m.sum(1).clamp(min=1).to(x.dtype)
 
 # %% ../nbs/02_encoders.ipynb #40641252
 class UnimodalSentimentModel(nn.Module):
