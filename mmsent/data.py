@@ -14,7 +14,8 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SAMPLING_RATE', 'AudioReadError', 'load_audio', 'write_test_mp4', 'ImageReadError', 'to_rgb', 'load_image']
+__all__ = ['SAMPLING_RATE', 'AudioReadError', 'load_audio', 'write_test_mp4', 'ImageReadError', 'to_rgb', 'load_image',
+           'VideoReadError', 'load_video_frames']
 
 # %% ../nbs/01_data.ipynb #e7eaa643
 SAMPLING_RATE = 16_000  # what Wav2Vec2-family encoders are trained on
@@ -129,3 +130,38 @@ def load_image(
             return to_rgb(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"cannot read image {p}: {e}") from None
+
+# %% ../nbs/01_data.ipynb #c9ccc21c
+class VideoReadError(ValueError):
+    "A video file exists but has no decodable video frames."
+
+def load_video_frames(
+    path:str|Path, # a video file
+    n_frames:int=1, # 1: the middle frame; k: k frames spaced uniformly
+    max_seconds:float|None=None, # only consider the first `max_seconds` of the clip
+)->list[Image.Image]: # `n_frames` RGB images
+    "Decode `n_frames` RGB frames of a video (the middle one, or uniformly spaced), naming the file in any error."
+    if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    p = _check_file(path, 'video')
+    try: container = av.open(str(p))
+    except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {p}: {e}") from None
+    with container:
+        if not container.streams.video: raise VideoReadError(f"{p} has no video stream")
+        vs = container.streams.video[0]
+        dur = float(vs.duration*vs.time_base) if vs.duration else (container.duration/1e6 if container.duration else None)
+        if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)
+        targets = None if not dur else [(i + 0.5)/n_frames*dur for i in range(n_frames)]
+        picked, every, last = [], [], None
+        try:
+            for fr in container.decode(vs):
+                t = fr.time if fr.time is not None else len(every)/float(vs.average_rate or 25)
+                if max_seconds is not None and t > max_seconds and last is not None: break
+                last = fr
+                if targets is None: every.append(fr.to_image()); continue   # unknown duration: keep all, choose below
+                while len(picked) < n_frames and t + 1e-6 >= targets[len(picked)]: picked.append(fr.to_image())
+                if len(picked) == n_frames: break
+        except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {p}: {e}") from None
+        if last is None: raise VideoReadError(f"{p} has no decodable video frames")
+        if targets is None: picked = [every[min(len(every) - 1, int((i + 0.5)/n_frames*len(every)))] for i in range(n_frames)]
+        elif len(picked) < n_frames: picked += [last.to_image()] * (n_frames - len(picked))   # stream shorter than announced
+    return [to_rgb(im) for im in picked]

@@ -254,7 +254,7 @@ class AudioSentimentModel(UnimodalSentimentModel):
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
         return h, self.frame_mask(attention_mask, h.shape[1])
 
-# %% ../nbs/02_encoders.ipynb #b516bb8d
+# %% ../nbs/02_encoders.ipynb #5e2b5b31
 class VisualSentimentModel(UnimodalSentimentModel):
     "Visual sentiment: a ViT-family encoder on RGB images, pooled with its [CLS] token."
     modality, default_checkpoint, default_pooling = 'visual', 'google/vit-base-patch16-224', 'cls'
@@ -266,6 +266,17 @@ class VisualSentimentModel(UnimodalSentimentModel):
     )->tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(pixel_values=pixel_values).last_hidden_state
         return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+
+    def forward(self,
+        pixel_values:torch.Tensor, # (B, 3, H, W) images, or (B, F, 3, H, W) F frames per sample
+    )->UnimodalOutput:
+        "Images as usual; several frames per sample are encoded one by one, their embeddings averaged and their tokens concatenated."
+        if pixel_values.ndim == 4: return super().forward(pixel_values)
+        B, Fr = pixel_values.shape[:2]  # batch, frames
+        h, mask = self.encode(pixel_values.flatten(0, 1))                     # (B*F, T, D)
+        emb = self.pool(h, mask).view(B, Fr, -1).mean(1)                        # (B, D)
+        h, mask = h.reshape(B, Fr*h.shape[1], h.shape[2]), mask.reshape(B, -1)  # (B, F*T, D)
+        return UnimodalOutput(embedding=emb, logits=self.classifier(self.dropout(emb)), hidden_states=h, mask=mask)
 
 # %% ../nbs/02_encoders.ipynb #bfebd642
 ASSETS = Path(mmsent.__file__).parent/'assets'
@@ -279,7 +290,7 @@ class ProcessorConfig:
     min_audio_seconds:float=0.1 # zero-pad shorter clips to this (the encoder's receptive field is 25 ms)
     sampling_rate:int=SAMPLING_RATE # audio rate the encoder expects
 
-# %% ../nbs/02_encoders.ipynb #5e7e0ee9
+# %% ../nbs/02_encoders.ipynb #416ff2dc
 def _as_list(x, name):
     if x is None: return None
     if isinstance(x, (str, Path, Image.Image, np.ndarray, torch.Tensor)): raise TypeError(f"`{name}` must be a list (one entry per sample), got {type(x).__name__}")
@@ -353,9 +364,15 @@ class MultiModalProcessor:
         return dict(audio_inputs=x, audio_attention_mask=mask)
 
     def encode_images(self, images:list)->dict:
-        "RGB conversion, resizing and normalisation."
-        rgb = [load_image(im) for im in images]
-        return dict(visual_inputs=self.image_processor(images=rgb, return_tensors='pt')['pixel_values'])
+        "RGB conversion, resizing and normalisation; an entry that is a list of frames gives `(B, F, 3, H, W)`."
+        frames = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
+        if any(len(f) == 0 for f in frames): raise ValueError("an image entry is an empty list of frames")
+        F = max(len(f) for f in frames)
+        if F == 1: return dict(visual_inputs=self.image_processor(images=[load_image(f[0]) for f in frames], return_tensors='pt')['pixel_values'])
+        # samples with fewer frames (a still image next to videos) repeat their last one: the mean embedding is unchanged
+        flat = [load_image(f[min(i, len(f) - 1)]) for f in frames for i in range(F)]
+        px = self.image_processor(images=flat, return_tensors='pt')['pixel_values']
+        return dict(visual_inputs=px.view(len(frames), F, *px.shape[1:]))
 
     def _blank_image(self):
         size = getattr(self.image_processor, 'size', None) or {}
@@ -365,7 +382,7 @@ class MultiModalProcessor:
     def __call__(self,
         text:list[str|None]|None=None, # one string per sample (None: no text for that sample)
         audio:list|None=None, # one 16 kHz mono waveform (array/tensor) or audio file path per sample, or None
-        image:list|None=None, # one PIL image or image path per sample, or None
+        image:list|None=None, # one PIL image or image path (or a list of video frames) per sample, or None
         audio_path:list|None=None, # the seed's name for a list of audio paths (same as `audio`)
         image_path:list|None=None, # a list of image paths (same as `image`)
     )->BatchFeature:
