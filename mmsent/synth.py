@@ -216,15 +216,16 @@ def synth_dataset_dir(
         except OSError: shutil.rmtree(tmp, ignore_errors=True)   # another process finished first
     return d
 
-# %% ../nbs/01a_synth.ipynb #7914299e
+# %% ../nbs/01a_synth.ipynb #2dced1ac
 @call_parse
 def mmsent_synth(
-    out:str, # folder to write into
+    out:str=None, # folder to write into (required)
     n:int=1000, # number of samples
     seed:int=0, # random seed
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels
 ):
-    "Write the built-in synthetic multimodal sentiment set (WAV, PNG, manifest.csv) into OUT."
+    "Write the built-in synthetic multimodal sentiment set (WAV, PNG, manifest.csv) into --out."
+    if not out: raise SystemExit("mmsent_synth: --out DIR is required")
     m = synthesize(out, SynthConfig(n=n, seed=seed, p_missing=p_missing, image_size=image_size))
     print(f"wrote {n} samples to {m.parent} ({m.name})")
