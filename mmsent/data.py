@@ -14,16 +14,19 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SAMPLING_RATE', 'AudioReadError', 'load_audio', 'write_test_mp4', 'ImageReadError', 'to_rgb', 'load_image',
-           'VideoReadError', 'load_video_frames']
+__all__ = ['SAMPLING_RATE', 'AudioReadError', 'NoAudioStream', 'load_audio', 'write_test_mp4', 'ImageReadError', 'to_rgb',
+           'load_image', 'VideoReadError', 'load_video_frames']
 
-# %% ../nbs/01_data.ipynb #e7eaa643
+# %% ../nbs/01_data.ipynb #7013423b
 SAMPLING_RATE = 16_000  # what Wav2Vec2-family encoders are trained on
 
 class AudioReadError(ValueError):
     "An audio file exists but cannot be used (unreadable, no audio stream, empty, non-finite samples)."
 
-# %% ../nbs/01_data.ipynb #242c506e
+class NoAudioStream(AudioReadError):
+    "A container (e.g. a video) has no audio track: for a video sample this means the audio modality is absent."
+
+# %% ../nbs/01_data.ipynb #5165562f
 def _check_file(path, what):
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"{what} file not found: {p}")
@@ -35,7 +38,7 @@ def _decode_av(p:Path, sr:int, max_seconds:float|None)->np.ndarray:
     try: container = av.open(str(p))
     except (av.FFmpegError, UnicodeDecodeError) as e: raise AudioReadError(f"cannot read audio from {p}: {e}") from None
     with container:
-        if not container.streams.audio: raise AudioReadError(f"{p} has no audio stream")
+        if not container.streams.audio: raise NoAudioStream(f"{p} has no audio stream")
         resampler, chunks, n = av.AudioResampler(format='flt', layout='mono', rate=sr), [], 0
         limit = None if max_seconds is None else int(round(max_seconds*sr))
         try:
