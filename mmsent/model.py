@@ -96,7 +96,7 @@ def _sha256(path:Path)->str:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/04_model.ipynb #370d7818
+# %% ../nbs/04_model.ipynb #5947afe2
 class EndToEndMultiModalModel(nn.Module):
     "Text + audio + visual sentiment: three fine-tunable encoders with their own heads, fused by attention."
     def __init__(self,
@@ -159,9 +159,13 @@ class EndToEndMultiModalModel(nn.Module):
         labels:torch.Tensor|None=None, # (B,) class ids: adds the combined loss to the output
         return_attention:bool=False, # seed style: also return the attention weights
         return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
+        encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
     ):
         "Fused logits `(B, C)`; `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
         inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
+        for m, eo in (encoder_outputs or {}).items():
+            if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
+            inputs[m] = eo['embedding']
         masks = dict(text=text_attention_mask, audio=audio_attention_mask, visual=None)
         first = next((x for x in inputs.values() if x is not None), None)
         if first is None: raise ValueError("no inputs: give at least one of text_inputs, audio_inputs, visual_inputs")
@@ -173,6 +177,15 @@ class EndToEndMultiModalModel(nn.Module):
             full = bool(rows.all())
             idx = None if full else rows.nonzero().flatten()
             model = self.unimodal(m)
+            if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
+                eo = encoder_outputs[m]
+                if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
+                    raise ValueError(f"cross-modal fusion needs {m} token sequences: build the feature cache with level='sequence'")
+                feats[m] = eo['embedding'].masked_fill(~rows[:, None], 0.0)
+                seqs[m] = eo['hidden_states'] if eo.get('hidden_states') is not None else feats[m][:, None]
+                seq_masks[m] = (eo['mask'] if eo.get('mask') is not None else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None]
+                uni[m] = model.classifier(model.dropout(feats[m])).masked_fill(~rows[:, None], float('nan'))
+                continue
             if not full and idx.numel() == 0:   # nobody has it: placeholders, masked everywhere downstream
                 D, dt = model.hidden_size, model.classifier.weight.dtype
                 feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
