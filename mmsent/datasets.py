@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataError', 'read_manifest', 'fix_text', 'meld_clip_dir',
-           'read_meld', 'score_to_label', 'read_mmsa', 'load_records', 'ScanResult', 'scan_record', 'prepare_records',
-           'MultiModalDataset', 'MultiModalCollator', 'write_meld_fixture', 'write_mmsa_fixture', 'check_data',
-           'mmsent_check_data']
+           'read_meld', 'score_to_label', 'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'ScanResult',
+           'scan_record', 'prepare_records', 'MultiModalDataset', 'MultiModalCollator', 'write_meld_fixture',
+           'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -148,12 +148,26 @@ def read_meld(
         out.append(Record(id=f'dia{d}_utt{u}', label=y, text=fix_text(r['Utterance']), video_path=clips/f'dia{d}_utt{u}.mp4', split=split))
     return out
 
-# %% ../nbs/01b_datasets.ipynb #1447799a
+# %% ../nbs/01b_datasets.ipynb #e6cccdb6
 def score_to_label(
     score:float, # sentiment score, e.g. CMU-MOSI's -3..3
 )->int:
     "Three classes from a continuous score: negative < 0, neutral = 0, positive > 0."
     return 0 if score < 0 else (1 if score == 0 else 2)
+
+def score_to_acc2(
+    score:float, # sentiment score
+    exclude_zero:bool=False, # the "non-zero" variant: neutral (0) scores are left out (returns None)
+)->int|None: # 1 positive, 0 negative (None: excluded)
+    "The binary label of Acc-2 on CMU-MOSI/MOSEI: has-zero (score >= 0 is positive) or non-zero (0 excluded)."
+    if exclude_zero: return None if score == 0 else int(score > 0)
+    return int(score >= 0)
+
+def score_to_acc7(
+    score:float, # sentiment score
+)->int: # 0..6 for -3..3
+    "The 7-class label of Acc-7: the score clipped to [-3, 3] and rounded to the nearest integer, shifted to 0..6."
+    return int(np.clip(np.round(score), -3, 3)) + 3
 
 def read_mmsa(
     root:str|Path, # folder with label.csv and Raw/

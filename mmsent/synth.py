@@ -19,7 +19,7 @@ from .core import LABELS, MODALITIES, cache_dir
 __all__ = ['SYNTH_VERSION', 'MANIFEST_COLUMNS', 'SynthConfig', 'synth_text', 'synth_voice', 'synth_face', 'expected_accuracy',
            'synthesize', 'synth_dataset_dir', 'mmsent_synth']
 
-# %% ../nbs/01a_synth.ipynb #2339fd8e
+# %% ../nbs/01a_synth.ipynb #5233f69b
 SYNTH_VERSION = 1  # bump when the generator's output changes, so caches are not reused
 
 @dataclass
@@ -27,7 +27,7 @@ class SynthConfig:
     "Parameters of the synthetic set."
     n:int=1000 # number of samples
     seed:int=0 # everything is determined by the seed
-    conflicts:tuple=(0.05, 0.85, 0.1) # probability that 0, 1 or 2 modalities show a conflicting (wrong) cue
+    conflicts:tuple=(0.0, 0.95, 0.05) # probability that 0, 1 or 2 modalities show a conflicting (wrong) cue
     conflict_weights:tuple=(0.75, 1.0, 1.0) # relative chance that text / audio / visual is a conflicting one
     splits:tuple=(0.8, 0.1, 0.1) # train / val / test fractions
     p_missing:float=0.0 # probability that each modality is absent from a sample (at least one always stays)
@@ -105,7 +105,7 @@ def synth_voice(
     x += 0.005*rng.standard_normal(n, dtype=np.float32)
     return np.clip(x, -1, 1).astype(np.float32)
 
-# %% ../nbs/01a_synth.ipynb #0530b46b
+# %% ../nbs/01a_synth.ipynb #e17b444d
 def synth_face(
     cue:int, # sentiment of the face
     rng:np.random.Generator, # random source
@@ -126,10 +126,10 @@ def synth_face(
     for s in (-1, 1):
         inner, outer = (cx + s*ex*0.45, ey - r*0.22 + tilt), (cx + s*ex*1.45, ey - r*0.22 - tilt*0.3)
         d.line([inner, outer], fill=ink, width=w)
-    mw, my = r*0.6*rng.uniform(0.85, 1.15), cy + r*0.45
-    curve = {0: -1, 1: 0, 2: 1}[cue]*r*rng.uniform(0.22, 0.32)                # smile depth: + smile, - frown
-    xs = np.linspace(-1, 1, 16)
-    d.line([(cx + x*mw, my + curve*(1 - x**2) - curve*0.5) for x in xs], fill=(120, 20, 30), width=w)
+    mw, my, h, lip = r*0.55*rng.uniform(0.85, 1.15), cy + r*0.45, r*rng.uniform(0.3, 0.42), (110, 20, 30)
+    if cue == 2: d.chord([cx - mw, my - h, cx + mw, my + h], 0, 180, fill=lip)                 # open smile
+    elif cue == 0: d.chord([cx - mw, my - h*0.2, cx + mw, my + h*1.8], 180, 360, fill=lip)     # open frown
+    else: d.line([(cx - mw, my), (cx + mw, my)], fill=lip, width=w)                           # closed, straight
     a = np.asarray(im, np.float32) + rng.normal(0, rng.uniform(2, 14), (size, size, 3))
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 

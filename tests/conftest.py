@@ -18,3 +18,7 @@ def nbdocs():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: takes tens of seconds (still part of the default run and of CI)')

@@ -1,0 +1,119 @@
+"Training as a user runs it: the CLI, kill -9 and resume, two processes, bf16 on CPU, a MELD fixture with --skip_bad, the base preset."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+BIN = Path(sys.executable).parent
+FAST = ['--no_progress', '--max_audio_seconds', '2', '--batch_size', '8']
+
+
+def run(args, cwd, **kw):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    return subprocess.run([str(BIN/'mmsent_train'), *args], cwd=cwd, capture_output=True, text=True, env=env, **kw)
+
+
+@pytest.fixture(scope='module')
+def synth(tmp_path_factory):
+    from mmsent.synth import synthesize
+    d = tmp_path_factory.mktemp('synth')
+    synthesize(d, n=160, seed=3)
+    return d
+
+
+def history(out):
+    return json.loads((Path(out)/'training_history_end_to_end.json').read_text())['epochs']
+
+
+def test_kill_and_resume_matches_uninterrupted(synth, tmp_path):
+    args = ['--data_root', str(synth), '--epochs', '3', '--save_every', '1', '--learning_rate', '1e-3', *FAST]
+    a = run([*args, '--output_dir', 'a', '--log_dir', 'a/logs'], tmp_path)
+    assert a.returncode == 0, a.stderr
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    p = subprocess.Popen([str(BIN/'mmsent_train'), *args, '--output_dir', 'b', '--log_dir', 'b/logs'], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    ckpt1, ckpt2 = tmp_path/'b'/'end_to_end_multimodal_epoch_1', tmp_path/'b'/'end_to_end_multimodal_epoch_2'
+    deadline = time.time() + 300
+    while not (ckpt1/'trainer_state.json').exists():
+        assert p.poll() is None and time.time() < deadline, 'training ended before its first checkpoint'
+        time.sleep(0.05)
+    time.sleep(0.3)                      # into epoch 2
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    assert not (ckpt2/'trainer_state.json').exists(), 'the kill came too late to be mid-epoch'
+    assert len(history(tmp_path/'b')) == 1
+    r = run(['--resume', str(ckpt1), '--no_progress'], tmp_path)
+    assert r.returncode == 0, r.stderr
+    ha, hb = history(tmp_path/'a'), history(tmp_path/'b')
+    assert [e['epoch'] for e in hb] == [1, 2, 3]
+    for ea, eb in zip(ha, hb):
+        for k in ('train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'val_weighted_f1'):
+            assert eb[k] == pytest.approx(ea[k], rel=1e-5, abs=1e-6), (ea['epoch'], k, ea[k], eb[k])
+        assert eb['learning_rates'] == pytest.approx(ea['learning_rates'])
+    from safetensors.torch import load_file
+    wa = load_file(str(tmp_path/'a'/'end_to_end_multimodal_epoch_3'/'model.safetensors'))
+    wb = load_file(str(tmp_path/'b'/'end_to_end_multimodal_epoch_3'/'model.safetensors'))
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
+
+
+RANK_SCRIPT = '''
+import os, sys, torch
+from safetensors.torch import save_file
+from mmsent.train import train, TrainConfig
+res = train(TrainConfig(data_root=sys.argv[1], epochs=1, batch_size=8, max_audio_seconds=2.0, output_dir=sys.argv[2],
+                        log_dir=sys.argv[2] + '/logs', progress=False, device='cpu'))
+m = res['model']
+save_file({k: v.contiguous() for k, v in m.state_dict().items()}, f"{sys.argv[2]}/rank{os.environ['RANK']}.safetensors")
+'''
+
+
+def test_two_process_cpu_run_keeps_ranks_identical(synth, tmp_path):
+    (tmp_path/'rank_train.py').write_text(RANK_SCRIPT)
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    r = subprocess.run([str(BIN/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', str(tmp_path/'rank_train.py'),
+                        str(synth), str(tmp_path/'out')], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '2 process(es)' in (tmp_path/'out'/'logs'/'training_end_to_end.log').read_text()
+    from safetensors.torch import load_file
+    w0, w1 = load_file(str(tmp_path/'out'/'rank0.safetensors')), load_file(str(tmp_path/'out'/'rank1.safetensors'))
+    assert w0.keys() == w1.keys()
+    assert all((w0[k] == w1[k]).all() for k in w0)
+    init = __import__('mmsent.model', fromlist=['x']).EndToEndMultiModalModel.from_pretrained(tmp_path/'out'/'end_to_end_multimodal_best')
+    assert all((init.state_dict()[k] == w0[k]).all() for k in w0)   # the saved best model is the trained one
+
+
+def test_bf16_autocast_on_cpu(synth, tmp_path):
+    r = run(['--data_root', str(synth), '--epochs', '1', '--precision', 'bf16', '--output_dir', 'o', '--log_dir', 'l', *FAST], tmp_path)
+    assert r.returncode == 0, r.stderr
+    h = history(tmp_path/'o')
+    assert h[0]['train_loss'] == h[0]['train_loss'] and h[0]['val_accuracy'] >= 0   # finite, written
+    assert 'precision bf16' in (tmp_path/'l'/'training_end_to_end.log').read_text()
+
+
+def test_meld_fixture_with_skip_bad(tmp_path):
+    from mmsent.datasets import write_meld_fixture
+    meld = write_meld_fixture(tmp_path/'MELD')
+    bad = run(['--dataset', 'meld', '--data_root', str(meld), '--epochs', '1', '--output_dir', 'o', '--log_dir', 'l', *FAST], tmp_path)
+    assert bad.returncode == 2
+    assert 'dia1_utt1.mp4' in bad.stderr and '--skip_bad' in bad.stderr
+    ok = run(['--dataset', 'meld', '--data_root', str(meld), '--epochs', '1', '--skip_bad', '--output_dir', 'o', '--log_dir', 'l', *FAST], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    rep = json.loads((tmp_path/'o'/'data_report_train.json').read_text())
+    assert rep['dropped'] == 3 and rep['dropped_by_reason'] == {'missing file': 1, 'unreadable': 1, 'empty file': 1}
+    assert (tmp_path/'o'/'end_to_end_multimodal_best'/'model.safetensors').exists()
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    r = run(['--precision', 'fp8'], tmp_path)
+    assert r.returncode == 2 and 'precision must be fp32, bf16 or fp16' in r.stderr
+    r = run(['--dataset', 'meld'], tmp_path)
+    assert r.returncode == 2 and '--data_root is required for meld' in r.stderr
+
+
+@pytest.mark.slow
+def test_base_preset_two_steps_with_gradient_checkpointing(synth, tmp_path):
+    r = run(['--data_root', str(synth), '--preset', 'base', '--random_init', '--grad_checkpointing', '--epochs', '1', '--max_train_steps', '2',
+             '--batch_size', '2', '--max_eval_batches', '1', '--max_audio_seconds', '1', '--no_progress', '--output_dir', 'o', '--log_dir', 'l'], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path/'l'/'training_end_to_end.log').read_text()
+    assert '"preset": "base"' in log and 'steps 2' in log
+    cfg = json.loads((tmp_path/'o'/'end_to_end_multimodal_best'/'config.json').read_text())
+    assert cfg['config']['encoder_configs']['text']['hidden_size'] == 768
