@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mmsent developer entry point. Every subcommand creates or refreshes the local venv (.venv) first.
 #
-#   bash tools/dev.sh demo [ARGS]   the main job on the embedded default (tiny preset, built-in synthetic data)
+#   bash tools/dev.sh train [ARGS]  the main job: mmsent_train (default: tiny preset on the built-in synthetic set)
 #   bash tools/dev.sh test          the whole test suite: nbdev_test (slow cells too), offline docs build, pytest
 #   bash tools/dev.sh check         notebooks clean, library in sync with notebooks, README up to date
 #   bash tools/dev.sh docs          offline docs site from the notebooks into _docs/
@@ -83,7 +83,7 @@ tests() {
 cmd=${1:-}; shift || true
 case "$cmd" in
   venv)   venv ;;
-  demo)   venv; exec mmsent_info "$@" ;;
+  train)  venv; exec mmsent_train "$@" ;;
   test)   tests ;;
   check)  check ;;
   docs)   venv; python tools/nbdocs.py site "$@" ;;
