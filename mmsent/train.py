@@ -381,7 +381,7 @@ def train(
     acc.end_training()
     return dict(history=history, best=best, metric=cfg.metric, best_dir=out_dir/BEST_NAME, history_path=out_dir/HISTORY_NAME, model=acc.unwrap_model(fwd_model))
 
-# %% ../nbs/05_train.ipynb #e13d92df
+# %% ../nbs/05_train.ipynb #657fd176
 @call_parse
 def mmsent_train(
     epochs:int=10, # passes over the training split
@@ -414,6 +414,7 @@ def mmsent_train(
     max_audio_seconds:float=10.0, # audio crop
     n_frames:int=1, # video frames per sample
     d_model:int=None, # fusion width
+    aux_loss_weight:float=0.3, # weight of each unimodal head's loss in the combined loss
     pretrained_lr_ratio:float=None, # encoder learning rate / learning rate (default: 0.1, or 1.0 for tiny)
     max_train_steps:int=None, # stop after this many optimizer steps
     max_eval_batches:int=None, # evaluate on only this many validation batches
