@@ -4,11 +4,12 @@
 
 # %% ../nbs/01_data.ipynb #e5e838ee
 from __future__ import annotations
+import functools
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms
 import soundfile as sf
 import av
 from PIL import Image, UnidentifiedImageError
@@ -52,6 +53,11 @@ def _decode_av(p:Path, sr:int, max_seconds:float|None)->np.ndarray:
     return wav if limit is None else wav[:limit]
 
 # %% ../nbs/01_data.ipynb #008176c3
+@functools.lru_cache(maxsize=32)
+def _resampler(orig:int, new:int)->torchaudio.transforms.Resample:
+    "A resampler with its sinc kernel built once per rate pair (the functional form rebuilds it on every call)."
+    return torchaudio.transforms.Resample(orig, new)
+
 def load_audio(
     path:str|Path, # audio file, or a video/container with an audio track
     sampling_rate:int=SAMPLING_RATE, # target rate in Hz
@@ -66,7 +72,7 @@ def load_audio(
         if max_seconds is not None: data = data[:int(round(max_seconds*sr))]
         wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if sr != sampling_rate and wav.size:
-            wav = AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), sr, sampling_rate).numpy()
+            with torch.no_grad(): wav = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
     if wav.size == 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
     if not np.isfinite(wav).all(): raise AudioReadError(f"audio file {p} contains NaN or infinite samples")
     return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))

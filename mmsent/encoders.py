@@ -250,6 +250,10 @@ class AudioSentimentModel(UnimodalSentimentModel):
         attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples, 0 for padding
     )->tuple[torch.Tensor, torch.Tensor]:
         use_mask = attention_mask is not None and self.encoder.config.feat_extract_norm == 'layer'
+        # HF's feature encoder makes the waveform require grad (a backward pass through every convolution) unless its
+        # `_requires_grad` flag says it is frozen: keep the flag in step with the parameters, whoever froze them
+        fe = self.encoder.feature_extractor
+        if hasattr(fe, '_requires_grad'): fe._requires_grad = any(p.requires_grad for p in fe.parameters())
         h = self.encoder(input_values, attention_mask=attention_mask if use_mask else None).last_hidden_state
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
         return h, self.frame_mask(attention_mask, h.shape[1])

@@ -43,6 +43,7 @@ class ModelConfig:
     head_dropout:float=0.1 # dropout before each unimodal head
     aux_loss_weight:float=0.3 # weight of each unimodal head's cross-entropy in the combined loss (0: fused loss only)
     label_smoothing:float=0.0 # label smoothing of every cross-entropy term
+    modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
@@ -149,6 +150,17 @@ class EndToEndMultiModalModel(nn.Module):
             raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
         return present
 
+    def drop_modalities(self,
+        present:torch.Tensor, # (B, M) bool presence mask
+    )->torch.Tensor: # (B, M) bool, a subset of `present` with at least one modality per sample
+        "Modality dropout: hide each present modality of each sample with probability `config.modality_dropout`, keeping at least one."
+        keep = present & (torch.rand(present.shape, device=present.device) >= self.config.modality_dropout)
+        none = ~keep.any(-1)
+        if none.any():   # give such a sample back one of its own modalities, chosen at random
+            r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+            keep[none] = F.one_hot(r[none].argmax(-1), present.shape[1]).bool()
+        return keep
+
     def forward(self,
         text_inputs:torch.Tensor|None=None, # (B, L) token ids
         audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
@@ -171,6 +183,7 @@ class EndToEndMultiModalModel(nn.Module):
         if first is None: raise ValueError("no inputs: give at least one of text_inputs, audio_inputs, visual_inputs")
         B, device = first.shape[0], first.device
         present = self.presence(inputs, modality_mask, B, device)
+        if self.training and self.config.modality_dropout: present = self.drop_modalities(present)
         feats, seqs, seq_masks, uni = {}, {}, {}, {}
         for j, m in enumerate(self.modalities):
             rows = present[:, j]

@@ -20,15 +20,15 @@ __all__ = ['SYNTH_VERSION', 'MANIFEST_COLUMNS', 'SynthConfig', 'synth_text', 'sy
            'synthesize', 'synth_dataset_dir', 'mmsent_synth']
 
 # %% ../nbs/01a_synth.ipynb #d115e067
-SYNTH_VERSION = 1  # bump when the generator's output changes, so caches are not reused
+SYNTH_VERSION = 2  # bump when the generator's output changes, so caches are not reused
 
 @dataclass
 class SynthConfig:
     "Parameters of the synthetic set."
     n:int=1000 # number of samples
     seed:int=0 # everything is determined by the seed
-    conflicts:tuple=(0.0, 0.95, 0.05) # probability that 0, 1 or 2 modalities show a conflicting (wrong) cue
-    conflict_weights:tuple=(0.75, 1.0, 1.0) # relative chance that text / audio / visual is a conflicting one
+    show:tuple=(0.5, 0.45, 0.4) # probability that text / audio / visual shows a negative or positive sample's sentiment (else it looks neutral)
+    p_conflict:float=0.0 # probability that one modality, at random, shows the opposite sentiment instead (sarcasm)
     splits:tuple=(0.8, 0.1, 0.1) # train / val / test fractions
     p_missing:float=0.0 # probability that each modality is absent from a sample (at least one always stays)
     audio_seconds:tuple=(0.8, 1.6) # range of clip durations
@@ -36,11 +36,10 @@ class SynthConfig:
     image_size:int=96 # side of the square PNGs
 
     def __post_init__(self):
-        self.conflicts, self.conflict_weights, self.splits = tuple(self.conflicts), tuple(self.conflict_weights), tuple(self.splits)
-        if len(self.conflicts) != 3 or abs(sum(self.conflicts) - 1) > 1e-6 or min(self.conflicts) < 0:
-            raise ValueError(f"conflicts must be 3 probabilities (0, 1, 2 conflicting modalities) summing to 1, got {self.conflicts}")
-        if len(self.conflict_weights) != 3 or min(self.conflict_weights) <= 0:
-            raise ValueError(f"conflict_weights must be 3 positive weights (text, audio, visual), got {self.conflict_weights}")
+        self.show, self.splits = tuple(float(v) for v in self.show), tuple(self.splits)
+        if len(self.show) != 3 or not all(0 <= v <= 1 for v in self.show) or not any(self.show):
+            raise ValueError(f"show must be 3 probabilities (text, audio, visual), not all 0, got {self.show}")
+        if not 0 <= self.p_conflict <= 1: raise ValueError(f"p_conflict must be in [0, 1], got {self.p_conflict}")
         if len(self.splits) != 3 or abs(sum(self.splits) - 1) > 1e-6: raise ValueError(f"splits must be 3 fractions summing to 1, got {self.splits}")
         if not 0 <= self.p_missing < 1: raise ValueError(f"p_missing must be in [0, 1), got {self.p_missing}")
 
@@ -111,12 +110,12 @@ def synth_face(
     rng:np.random.Generator, # random source
     size:int=96, # image side in pixels
 )->Image.Image: # RGB
-    "A procedurally drawn face whose mouth and brows show `cue`."
+    "A procedurally drawn face whose mouth, brows, cheeks and tears show `cue`."
     bg = tuple(int(v) for v in rng.integers(0, 256, 3))
     im = Image.new('RGB', (size, size), bg)
     d = ImageDraw.Draw(im)
-    r = size*rng.uniform(0.32, 0.42)
-    cx, cy = size/2 + rng.uniform(-0.07, 0.07)*size, size/2 + rng.uniform(-0.07, 0.07)*size
+    r = size*rng.uniform(0.44, 0.5)                                          # a close-up: the face fills the frame
+    cx, cy = size/2 + rng.uniform(-0.04, 0.04)*size, size/2 + rng.uniform(-0.04, 0.04)*size
     skin = tuple(int(v) for v in np.array([rng.uniform(150, 255), rng.uniform(100, 210), rng.uniform(70, 180)]))
     d.ellipse([cx - r, cy - r*1.1, cx + r, cy + r*1.1], fill=skin, outline=(40, 30, 20), width=max(1, size//64))
     ink, w = (30, 20, 20), max(2, int(r*0.1))
@@ -126,6 +125,12 @@ def synth_face(
     for s in (-1, 1):
         inner, outer = (cx + s*ex*0.45, ey - r*0.22 + tilt), (cx + s*ex*1.45, ey - r*0.22 - tilt*0.3)
         d.line([inner, outer], fill=ink, width=w)
+    if cue == 2:                                                              # flushed cheeks
+        for s in (-1, 1): d.ellipse([cx + s*r*0.55 - r*0.17, cy + r*0.1 - r*0.11, cx + s*r*0.55 + r*0.17, cy + r*0.1 + r*0.11], fill=(245, 120, 150))
+    elif cue == 0:                                                            # a tear under one eye
+        tx, ty, tw, blue = cx + rng.choice([-1, 1])*ex, ey + er*1.5, r*0.1, (90, 160, 255)
+        d.polygon([(tx, ty), (tx - tw, ty + r*0.22), (tx + tw, ty + r*0.22)], fill=blue)
+        d.ellipse([tx - tw, ty + r*0.12, tx + tw, ty + r*0.32], fill=blue)
     mw, my, h, lip = r*0.55*rng.uniform(0.85, 1.15), cy + r*0.45, r*rng.uniform(0.3, 0.42), (110, 20, 30)
     if cue == 2: d.chord([cx - mw, my - h, cx + mw, my + h], 0, 180, fill=lip)                 # open smile
     elif cue == 0: d.chord([cx - mw, my - h*0.2, cx + mw, my + h*1.8], 180, 360, fill=lip)     # open frown
@@ -135,30 +140,45 @@ def synth_face(
 
 # %% ../nbs/01a_synth.ipynb #ac4adafd
 MANIFEST_COLUMNS = ['id', 'split', 'label', 'text', 'audio_path', 'image_path', 'text_cue', 'audio_cue', 'visual_cue']
+_NEG, _NEU, _POS = range(3)
 
-def _conflicting(c:SynthConfig, rng)->list[int]:
-    "Which modalities (indices) show a wrong cue for one sample."
-    k = int(rng.choice(3, p=list(c.conflicts)))
-    w = np.array(c.conflict_weights, float)
-    return [int(i) for i in rng.choice(3, size=k, replace=False, p=w/w.sum())] if k else []
+def _cue_outcomes(
+    c:SynthConfig, # generator settings
+    y:int, # the true label
+)->list[tuple[float, tuple]]: # (probability, (text, audio, visual) cues), the whole distribution
+    "Every way the three cues of a sample with label `y` can come out, with its probability."
+    if y == _NEU: base = [(1.0, (_NEU,)*3)]
+    else:   # each modality shows the sentiment with its own probability; at least one does
+        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat) for pat in np.ndindex(2, 2, 2) if any(pat)]
+        z = sum(p for p, _ in pats)
+        base = [(p/z, tuple(y if s else _NEU for s in pat)) for p, pat in pats]
+    res = [(p*(1 - c.p_conflict), cues) for p, cues in base]
+    wrong = [_NEG, _POS] if y == _NEU else [_POS if y == _NEG else _NEG]   # a conflicting cue: the opposite sentiment
+    for p, cues in base:
+        for m in range(3):
+            for w in wrong: res.append((p*c.p_conflict/3/len(wrong), cues[:m] + (w,) + cues[m+1:]))
+    return [(p, cues) for p, cues in res if p > 0]
+
+def _draw_cues(c:SynthConfig, y:int, rng:np.random.Generator)->tuple:
+    "One sample's (text, audio, visual) cues."
+    outs = _cue_outcomes(c, y)
+    return outs[rng.choice(len(outs), p=np.array([p for p, _ in outs])/sum(p for p, _ in outs))][1]
 
 def expected_accuracy(
     config:SynthConfig|None=None, # generator settings
 )->dict: # modality (or 'fused') -> best achievable accuracy
-    "The accuracy ceilings: of a model that reads one modality's cue perfectly, and of the Bayes-optimal fusion of all three."
+    "The accuracy ceilings (all modalities present): of the Bayes-optimal classifier that reads one modality's cue perfectly, and of the one that reads all three."
     c = config or SynthConfig()
-    w = np.array(c.conflict_weights, float); w = w/w.sum()
-    pair = np.zeros(3)   # P(modality i is in the conflicting pair), pairs drawn without replacement by weight
-    for i in range(3):
-        for j in range(3):
-            if i != j: pair[i] += w[i]*w[j]/(1 - w[i]) + w[j]*w[i]/(1 - w[j])   # P({i, j}) = P(i then j) + P(j then i)
-    wrong = c.conflicts[1]*w + c.conflicts[2]*pair
-    res = {m: float(1 - wrong[j]) for j, m in enumerate(MODALITIES)}
-    # fusion: right with 0 or 1 conflicts (a majority stays); with 2, the two wrong cues differ half the time, and then
-    # the optimal rule sides with the right cue only if that modality is the least likely to conflict
-    res['fused'] = float(c.conflicts[0] + c.conflicts[1] + c.conflicts[2]*0.5*sum(
-        w[i]*w[j]/(1 - w[i])*(1.0 if all(w[k] < min(w[i], w[j]) for k in range(3) if k not in (i, j)) else 0.0)
-        for i in range(3) for j in range(3) if i != j))
+    joint = {}   # (cues, y) -> probability, labels balanced
+    for y in range(3):
+        for p, cues in _cue_outcomes(c, y): joint[cues, y] = joint.get((cues, y), 0) + p/3
+    def ceiling(key):   # sum over observations of the most probable label's mass
+        best = {}
+        for (cues, y), p in joint.items():
+            k = key(cues); best.setdefault(k, np.zeros(3))[y] += p
+        return float(sum(v.max() for v in best.values()))
+    res = {m: ceiling(lambda cues, j=j: cues[j]) for j, m in enumerate(MODALITIES)}
+    res['fused'] = ceiling(lambda cues: cues)
     return res
 
 def synthesize(
@@ -175,8 +195,7 @@ def synthesize(
     rows = []
     for i in range(c.n):
         y = int(labels[i]); sid = f'{i:06d}'
-        wrong = _conflicting(c, rng)
-        cues = [int(rng.choice([o for o in range(3) if o != y])) if j in wrong else y for j in range(3)]
+        cues = _draw_cues(c, y, rng)
         keep = rng.random(3) >= c.p_missing
         if not keep.any(): keep[rng.integers(3)] = True
         row = dict(id=sid, split=splits[i], label=LABELS[y], text='', audio_path='', image_path='',
@@ -222,10 +241,16 @@ def mmsent_synth(
     out:str=None, # folder to write into (required)
     n:int=1000, # number of samples
     seed:int=0, # random seed
+    show:str='0.5,0.45,0.4', # probabilities that text, audio, visual show a polar sample's sentiment
+    p_conflict:float=0.0, # probability that one modality shows the opposite sentiment
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels
 ):
     "Write the built-in synthetic multimodal sentiment set (WAV, PNG, manifest.csv) into --out."
     if not out: raise SystemExit("mmsent_synth: --out DIR is required")
-    m = synthesize(out, SynthConfig(n=n, seed=seed, p_missing=p_missing, image_size=image_size))
-    print(f"wrote {n} samples to {m.parent} ({m.name})")
+    try: c = SynthConfig(n=n, seed=seed, show=tuple(float(v) for v in show.split(',')), p_conflict=p_conflict,
+                         p_missing=p_missing, image_size=image_size)
+    except ValueError as e: raise SystemExit(f"mmsent_synth: {e}")
+    m = synthesize(out, c)
+    ceil = expected_accuracy(c)
+    print(f"wrote {n} samples to {m.parent} ({m.name}); accuracy ceilings: " + ', '.join(f'{k} {v:.3f}' for k, v in ceil.items()))

@@ -58,6 +58,7 @@ class TrainConfig:
     n_heads:int=4 # fusion attention heads
     dropout:float=0.1 # fusion and head dropout
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss
+    modality_dropout:float=0.0 # training: hide each modality of a sample with this probability (one always stays)
     # optimisation (the seed's flags first)
     epochs:int=10 # passes over the training split
     batch_size:int=16 # samples per step and process
@@ -110,7 +111,7 @@ class TrainConfig:
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         mc = ModelConfig(preset=self.preset, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
-                         gradient_checkpointing=self.grad_checkpointing)
+                         modality_dropout=self.modality_dropout, gradient_checkpointing=self.grad_checkpointing)
         if self.random_init and self.preset != 'tiny':
             if self.preset != 'base': raise ValueError("random_init works for the base and tiny presets only (their configs are known offline)")
             mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
@@ -415,6 +416,7 @@ def mmsent_train(
     n_frames:int=1, # video frames per sample
     d_model:int=None, # fusion width
     aux_loss_weight:float=0.3, # weight of each unimodal head's loss in the combined loss
+    modality_dropout:float=0.0, # training: hide each modality of a sample with this probability
     pretrained_lr_ratio:float=None, # encoder learning rate / learning rate (default: 0.1, or 1.0 for tiny)
     max_train_steps:int=None, # stop after this many optimizer steps
     max_eval_batches:int=None, # evaluate on only this many validation batches
