@@ -318,7 +318,8 @@ def train(
     total = steps_per_epoch*cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
     opt = torch.optim.AdamW(model.parameter_groups(cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay))
-    sched = get_linear_schedule_with_warmup(opt, warmup, total)
+    P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
+    sched = get_linear_schedule_with_warmup(opt, warmup*P, total*P)
     start_epoch, step, history, best, stale = 1, 0, [], None, 0
     if state is not None:
         if cfg.freeze and cfg.unfreeze_epoch and state['epoch'] >= cfg.unfreeze_epoch: model.unfreeze_encoders(cfg.unfreeze_top_k)
@@ -327,12 +328,15 @@ def train(
         start_epoch, step, history, best, stale = state['epoch'] + 1, state['step'], state['history'], state['best'], state['stale']
         set_rng_state(tensors, state['rng'])
         log.info("resumed from %s at epoch %d (step %d)", cfg.resume, start_epoch, step)
+    # DDP fixes the parameters it synchronises when it wraps the model: under several processes, the ones gradual
+    # unfreezing will train later are trainable while it wraps, then frozen again until their epoch
+    wrap_unfrozen = acc.num_processes > 1 and cfg.freeze and cfg.unfreeze_epoch is not None and start_epoch <= cfg.unfreeze_epoch <= cfg.epochs
+    if wrap_unfrozen: model.unfreeze_encoders(cfg.unfreeze_top_k)
     fwd_model = torch.compile(model, dynamic=True) if cfg.compile else model
     fwd_model, opt, train_dl, val_dl, sched = acc.prepare(fwd_model, opt, train_dl, val_dl, sched)
+    if wrap_unfrozen: model.freeze_encoders()
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.freeze and cfg.unfreeze_epoch == epoch:
-            if acc.num_processes > 1:
-                raise NotImplementedError("gradual unfreezing under several processes is not supported yet (DDP fixes the trainable set at start)")
             model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
         train_dl.set_epoch(epoch)
         fwd_model.train()
@@ -426,7 +430,7 @@ def mmsent_train(
     a = {k: v for k, v in locals().items()}
     a['progress'] = not a.pop('no_progress')
     try: res = train(TrainConfig(**a))
-    except (ValueError, FileNotFoundError, TrainingDiverged, NotImplementedError) as e:
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(2)
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")

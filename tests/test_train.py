@@ -55,22 +55,27 @@ def test_kill_and_resume_matches_uninterrupted(synth, tmp_path):
 
 
 RANK_SCRIPT = '''
-import os, sys, torch
+import json, os, sys, torch
 from safetensors.torch import save_file
 from mmsent.train import train, TrainConfig
-res = train(TrainConfig(data_root=sys.argv[1], epochs=1, batch_size=8, max_audio_seconds=2.0, output_dir=sys.argv[2],
-                        log_dir=sys.argv[2] + '/logs', progress=False, device='cpu'))
+kw = {**dict(epochs=1, batch_size=8, max_audio_seconds=2.0, progress=False, device='cpu'), **json.loads(sys.argv[3])}
+res = train(TrainConfig(data_root=sys.argv[1], output_dir=sys.argv[2], log_dir=sys.argv[2] + '/logs', **kw))
 m = res['model']
 save_file({k: v.contiguous() for k, v in m.state_dict().items()}, f"{sys.argv[2]}/rank{os.environ['RANK']}.safetensors")
 '''
 
 
-def test_two_process_cpu_run_keeps_ranks_identical(synth, tmp_path):
+def torchrun_2(synth, tmp_path, port, **kw):
+    "Train under `torchrun --nproc_per_node 2` (gloo), each rank saving its final weights."
     (tmp_path/'rank_train.py').write_text(RANK_SCRIPT)
     env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
-    r = subprocess.run([str(BIN/'torchrun'), '--nproc_per_node', '2', '--master_port', '29533', str(tmp_path/'rank_train.py'),
-                        str(synth), str(tmp_path/'out')], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run([str(BIN/'torchrun'), '--nproc_per_node', '2', '--master_port', str(port), str(tmp_path/'rank_train.py'),
+                        str(synth), str(tmp_path/'out'), json.dumps(kw)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_two_process_cpu_run_keeps_ranks_identical(synth, tmp_path):
+    torchrun_2(synth, tmp_path, 29533)
     assert '2 process(es)' in (tmp_path/'out'/'logs'/'training_end_to_end.log').read_text()
     from safetensors.torch import load_file
     w0, w1 = load_file(str(tmp_path/'out'/'rank0.safetensors')), load_file(str(tmp_path/'out'/'rank1.safetensors'))
@@ -78,6 +83,25 @@ def test_two_process_cpu_run_keeps_ranks_identical(synth, tmp_path):
     assert all((w0[k] == w1[k]).all() for k in w0)
     init = __import__('mmsent.model', fromlist=['x']).EndToEndMultiModalModel.from_pretrained(tmp_path/'out'/'end_to_end_multimodal_best')
     assert all((init.state_dict()[k] == w0[k]).all() for k in w0)   # the saved best model is the trained one
+
+
+def test_two_process_gradual_unfreezing(synth, tmp_path):
+    "Frozen encoders in epoch 1, unfrozen (top layer) in epoch 2, under DDP: ranks stay identical and exactly the right weights move."
+    torchrun_2(synth, tmp_path, 29534, epochs=2, freeze=True, unfreeze_epoch=2, unfreeze_top_k=1, save_every=1, learning_rate=1e-3)
+    from safetensors.torch import load_file
+    w0, w1 = load_file(str(tmp_path/'out'/'rank0.safetensors')), load_file(str(tmp_path/'out'/'rank1.safetensors'))
+    assert all((w0[k] == w1[k]).all() for k in w0)
+    e1 = load_file(str(tmp_path/'out'/'end_to_end_multimodal_epoch_1'/'model.safetensors'))
+    moved = {k for k in w0 if not torch_equal(e1[k], w0[k])}
+    assert any(k.startswith('text_model.encoder.encoder.layer.1.') for k in moved)         # the top layer trained in epoch 2
+    assert not any(k.startswith('text_model.encoder.encoder.layer.0.') for k in moved)     # the one below stayed frozen
+    assert not any('feature_extractor' in k for k in moved)                                # and Wav2Vec2's convolutions
+    lrs = [e['learning_rates'] for e in history(tmp_path/'out')]   # one linear decay over both epochs, whatever the process count:
+    assert lrs[0] == pytest.approx([0.5e-3]*4, rel=0.1) and lrs[1] == [0.0]*4   # halfway after epoch 1, zero at the end
+    assert '2 process(es)' in (tmp_path/'out'/'logs'/'training_end_to_end.log').read_text()
+
+
+def torch_equal(a, b): return bool((a == b).all())
 
 
 def test_bf16_autocast_on_cpu(synth, tmp_path):
