@@ -27,7 +27,7 @@ class SynthConfig:
     "Parameters of the synthetic set."
     n:int=1000 # number of samples
     seed:int=0 # everything is determined by the seed
-    show:tuple=(0.55, 0.45, 0.35) # probability that text / audio / visual shows a negative or positive sample's sentiment (else it looks neutral)
+    show:tuple=(0.55, 0.4, 0.35) # probability that text / audio / visual shows a negative or positive sample's sentiment (else it looks neutral)
     p_conflict:float=0.0 # probability that one modality, at random, shows the opposite sentiment instead (sarcasm)
     splits:tuple=(0.8, 0.1, 0.1) # train / val / test fractions
     p_missing:float=0.0 # probability that each modality is absent from a sample (at least one always stays)
@@ -241,7 +241,7 @@ def mmsent_synth(
     out:str=None, # folder to write into (required)
     n:int=1000, # number of samples
     seed:int=0, # random seed
-    show:str='0.55,0.45,0.35', # probabilities that text, audio, visual show a polar sample's sentiment
+    show:str='0.55,0.4,0.35', # probabilities that text, audio, visual show a polar sample's sentiment
     p_conflict:float=0.0, # probability that one modality shows the opposite sentiment
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels

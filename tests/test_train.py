@@ -145,7 +145,7 @@ def test_base_preset_two_steps_with_gradient_checkpointing(synth, tmp_path):
 
 @pytest.mark.slow
 def test_main_job_defaults_reach_the_fusion_target(tmp_path):
-    "`mmsent_train` with no arguments (the README's main job): the fused model beats every single modality by 15+ points."
+    "`mmsent_train` with no arguments (the README's main job): the fused model beats every single modality by 15+ points; `mmsent_eval` on it."
     env = dict(os.environ, HF_HUB_OFFLINE='1', MMSENT_CACHE=str(tmp_path/'cache'))   # generates the synthetic set itself
     r = subprocess.run([str(BIN/'mmsent_train'), '--no_progress'], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -157,3 +157,18 @@ def test_main_job_defaults_reach_the_fusion_target(tmp_path):
         assert acc <= best['val_accuracy'] - 0.15, (m, acc, best['val_accuracy'])
     assert (tmp_path/'models'/'end_to_end_multimodal_best'/'model.safetensors').exists()
     assert (tmp_path/'logs'/'training_end_to_end.log').exists()
+    # then evaluate it as the tutorial does, on a held-out synthetic set (another seed, every split)
+    r = subprocess.run([str(BIN/'mmsent_synth'), '--out', 'heldout', '--n', '1200', '--seed', '7'], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([str(BIN/'mmsent_eval'), '--model', 'models/end_to_end_multimodal_best', '--data_root', 'heldout', '--split', 'all',
+                        '--out', 'eval', '--no_progress'], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '## Modality ablation' in r.stdout
+    m = json.loads((tmp_path/'eval'/'metrics.json').read_text())
+    assert m['fused']['n'] == 1200 and m['fused']['accuracy'] >= 0.90
+    single = {row['hidden'][0]: row['delta_accuracy'] for row in m['ablation'] if len(row['hidden']) == 1}
+    assert min(single, key=single.get) == 'text', single   # the synthetic set's most informative modality costs the most
+    assert all(d < 0 for d in single.values()), single
+    for f in ('metrics.md', 'predictions.csv', 'attention.json', 'attention.csv', 'confusion_matrix.png', 'attention.png', 'ablation.png',
+              'training_curves.png'):
+        assert (tmp_path/'eval'/f).stat().st_size > 0, f
