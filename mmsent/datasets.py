@@ -36,7 +36,7 @@ __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataErr
 class Record:
     "One sample: its label and the inputs it has (None: that input is absent)."
     id:str # unique within the dataset
-    label:int # 0 negative, 1 neutral, 2 positive
+    label:int|None # 0 negative, 1 neutral, 2 positive (None: unlabelled, for prediction only)
     text:str|None=None # the utterance
     audio_path:Path|None=None # an audio file
     image_path:Path|None=None # an image file
@@ -71,6 +71,7 @@ def _cell(row, k):
 
 def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
+    require_label:bool=True, # False: rows without a label are allowed (label None), for prediction
 )->list[Record]:
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
     p = Path(path)
@@ -87,13 +88,13 @@ def read_manifest(
             except json.JSONDecodeError as e: raise DataError(f"{p}:{i}: not valid JSON ({e})") from None
     else:
         with open(p, newline='', encoding='utf-8-sig') as f: rows = [(i, r) for i, r in enumerate(csv.DictReader(f), 2)]
-    if rows and 'label' not in rows[0][1]: raise DataError(f"{p} has no 'label' column")
+    if require_label and rows and 'label' not in rows[0][1]: raise DataError(f"{p} has no 'label' column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
         where = f"{p}:{line}"
         lab = _cell(r, 'label')
-        if lab is None: raise DataError(f"{where}: empty label")
-        try: y = label_id(lab)
+        if lab is None and require_label: raise DataError(f"{where}: empty label")
+        try: y = label_id(lab) if lab is not None else None
         except ValueError as e: raise DataError(f"{where}: {e}") from None
         rid = _cell(r, 'id') or str(line)
         if rid in seen: raise DataError(f"{where}: duplicate id {rid!r}")

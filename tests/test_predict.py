@@ -1,0 +1,97 @@
+"mmsent_predict as a user runs it: every input kind, every bad input, the interactive mode through stdin, a manifest."
+import json, os, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run(args, cwd, stdin=None):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    return subprocess.run([str(BIN/'mmsent_predict'), *args], cwd=cwd, capture_output=True, text=True, env=env, input=stdin, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    "A saved tiny model and input files of every kind, good and bad."
+    import soundfile as sf, torch
+    from PIL import Image
+    from mmsent.data import write_test_mp4
+    from mmsent.encoders import MultiModalProcessor
+    from mmsent.model import EndToEndMultiModalModel
+    d = tmp_path_factory.mktemp('predict')
+    torch.manual_seed(0)
+    EndToEndMultiModalModel.from_preset('tiny').save_pretrained(d/'model', processor=MultiModalProcessor.from_pretrained('tiny'))
+    rng = np.random.default_rng(0)
+    sf.write(d/'stereo8k.wav', rng.normal(0, 0.1, (8_000, 2)).astype(np.float32), 8_000)
+    sf.write(d/'silence.flac', np.zeros(16_000, np.float32), 16_000)
+    sf.write(d/'long.wav', rng.normal(0, 0.1, 16_000*30).astype(np.float32), 16_000)   # 30 s: cropped
+    Image.new('CMYK', (20, 30), (10, 200, 30, 0)).save(d/'cmyk.jpg')
+    Image.new('I;16', (1, 1)).save(d/'one16.png')
+    Image.fromarray(rng.integers(0, 255, (24, 24, 4), dtype=np.uint8), 'RGBA').save(d/'rgba.png')
+    write_test_mp4(d/'clip.mp4', rng.normal(0, 0.1, 16_000).astype(np.float32), frames=[np.full((32, 32, 3), 40*i, np.uint8) for i in range(4)], fps=4)
+    (d/'empty.wav').write_bytes(b'')
+    (d/'text.png').write_text('not an image')
+    (d/'corrupt.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + bytes(300))
+    return d
+
+
+@pytest.mark.parametrize('args,mods', [
+    (['--text', 'what a great film 🎬', '--audio', 'stereo8k.wav', '--image', 'cmyk.jpg'], ['text', 'audio', 'visual']),
+    (['--video', 'clip.mp4'], ['audio', 'visual']),
+    (['--audio', 'silence.flac', '--image', 'one16.png'], ['audio', 'visual']),
+    (['--text', '', '--audio', 'long.wav', '--image', 'rgba.png'], ['text', 'audio', 'visual']),
+])
+def test_input_kinds(inputs, args, mods):
+    r = run(['--model', 'model', *args, '--json'], inputs)
+    assert r.returncode == 0, r.stderr[-2000:]
+    p = json.loads(r.stdout)
+    assert p['modalities'] == mods and p['label'] in ('negative', 'neutral', 'positive')
+    assert abs(sum(p['probs'].values()) - 1) < 1e-5 and set(p['unimodal']) == set(mods)
+    assert np.asarray(p['attention']).shape == (4, len(mods), len(mods))
+
+
+def test_text_output(inputs):
+    r = run(['--model', 'model', '--text', 'not bad at all', '--image', 'rgba.png'], inputs)
+    assert r.returncode == 0, r.stderr
+    assert 'from text + visual' in r.stdout and 'attention' in r.stdout and 'visual alone' in r.stdout
+
+
+@pytest.mark.parametrize('args,says', [
+    (['--audio', 'nope.wav'], 'nope.wav'),
+    (['--audio', 'empty.wav'], 'empty.wav'),
+    (['--image', 'text.png'], 'text.png'),
+    (['--video', 'corrupt.mp4'], 'corrupt.mp4'),
+    ([], 'no input'),
+    (['--model', 'nowhere', '--text', 'hi'], 'nowhere'),
+])
+def test_bad_inputs(inputs, args, says):
+    r = run(['--model', 'model', *args] if '--model' not in args else args, inputs)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith('mmsent_predict: error:') and says in r.stderr, r.stderr
+
+
+def test_interactive_through_stdin(inputs):
+    rounds = ['great movie', '', '', '',                 # text only
+              '', 'missing.wav', '', '',                 # a bad path: an error, then it goes on
+              'fine', '', 'rgba.png', '',                # text + image
+              'quit']
+    r = run(['--model', 'model', '--interactive'], inputs, stdin='\n'.join(rounds) + '\n')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('from text') == 2 and 'from text + visual' in r.stdout
+    assert 'error:' in r.stdout and 'missing.wav' in r.stdout and r.stdout.rstrip().endswith('bye')
+    r = run(['--model', 'model', '--interactive', '--json'], inputs, stdin='hello\n')   # end of input mid-sample
+    assert r.returncode == 0 and 'bye' in r.stdout
+
+
+def test_manifest(inputs):
+    (inputs/'m.csv').write_text("id,text,audio_path,image_path,video_path\n"
+                                "a,great,stereo8k.wav,cmyk.jpg,\nb,meh,,,\nc,,nope.wav,,\nd,,,,clip.mp4\n")
+    r = run(['--model', 'model', '--manifest', 'm.csv', '--out', 'preds.jsonl'], inputs)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in (inputs/'preds.jsonl').read_text().splitlines()]
+    assert [x['id'] for x in rows] == ['a', 'b', 'd'] and rows[2]['modalities'] == ['audio', 'visual']
+    assert '1 rows unusable' in r.stdout and 'c:' in r.stdout and 'nope.wav' in r.stdout
+    r = run(['--model', 'model', '--manifest', 'm.csv', '--out', 'preds.csv', '--strict'], inputs)
+    assert r.returncode == 2 and 'nope.wav' in r.stderr
