@@ -132,7 +132,7 @@ def predict(
         batch = _rows({**batch, 'modality_mask': mask}, keep) if not keep.all() else {**batch, 'modality_mask': mask}
         inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items() if k not in ('labels', 'meta')}
         y = batch['labels']
-        out = model(**inputs, labels=y.to(device), return_dict=True)
+        out = model(**inputs, return_dict=True)   # no labels: the fused loss is computed below, the aux losses are not needed
         logits = out.logits.float().cpu()
         loss += F.cross_entropy(logits, y, reduction='sum').item(); n += len(y)
         acc['ids'] += list(batch['meta']['ids']); acc['labels'].append(y); acc['logits'].append(logits)

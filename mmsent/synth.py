@@ -159,9 +159,8 @@ def _cue_outcomes(
             for w in wrong: res.append((p*c.p_conflict/3/len(wrong), cues[:m] + (w,) + cues[m+1:]))
     return [(p, cues) for p, cues in res if p > 0]
 
-def _draw_cues(c:SynthConfig, y:int, rng:np.random.Generator)->tuple:
-    "One sample's (text, audio, visual) cues."
-    outs = _cue_outcomes(c, y)
+def _draw_cues(outs:list, rng:np.random.Generator)->tuple:
+    "One sample's (text, audio, visual) cues, drawn from `_cue_outcomes` of its label."
     return outs[rng.choice(len(outs), p=np.array([p for p, _ in outs])/sum(p for p, _ in outs))][1]
 
 def expected_accuracy(
@@ -192,10 +191,10 @@ def synthesize(
     rng = np.random.default_rng(c.seed)
     labels = np.arange(c.n) % 3; rng.shuffle(labels)
     splits = rng.choice(['train', 'val', 'test'], size=c.n, p=list(c.splits))
-    rows = []
+    rows, outcomes = [], {y: _cue_outcomes(c, y) for y in range(3)}
     for i in range(c.n):
         y = int(labels[i]); sid = f'{i:06d}'
-        cues = _draw_cues(c, y, rng)
+        cues = _draw_cues(outcomes[y], rng)
         keep = rng.random(3) >= c.p_missing
         if not keep.any(): keep[rng.integers(3)] = True
         row = dict(id=sid, split=splits[i], label=LABELS[y], text='', audio_path='', image_path='',
