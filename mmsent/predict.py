@@ -14,7 +14,7 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
-from .data import AudioReadError, ImageReadError, NoAudioStream, load_audio, load_video_frames
+from .data import AudioReadError, ImageReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
@@ -80,6 +80,7 @@ class Predictor:
         if all(x is None for x in (text, audio, image, video)): raise ValueError("no input: give at least one of text, audio, image, video")
         c = self.processor.config
         if audio is not None: audio = self.processor.read_audio(audio)
+        if image is not None: image = load_image(image)
         if video is not None:
             if audio is None:
                 try: audio = load_audio(video, c.sampling_rate, c.max_audio_seconds)
