@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #266dbab9
 from __future__ import annotations
-import json, logging, math, os, random, shutil, sys, tempfile, time
+import inspect, json, logging, math, os, random, shutil, sys, tempfile, time
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 
@@ -23,16 +23,17 @@ import mmsent
 from .core import LABELS, MODALITIES, get_preset, cache_dir
 from .synth import SynthConfig
 from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator)
-from .encoders import MultiModalProcessor, base_config
+from .encoders import MultiModalProcessor, EncoderLoadError, base_config
 from .fusion import FusionConfig, FUSION_KINDS
-from .model import EndToEndMultiModalModel, ModelConfig
+from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .cache import FeatureCache, CachedFeatureDataset, CachedCollator
 
 log = logging.getLogger('mmsent.train')
 
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'HISTORY_NAME', 'LOG_NAME', 'TrainConfig', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'evaluate', 'TrainingDiverged', 'train', 'mmsent_train']
+           'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor',
+           'DistillCollator', 'load_teacher', 'TrainingDiverged', 'train', 'cli_config', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -74,7 +75,12 @@ class TrainConfig:
     freeze:bool=False # start with frozen encoders
     unfreeze_epoch:int|None=None # unfreeze them at the start of this epoch (1-based; needs freeze)
     unfreeze_top_k:int|None=None # unfreeze only the top k layers of each encoder
-    feature_cache:bool=True # encoders frozen for the whole run: compute their features once (safetensors cache)
+    feature_cache:bool=True # encoders frozen for the whole run: compute their features once (safetensors cache; not with a teacher)
+    # distillation (mmsent_distill)
+    teacher:str|None=None # a saved model directory (e.g. models/end_to_end_multimodal_best): train on its softened logits too
+    distill_alpha:float=0.5 # weight of the distillation term; 1 - distill_alpha goes to the label loss
+    distill_temperature:float=2.0 # softmax temperature T of the distillation term (scaled by T^2)
+    distill_unimodal:bool=False # also distil each unimodal head from the teacher's head of the same modality (weighted by aux_loss_weight)
     # run
     device:str='auto' # auto, cpu, cuda or mps (multi-GPU: launch with accelerate/torchrun)
     seed:int=42 # everything random derives from it
@@ -94,6 +100,8 @@ class TrainConfig:
                   (self.metric in ('accuracy', 'weighted_f1'), "metric must be accuracy or weighted_f1"),
                   (self.epochs >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "epochs, batch_size and grad_accum must be >= 1"),
                   (self.unfreeze_epoch is None or self.freeze, "unfreeze_epoch needs --freeze"),
+                  (0.0 <= self.distill_alpha <= 1.0, f"distill_alpha must be in [0, 1], got {self.distill_alpha}"),
+                  (self.distill_temperature > 0, f"distill_temperature must be > 0, got {self.distill_temperature}"),
                   (self.device in ('auto', 'cpu', 'cuda', 'mps'), "device must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES)")]
         for ok, msg in checks:
             if not ok: raise ValueError(f"invalid training config: {msg}")
@@ -203,7 +211,8 @@ def _to(batch:dict, device)->dict:
     out = {}
     for k, v in batch.items():
         if k == 'meta': continue
-        if k == 'encoder_outputs': out[k] = {m: {n: (t.to(device) if t is not None else None) for n, t in d.items()} for m, d in v.items()}
+        if k == 'teacher_inputs': out[k] = _to(v, device)
+        elif k == 'encoder_outputs': out[k] = {m: {n: (t.to(device) if t is not None else None) for n, t in d.items()} for m, d in v.items()}
         else: out[k] = v.to(device) if torch.is_tensor(v) else v
     return out
 
@@ -241,6 +250,60 @@ def evaluate(
         res['modality_accuracy'][m] = accuracy_score(y[rows], ul[rows].argmax(-1)) if rows.any() else None
     return res
 
+# %% ../nbs/05_train.ipynb #dee4a044
+def kd_loss(
+    student_logits:torch.Tensor, # (B, C)
+    teacher_logits:torch.Tensor, # (B, C)
+    temperature:float=2.0, # softening temperature T
+)->torch.Tensor: # scalar
+    "Hinton's distillation term: T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the batch."
+    T = temperature
+    s, t = F.log_softmax(student_logits.float()/T, -1), F.log_softmax(teacher_logits.float()/T, -1)
+    return F.kl_div(s, t, log_target=True, reduction='batchmean')*T*T
+
+def distillation_loss(
+    out, # the student's `MultiModalOutput` (with `loss`, from labels)
+    teacher_out, # the teacher's `MultiModalOutput` on the same batch
+    alpha:float=0.5, # weight of the distillation term
+    temperature:float=2.0, # softening temperature T
+    unimodal_weight:float=0.0, # weight of each unimodal head's distillation term (0: the fused logits only)
+)->tuple[torch.Tensor, torch.Tensor]: # (total loss, the distillation term, detached)
+    "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss."
+    kd = kd_loss(out.logits, teacher_out.logits, temperature)
+    if unimodal_weight:
+        for m, s in out.unimodal_logits.items():
+            t = teacher_out.unimodal_logits[m]
+            rows = torch.isfinite(s).all(-1) & torch.isfinite(t).all(-1)   # NaN rows: the sample lacks m (or it was dropped)
+            if rows.any(): kd = kd + unimodal_weight*kd_loss(s[rows], t[rows], temperature)
+    if alpha < 1 and out.loss is None: raise ValueError("distillation_loss needs the student's label loss (call the model with labels) when alpha < 1")
+    total = alpha*kd if alpha == 1 else alpha*kd + (1 - alpha)*out.loss
+    return total, kd.detach()
+
+def same_processor(
+    a:MultiModalProcessor, b:MultiModalProcessor,
+)->bool:
+    "True when two processors would give identical inputs: their saved files are byte for byte the same."
+    with tempfile.TemporaryDirectory() as d:
+        files = lambda p: {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted(p.rglob('*')) if f.is_file()}
+        return files(a.save_pretrained(Path(d)/'a')) == files(b.save_pretrained(Path(d)/'b'))
+
+class DistillCollator:
+    "The student's collator, plus the teacher's own inputs under `teacher_inputs` (a teacher whose processor differs)."
+    def __init__(self, collate, teacher_processor:MultiModalProcessor): self.collate, self.teacher = collate, MultiModalCollator(teacher_processor)
+    def __call__(self, samples):
+        t = self.teacher(samples)
+        return {**self.collate(samples), 'teacher_inputs': {k: v for k, v in t.items() if k not in ('labels', 'meta')}}
+
+def load_teacher(
+    directory:str|Path, # a model directory written by `save_pretrained` (mmsent_train's best model)
+)->tuple[EndToEndMultiModalModel, MultiModalProcessor]:
+    "The teacher and its processor, frozen and in eval mode; errors name the directory and what is wrong."
+    d = Path(directory)
+    if not d.is_dir(): raise FileNotFoundError(f"teacher {d}: no such model directory (give a folder written by mmsent_train, e.g. models/end_to_end_multimodal_best)")
+    try: model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
+    except (ModelLoadError, EncoderLoadError) as e: raise ValueError(f"teacher {d}: {e}") from None
+    return model.eval().requires_grad_(False), proc
+
 # %% ../nbs/05_train.ipynb #cd470632
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
@@ -258,7 +321,7 @@ def _setup_logging(log_dir:Path, main:bool):
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers + logging.getLogger().handlers):
         sh = logging.StreamHandler(sys.stderr); sh._mmsent = True; sh.setFormatter(logging.Formatter('[mmsent] %(message)s')); root.addHandler(sh)
 
-def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path):
+def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teacher=None, teacher_processor=None):
     "Train/val data loaders (raw or from the feature cache) and the data reports."
     sc = SynthConfig(n=cfg.synth_n, seed=0)
     splits = {}
@@ -267,7 +330,7 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path):
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
-    if cfg.frozen_throughout and cfg.feature_cache:
+    if cfg.frozen_throughout and cfg.feature_cache and teacher is None:   # a teacher needs the raw inputs
         level = 'sequence' if cfg.fusion == 'crossmodal' else 'pooled'
         fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds)
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
@@ -277,17 +340,22 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path):
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
         collate = MultiModalCollator(processor)
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate, persistent_workers=cfg.num_workers > 0)
-    return torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, **kw), torch.utils.data.DataLoader(ds['val'], shuffle=False, **kw)
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
+    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
+            torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw))
 
-def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples):
-    return dict(epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
+def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):
+    extra = {} if kd_loss is None else dict(train_kd_loss=kd_loss)
+    return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
                 val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], learning_rates=lrs,
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
 # %% ../nbs/05_train.ipynb #fc382c06
 def train(
     config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
+    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
+    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
     **kwargs, # or override fields of the default config
 )->dict: # history, paths, best metric
     "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
@@ -313,7 +381,17 @@ def train(
     else:
         model = EndToEndMultiModalModel(cfg.model_config())
         processor = cfg.processor()
-    train_dl, val_dl = _loaders(cfg, processor, model, acc, out_dir)
+    teacher, teacher_processor = teacher_model, None
+    if teacher is None and cfg.teacher: teacher, teacher_processor = load_teacher(cfg.teacher)
+    if teacher is not None:
+        if tuple(teacher.modalities) != tuple(model.modalities):
+            raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has {model.modalities}")
+        teacher = teacher.to(acc.device).eval().requires_grad_(False)
+        if teacher_processor is not None and same_processor(teacher_processor, processor): teacher_processor = None
+        log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
+                 "its own processor" if teacher_processor is not None else "the student's processor")
+    train_dl, val_dl = _loaders(cfg, processor, model, acc, out_dir, teacher, teacher_processor)
+    uni_w = model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
     steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
     total = steps_per_epoch*cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
@@ -340,12 +418,17 @@ def train(
             model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
         train_dl.set_epoch(epoch)
         fwd_model.train()
-        t0, tot_loss, n_seen, n_right = time.time(), 0.0, 0, 0
+        t0, tot_loss, tot_kd, n_seen, n_right = time.time(), 0.0, 0.0, 0, 0
         bar = tqdm(train_dl, desc=f'epoch {epoch}/{cfg.epochs}', disable=not (cfg.progress and acc.is_main_process))
         for batch in bar:
             with acc.accumulate(fwd_model):
-                out = fwd_model(**_to(batch, acc.device), return_dict=True)
+                b = _to(batch, acc.device); t_in = b.pop('teacher_inputs', None)
+                out = fwd_model(**b, return_dict=True)
                 loss = out.loss
+                if teacher is not None:
+                    with torch.no_grad(), acc.autocast():
+                        tout = teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
+                    loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w)
                 if not torch.isfinite(loss.detach()):
                     raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step}: lower --learning_rate, use fp32 or bf16 "
                                            f"instead of fp16, or check the data (`mmsent_check_data`)")
@@ -356,12 +439,14 @@ def train(
                 if acc.sync_gradients: step += 1
             B = len(batch['labels'])
             tot_loss += loss.item()*B; n_seen += B
+            if teacher is not None: tot_kd += kd.item()*B
             n_right += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
             bar.set_postfix(loss=f'{tot_loss/n_seen:.4f}', samples_s=f'{n_seen/(time.time() - t0):.1f}')
             if cfg.max_train_steps is not None and step >= cfg.max_train_steps: break
         seconds = time.time() - t0
         ev = evaluate(fwd_model, val_dl, acc, max_batches=cfg.max_eval_batches)
-        rec = _epoch_record(epoch, tot_loss/max(n_seen, 1), n_right/max(n_seen, 1), ev, [g['lr'] for g in opt.param_groups], seconds, n_seen*acc.num_processes)
+        rec = _epoch_record(epoch, tot_loss/max(n_seen, 1), n_right/max(n_seen, 1), ev, [g['lr'] for g in opt.param_groups], seconds, n_seen*acc.num_processes,
+                            kd_loss=tot_kd/max(n_seen, 1) if teacher is not None else None)
         history.append(rec)
         score = ev[cfg.metric]
         improved = best is None or score > best
@@ -380,6 +465,8 @@ def train(
                 save_checkpoint(out_dir/EPOCH_NAME.format(epoch), unwrapped, processor, opt, sched, st)
             _atomic_json(out_dir/HISTORY_NAME, dict(config=asdict(cfg), best_metric=cfg.metric, best=best, epochs=history))
         acc.wait_for_everyone()
+        if on_epoch_end is not None and on_epoch_end(epoch, rec):
+            log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
         if stop:
             log.info("stopping: %s", f"max_train_steps ({cfg.max_train_steps}) reached" if cfg.max_train_steps is not None and step >= cfg.max_train_steps
                      else f"no improvement of val {cfg.metric} for {stale} epochs"); break
@@ -387,6 +474,23 @@ def train(
     return dict(history=history, best=best, metric=cfg.metric, best_dir=out_dir/BEST_NAME, history_path=out_dir/HISTORY_NAME, model=acc.unwrap_model(fwd_model))
 
 # %% ../nbs/05_train.ipynb #657fd176
+def cli_config(
+    args:dict, # the command's arguments, as parsed
+    path:str|Path|None, # a JSON file of option -> value (None: `args` as they are)
+    command, # the console-script function (its defaults tell which options were left alone)
+)->dict:
+    "`args` with the values of the JSON file `path` wherever an option was left at its default."
+    if not path: return args
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"--config {p}: no such file")
+    try: d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"--config {p} is not valid JSON: {e}") from None
+    if not isinstance(d, dict): raise ValueError(f"--config {p} must hold a JSON object of option -> value, got {type(d).__name__}")
+    defaults = {k: v.default for k, v in inspect.signature(command).parameters.items()}
+    bad = sorted(k for k in d if k not in args or k == 'config')
+    if bad: raise ValueError(f"--config {p}: unknown options {bad} (known: {sorted(k for k in args if k != 'config')})")
+    return {**args, **{k: v for k, v in d.items() if args[k] == defaults.get(k)}}
+
 @call_parse
 def mmsent_train(
     epochs:int=10, # passes over the training split
@@ -399,6 +503,7 @@ def mmsent_train(
     preset:str='tiny', # encoders: tiny, small or base
     random_init:store_true=False, # build the preset's encoders from configs with random weights (base/tiny; benchmarks, smoke tests)
     fusion:str='attention', # attention, concat, gated or crossmodal
+    dropout:float=0.1, # fusion and head dropout
     output_dir:str='models', # models, checkpoints, history
     log_dir:str='logs', # the log file
     seed:int=42, # random seed
@@ -425,11 +530,14 @@ def mmsent_train(
     max_train_steps:int=None, # stop after this many optimizer steps
     max_eval_batches:int=None, # evaluate on only this many validation batches
     no_progress:store_true=False, # no progress bars
+    config:str=None, # a JSON file of these options (e.g. mmsent_tune's best_params.json): options left at their defaults take its values
 ):
     "Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set)."
     a = {k: v for k, v in locals().items()}
-    a['progress'] = not a.pop('no_progress')
-    try: res = train(TrainConfig(**a))
+    try:
+        a = cli_config(a, a.pop('config'), mmsent_train)
+        a['progress'] = not a.pop('no_progress')
+        res = train(TrainConfig(**a))
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(2)
     last = res['history'][-1] if res['history'] else {}
