@@ -1,135 +1,128 @@
-"""Training-step benchmark: throughput and model-FLOPs utilisation against this machine's measured matmul peak.
+"""Training-step benchmark: throughput and model-FLOPs utilisation against this machine's measured matmul peak, and peak memory.
 
-    python bench/bench_train_step.py                  # tiny and base presets, fp32 and bf16, on the CPU
-    python bench/bench_train_step.py --presets base --steps 3 --json bench/results/train_step.json
+    python bench/bench_train_step.py                     # tiny and base presets, fp32 and bf16, a few batch sizes; memory of base
+    python bench/bench_train_step.py --presets base --batches 2 --no-memory
 
-For each preset and precision it times full training steps (forward, combined loss, backward, AdamW) on a
-synthetic batch built by the real processor, counts the model FLOPs of one step with
-`torch.utils.flop_counter.FlopCounterMode`, and divides FLOPs by step time. The limit is the dense matmul peak
-measured in the same run (fp32 and bf16, square matmuls). Base encoders are built from their configs (random
-init): the FLOPs and the time do not depend on the weights. Prints a table and writes JSON; asserts nothing.
+For each preset, batch size and precision it times full training steps (forward, combined loss, backward,
+the AdamW step `mmsent.train` builds) on a batch made by the real processor (32 tokens, 2 s of audio, one
+image per sample), counts the model FLOPs of one step with `torch.utils.flop_counter.FlopCounterMode`, and
+divides FLOPs by step time. The limit is the dense matmul peak measured in the same run (fp32 and bf16).
+On a CUDA machine (`--device cuda`) it also times the steps under `torch.compile` and reports memory with
+`torch.cuda.max_memory_allocated`.
+
+Memory (`--memory`, default on the CPU): activation memory of a base training step, the peak RSS of forward +
+backward above what the process holds before it (weights, gradients, AdamW state, the batch), with and
+without gradient checkpointing, in fp32 and bf16, each in a fresh process. Prints tables and writes
+bench/results/train_step.json; asserts nothing.
 """
-import argparse, json, os, platform, resource, subprocess, sys, time
-from pathlib import Path
+import argparse
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmsent.encoders import MultiModalProcessor, base_config
-from mmsent.model import EndToEndMultiModalModel, ModelConfig
+import common as C
+
+GOAL_BF16_PEAK, GOAL_CKPT_CUT = 0.50, 0.40
 
 
-def matmul_peak(dtype, n=2048, seconds=2.0):
-    "Dense square-matmul throughput in GFLOP/s."
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2): a @ b
-    k, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds: a @ b; k += 1
-    return 2*n**3*k/(time.perf_counter() - t0)/1e9
-
-
-def build(preset, grad_ckpt=False):
-    if preset == 'base':
-        cfg = ModelConfig(preset='base', encoder_configs={m: base_config(m).to_dict() for m in ('text', 'audio', 'visual')},
-                          gradient_checkpointing=grad_ckpt)
-        return EndToEndMultiModalModel(cfg), MultiModalProcessor.from_pretrained('tiny')  # the tiny tokenizer's ids are valid for RoBERTa-base's vocabulary
-    return EndToEndMultiModalModel.from_preset('tiny', gradient_checkpointing=grad_ckpt), MultiModalProcessor.from_pretrained('tiny')
-
-
-def batch(proc, preset, B, seconds=2.0, tokens=32):
-    rng = np.random.default_rng(0)
-    text = [' '.join(['word'] * tokens)] * B
-    audio = [rng.normal(0, 0.1, int(16_000*seconds)).astype(np.float32) for _ in range(B)]
-    from PIL import Image
-    side = 224 if preset == 'base' else 64
-    image = [Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)) for _ in range(B)]
-    inputs = dict(proc(text=text, audio=audio, image=image))
-    if preset == 'base':   # the tiny processor resizes to 64 px; the base ViT takes 224 px
-        inputs['visual_inputs'] = torch.randn(B, 3, 224, 224)
-    return inputs, torch.arange(B) % 3
-
-
-def step_fn(model, opt, inputs, labels, precision):
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
+def step_fn(model, opt, inputs, labels, precision, device='cpu'):
+    with C.autocast(precision, device):
         out = model(**inputs, labels=labels, return_dict=True)
     out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
 
 
-def bench_step(preset, precision, B, steps):
+def bench_step(preset, precision, B, steps, device='cpu', compile=False):
     torch.manual_seed(0)
-    model, proc = build(preset)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    inputs, labels = batch(proc, preset, B)
-    step_fn(model, opt, inputs, labels, precision)   # warm-up (allocations, AdamW state)
-    with FlopCounterMode(display=False) as fc:
-        step_fn(model, opt, inputs, labels, precision)
+    model, proc = C.build(preset)
+    model.to(device).train()
+    opt = C.optimizer(model, device)
+    inputs, labels = C.batch(proc, preset, B)
+    inputs, labels = {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+    fwd = torch.compile(model) if compile else model
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    def run(): step_fn(fwd, opt, inputs, labels, precision, device); sync()
+    run()   # warm-up: allocations, AdamW state (and compilation)
+    with FlopCounterMode(display=False) as fc: step_fn(model, opt, inputs, labels, precision, device)
     flops = fc.get_total_flops()
-    t = []
-    for _ in range(steps):
-        t0 = time.perf_counter(); step_fn(model, opt, inputs, labels, precision); t.append(time.perf_counter() - t0)
-    s = float(np.median(t))
-    return dict(preset=preset, precision=precision, batch=B, step_s=s, samples_per_s=B/s, gflop_per_step=flops/1e9, gflops=flops/s/1e9)
+    if device == 'cuda': torch.cuda.reset_peak_memory_stats()
+    s = C.median_time(run, steps, warmup=1 if compile else 0)
+    r = dict(preset=preset, precision=precision, compile=compile, batch=B, step_s=s, samples_per_s=B/s, gflop_per_step=flops/1e9, gflops=flops/s/1e9)
+    if device == 'cuda': r['peak_mem_mib'] = torch.cuda.max_memory_allocated()/2**20
+    return r
 
 
-def _status_mib(key):
-    "A memory figure of this process from /proc/self/status, in MiB (Linux)."
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(key + ':'): return int(line.split()[1])/1024
-    raise KeyError(key)
-
-
-def peak_rss_child(preset, grad_ckpt, precision, B):
-    "Peak RSS (MiB) of training steps, in a fresh process: the high-water mark is reset after the model, optimizer state and batch exist."
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_train_step as b, torch; "
-            f"torch.manual_seed(0); m, p = b.build({preset!r}, {grad_ckpt}); m.train(); o = torch.optim.AdamW(m.parameters(), lr=1e-5); "
-            f"i, y = b.batch(p, {preset!r}, {B}); b.step_fn(m, o, i, y, {precision!r}); "   # AdamW state now exists
-            f"open('/proc/self/clear_refs', 'w').write('5'); r0 = b._status_mib('VmRSS'); "   # reset the high-water mark
-            f"[b.step_fn(m, o, i, y, {precision!r}) for _ in range(2)]; print(r0, b._status_mib('VmHWM'))")
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1'))
-    if r.returncode: raise RuntimeError(r.stderr[-2000:])
-    before, peak = map(float, r.stdout.split()[-2:])
-    return dict(preset=preset, grad_checkpointing=grad_ckpt, precision=precision, batch=B, rss_before_steps_mib=before,
-                peak_rss_mib=peak, step_memory_mib=peak - before)
+def activation_memory_child(preset, grad_ckpt, precision, B):
+    "Peak RSS of forward + backward above the RSS before it (MiB), in a fresh process; gradients already allocated."
+    out = C.in_child(f"""
+import torch, common as C, bench_train_step as b
+torch.manual_seed(0); m, p = C.build({preset!r}, {grad_ckpt}); m.train(); o = C.optimizer(m)
+i, y = C.batch(p, {preset!r}, {B})
+b.step_fn(m, o, i, y, {precision!r}); o.zero_grad(set_to_none=False)   # AdamW state and gradient buffers now exist
+C.reset_peak_rss(); r0 = C.status_mib('VmRSS')
+with C.autocast({precision!r}): loss = m(**i, labels=y, return_dict=True).loss
+loss.backward(); print(r0, C.status_mib('VmHWM'))""")
+    before, peak = map(float, out.split()[-2:])
+    return dict(preset=preset, grad_checkpointing=grad_ckpt, precision=precision, batch=B, rss_before_mib=before, peak_rss_mib=peak,
+                activation_mib=peak - before)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--presets', nargs='+', default=['tiny', 'base'])
-    ap.add_argument('--steps', type=int, default=3)
-    ap.add_argument('--memory', action='store_true', help='also measure peak RSS of base steps with/without checkpointing and bf16')
-    ap.add_argument('--json', default='bench/results/train_step.json')
+    ap.add_argument('--batches', nargs='+', type=int, help='batch sizes (default: tiny 8 16 32, base 1 2 4)')
+    ap.add_argument('--steps', type=int, default=3, help='timed steps per setting (median)')
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--no-memory', action='store_true', help='skip the activation-memory measurements')
+    ap.add_argument('--memory_batches', nargs='+', type=int, default=[2, 8])
     a = ap.parse_args()
+    dev = a.device
     torch.manual_seed(0)
-    peaks = {'fp32': matmul_peak(torch.float32), 'bf16': matmul_peak(torch.bfloat16)}
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    peaks = {'fp32': C.matmul_peak(torch.float32, dev), 'bf16': C.matmul_peak(torch.bfloat16, dev)}
+    print(f"machine: {C.machine()}")
     print(f"dense matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
     for preset in a.presets:
-        B = 2 if preset == 'base' else 16
-        for prec in ('fp32', 'bf16'):
-            r = bench_step(preset, prec, B, a.steps)
-            r['frac_fp32_peak'], r['frac_bf16_peak'] = r['gflops']/peaks['fp32'], r['gflops']/peaks['bf16']
-            rows.append(r)
-    print(f"\n{'preset':6s} {'prec':5s} {'batch':>5s} {'step s':>8s} {'samples/s':>10s} {'GFLOP/step':>11s} {'GFLOP/s':>8s} {'/fp32 peak':>10s} {'/bf16 peak':>10s}")
-    for r in rows:
-        print(f"{r['preset']:6s} {r['precision']:5s} {r['batch']:5d} {r['step_s']:8.3f} {r['samples_per_s']:10.2f} {r['gflop_per_step']:11.1f} "
-              f"{r['gflops']:8.1f} {r['frac_fp32_peak']:10.0%} {r['frac_bf16_peak']:10.0%}")
+        for B in a.batches or ([1, 2, 4] if preset == 'base' else [8, 16, 32]):
+            for prec, comp in [('fp32', False), ('bf16', False)] + ([('bf16', True)] if dev == 'cuda' else []):
+                r = bench_step(preset, prec, B, a.steps, dev, comp)
+                r['frac_fp32_peak'], r['frac_bf16_peak'] = r['gflops']/peaks['fp32'], r['gflops']/peaks['bf16']
+                rows.append(r); print(f"  {preset} batch {B} {prec}{' compiled' if comp else ''}: {r['step_s']:.3f} s/step", flush=True)
+    print('\n' + C.table(rows, [('preset', 'preset', 's'), ('precision', 'prec', 's'), ('compile', 'compile', ''), ('batch', 'batch', 'd'),
+                                ('step_s', 'step s', '.3f'), ('samples_per_s', 'samples/s', '.1f'), ('gflop_per_step', 'GFLOP/step', '.1f'),
+                                ('gflops', 'GFLOP/s', '.1f'), ('frac_fp32_peak', '/fp32 peak', '.0%'), ('frac_bf16_peak', '/bf16 peak', '.0%')]))
+    base_bf16 = [r for r in rows if r['preset'] == 'base' and r['precision'] == 'bf16']
+    goals = {}
+    if base_bf16:
+        best = next((r for r in base_bf16 if r['batch'] == 2), None) or max(base_bf16, key=lambda r: r['frac_bf16_peak'])   # batch 2: the goal's setting
+        fp32 = next((r for r in rows if r['preset'] == 'base' and r['precision'] == 'fp32' and r['batch'] == best['batch']), None)
+        goals['base_bf16_frac_of_bf16_peak'] = dict(value=best['frac_bf16_peak'], goal=GOAL_BF16_PEAK, batch=best['batch'],
+                                                    speedup_over_fp32=fp32['step_s']/best['step_s'] if fp32 else None)
+        v = best['frac_bf16_peak']
+        print(f"\ngoal: base bf16 step at >= {GOAL_BF16_PEAK:.0%} of the bf16 peak: {v:.0%} at batch {best['batch']} "
+              f"({'met' if v >= GOAL_BF16_PEAK else f'short by {100*(GOAL_BF16_PEAK - v):.0f} points'}), "
+              f"{goals['base_bf16_frac_of_bf16_peak']['speedup_over_fp32']:.2f}x the fp32 step")
     mem = []
-    if a.memory:
-        for ck, prec in ((False, 'fp32'), (True, 'fp32'), (False, 'bf16')):
-            mem.append(peak_rss_child('base', ck, prec, 2))
-        print(f"\n{'base, batch 2':24s} {'peak RSS MiB':>12s} {'step memory MiB':>16s}")
-        for m in mem: print(f"{('ckpt ' if m['grad_checkpointing'] else '') + m['precision']:24s} {m['peak_rss_mib']:12.0f} {m['step_memory_mib']:16.0f}")
-        if len(mem) >= 2 and mem[0]['step_memory_mib'] > 0:
-            print(f"gradient checkpointing: step memory {1 - mem[1]['step_memory_mib']/mem[0]['step_memory_mib']:.0%} lower")
-    out = Path(a.json); out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(matmul_peak_gflops=peaks, steps=rows, memory=mem, torch=torch.__version__,
-                                   threads=torch.get_num_threads()), indent=2))
-    print(f"\nwrote {out}")
+    if not a.no_memory and dev == 'cpu' and 'base' in a.presets:
+        for B in a.memory_batches:
+            for prec in ('fp32', 'bf16'):
+                for ck in (False, True):
+                    mem.append(activation_memory_child('base', ck, prec, B)); print(f"  memory: base batch {B} {prec} ckpt={ck}: "
+                                                                                  f"{mem[-1]['activation_mib']:.0f} MiB", flush=True)
+        for m in mem:
+            plain = next(x for x in mem if x['batch'] == m['batch'] and x['precision'] == m['precision'] and not x['grad_checkpointing'])
+            m['cut_by_checkpointing'] = 1 - m['activation_mib']/plain['activation_mib'] if m['grad_checkpointing'] else None
+        print('\nactivation memory of a base training step (peak RSS of forward + backward above the resident weights, gradients and AdamW state)')
+        print(C.table(mem, [('batch', 'batch', 'd'), ('precision', 'prec', 's'), ('grad_checkpointing', 'ckpt', ''), ('rss_before_mib', 'resident MiB', '.0f'),
+                            ('activation_mib', 'activations MiB', '.0f'), ('cut_by_checkpointing', 'cut', '.0%')]))
+        big = [m for m in mem if m['grad_checkpointing'] and m['precision'] == 'fp32']
+        if big:
+            m = max(big, key=lambda m: m['batch'])
+            goals['checkpointing_activation_cut'] = dict(value=m['cut_by_checkpointing'], goal=GOAL_CKPT_CUT, batch=m['batch'])
+            print(f"goal: gradient checkpointing cuts activation memory by >= {GOAL_CKPT_CUT:.0%}: {m['cut_by_checkpointing']:.0%} at batch {m['batch']} (fp32)"
+                  + ('' if m['cut_by_checkpointing'] >= GOAL_CKPT_CUT else f", short by {100*(GOAL_CKPT_CUT - m['cut_by_checkpointing']):.0f} points"))
+    C.write('train_step', dict(matmul_peak_gflops=peaks, steps=rows, memory=mem, goals=goals))
 
 
 if __name__ == '__main__':
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
     main()

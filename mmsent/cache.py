@@ -152,14 +152,23 @@ class FeatureCache:
 # %% ../nbs/04a_cache.ipynb #c07f8964
 class CachedFeatureDataset(torch.utils.data.Dataset):
     "Samples as cached encoder features: `{'id', 'label', 'score', 'features': {modality: tensors}}`."
-    def __init__(self, records:list[Record], cache:FeatureCache):
+    def __init__(self,
+        records:list[Record], # the samples (all in the cache)
+        cache:FeatureCache, # where their features are
+        in_memory:bool|None=None, # keep features in RAM once read (default: for pooled caches, a few KB a sample)
+    ):
         missing = cache.missing(records)
         if missing: raise KeyError(f"{len(missing)} of {len(records)} samples are not in the feature cache (e.g. {records[missing[0]].id!r}): build it first")
         self.records, self.cache = list(records), cache
+        self.memory = {} if (cache.level == 'pooled' if in_memory is None else in_memory) else None
     def __len__(self): return len(self.records)
     def __getitem__(self, i):
         r = self.records[i]
-        return dict(id=r.id, label=r.label, score=r.score, features=self.cache.load(r))
+        f = self.memory.get(i) if self.memory is not None else None
+        if f is None:
+            f = self.cache.load(r)
+            if self.memory is not None: self.memory[i] = f
+        return dict(id=r.id, label=r.label, score=r.score, features=f)
 
 class CachedCollator:
     "Cached features in, `encoder_outputs` + `modality_mask` + `labels` (+ `meta`) out."

@@ -21,7 +21,7 @@ from .core import MODALITIES, resolve_device
 from .synth import SynthConfig
 from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import MultiModalProcessor, EncoderLoadError
-from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME
+from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
 from .evaluation import predict, eval_records
 
@@ -106,13 +106,6 @@ def quantize_int8(
 
 # %% ../nbs/09_compress.ipynb #73eaa371
 QUANT_ARCH, QUANT_SCHEME = 'QuantizedEndToEndMultiModalModel', 'int8-dynamic-per-channel-weights-per-row-activations'
-
-def _sha256(path:Path)->str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
 
 def save_quantized(
     model:EndToEndMultiModalModel, # from `quantize_int8`

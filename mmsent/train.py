@@ -33,7 +33,8 @@ log = logging.getLogger('mmsent.train')
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'HISTORY_NAME', 'LOG_NAME', 'TrainConfig', 'rng_state', 'set_rng_state',
            'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor',
-           'DistillCollator', 'load_teacher', 'TrainingDiverged', 'train', 'cli_config', 'mmsent_train']
+           'DistillCollator', 'load_teacher', 'make_optimizer', 'TrainingDiverged', 'train', 'cli_config',
+           'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -304,6 +305,18 @@ def load_teacher(
     except (ModelLoadError, EncoderLoadError) as e: raise ValueError(f"teacher {d}: {e}") from None
     return model.eval().requires_grad_(False), proc
 
+# %% ../nbs/05_train.ipynb #576207d3
+def make_optimizer(
+    model:EndToEndMultiModalModel, # the model
+    learning_rate:float, # for the new layers (fusion, heads)
+    pretrained_lr_ratio:float=0.1, # the encoders get learning_rate * this
+    weight_decay:float=0.01, # AdamW weight decay (none on biases and norms)
+    device:str|torch.device='cpu', # where the model will train: the fused kernel is used on cpu and cuda
+)->torch.optim.AdamW:
+    "AdamW over `model.parameter_groups` (differential learning rates), fused where torch has the kernel."
+    fused = torch.device(device).type in ('cpu', 'cuda')
+    return torch.optim.AdamW(model.parameter_groups(learning_rate, pretrained_lr_ratio, weight_decay), fused=fused or None)
+
 # %% ../nbs/05_train.ipynb #cd470632
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
@@ -395,7 +408,7 @@ def train(
     steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
     total = steps_per_epoch*cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
-    opt = torch.optim.AdamW(model.parameter_groups(cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay))
+    opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
     P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
     sched = get_linear_schedule_with_warmup(opt, warmup*P, total*P)
     start_epoch, step, history, best, stale = 1, 0, [], None, 0
