@@ -73,7 +73,9 @@ tests() {
   venv
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
   log "nbdev_test --flags '${MMSENT_TEST_FLAGS-slow}'"
-  nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --timing
+  # nbdev_test runs notebooks in parallel, a process per core: one torch thread each, not a core-sized pool each
+  # (on 2 cores the two tutorials took 634 s in parallel with the default threads, 146 s with one)
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --timing
   log "building the offline docs site"
   python tools/nbdocs.py site
   log "pytest"
