@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 from accelerate import init_empty_weights
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_model
+from safetensors.torch import save_model
 from fastcore.script import call_parse, store_true
 
 import mmsent
@@ -21,7 +20,7 @@ from .core import MODALITIES, resolve_device
 from .synth import SynthConfig
 from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import MultiModalProcessor, EncoderLoadError
-from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256
+from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
 from .evaluation import predict, eval_records
 
@@ -141,17 +140,8 @@ def load_quantized(
 )->EndToEndMultiModalModel:
     "Rebuild a quantized model: the architecture from config.json, the int8 layers in place, the tensors from safetensors."
     d = Path(directory)
-    if not (d/CONFIG_NAME).is_file(): raise ModelLoadError(f"{d} is not a saved mmsent model: {CONFIG_NAME} is missing")
-    if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
-    try: meta = json.loads((d/CONFIG_NAME).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelLoadError(f"{d/CONFIG_NAME} is not valid JSON: {e}") from None
-    if meta.get('architecture') != QUANT_ARCH:
-        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {QUANT_ARCH} (load float models with EndToEndMultiModalModel.from_pretrained)")
+    meta, state = read_saved(d, QUANT_ARCH, verify)   # a float model's directory names another architecture: load it with EndToEndMultiModalModel.from_pretrained
     if meta['quantization'].get('scheme') != QUANT_SCHEME: raise ModelLoadError(f"{d/CONFIG_NAME}: unknown quantization scheme {meta['quantization'].get('scheme')!r}")
-    if verify and _sha256(d/WEIGHTS_NAME) != meta.get('weights_sha256'):
-        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: truncated or modified after saving")
-    try: state = load_file(str(d/WEIGHTS_NAME))
-    except (SafetensorError, OSError) as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file: {e}") from None
     with init_empty_weights(): model = EndToEndMultiModalModel(ModelConfig.from_dict(meta['config']))
     for n in meta['quantization']['modules']:
         lin = model.get_submodule(n)

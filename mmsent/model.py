@@ -24,7 +24,7 @@ from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentM
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
-__all__ = ['UNIMODAL_MODELS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'MultiModalOutput', 'ModelLoadError',
+__all__ = ['UNIMODAL_MODELS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'MultiModalOutput', 'ModelLoadError', 'read_saved',
            'EndToEndMultiModalModel']
 
 # %% ../nbs/04_model.ipynb #08143a78
@@ -96,6 +96,28 @@ def _sha256(path:Path)->str:
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
+
+def read_saved(
+    model_directory:str|Path, # a directory written by `save_pretrained` (or another saver of this format)
+    architecture:str, # the `architecture` config.json must name
+    verify:bool=True, # check model.safetensors against the SHA-256 in config.json
+    device:str|torch.device='cpu', # where to load the tensors
+)->tuple[dict, dict]: # (config.json's content, the tensors of model.safetensors)
+    "Read a saved model directory, checking each file (present, valid, the expected architecture, the recorded SHA-256); no pickle."
+    d = Path(model_directory)
+    if not (d/CONFIG_NAME).is_file(): raise ModelLoadError(f"{d} is not a saved mmsent model: {CONFIG_NAME} is missing")
+    if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
+    try: meta = json.loads((d/CONFIG_NAME).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelLoadError(f"{d/CONFIG_NAME} is not valid JSON: {e}") from None
+    if meta.get('architecture') != architecture:
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {architecture}")
+    if verify and meta.get('weights_sha256') and _sha256(d/WEIGHTS_NAME) != meta['weights_sha256']:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
+                             f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
+    try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+    return meta, state
 
 # %% ../nbs/04_model.ipynb #5947afe2
 class EndToEndMultiModalModel(nn.Module):
@@ -315,20 +337,8 @@ class EndToEndMultiModalModel(nn.Module):
     ):
         "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle)."
         d = Path(model_directory)
-        if not (d/CONFIG_NAME).is_file(): raise ModelLoadError(f"{d} is not a saved mmsent model: {CONFIG_NAME} is missing")
-        if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
-        try: meta = json.loads((d/CONFIG_NAME).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelLoadError(f"{d/CONFIG_NAME} is not valid JSON: {e}") from None
-        if meta.get('architecture') != cls.__name__:
-            raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {cls.__name__}")
-        if verify and meta.get('weights_sha256') and _sha256(d/WEIGHTS_NAME) != meta['weights_sha256']:
-            raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
-                                 f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
-        config = ModelConfig.from_dict(meta['config'])
-        try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
-        except (SafetensorError, OSError) as e:
-            raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
-        with init_empty_weights(): model = cls(config)   # no random init: every parameter comes from the file
+        meta, state = read_saved(d, cls.__name__, verify, device)
+        with init_empty_weights(): model = cls(ModelConfig.from_dict(meta['config']))   # no random init: every parameter comes from the file
         try: model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
         return model.to(device)
