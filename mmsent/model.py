@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from transformers import AutoConfig
 from transformers.utils import ModelOutput
+from fastcore.basics import patch
 
 import mmsent
 from .core import NUM_CLASSES, MODALITIES, get_preset
@@ -24,11 +25,12 @@ from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentM
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
-__all__ = ['UNIMODAL_MODELS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'MultiModalOutput', 'ModelLoadError', 'read_saved',
-           'EndToEndMultiModalModel']
+__all__ = ['UNIMODAL_MODELS', 'TASKS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'MultiModalOutput', 'EncodedBatch',
+           'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel']
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
+TASKS = ('classification', 'regression')
 
 @dataclass
 class ModelConfig:
@@ -38,11 +40,14 @@ class ModelConfig:
     audio_model:str|None=None # audio checkpoint name or directory (None: the preset's)
     visual_model:str|None=None # image checkpoint name or directory (None: the preset's)
     modalities:tuple=MODALITIES # which encoders the model has (any non-empty subset)
-    num_classes:int=NUM_CLASSES # output classes
+    task:str='classification' # 'classification' (class logits, cross-entropy) or 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss)
+    num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
     fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer
     head_dropout:float=0.1 # dropout before each unimodal head
-    aux_loss_weight:float=0.3 # weight of each unimodal head's cross-entropy in the combined loss (0: fused loss only)
+    aux_loss_weight:float=0.3 # weight of each unimodal head's loss in the combined loss (0: fused loss only)
     label_smoothing:float=0.0 # label smoothing of every cross-entropy term
+    class_weights:tuple|None=None # classification: weight of each class in every cross-entropy term (None: all 1)
+    prior:tuple|None=None # the prediction with no modality at all, the Shapley baseline: the training split's class frequencies, or (its mean score,) for regression (None: uniform, or 0)
     modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
@@ -50,14 +55,28 @@ class ModelConfig:
     encoder_configs:dict|None=None # filled by `save_pretrained`: each encoder's Hugging Face config
 
     def __post_init__(self):
+        if self.task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if isinstance(self.fusion, str): self.fusion = FusionConfig(kind=self.fusion)
         elif isinstance(self.fusion, dict): self.fusion = FusionConfig(**self.fusion)
-        self.fusion = replace(self.fusion, num_classes=self.num_classes)
+        self.fusion = replace(self.fusion, num_classes=self.num_outputs)
         self.modalities = tuple(self.modalities)
         bad = [m for m in self.modalities if m not in MODALITIES]
         if bad or not self.modalities: raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         self.modalities = tuple(m for m in MODALITIES if m in self.modalities)  # canonical order
+        if self.class_weights is not None:
+            self.class_weights = tuple(float(w) for w in self.class_weights)
+            if self.task != 'classification': raise ValueError("class_weights apply to classification only")
+            if len(self.class_weights) != self.num_classes or min(self.class_weights) <= 0:
+                raise ValueError(f"class_weights must be {self.num_classes} positive numbers, got {self.class_weights}")
+        if self.prior is not None:
+            self.prior = tuple(float(p) for p in self.prior)
+            if len(self.prior) != self.num_outputs: raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
         get_preset(self.preset)
+
+    @property
+    def num_outputs(self)->int:
+        "Width of every head: `num_classes`, or 1 for regression."
+        return 1 if self.task == 'regression' else self.num_classes
 
     def checkpoint(self, modality:str)->str|None:
         "The checkpoint the `modality` encoder starts from (None: the tiny config)."
@@ -77,13 +96,23 @@ class ModelConfig:
 @dataclass
 class MultiModalOutput(ModelOutput):
     "What `EndToEndMultiModalModel` returns with `labels` or `return_dict=True`."
-    loss:torch.Tensor|None = None # combined loss: fused CE + aux_loss_weight * sum of unimodal CEs (with `labels`)
-    logits:torch.Tensor|None = None # (B, num_classes) fused prediction
-    unimodal_logits:dict|None = None # modality -> (B, num_classes) that head's prediction; NaN rows where the modality is absent
+    loss:torch.Tensor|None = None # combined loss: fused loss + aux_loss_weight * sum of unimodal losses (with `labels`)
+    logits:torch.Tensor|None = None # (B, num_classes) fused class logits, or (B, 1) the fused score (regression)
+    unimodal_logits:dict|None = None # modality -> (B, num_outputs) that head's prediction; NaN rows where the modality is absent
     attention:torch.Tensor|None = None # (B, heads, M, M) modality attention (attention/crossmodal fusion)
-    modality_weights:torch.Tensor|None = None # (B, M) share each modality gets (attention received, or gates)
+    modality_weights:torch.Tensor|None = None # (B, M) attention each modality's token receives (mean over heads and present queries), or the gates of gated fusion: not its contribution to the output
     modality_mask:torch.Tensor|None = None # (B, M) bool, the presence mask used, columns in `model.modalities` order
     losses:dict|None = None # the separate loss terms ('fused', and each modality), detached, for logging
+    shapley:torch.Tensor|None = None # (B, M) each modality's exact Shapley value for the prediction (with `return_shapley`); NaN where absent
+
+@dataclass
+class EncodedBatch:
+    "What the encoders make of a batch, before fusion (`EndToEndMultiModalModel.encode`)."
+    feats:dict # modality -> (B, D_m) pooled embedding (zeros where absent)
+    seqs:dict # modality -> (B, T_m, D_m) token sequence
+    seq_masks:dict # modality -> (B, T_m) bool, True for real tokens
+    unimodal:dict # modality -> (B, num_outputs) that head's prediction, NaN rows where absent
+    present:torch.Tensor # (B, M) bool, the presence mask (after modality dropout, in training)
 
 # %% ../nbs/04_model.ipynb #252e8f11
 class ModelLoadError(OSError):
@@ -123,7 +152,7 @@ def read_saved(
 class EndToEndMultiModalModel(nn.Module):
     "Text + audio + visual sentiment: three fine-tunable encoders with their own heads, fused by attention."
     def __init__(self,
-        config:ModelConfig|None=None, # the whole configuration (default: `ModelConfig()`, the seed's base encoders)
+        config:ModelConfig|None=None, # the whole configuration (default: `ModelConfig()`, RoBERTa-base, Wav2Vec2-base and ViT-B/16)
         **kwargs, # override fields of `config`, e.g. `num_classes=3`, `preset='tiny'`, `fusion='concat'`
     ):
         super().__init__()
@@ -135,7 +164,7 @@ class EndToEndMultiModalModel(nn.Module):
 
     def _build_unimodal(self, m:str)->UnimodalSentimentModel:
         c, cls = self.config, UNIMODAL_MODELS[m]
-        kw = dict(num_classes=c.num_classes, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing)
+        kw = dict(num_classes=c.num_outputs, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing)
         if m == 'audio': kw['freeze_feature_encoder'] = c.freeze_feature_encoder
         if c.encoder_configs and m in c.encoder_configs:   # a saved model: the exact architecture, weights come later
             d = dict(c.encoder_configs[m])
@@ -183,19 +212,16 @@ class EndToEndMultiModalModel(nn.Module):
             keep[none] = F.one_hot(r[none].argmax(-1), present.shape[1]).bool()
         return keep
 
-    def forward(self,
+    def encode(self,
         text_inputs:torch.Tensor|None=None, # (B, L) token ids
         audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
         visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
         text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
         audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
         modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
-        labels:torch.Tensor|None=None, # (B,) class ids: adds the combined loss to the output
-        return_attention:bool=False, # seed style: also return the attention weights
-        return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
         encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
-    ):
-        "Fused logits `(B, C)`; `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
+    )->EncodedBatch:
+        "Run each encoder on the samples that have its modality (after modality dropout, in training): everything fusion needs."
         inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
         for m, eo in (encoder_outputs or {}).items():
             if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
@@ -212,6 +238,7 @@ class EndToEndMultiModalModel(nn.Module):
             full = bool(rows.all())
             idx = None if full else rows.nonzero().flatten()
             model = self.unimodal(m)
+            nan_rows = lambda dt: torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
             if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
                 eo = encoder_outputs[m]
                 if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
@@ -224,7 +251,7 @@ class EndToEndMultiModalModel(nn.Module):
             if not full and idx.numel() == 0:   # nobody has it: placeholders, masked everywhere downstream
                 D, dt = model.hidden_size, model.classifier.weight.dtype
                 feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
-                seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), None
+                seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), nan_rows(dt)
                 continue
             x, mk = inputs[m], masks[m]
             if not full: x, mk = x[idx], (mk[idx] if mk is not None else None)
@@ -234,31 +261,61 @@ class EndToEndMultiModalModel(nn.Module):
                 feats[m] = o.embedding.new_zeros(B, *o.embedding.shape[1:]).index_copy(0, idx, o.embedding)
                 seqs[m] = o.hidden_states.new_zeros(B, *o.hidden_states.shape[1:]).index_copy(0, idx, o.hidden_states)
                 seq_masks[m] = o.mask.new_zeros(B, *o.mask.shape[1:]).index_copy(0, idx, o.mask)
-                uni[m] = o.logits.new_full((B, o.logits.shape[1]), float('nan')).index_copy(0, idx, o.logits)
-        fo:FusionOutput = self.fusion(feats, present, seqs, seq_masks)
-        if labels is None and not return_dict:
+                uni[m] = nan_rows(o.logits.dtype).index_copy(0, idx, o.logits)
+        return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
+
+    def forward(self,
+        text_inputs:torch.Tensor|None=None, # (B, L) token ids
+        audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
+        visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
+        text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
+        audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
+        modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
+        labels:torch.Tensor|None=None, # (B,) class ids, or float scores for regression: adds the combined loss to the output
+        return_attention:bool=False, # the original interface: also return the attention weights
+        return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
+        encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
+        return_shapley:bool=False, # also compute each modality's Shapley value (`MultiModalOutput.shapley`; implies `return_dict`)
+    ):
+        "Fused logits `(B, C)` (or scores `(B, 1)`); `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
+        enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask, encoder_outputs)
+        fo:FusionOutput = self.fusion(enc.feats, enc.present, enc.seqs, enc.seq_masks)
+        if labels is None and not return_dict and not return_shapley:
             return (fo.logits, fo.attention) if return_attention else fo.logits
-        uni_logits = {m: (l if l is not None else fo.logits.new_full(fo.logits.shape, float('nan'))) for m, l in uni.items()}
         loss, losses = None, None
-        if labels is not None: loss, losses = self.loss(fo.logits, uni_logits, labels, present)
-        return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=uni_logits, attention=fo.attention,
-                                modality_weights=fo.modality_weights, modality_mask=present, losses=losses)
+        if labels is not None: loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
+        return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=enc.unimodal, attention=fo.attention,
+                                modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
+                                shapley=self.shapley(enc, fo.logits) if return_shapley else None)
+
+    def criterion(self,
+        logits:torch.Tensor, # (B, num_outputs) one head's prediction
+        target:torch.Tensor, # (B,) class ids, or scores (regression)
+        reduction:str='mean', # 'mean', 'sum' or 'none'
+    )->torch.Tensor:
+        "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, or L1 on the score."
+        c = self.config
+        if c.task == 'regression':
+            if target.is_floating_point(): return F.l1_loss(logits[:, 0].float(), target.float(), reduction=reduction)
+            raise ValueError(f"a regression model needs float scores as labels, got {target.dtype} (class ids?)")
+        if target.is_floating_point(): raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
+        w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
+        return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
 
     def loss(self,
-        logits:torch.Tensor, # (B, C) fused logits
-        unimodal_logits:dict, # modality -> (B, C), NaN rows where absent
-        labels:torch.Tensor, # (B,) class ids
+        logits:torch.Tensor, # (B, num_outputs) fused prediction
+        unimodal_logits:dict, # modality -> (B, num_outputs), NaN rows where absent
+        labels:torch.Tensor, # (B,) class ids or scores
         present:torch.Tensor, # (B, M) presence mask
     )->tuple[torch.Tensor, dict]:
-        "Fused cross-entropy plus `aux_loss_weight` times each unimodal head's cross-entropy over the samples that have it."
-        ls = self.config.label_smoothing
-        total = F.cross_entropy(logits.float(), labels, label_smoothing=ls)
+        "Fused loss plus `aux_loss_weight` times each unimodal head's loss over the samples that have it."
+        total = self.criterion(logits, labels)
         losses = {'fused': total.detach()}
         if self.config.aux_loss_weight:
             for j, m in enumerate(self.modalities):
                 rows = present[:, j]
                 if not rows.any(): continue
-                l = F.cross_entropy(unimodal_logits[m][rows].float(), labels[rows], label_smoothing=ls)
+                l = self.criterion(unimodal_logits[m][rows], labels[rows])
                 losses[m] = l.detach()
                 total = total + self.config.aux_loss_weight * l
         return total, losses
@@ -293,7 +350,7 @@ class EndToEndMultiModalModel(nn.Module):
 
     def parameter_groups(self,
         lr:float, # learning rate of the new parameters
-        pretrained_lr_ratio:float=0.1, # the encoders get lr * this (the seed: lr / 10)
+        pretrained_lr_ratio:float=0.1, # the encoders get lr * this (the original design: lr / 10)
         weight_decay:float=0.01, # for weight matrices; biases, norms and other 1-D parameters get none
     )->list[dict]:
         "Optimizer parameter groups: pretrained encoders at a lower learning rate, new parameters at `lr`, no decay on 1-D parameters."
@@ -342,3 +399,42 @@ class EndToEndMultiModalModel(nn.Module):
         try: model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
         return model.to(device)
+
+# %% ../nbs/04_model.ipynb #707ece6a
+@patch
+@torch.no_grad()
+def shapley(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    logits:torch.Tensor, # (B, num_outputs) the fused prediction with every present modality
+)->torch.Tensor: # (B, M) one value per modality, NaN where the sample lacks it
+    "Exact Shapley value of each present modality for the prediction, over every subset of the present modalities, through the fusion layer only."
+    B, M = enc.present.shape  # batch, modalities
+    c, dev = self.config, enc.present.device
+    if c.task == 'regression':
+        value = lambda lg, rows: lg[:, 0].float()
+        empty = torch.full((B,), c.prior[0] if c.prior else 0.0, device=dev)
+    else:
+        k = logits.argmax(-1)
+        value = lambda lg, rows: lg.float().log_softmax(-1).gather(1, k[rows, None])[:, 0]
+        prior = torch.tensor(c.prior if c.prior else [1/c.num_classes]*c.num_classes, device=dev)
+        empty = prior.clamp_min(1e-12).log()[k]
+    was = self.fusion.training; self.fusion.eval()
+    v = {}   # subset (a bit mask over the model's modalities) -> (B,) value of the fusion given only that subset
+    for s in range(1 << M):
+        sub = enc.present & torch.tensor([bool(s >> j & 1) for j in range(M)], device=dev)
+        rows, v[s] = sub.any(-1), empty.clone()
+        if rows.any():
+            pick = lambda d: {m: t[rows] for m, t in d.items()}
+            v[s][rows] = value(self.fusion(pick(enc.feats), sub[rows], pick(enc.seqs), pick(enc.seq_masks)).logits, rows)
+    self.fusion.train(was)
+    n = enc.present.sum(-1)   # players per sample
+    phi = torch.zeros(B, M, device=dev)
+    for j in range(M):
+        for s in range(1 << M):
+            if s >> j & 1: continue
+            S = torch.tensor([bool(s >> i & 1) for i in range(M)], device=dev)
+            ok = (S <= enc.present).all(-1) & enc.present[:, j]   # S holds only present modalities, and j is present
+            k_ = S.sum()
+            w = torch.lgamma(k_ + 1.0).exp() * torch.lgamma((n - k_).float()).exp() / torch.lgamma(n + 1.0).exp()   # |S|! (n-|S|-1)! / n!
+            phi[:, j] += torch.where(ok, w*(v[s | 1 << j] - v[s]), 0.0)
+    return phi.masked_fill(~enc.present, float('nan'))
