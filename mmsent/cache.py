@@ -13,7 +13,7 @@ from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
 
 from .core import MODALITIES
-from .datasets import Record, MultiModalDataset, MultiModalCollator
+from .datasets import collate_targets, Record, MultiModalDataset, MultiModalCollator
 from .model import EndToEndMultiModalModel
 
 # %% auto #0
@@ -172,7 +172,10 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
 
 class CachedCollator:
     "Cached features in, `encoder_outputs` + `modality_mask` + `labels` (+ `meta`) out."
-    def __init__(self, modalities:tuple=MODALITIES): self.modalities = tuple(modalities)
+    def __init__(self,
+        modalities:tuple=MODALITIES, # the model's modalities
+        task:str='classification', # what `labels` hold: class ids, or scores ('regression')
+    ): self.modalities, self.task = tuple(modalities), task
     def __call__(self, samples:list[dict])->dict:
         B = len(samples)
         present = torch.tensor([[m in s['features'] for m in MODALITIES] for s in samples])
@@ -191,7 +194,4 @@ class CachedCollator:
                 emb[i] = f['embedding']
                 if seq: n = f['hidden_states'].shape[0]; hs[i, :n] = f['hidden_states']; mask[i, :n] = True
             eo[m] = dict(embedding=emb, hidden_states=hs, mask=mask)
-        scores = [s.get('score') for s in samples]
-        return dict(encoder_outputs=eo, modality_mask=present, labels=torch.tensor([s['label'] for s in samples]),
-                    meta=dict(ids=[s['id'] for s in samples], scores=None if all(x is None for x in scores) else
-                              torch.tensor([float('nan') if x is None else x for x in scores])))
+        return dict(encoder_outputs=eo, modality_mask=present, **collate_targets(samples, self.task))

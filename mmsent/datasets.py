@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataError', 'read_manifest', 'fix_text', 'meld_clip_dir',
            'read_meld', 'score_to_label', 'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'ScanResult',
-           'scan_record', 'prepare_records', 'MultiModalDataset', 'MultiModalCollator', 'write_meld_fixture',
-           'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
+           'scan_record', 'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator',
+           'write_meld_fixture', 'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -44,6 +44,7 @@ class Record:
     score:float|None=None # a continuous sentiment score, where the dataset has one (CMU-MOSI/MOSEI: -3..3)
     split:str|None=None # 'train', 'val' or 'test'
     no_audio_track:bool=False # set by the scan: the video has no audio, so the sample has no audio
+    audio_seconds:float|None=None # set by the scan: seconds of audio in the file (or the video's track), before any crop
 
     @property
     def files(self)->dict:
@@ -88,13 +89,17 @@ def read_manifest(
             except json.JSONDecodeError as e: raise DataError(f"{p}:{i}: not valid JSON ({e})") from None
     else:
         with open(p, newline='', encoding='utf-8-sig') as f: rows = [(i, r) for i, r in enumerate(csv.DictReader(f), 2)]
-    if require_label and rows and 'label' not in rows[0][1]: raise DataError(f"{p} has no 'label' column")
+    if require_label and rows and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
         where = f"{p}:{line}"
+        score = _cell(r, 'score')
+        try: score = float(score) if score is not None else None
+        except ValueError: raise DataError(f"{where}: score {score!r} is not a number") from None
+        if score is not None and not math.isfinite(score): raise DataError(f"{where}: score {score!r} is not a finite number")
         lab = _cell(r, 'label')
-        if lab is None and require_label: raise DataError(f"{where}: empty label")
-        try: y = label_id(lab) if lab is not None else None
+        if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
+        try: y = label_id(lab) if lab is not None else (score_to_label(score) if score is not None else None)
         except ValueError as e: raise DataError(f"{where}: {e}") from None
         rid = _cell(r, 'id') or str(line)
         if rid in seen: raise DataError(f"{where}: duplicate id {rid!r}")
@@ -103,9 +108,6 @@ def read_manifest(
         if split is not None:
             if split.strip().lower() not in SPLIT_ALIASES: raise DataError(f"{where}: unknown split {split!r} (use train/val/test)")
             split = SPLIT_ALIASES[split.strip().lower()]
-        score = _cell(r, 'score')
-        try: score = float(score) if score is not None else None
-        except ValueError: raise DataError(f"{where}: score {score!r} is not a number") from None
         paths = {k: (base/_cell(r, k)) if _cell(r, k) is not None else None for k in ('audio_path', 'image_path', 'video_path')}
         text = r.get('text') if isinstance(r.get('text'), str) else None
         out.append(Record(id=rid, label=y, text=text if text not in (None, '') else None, score=score, split=split, **paths))
@@ -285,7 +287,7 @@ def prepare_records(
     good, bad = [], []
     for r, res in zip(records, results):
         if res.problems: bad.append((r, res.problems))
-        else: good.append(replace(r, no_audio_track=res.no_audio_track) if res.no_audio_track else r)
+        else: good.append(replace(r, no_audio_track=res.no_audio_track, audio_seconds=res.audio_seconds))
     reasons = Counter(_reason(p) for _, ps in bad for p in ps)
     report = dict(dataset=name, rows=len(records), used=len(good), dropped=len(bad), dropped_by_reason=dict(reasons),
                   videos_without_audio=sum(res.no_audio_track for res in results),
@@ -341,23 +343,40 @@ class MultiModalDataset(torch.utils.data.Dataset):
         return {LABELS[k]: c.get(k, 0) for k in range(len(LABELS))}
 
 # %% ../nbs/01b_datasets.ipynb #9573de79
+def collate_targets(
+    samples:list[dict], # decoded samples with 'id', 'label' and 'score'
+    task:str='classification', # 'classification': `labels` are class ids; 'regression': the scores
+)->dict: # {'labels': (B,) tensor, 'meta': {'ids', 'classes' (B,) long, -1 where unknown, 'scores' (B,) float or None}}
+    "The training targets of a batch, and what evaluation reports need besides (ids, classes, scores)."
+    scores = [s.get('score') for s in samples]
+    classes = torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples], dtype=torch.long)
+    meta = dict(ids=[s['id'] for s in samples], classes=classes,
+                scores=None if all(x is None for x in scores) else torch.tensor([np.nan if x is None else x for x in scores], dtype=torch.float))
+    if task == 'regression':
+        missing = [s['id'] for s, x in zip(samples, scores) if x is None]
+        if missing: raise DataError(f"samples {missing[:5]} have no score: a regression model needs a `score` for every sample")
+        return dict(labels=meta['scores'].clone(), meta=meta)
+    if (classes < 0).any(): raise DataError(f"samples {[s['id'] for s in samples if s.get('label') is None][:5]} have no label")
+    return dict(labels=classes.clone(), meta=meta)
+
 class MultiModalCollator:
-    "Samples (or the seed's column batch) in, model inputs + `labels` (+ `meta`: ids and scores) out, through a processor."
-    def __init__(self, processor): self.processor = processor
+    "Samples (or the original design's column batch) in, model inputs + `labels` (+ `meta`: ids, classes, scores) out, through a processor."
+    def __init__(self,
+        processor, # a `MultiModalProcessor`
+        task:str='classification', # what `labels` hold: class ids, or scores ('regression')
+    ): self.processor, self.task = processor, task
 
     def __call__(self, samples:list[dict]|dict)->dict:
-        if isinstance(samples, dict):   # the seed's batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
+        if isinstance(samples, dict):   # the original batch format: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
             b = samples
             inputs = self.processor(text=b.get('text'), audio_path=b.get('audio_path'), audio=b.get('audio'),
                                     image=b.get('image'), image_path=b.get('image_path'))
-            labels = torch.as_tensor(b['label'], dtype=torch.long)
-            return {**inputs, 'labels': labels, 'meta': dict(ids=b.get('id'), scores=None)}
+            y = torch.as_tensor(b['label'], dtype=torch.float if self.task == 'regression' else torch.long)
+            classes = y.long() if self.task != 'regression' else torch.full_like(y, -1, dtype=torch.long)
+            return {**inputs, 'labels': y, 'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
         inputs = self.processor(text=[s['text'] for s in samples], audio=[s['audio'] for s in samples],
                                 image=[s['image'] for s in samples])
-        scores = [s.get('score') for s in samples]
-        return {**inputs, 'labels': torch.tensor([s['label'] for s in samples], dtype=torch.long),
-                'meta': dict(ids=[s['id'] for s in samples], scores=None if all(x is None for x in scores) else torch.tensor(
-                    [np.nan if x is None else x for x in scores], dtype=torch.float))}
+        return {**inputs, **collate_targets(samples, self.task)}
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398
 def write_meld_fixture(
