@@ -293,6 +293,7 @@ class ProcessorConfig:
     max_audio_seconds:float=10.0 # keep the first this many seconds of each clip
     min_audio_seconds:float=0.1 # zero-pad shorter clips to this (the encoder's receptive field is 25 ms)
     sampling_rate:int=SAMPLING_RATE # audio rate the encoder expects
+    n_frames:int=1 # frames taken from each video (1: the middle one); recorded so that evaluation and prediction decode videos as training did
 
 # %% ../nbs/02_encoders.ipynb #416ff2dc
 def _as_list(x, name):

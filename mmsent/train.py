@@ -14,30 +14,33 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 from safetensors.torch import save_file, load_file
-from sklearn.metrics import accuracy_score, f1_score
 from transformers import get_linear_schedule_with_warmup
 from tqdm.auto import tqdm
-from fastcore.script import call_parse, store_true
+from fastcore.script import call_parse, store_true, Param
 
 import mmsent
 from .core import LABELS, MODALITIES, get_preset, cache_dir
 from .synth import SynthConfig
-from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator)
+from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
 from .encoders import MultiModalProcessor, EncoderLoadError, base_config
 from .fusion import FusionConfig, FUSION_KINDS
-from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
+from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, TASKS
+from .metrics import (collect_predictions, task_metrics, modality_metrics, is_better, score_to_class, to_device, SELECTION_METRICS,
+                            RESULT_COLUMNS, summarize_seeds, results_markdown)
 from .cache import FeatureCache, CachedFeatureDataset, CachedCollator
 
 log = logging.getLogger('mmsent.train')
 
 # %% auto #0
-__all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'HISTORY_NAME', 'LOG_NAME', 'TrainConfig', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor',
-           'DistillCollator', 'load_teacher', 'make_optimizer', 'TrainingDiverged', 'train', 'cli_config',
+__all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME', 'RESULTS_NAME', 'TrainConfig',
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss',
+           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer',
+           'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'test_loader', 'run_seeds', 'cli_config',
            'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
+MODALITY_DROPOUT = 0.0   # the default, chosen so the default run keeps its fusion target and each single modality works on its own
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
 
 @dataclass
@@ -53,6 +56,7 @@ class TrainConfig:
     n_frames:int=1 # video frames per sample
     num_workers:int=0 # DataLoader worker processes (decoding happens there)
     # model
+    task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
     preset:str='tiny' # encoders: tiny, small or base
     random_init:bool=False # build the preset's encoders from their configs with random weights (benchmarks, smoke tests; base or tiny only)
     fusion:str='attention' # attention, concat, gated or crossmodal
@@ -60,7 +64,8 @@ class TrainConfig:
     n_heads:int=4 # fusion attention heads
     dropout:float=0.1 # fusion and head dropout
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss
-    modality_dropout:float=0.0 # training: hide each modality of a sample with this probability (one always stays)
+    modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
+    class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
     # optimisation (the seed's flags first)
     epochs:int=10 # passes over the training split
     batch_size:int=16 # samples per step and process
@@ -85,7 +90,7 @@ class TrainConfig:
     # run
     device:str='auto' # auto, cpu, cuda or mps (multi-GPU: launch with accelerate/torchrun)
     seed:int=42 # everything random derives from it
-    metric:str='accuracy' # best-model metric on the validation split: accuracy or weighted_f1
+    metric:str|None=None # best-model metric on the validation split (default: accuracy for classification, the loss for regression; weighted_f1 is recommended for MELD)
     early_stopping_patience:int|None=None # stop after this many epochs without improvement
     save_every:int=5 # keep a resumable checkpoint every this many epochs (and at the last one)
     output_dir:str='models' # models, checkpoints, history
@@ -98,7 +103,6 @@ class TrainConfig:
     def __post_init__(self):
         checks = [(self.dataset in DATASETS, f"dataset must be one of {DATASETS}"), (self.fusion in FUSION_KINDS, f"fusion must be one of {FUSION_KINDS}"),
                   (self.precision in ('fp32', 'bf16', 'fp16'), "precision must be fp32, bf16 or fp16"),
-                  (self.metric in ('accuracy', 'weighted_f1'), "metric must be accuracy or weighted_f1"),
                   (self.epochs >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "epochs, batch_size and grad_accum must be >= 1"),
                   (self.unfreeze_epoch is None or self.freeze, "unfreeze_epoch needs --freeze"),
                   (0.0 <= self.distill_alpha <= 1.0, f"distill_alpha must be in [0, 1], got {self.distill_alpha}"),
@@ -106,6 +110,18 @@ class TrainConfig:
                   (self.device in ('auto', 'cpu', 'cuda', 'mps'), "device must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES)")]
         for ok, msg in checks:
             if not ok: raise ValueError(f"invalid training config: {msg}")
+        if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
+        if self.task not in TASKS: raise ValueError(f"invalid training config: task must be one of {TASKS}, got {self.task!r}")
+        if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
+        if self.metric not in SELECTION_METRICS[self.task]:
+            raise ValueError(f"invalid training config: metric {self.metric!r} is not one of {SELECTION_METRICS[self.task]} for {self.task}")
+        if self.class_weights is not None:
+            if self.task != 'classification': raise ValueError("invalid training config: class_weights apply to classification only")
+            if self.class_weights != 'balanced':
+                try: w = [float(x) for x in str(self.class_weights).split(',')]
+                except ValueError: w = []
+                if len(w) != len(LABELS) or min(w) <= 0:
+                    raise ValueError(f"invalid training config: class_weights must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = get_preset(self.preset).pretrained
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre else 1.0
@@ -118,7 +134,7 @@ class TrainConfig:
     def model_config(self)->ModelConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        mc = ModelConfig(preset=self.preset, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
+        mc = ModelConfig(preset=self.preset, task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, gradient_checkpointing=self.grad_checkpointing)
         if self.random_init and self.preset != 'tiny':
@@ -129,10 +145,14 @@ class TrainConfig:
     def processor(self)->MultiModalProcessor:
         "The processor of this run: the preset's, or (random_init) the tiny one at the encoders' image size."
         if self.random_init and self.preset != 'tiny':   # nothing pretrained to match: the offline tiny tokenizer will do
-            p = MultiModalProcessor.from_pretrained('tiny', max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds)
+            p = MultiModalProcessor.from_pretrained('tiny', max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
             p.image_processor.size = {'height': 224, 'width': 224}
             return p
-        return MultiModalProcessor.from_pretrained(self.preset, max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds)
+        return MultiModalProcessor.from_pretrained(self.preset, max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
+
+    def synth_config(self)->SynthConfig:
+        "The generated synthetic set of this run (dataset synth without data_root)."
+        return SynthConfig(n=self.synth_n, seed=0, **({'task': 'regression'} if self.task == 'regression' else {}))
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:
@@ -208,48 +228,20 @@ def load_checkpoint(
     return json.loads((d/'trainer_state.json').read_text()), load_file(str(d/'optimizer.safetensors'))
 
 # %% ../nbs/05_train.ipynb #ef6470d6
-def _to(batch:dict, device)->dict:
-    out = {}
-    for k, v in batch.items():
-        if k == 'meta': continue
-        if k == 'teacher_inputs': out[k] = _to(v, device)
-        elif k == 'encoder_outputs': out[k] = {m: {n: (t.to(device) if t is not None else None) for n, t in d.items()} for m, d in v.items()}
-        else: out[k] = v.to(device) if torch.is_tensor(v) else v
-    return out
-
-@torch.no_grad()
 def evaluate(
     model, # an `EndToEndMultiModalModel` (wrapped or not)
     loader, # batches from `MultiModalCollator` or `CachedCollator`
     accelerator:Accelerator|None=None, # gathers across processes when given
     progress:bool=False, # progress bar
     max_batches:int|None=None, # stop after this many batches
-)->dict:
-    "Loss, accuracy, weighted F1, per-modality accuracy and predictions of `model` on `loader`."
-    was = model.training; model.eval()
-    device = accelerator.device if accelerator else next(model.parameters()).device
-    L, Y, U, P, losses, n = [], [], {m: [] for m in MODALITIES}, [], 0.0, 0
-    try:
-        for i, batch in enumerate(tqdm(loader, desc='eval', leave=False, disable=not progress)):
-            if max_batches is not None and i >= max_batches: break
-            out = model(**_to(batch, device), return_dict=True)
-            logits, y, present = out.logits.float(), batch['labels'].to(device), out.modality_mask
-            mods = accelerator.unwrap_model(model).modalities if accelerator else model.modalities
-            uni = torch.stack([out.unimodal_logits[m].float() for m in mods], 1)   # (B, M, C), NaN where absent
-            if accelerator: logits, y, uni, present = accelerator.gather_for_metrics((logits, y, uni, present))
-            losses += F.cross_entropy(logits, y, reduction='sum').item(); n += len(y)
-            L.append(logits.cpu()); Y.append(y.cpu()); P.append(present.cpu())
-            for j, m in enumerate(mods): U[m].append(uni[:, j].cpu())
-    finally: model.train(was)
-    logits, y, present = torch.cat(L), torch.cat(Y), torch.cat(P)
-    pred = logits.argmax(-1)
-    res = dict(loss=losses/max(n, 1), accuracy=accuracy_score(y, pred), weighted_f1=f1_score(y, pred, average='weighted', zero_division=0),
-               modality_accuracy={}, n=n, logits=logits, labels=y, modality_mask=present, unimodal_logits={})
-    for j, m in enumerate(m for m in MODALITIES if U[m]):
-        ul = torch.cat(U[m]); rows = present[:, j]
-        res['unimodal_logits'][m] = ul
-        res['modality_accuracy'][m] = accuracy_score(y[rows], ul[rows].argmax(-1)) if rows.any() else None
-    return res
+)->dict: # loss, the task's metrics, `modality_accuracy` (and `modality_mae` for regression), `predictions`
+    "The validation figures of an epoch: `mmsent.metrics.collect_predictions` and `task_metrics` on `loader`."
+    pr = collect_predictions(model, loader, accelerator=accelerator, progress=progress, max_batches=max_batches)
+    tm, mm = task_metrics(pr), modality_metrics(pr)
+    res = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
+    res['modality_accuracy'] = {m: v.get('accuracy') for m, v in mm.items()}
+    if pr.task == 'regression': res['modality_mae'] = {m: v.get('MAE') for m, v in mm.items()}
+    return dict(res, predictions=pr)
 
 # %% ../nbs/05_train.ipynb #dee4a044
 def kd_loss(
@@ -335,8 +327,8 @@ def _setup_logging(log_dir:Path, main:bool):
         sh = logging.StreamHandler(sys.stderr); sh._mmsent = True; sh.setFormatter(logging.Formatter('[mmsent] %(message)s')); root.addHandler(sh)
 
 def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teacher=None, teacher_processor=None):
-    "Train/val data loaders (raw or from the feature cache) and the data reports."
-    sc = SynthConfig(n=cfg.synth_n, seed=0)
+    "Train/val data loaders (raw or from the feature cache), the training records, and the data reports."
+    sc = cfg.synth_config()
     splits = {}
     for split in ('train', 'val'):
         recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc)
@@ -349,19 +341,41 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
             for split in splits: log.info("feature cache (%s): %s", split, fc.build(splits[split], batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                                                             device=accelerator.device, progress=cfg.progress and accelerator.is_main_process))
-        ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities)
+        ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities, cfg.task)
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-        collate = MultiModalCollator(processor)
+        collate = MultiModalCollator(processor, cfg.task)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
     return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
-            torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw))
+            torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
+
+def training_prior(
+    records:list, # the training split's records
+    task:str, # 'classification' or 'regression'
+)->tuple: # class frequencies, or (mean score,)
+    "What a model knows with no modality at all: the training split's class frequencies, or its mean score (the Shapley baseline)."
+    if task == 'regression': return (float(np.mean([r.score for r in records])),)
+    counts = np.bincount([r.label for r in records], minlength=len(LABELS)).astype(float)
+    return tuple((counts/counts.sum()).tolist())
+
+def class_weights_for(
+    spec:str|None, # 'balanced', 'w0,w1,w2', or None
+    records:list, # the training split's records
+)->tuple|None:
+    "The per-class cross-entropy weights of `--class_weights`: 'balanced' gives n / (classes * count), scikit-learn's rule."
+    if spec is None: return None
+    if spec != 'balanced': return tuple(float(x) for x in spec.split(','))
+    counts = np.bincount([r.label for r in records], minlength=len(LABELS))
+    if (counts == 0).any(): raise ValueError(f"--class_weights balanced: the training split has no {[LABELS[i] for i in np.flatnonzero(counts == 0)]} samples")
+    return tuple((counts.sum()/(len(LABELS)*counts)).tolist())
 
 def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):
     extra = {} if kd_loss is None else dict(train_kd_loss=kd_loss)
+    reg = {} if 'modality_mae' not in ev else dict(val_MAE=ev['MAE'], val_Corr=ev['Corr'], val_modality_mae=ev['modality_mae'])
     return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
-                val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], learning_rates=lrs,
+                val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], **reg,
+                val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
 # %% ../nbs/05_train.ipynb #fc382c06
@@ -403,7 +417,11 @@ def train(
         if teacher_processor is not None and same_processor(teacher_processor, processor): teacher_processor = None
         log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
                  "its own processor" if teacher_processor is not None else "the student's processor")
-    train_dl, val_dl = _loaders(cfg, processor, model, acc, out_dir, teacher, teacher_processor)
+    train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, out_dir, teacher, teacher_processor)
+    if state is None:   # a resumed model has these in its config already
+        model.config.prior = training_prior(train_recs, cfg.task)
+        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs)
+        if model.config.class_weights: log.info("class weights %s", dict(zip(LABELS, map(lambda w: round(w, 3), model.config.class_weights))))
     uni_w = model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
     steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
     total = steps_per_epoch*cfg.epochs
@@ -435,7 +453,7 @@ def train(
         bar = tqdm(train_dl, desc=f'epoch {epoch}/{cfg.epochs}', disable=not (cfg.progress and acc.is_main_process))
         for batch in bar:
             with acc.accumulate(fwd_model):
-                b = _to(batch, acc.device); t_in = b.pop('teacher_inputs', None)
+                b = to_device(batch, acc.device); t_in = b.pop('teacher_inputs', None)
                 out = fwd_model(**b, return_dict=True)
                 loss = out.loss
                 if teacher is not None:
@@ -453,7 +471,8 @@ def train(
             B = len(batch['labels'])
             tot_loss += loss.item()*B; n_seen += B
             if teacher is not None: tot_kd += kd.item()*B
-            n_right += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
+            if cfg.task == 'regression': n_right += (score_to_class(out.logits[:, 0].detach().float().cpu()) == score_to_class(batch['labels'])).sum().item()
+            else: n_right += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
             bar.set_postfix(loss=f'{tot_loss/n_seen:.4f}', samples_s=f'{n_seen/(time.time() - t0):.1f}')
             if cfg.max_train_steps is not None and step >= cfg.max_train_steps: break
         seconds = time.time() - t0
@@ -462,12 +481,13 @@ def train(
                             kd_loss=tot_kd/max(n_seen, 1) if teacher is not None else None)
         history.append(rec)
         score = ev[cfg.metric]
-        improved = best is None or score > best
+        improved = is_better(cfg.metric, score, best)
         if improved: best, stale = score, 0
         else: stale += 1
-        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f | per modality %s | %.1fs, steps %d%s", epoch, rec['train_loss'],
-                 rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], {m: round(a, 3) for m, a in ev['modality_accuracy'].items() if a is not None},
-                 seconds, step, ' (best)' if improved else '')
+        per_mod = {m: round(a, 3) for m, a in (ev.get('modality_mae') or ev['modality_accuracy']).items() if a is not None}
+        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, steps %d%s", epoch, rec['train_loss'],
+                 rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else '',
+                 'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, seconds, step, ' (best)' if improved else '')
         stop = (cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience) or (cfg.max_train_steps is not None and step >= cfg.max_train_steps)
         if acc.is_main_process:
             unwrapped = acc.unwrap_model(fwd_model)
@@ -486,6 +506,52 @@ def train(
     acc.end_training()
     return dict(history=history, best=best, metric=cfg.metric, best_dir=out_dir/BEST_NAME, history_path=out_dir/HISTORY_NAME, model=acc.unwrap_model(fwd_model))
 
+# %% ../nbs/05_train.ipynb #21e74e9a
+RESULTS_NAME = 'results'
+
+def test_loader(
+    config:TrainConfig, # the run
+    processor:MultiModalProcessor, # the model's processor
+    modalities:tuple, # the model's modalities
+    split:str='test', # which split
+):
+    "A loader over one split of the run's dataset, decoded as training decoded it."
+    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config())
+    if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
+    recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
+    ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
+    return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers,
+                                       collate_fn=MultiModalCollator(processor, config.task)), report
+
+def run_seeds(
+    config:TrainConfig, # the run; its `seed`, `output_dir` and `log_dir` are replaced per seed
+    seeds:list[int], # one run per seed
+)->dict: # {'per_seed', 'summary', 'json', 'markdown'}
+    "Train one run per seed, evaluate each best model on the test split, and write results.json and results.md."
+    if len(set(seeds)) != len(seeds): raise ValueError(f"--seeds has repeats: {seeds}")
+    out, per_seed, epochs = Path(config.output_dir), {}, {}
+    for s in seeds:
+        log.info("seed %d of %s", s, seeds)
+        res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'), log_dir=str(Path(config.log_dir)/f'seed_{s}')))
+        d = out/f'seed_{s}'/BEST_NAME
+        model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
+        dl, report = test_loader(config, proc, model.modalities)
+        tm = task_metrics(collect_predictions(model, dl))
+        per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
+        per_seed[s]['skipped'] = report['dropped']
+        epochs[s] = json.loads((d/'config.json').read_text()).get('epoch')
+    cols = RESULT_COLUMNS[config.task]
+    results = dict(dataset=config.dataset, data_root=config.data_root, task=config.task, columns=list(cols),
+                   protocol=dict(train='train split', model_selection=f"best validation {config.metric} over {config.epochs} epochs",
+                                 test='test split, best-validation model of each seed', seeds=list(seeds), std='sample standard deviation (ddof=1)'),
+                   best_epochs=epochs, per_seed=per_seed, summary=summarize_seeds(per_seed), config=asdict(config), mmsent_version=mmsent.__version__)
+    _atomic_json(out/f'{RESULTS_NAME}.json', results)
+    md = results_markdown(per_seed, config.task, title=f"{config.dataset} test results ({config.task}, {len(seeds)} seeds)")
+    md += (f"\nModel selection: best validation {config.metric} of each seed's run ({config.epochs} epochs); test split; "
+           f"mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}.\n")
+    (out/f'{RESULTS_NAME}.md').write_text(md)
+    return dict(per_seed=per_seed, summary=results['summary'], json=out/f'{RESULTS_NAME}.json', markdown=out/f'{RESULTS_NAME}.md')
+
 # %% ../nbs/05_train.ipynb #657fd176
 def cli_config(
     args:dict, # the command's arguments, as parsed
@@ -500,7 +566,7 @@ def cli_config(
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"--config {p} is not valid JSON: {e}") from None
     if not isinstance(d, dict): raise ValueError(f"--config {p} must hold a JSON object of option -> value, got {type(d).__name__}")
     defaults = {k: v.default for k, v in inspect.signature(command).parameters.items()}
-    bad = sorted(k for k in d if k not in args or k == 'config')
+    bad = sorted(k for k in d if k not in args or k in ('config', 'seeds'))
     if bad: raise ValueError(f"--config {p}: unknown options {bad} (known: {sorted(k for k in args if k != 'config')})")
     return {**args, **{k: v for k, v in d.items() if args[k] == defaults.get(k)}}
 
@@ -513,6 +579,7 @@ def mmsent_train(
     device:str='auto', # auto, cpu, cuda or mps
     dataset:str='synth', # synth, manifest, meld, mosi or mosei
     data_root:str=None, # where the data is (synth: generated into the cache)
+    task:str=None, # classification or regression (default: regression for mosi/mosei, classification otherwise)
     preset:str='tiny', # encoders: tiny, small or base
     random_init:store_true=False, # build the preset's encoders from configs with random weights (base/tiny; benchmarks, smoke tests)
     fusion:str='attention', # attention, concat, gated or crossmodal
@@ -531,28 +598,35 @@ def mmsent_train(
     num_workers:int=0, # DataLoader workers
     early_stopping_patience:int=None, # stop after this many epochs without improvement
     skip_bad:store_true=False, # drop samples with unusable files and report them
-    metric:str='accuracy', # best-model metric: accuracy or weighted_f1
+    metric:str=None, # best-model metric on validation (default: accuracy, or the loss for regression; weighted_f1 for MELD)
+    class_weights:str=None, # classification: 'balanced' or one weight per class ('1,2,1')
     save_every:int=5, # checkpoint every this many epochs
     synth_n:int=1500, # size of the generated synthetic set
     max_audio_seconds:float=10.0, # audio crop
     n_frames:int=1, # video frames per sample
     d_model:int=None, # fusion width
     aux_loss_weight:float=0.3, # weight of each unimodal head's loss in the combined loss
-    modality_dropout:float=0.0, # training: hide each modality of a sample with this probability
+    modality_dropout:float=MODALITY_DROPOUT, # training: hide each modality of a sample with this probability
     pretrained_lr_ratio:float=None, # encoder learning rate / learning rate (default: 0.1, or 1.0 for tiny)
     max_train_steps:int=None, # stop after this many optimizer steps
     max_eval_batches:int=None, # evaluate on only this many validation batches
     no_progress:store_true=False, # no progress bars
     config:str=None, # a JSON file of these options (e.g. mmsent_tune's best_params.json): options left at their defaults take its values
+    seeds:Param("train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write results.json/.md", int, nargs='+')=None,
 ):
     "Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set)."
     a = {k: v for k, v in locals().items()}
     try:
         a = cli_config(a, a.pop('config'), mmsent_train)
         a['progress'] = not a.pop('no_progress')
+        seeds = a.pop('seeds')
+        if seeds:
+            res = run_seeds(TrainConfig(**a), seeds)
+            print(Path(res['markdown']).read_text()); print(f"wrote {res['json']} and {res['markdown']}"); return
         res = train(TrainConfig(**a))
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
+    except (ValueError, FileNotFoundError, TrainingDiverged, DataError) as e:
         print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(2)
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
-    if last: print("last epoch: val accuracy %.4f, per modality %s" % (last['val_accuracy'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_accuracy'].items()}))
+    if last and 'val_MAE' in last: print("last epoch: val MAE %.4f, per modality %s" % (last['val_MAE'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_mae'].items()}))
+    elif last: print("last epoch: val accuracy %.4f, per modality %s" % (last['val_accuracy'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_accuracy'].items()}))
