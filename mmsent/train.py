@@ -150,8 +150,9 @@ class TrainConfig:
             return p
         return MultiModalProcessor.from_pretrained(self.preset, max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
 
-    def synth_config(self)->SynthConfig:
-        "The generated synthetic set of this run (dataset synth without data_root)."
+    def synth_config(self)->SynthConfig|None:
+        "The generated synthetic set of this run (None unless the dataset is synth without data_root)."
+        if self.dataset != 'synth' or self.data_root is not None: return None
         return SynthConfig(n=self.synth_n, seed=0, **({'task': 'regression'} if self.task == 'regression' else {}))
 
 # %% ../nbs/05_train.ipynb #5dc515c0
