@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_synth.ipynb #2df7d259
 from __future__ import annotations
-import csv, json, math, os, uuid
+import csv, itertools, json, math, os, uuid
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -16,11 +16,12 @@ from fastcore.script import call_parse
 from .core import LABELS, MODALITIES, cache_dir
 
 # %% auto #0
-__all__ = ['SYNTH_VERSION', 'MANIFEST_COLUMNS', 'SynthConfig', 'synth_text', 'synth_voice', 'synth_face', 'expected_accuracy',
-           'synthesize', 'synth_dataset_dir', 'mmsent_synth']
+__all__ = ['SYNTH_VERSION', 'TASKS', 'MANIFEST_COLUMNS', 'SynthConfig', 'synth_text', 'synth_voice', 'synth_face',
+           'expected_accuracy', 'expected_regression', 'synthesize', 'synth_dataset_dir', 'mmsent_synth']
 
 # %% ../nbs/01a_synth.ipynb #d115e067
 SYNTH_VERSION = 2  # bump when the generator's output changes, so caches are not reused
+TASKS = ('classification', 'regression')
 
 @dataclass
 class SynthConfig:
@@ -34,6 +35,7 @@ class SynthConfig:
     audio_seconds:tuple=(0.8, 1.6) # range of clip durations
     sample_rates:tuple=(8000, 16000, 22050, 44100) # clips are written at one of these (resampling gets exercised)
     image_size:int=96 # side of the square PNGs
+    task:str='classification' # 'classification' (a label per sample) or 'regression' (also a score in [-3, 3], as in CMU-MOSI)
 
     def __post_init__(self):
         self.show, self.splits = tuple(float(v) for v in self.show), tuple(self.splits)
@@ -42,6 +44,14 @@ class SynthConfig:
         if not 0 <= self.p_conflict <= 1: raise ValueError(f"p_conflict must be in [0, 1], got {self.p_conflict}")
         if len(self.splits) != 3 or abs(sum(self.splits) - 1) > 1e-6: raise ValueError(f"splits must be 3 fractions summing to 1, got {self.splits}")
         if not 0 <= self.p_missing < 1: raise ValueError(f"p_missing must be in [0, 1), got {self.p_missing}")
+        if self.task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+# %% ../nbs/01a_synth.ipynb #a24cd826
+def _config_dict(c:SynthConfig)->dict:
+    "The settings of `c` as written to `synth_config.json` and hashed for the cache: `task` only when it is not 'classification'."
+    d = asdict(c)
+    if d['task'] == 'classification': del d['task']
+    return d
 
 # %% ../nbs/01a_synth.ipynb #caed1695
 _POS_ADJ = "great wonderful amazing excellent fantastic lovely brilliant superb charming delightful".split()
@@ -60,16 +70,33 @@ _TEMPLATES = {
                  "it was {ua}, {o} i mean", "{o} lasted about two hours"],
 }
 
+_GRADED_ADJ = {  # per cue, per intensity 1 (mild), 2 (clear), 3 (strong)
+    2: ["decent nice pleasant likeable agreeable".split(), "good enjoyable lovely charming solid".split(),
+        "amazing brilliant fantastic superb wonderful".split()],
+    0: ["flawed weak forgettable tiresome uneven".split(), "bad boring dull annoying disappointing".split(),
+        "terrible awful horrible dreadful unbearable".split()],
+}
+_GRADED_INT = ["a bit|somewhat|slightly|fairly|kind of".split('|'), "|quite|pretty".split('|'), "really|so|truly|absolutely|incredibly".split('|')]
+_GRADED_END = [['.', '...'], ['.', '.', '!'], ['!', '!!', '.']]
+_GRADED_TEMPLATES = ["{o} was {i} {a}", "i found {o} {i} {a}", "{o} felt {i} {a} to me", "all in all {o} was {i} {a}"]
+
+def _check_intensity(intensity):
+    if intensity is not None and intensity not in (1, 2, 3): raise ValueError(f"intensity must be 1, 2, 3 or None, got {intensity!r}")
+
 def synth_text(
     cue:int, # the sentiment the sentence expresses (0 negative, 1 neutral, 2 positive)
     rng:np.random.Generator, # random source
+    intensity:int|None=None, # 1 mild, 2 clear, 3 strong (ignored for a neutral cue); None: the classification set's sentences
 )->str:
-    "A sentence expressing `cue`, from templates with negation, intensifiers and fillers."
+    "A sentence expressing `cue` (at `intensity`), from templates with negation, intensifiers and fillers."
+    _check_intensity(intensity)
     c = lambda xs: xs[rng.integers(len(xs))]
-    s = c(_TEMPLATES[LABELS[cue]]).format(o=c(_OBJ), i=c(_INT), pa=c(_POS_ADJ), na=c(_NEG_ADJ), ua=c(_NEU_ADJ), pv=c(_POS_VERB), nv=c(_NEG_VERB))
+    graded = intensity is not None and cue != 1
+    if graded: s = c(_GRADED_TEMPLATES).format(o=c(_OBJ), i=c(_GRADED_INT[intensity - 1]), a=c(_GRADED_ADJ[cue][intensity - 1]))
+    else: s = c(_TEMPLATES[LABELS[cue]]).format(o=c(_OBJ), i=c(_INT), pa=c(_POS_ADJ), na=c(_NEG_ADJ), ua=c(_NEU_ADJ), pv=c(_POS_VERB), nv=c(_NEG_VERB))
     f = c(_FILL)
     s = ' '.join((f'{f},' if f else '') .split() + s.split())
-    return s[0].upper() + s[1:] + c(['.', '!', '...', '.'])
+    return s[0].upper() + s[1:] + c(_GRADED_END[intensity - 1] if graded else ['.', '!', '...', '.'])
 
 # %% ../nbs/01a_synth.ipynb #6c2acdb1
 _VOICE = {  # per cue: pitch centre (Hz), contour (relative change over the clip), syllables/s, rms
@@ -83,9 +110,12 @@ def synth_voice(
     rng:np.random.Generator, # random source
     seconds:float=1.5, # duration
     sr:int=16_000, # sample rate
+    intensity:int|None=None, # 1 mild, 2 clear, 3 strong: how far from the neutral voice (ignored for a neutral cue); None: as 2
 )->np.ndarray: # (T,) float32 in [-1, 1]
-    "A voice-like signal whose pitch level, contour, tempo and energy carry `cue`."
+    "A voice-like signal whose pitch level, contour, tempo and energy carry `cue` (and its `intensity`)."
+    _check_intensity(intensity)
     v = _VOICE[cue]
+    if intensity is not None and cue != 1: v = {k: _VOICE[1][k] + (x - _VOICE[1][k])*intensity/2 for k, x in v.items()}
     n = int(seconds*sr); t = np.arange(n, dtype=np.float32)/sr
     f0 = v['f0']*rng.uniform(0.85, 1.15)                                      # speaker pitch
     contour = f0*(1 + v['slope']*rng.uniform(0.6, 1.2)*(t/seconds - 0.5))    # falling / flat / rising
@@ -109,8 +139,12 @@ def synth_face(
     cue:int, # sentiment of the face
     rng:np.random.Generator, # random source
     size:int=96, # image side in pixels
+    intensity:int|None=None, # 1 mild, 2 clear, 3 strong (ignored for a neutral cue); None: as 2
 )->Image.Image: # RGB
-    "A procedurally drawn face whose mouth, brows, cheeks and tears show `cue`."
+    "A procedurally drawn face whose mouth, brows, cheeks and tears show `cue` (and its `intensity`)."
+    _check_intensity(intensity)
+    graded = intensity is not None and cue != 1
+    g, f = (intensity/2, (intensity + 1)/3) if graded else (1.0, 1.0)   # scales of the brow slant and mouth opening, of cheeks and tear
     bg = tuple(int(v) for v in rng.integers(0, 256, 3))
     im = Image.new('RGB', (size, size), bg)
     d = ImageDraw.Draw(im)
@@ -121,17 +155,17 @@ def synth_face(
     ink, w = (30, 20, 20), max(2, int(r*0.1))
     ex, ey, er = r*0.38, cy - r*0.25, max(2, r*0.09)
     for s in (-1, 1): d.ellipse([cx + s*ex - er, ey - er, cx + s*ex + er, ey + er], fill=ink)
-    tilt = {0: 1, 1: 0, 2: -0.7}[cue]*r*0.15                                  # brow: inner end down (negative) / raised
+    tilt = {0: 1, 1: 0, 2: -0.7}[cue]*r*0.15*g                                 # brow: inner end down (negative) / raised
     for s in (-1, 1):
         inner, outer = (cx + s*ex*0.45, ey - r*0.22 + tilt), (cx + s*ex*1.45, ey - r*0.22 - tilt*0.3)
         d.line([inner, outer], fill=ink, width=w)
     if cue == 2:                                                              # flushed cheeks
-        for s in (-1, 1): d.ellipse([cx + s*r*0.55 - r*0.17, cy + r*0.1 - r*0.11, cx + s*r*0.55 + r*0.17, cy + r*0.1 + r*0.11], fill=(245, 120, 150))
+        for s in (-1, 1): d.ellipse([cx + s*r*0.55 - r*0.17*f, cy + r*0.1 - r*0.11*f, cx + s*r*0.55 + r*0.17*f, cy + r*0.1 + r*0.11*f], fill=(245, 120, 150))
     elif cue == 0:                                                            # a tear under one eye
-        tx, ty, tw, blue = cx + rng.choice([-1, 1])*ex, ey + er*1.5, r*0.1, (90, 160, 255)
-        d.polygon([(tx, ty), (tx - tw, ty + r*0.22), (tx + tw, ty + r*0.22)], fill=blue)
-        d.ellipse([tx - tw, ty + r*0.12, tx + tw, ty + r*0.32], fill=blue)
-    mw, my, h, lip = r*0.55*rng.uniform(0.85, 1.15), cy + r*0.45, r*rng.uniform(0.3, 0.42), (110, 20, 30)
+        tx, ty, tw, blue = cx + rng.choice([-1, 1])*ex, ey + er*1.5, r*0.1*f, (90, 160, 255)
+        d.polygon([(tx, ty), (tx - tw, ty + r*0.22*f), (tx + tw, ty + r*0.22*f)], fill=blue)
+        d.ellipse([tx - tw, ty + r*0.12*f, tx + tw, ty + r*0.32*f], fill=blue)
+    mw, my, h, lip = r*0.55*rng.uniform(0.85, 1.15), cy + r*0.45, r*rng.uniform(0.3, 0.42)*g, (110, 20, 30)
     if cue == 2: d.chord([cx - mw, my - h, cx + mw, my + h], 0, 180, fill=lip)                 # open smile
     elif cue == 0: d.chord([cx - mw, my - h*0.2, cx + mw, my + h*1.8], 180, 360, fill=lip)     # open frown
     else: d.line([(cx - mw, my), (cx + mw, my)], fill=lip, width=w)                           # closed, straight
@@ -139,7 +173,6 @@ def synth_face(
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 # %% ../nbs/01a_synth.ipynb #ac4adafd
-MANIFEST_COLUMNS = ['id', 'split', 'label', 'text', 'audio_path', 'image_path', 'text_cue', 'audio_cue', 'visual_cue']
 _NEG, _NEU, _POS = range(3)
 
 def _cue_outcomes(
@@ -180,6 +213,59 @@ def expected_accuracy(
     res['fused'] = ceiling(lambda cues: cues)
     return res
 
+# %% ../nbs/01a_synth.ipynb #fe707a6c
+def _score_to_label(score:float)->int:
+    "The 3-class label of a score: 0 negative (< 0), 1 neutral (= 0), 2 positive (> 0)."
+    return 0 if score < 0 else (1 if score == 0 else 2)
+
+# %% ../nbs/01a_synth.ipynb #213abd87
+def _rating_outcomes(
+    c:SynthConfig, # generator settings
+    y:int, # the label (0 negative, 1 neutral, 2 positive)
+)->list[tuple[float, tuple]]: # (probability, ((text, audio, visual) shown ratings, score in thirds)), the whole distribution
+    "Every way the shown ratings and the score of a sample with label `y` can come out, with its probability."
+    sign = y - 1
+    if sign == 0: base = [(1.0, (0, 0, 0))]
+    else:   # each modality shows the sentiment with its own probability, at least one, each at intensity 1, 2 or 3
+        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat) for pat in np.ndindex(2, 2, 2) if any(pat)]
+        z, base = sum(p for p, _ in pats), []
+        for p, pat in pats:
+            for ks in itertools.product((1, 2, 3), repeat=sum(pat)):
+                it = iter(ks); base.append((p/z/3**len(ks), tuple(sign*next(it) if s else 0 for s in pat)))
+    res = [(p*(1 - c.p_conflict), (r, sum(r))) for p, r in base]
+    wrong = [-1, 1] if sign == 0 else [-sign]   # a conflicting modality shows the opposite polarity; the score keeps its true rating
+    for p, r in base:
+        for m, w, k in itertools.product(range(3), wrong, (1, 2, 3)):
+            res.append((p*c.p_conflict/3/len(wrong)/3, (r[:m] + (w*k,) + r[m+1:], sum(r))))
+    return [(p, o) for p, o in res if p > 0]
+
+# %% ../nbs/01a_synth.ipynb #8b9085d9
+def expected_regression(
+    config:SynthConfig|None=None, # generator settings (its `task` does not matter)
+)->dict: # 'text', 'audio', 'visual', 'fused', 'blind' -> {'mae': ..., 'corr': ...}
+    "The regression ceilings (all modalities present): lowest MAE and highest correlation from one modality's rating, from all three, and score-blind."
+    c = config or SynthConfig()
+    joint = {}   # (shown ratings, score in thirds) -> probability, labels balanced
+    for y in range(3):
+        for p, o in _rating_outcomes(c, y): joint[o] = joint.get(o, 0) + p/3
+    obs = list(joint); p = np.array([joint[o] for o in obs]); s = np.array([t/3 for _, t in obs])
+    mean = p @ s; var = p @ (s - mean)**2
+    def ceiling(key):   # per value of what is read: the error of its median, the spread of its mean
+        groups = {}
+        for i, (r, _) in enumerate(obs): groups.setdefault(key(r), []).append(i)
+        mae = between = 0.0
+        for g in groups.values():
+            pg, sg = p[g], s[g]; o = np.argsort(sg, kind='stable'); pg, sg = pg[o], sg[o]
+            med = sg[min(np.searchsorted(np.cumsum(pg), pg.sum()/2), len(sg) - 1)]
+            mae += pg @ np.abs(sg - med); between += pg.sum()*((pg @ sg)/pg.sum() - mean)**2
+        return dict(mae=float(mae), corr=float(np.sqrt(between/var)))
+    res = {m: ceiling(lambda r, j=j: r[j]) for j, m in enumerate(MODALITIES)}
+    res['fused'], res['blind'] = ceiling(lambda r: r), ceiling(lambda r: None)
+    return res
+
+# %% ../nbs/01a_synth.ipynb #ad2ff15f
+MANIFEST_COLUMNS = ['id', 'split', 'label', 'score', 'text', 'audio_path', 'image_path', 'text_cue', 'audio_cue', 'visual_cue']
+
 def synthesize(
     out:str|Path, # folder to write into (created)
     config:SynthConfig|None=None, # generator settings (default: `SynthConfig()`)
@@ -191,34 +277,39 @@ def synthesize(
     rng = np.random.default_rng(c.seed)
     labels = np.arange(c.n) % 3; rng.shuffle(labels)
     splits = rng.choice(['train', 'val', 'test'], size=c.n, p=list(c.splits))
-    rows, outcomes = [], {y: _cue_outcomes(c, y) for y in range(3)}
+    reg = c.task == 'regression'
+    rows, outcomes = [], {y: (_rating_outcomes if reg else _cue_outcomes)(c, y) for y in range(3)}
     for i in range(c.n):
         y = int(labels[i]); sid = f'{i:06d}'
-        cues = _draw_cues(outcomes[y], rng)
+        if reg:   # shown ratings -3..3: the cue is their sign, the intensity their size
+            shown, thirds = _draw_cues(outcomes[y], rng)
+            cues, ints = tuple(int(np.sign(v)) + 1 for v in shown), tuple(abs(v) or None for v in shown)
+        else: cues, ints = _draw_cues(outcomes[y], rng), (None,)*3
         keep = rng.random(3) >= c.p_missing
         if not keep.any(): keep[rng.integers(3)] = True
         row = dict(id=sid, split=splits[i], label=LABELS[y], text='', audio_path='', image_path='',
                    text_cue=LABELS[cues[0]], audio_cue=LABELS[cues[1]], visual_cue=LABELS[cues[2]])
-        if keep[0]: row['text'] = synth_text(cues[0], rng)
+        if reg: row.update(score=str(thirds/3), label=LABELS[_score_to_label(thirds/3)], **{f'{m}_cue': str(v) for m, v in zip(MODALITIES, shown)})
+        if keep[0]: row['text'] = synth_text(cues[0], rng, ints[0])
         if keep[1]:
-            sr = int(rng.choice(c.sample_rates)); x = synth_voice(cues[1], rng, rng.uniform(*c.audio_seconds), sr)
+            sr = int(rng.choice(c.sample_rates)); x = synth_voice(cues[1], rng, rng.uniform(*c.audio_seconds), sr, ints[1])
             if rng.random() < 0.3: x = np.stack([x, 0.8*x], 1)                  # some stereo
             sf.write(out/'audio'/f'{sid}.wav', x, sr, subtype='PCM_16'); row['audio_path'] = f'audio/{sid}.wav'
         if keep[2]:
-            im = synth_face(cues[2], rng, c.image_size); u = rng.random()
+            im = synth_face(cues[2], rng, c.image_size, ints[2]); u = rng.random()
             if u < 0.1: im = im.convert('L')
             elif u < 0.2: im = im.convert('RGBA')
             im.save(out/'images'/f'{sid}.png', compress_level=1); row['image_path'] = f'images/{sid}.png'
         rows.append(row)
     with open(out/'manifest.csv', 'w', newline='', encoding='utf-8') as f:
-        w = csv.DictWriter(f, MANIFEST_COLUMNS); w.writeheader(); w.writerows(rows)
-    (out/'synth_config.json').write_text(json.dumps(dict(asdict(c), version=SYNTH_VERSION), indent=2))
+        w = csv.DictWriter(f, [k for k in MANIFEST_COLUMNS if reg or k != 'score']); w.writeheader(); w.writerows(rows)
+    (out/'synth_config.json').write_text(json.dumps(dict(_config_dict(c), version=SYNTH_VERSION), indent=2))
     return out/'manifest.csv'
 
 # %% ../nbs/01a_synth.ipynb #11630996
 def _stable_key(c:SynthConfig)->str:
     import hashlib
-    return hashlib.sha256(json.dumps(asdict(c), sort_keys=True).encode()).hexdigest()[:10]
+    return hashlib.sha256(json.dumps(_config_dict(c), sort_keys=True).encode()).hexdigest()[:10]
 
 def synth_dataset_dir(
     config:SynthConfig|None=None, # generator settings (default: `SynthConfig()`)
@@ -244,12 +335,18 @@ def mmsent_synth(
     p_conflict:float=0.0, # probability that one modality shows the opposite sentiment
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels
+    task:str='classification', # 'classification' or 'regression' (adds a score in [-3, 3])
 ):
     "Write the built-in synthetic multimodal sentiment set (WAV, PNG, manifest.csv) into --out."
     if not out: raise SystemExit("mmsent_synth: --out DIR is required")
     try: c = SynthConfig(n=n, seed=seed, show=tuple(float(v) for v in show.split(',')), p_conflict=p_conflict,
-                         p_missing=p_missing, image_size=image_size)
+                         p_missing=p_missing, image_size=image_size, task=task)
     except ValueError as e: raise SystemExit(f"mmsent_synth: {e}")
     m = synthesize(out, c)
-    ceil = expected_accuracy(c)
-    print(f"wrote {n} samples to {m.parent} ({m.name}); accuracy ceilings: " + ', '.join(f'{k} {v:.3f}' for k, v in ceil.items()))
+    if task == 'regression':
+        ceil = expected_regression(c)
+        print(f"wrote {n} samples to {m.parent} ({m.name}); regression ceilings (MAE / Pearson r): "
+              + ', '.join(f"{k} {v['mae']:.3f} / {v['corr']:.3f}" for k, v in ceil.items()))
+    else:
+        ceil = expected_accuracy(c)
+        print(f"wrote {n} samples to {m.parent} ({m.name}); accuracy ceilings: " + ', '.join(f'{k} {v:.3f}' for k, v in ceil.items()))
