@@ -22,7 +22,8 @@ from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import MultiModalProcessor, EncoderLoadError
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
-from .evaluation import predict, eval_records
+from .evaluation import eval_records
+from .metrics import collect_predictions
 
 log = logging.getLogger('mmsent.compress')
 
@@ -211,7 +212,7 @@ def compare_models(
     rows, ref = [], None
     for name, (model, directory) in models.items():
         model = model.cpu().eval()
-        pr = predict(model, loader)
+        pr = collect_predictions(model, loader)
         preds = pr.preds
         if ref is None: ref = preds
         w = [p for p in model.parameters()] + [b for b in model.buffers() if b.dtype == torch.int8]
@@ -220,7 +221,7 @@ def compare_models(
                          params=sum(p.numel() for p in w), encoder_sparsity=round(sparsity(model)['overall'], 3) if lins else None,
                          latency_ms_b1=round(_latency_ms(model, _first(batch, 1), repeats), 2),
                          latency_ms_batch=round(_latency_ms(model, _first(batch, len(batch['labels'])), repeats), 2), batch_size=len(batch['labels']),
-                         accuracy=round(accuracy_score(pr.labels, preds), 4), weighted_f1=round(f1_score(pr.labels, preds, average='weighted', zero_division=0), 4),
+                         accuracy=round(accuracy_score(pr.true_classes, preds), 4), weighted_f1=round(f1_score(pr.true_classes, preds, average='weighted', zero_division=0), 4),
                          agreement=round((preds == ref).float().mean().item(), 4), n=len(preds)))
     return rows
 

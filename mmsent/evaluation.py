@@ -442,7 +442,7 @@ def mmsent_eval(
         if not model: raise ValueError("--model DIR is required (a directory written by mmsent_train)")
         m = EndToEndMultiModalModel.from_pretrained(model).to(resolve_device(device))
         proc, prep = _preprocessing(MultiModalProcessor.from_pretrained(model), n_frames, max_audio_seconds, max_text_tokens)
-        sc = SynthConfig(n=synth_n, seed=0, **({'task': 'regression'} if m.config.task == 'regression' else {}))
+        sc = SynthConfig(n=synth_n, seed=0, task=m.config.task)
         recs = eval_records(dataset, data_root, split, synth_config=sc)
         if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
         recs, data_rep = prepare_records(recs, skip_bad=skip_bad, report_path=Path(out)/f'data_report_{split}.json' if skip_bad else None,

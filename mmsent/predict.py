@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_predict.ipynb #0480f514
 from __future__ import annotations
-import csv, json, sys
+import csv, json, logging, sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -18,36 +18,48 @@ from .data import AudioReadError, ImageReadError, NoAudioStream, load_audio, loa
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
+from .metrics import score_to_class
+
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['Prediction', 'Predictor', 'predict_manifest', 'write_predictions', 'mmsent_predict']
+__all__ = ['log', 'Prediction', 'Predictor', 'predict_manifest', 'write_predictions', 'mmsent_predict']
 
 # %% ../nbs/08_predict.ipynb #117387e8
 @dataclass
 class Prediction:
     "One sample's prediction."
-    label:str # the predicted class
-    probs:dict # class -> probability (fused model)
+    label:str # the predicted class (for a regression model: the class of its score, neutral within 0.5 of zero)
+    probs:dict|None # class -> probability (fused model; None for a regression model)
     modalities:list # the modalities the prediction used
-    unimodal:dict # modality -> {class: probability} of that modality's own head
+    unimodal:dict # modality -> {class: probability} of that modality's own head, or {'score': s} for a regression model
     attention:list|None = None # (heads, M, M) modality attention over `modalities` (attention fusion)
-    modality_weights:dict|None = None # modality -> share of attention it receives (or its gate)
+    modality_weights:dict|None = None # modality -> attention its token receives (or its gate): where the fusion looks, not a contribution
+    score:float|None = None # the predicted sentiment score in [-3, 3] (regression models)
+    shapley:dict|None = None # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from the model's prior
 
     def to_dict(self)->dict:
         "JSON-able."
         return asdict(self)
 
     def __str__(self):
-        lines = [f"{self.label} ({self.probs[self.label]:.1%})  from {' + '.join(self.modalities)}",
-                 '  probabilities: ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
-        for m, pr in self.unimodal.items():
-            lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f'  -> {max(pr, key=pr.get)}')
+        if self.score is not None:
+            lines = [f"{self.label} (score {self.score:+.2f} on -3..3)  from {' + '.join(self.modalities)}"]
+            lines += [f'  {m:6s} alone:  score {pr["score"]:+.2f}' for m, pr in self.unimodal.items()]
+        else:
+            lines = [f"{self.label} ({self.probs[self.label]:.1%})  from {' + '.join(self.modalities)}",
+                     '  probabilities: ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
+            for m, pr in self.unimodal.items():
+                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f'  -> {max(pr, key=pr.get)}')
+        if self.shapley:
+            what = 'score' if self.score is not None else 'log-probability of ' + self.label
+            lines.append(f'  Shapley values ({what}): ' + ', '.join(f'{m} {v:+.3f}' for m, v in self.shapley.items()))
         if self.attention is not None:
             mean = np.asarray(self.attention).mean(0)
             lines.append('  attention (rows attend to columns, mean over heads):')
             lines.append('    ' + ' '*8 + ''.join(f'{m:>8s}' for m in self.modalities))
             lines += ['    ' + f'{m:8s}' + ''.join(f'{v:8.3f}' for v in row) for m, row in zip(self.modalities, mean)]
-        if self.modality_weights: lines.append('  modality shares: ' + ', '.join(f'{m} {v:.3f}' for m, v in self.modality_weights.items()))
+        if self.modality_weights: lines.append('  attention received: ' + ', '.join(f'{m} {v:.3f}' for m, v in self.modality_weights.items()))
         return '\n'.join(lines)
 
 class Predictor:
@@ -56,10 +68,12 @@ class Predictor:
         model:EndToEndMultiModalModel, # the model
         processor:MultiModalProcessor, # its processor
         device:str='auto', # auto, cpu, cuda, mps
-        n_frames:int=1, # frames taken from a video (1: the middle one)
+        n_frames:int|None=None, # frames taken from a video (default: as in training, from the processor)
     ):
         self.device = resolve_device(device)
-        self.model, self.processor, self.n_frames = model.to(self.device).eval(), processor, n_frames
+        trained = getattr(processor.config, 'n_frames', 1)
+        if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
+        self.model, self.processor, self.n_frames = model.to(self.device).eval(), processor, n_frames or trained
 
     @classmethod
     def from_pretrained(cls,
@@ -97,18 +111,25 @@ class Predictor:
         "Predictions for a batch of decoded samples."
         inputs = self.processor(text=[s.get('text') for s in samples], audio=[s.get('audio') for s in samples],
                                 image=[s.get('image') for s in samples])
-        out = self.model(**{k: v.to(self.device) for k, v in inputs.items()}, return_dict=True)
-        probs = out.logits.float().softmax(-1).cpu()
-        mods = self.model.modalities
+        out = self.model(**{k: v.to(self.device) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
+        reg, mods = self.model.config.task == 'regression', self.model.modalities
+        logits = out.logits.float().cpu()
         res = []
         for i in range(len(samples)):
             here = [j for j, m in enumerate(mods) if out.modality_mask[i, j]]
             used = [mods[j] for j in here]
-            uni = {mods[j]: dict(zip(LABELS, out.unimodal_logits[mods[j]][i].float().softmax(-1).cpu().tolist())) for j in here}
+            head = lambda m: out.unimodal_logits[m][i].float().cpu()
+            uni = {mods[j]: ({'score': float(head(mods[j])[0])} if reg else dict(zip(LABELS, head(mods[j]).softmax(-1).tolist()))) for j in here}
             att = out.attention[i][:, here][:, :, here].float().cpu().tolist() if out.attention is not None else None
             w = {mods[j]: float(out.modality_weights[i, j]) for j in here} if out.modality_weights is not None else None
-            p = dict(zip(LABELS, probs[i].tolist()))
-            res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w))
+            shap = {mods[j]: float(out.shapley[i, j]) for j in here}
+            if reg:
+                s = float(logits[i, 0])
+                res.append(Prediction(label=LABELS[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
+                                      attention=att, modality_weights=w, score=s, shapley=shap))
+            else:
+                p = dict(zip(LABELS, logits[i].softmax(-1).tolist()))
+                res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap))
         return res
 
     def predict(self,
@@ -164,10 +185,13 @@ def write_predictions(
     elif out.suffix == '.csv':
         with open(out, 'w', newline='', encoding='utf-8') as f:
             w = csv.writer(f)
-            w.writerow(['id', 'prediction', *[f'p_{c}' for c in LABELS], 'modalities', *[f'{m}_prediction' for m in MODALITIES]])
+            w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in LABELS], 'modalities', *[f'{m}_prediction' for m in MODALITIES],
+                        *[f'{m}_shapley' for m in MODALITIES]])
             for sid, p in preds:
-                w.writerow([sid, p.label, *[f'{p.probs[c]:.5f}' for c in LABELS], '+'.join(p.modalities),
-                            *[max(p.unimodal[m], key=p.unimodal[m].get) if m in p.unimodal else '' for m in MODALITIES]])
+                head = lambda m: (f"{p.unimodal[m]['score']:.4f}" if p.score is not None else max(p.unimodal[m], key=p.unimodal[m].get)) if m in p.unimodal else ''
+                w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}', *[f'{p.probs[c]:.5f}' if p.probs else '' for c in LABELS],
+                            '+'.join(p.modalities), *[head(m) for m in MODALITIES],
+                            *[f'{p.shapley[m]:.5f}' if p.shapley and m in p.shapley else '' for m in MODALITIES]])
     else: raise ValueError(f"--out must end in .csv or .jsonl, got {out}")
     return out
 
@@ -211,7 +235,7 @@ def mmsent_predict(
     strict:store_true=False, # with --manifest: stop at the first unusable row
     batch_size:int=16, # with --manifest: samples per batch
     num_workers:int=0, # with --manifest: DataLoader workers
-    n_frames:int=1, # frames taken from a video
+    n_frames:int=None, # frames taken from a video (default: as in training)
     device:str='auto', # auto, cpu, cuda or mps
 ):
     "Predict the sentiment of a text/audio/image/video sample with a trained model (or interactively, or over a manifest)."

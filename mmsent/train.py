@@ -153,7 +153,7 @@ class TrainConfig:
     def synth_config(self)->SynthConfig|None:
         "The generated synthetic set of this run (None unless the dataset is synth without data_root)."
         if self.dataset != 'synth' or self.data_root is not None: return None
-        return SynthConfig(n=self.synth_n, seed=0, **({'task': 'regression'} if self.task == 'regression' else {}))
+        return SynthConfig(n=self.synth_n, seed=0, task=self.task)
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:

@@ -99,6 +99,8 @@ def test_text_wav_png_prediction_and_heatmap(browser, server, files):
     heatmap.wait_for()
     assert heatmap.evaluate('i => i.complete && i.naturalWidth') > 100   # the figure, rendered
     page.get_by_text('Class probabilities').wait_for()
+    page.get_by_text('Modality Shapley values', exact=True).wait_for()   # the section heading, with its figure
+    assert page.locator('[data-testid="stImage"] img, [data-testid="stPyplot"] img').count() >= 2
     page.screenshot(path=str(files/'app.png'), full_page=True)
     assert not page.locator('[data-testid="stException"]').count()
 

@@ -16,8 +16,8 @@ import mmsent.model as mmodel
 import mmsent.predict as mpredict
 
 # %% auto #0
-__all__ = ['AUDIO_TYPES', 'IMAGE_TYPES', 'VIDEO_TYPES', 'save_upload', 'predict_inputs', 'probability_table', 'attention_figure',
-           'show_prediction', 'main', 'mmsent_app']
+__all__ = ['AUDIO_TYPES', 'IMAGE_TYPES', 'VIDEO_TYPES', 'save_upload', 'predict_inputs', 'probability_table', 'shapley_figure',
+           'attention_figure', 'show_prediction', 'main', 'mmsent_app']
 
 # %% ../../nbs/08a_app.ipynb #ff9cd8fb
 AUDIO_TYPES = ('wav', 'flac', 'ogg', 'mp3', 'm4a', 'aac', 'opus')
@@ -55,10 +55,27 @@ def predict_inputs(
 # %% ../../nbs/08a_app.ipynb #8eb536e4
 def probability_table(
     p:mpredict.Prediction, # one prediction
-)->pd.DataFrame: # classes × (fused, then each modality used)
-    "Class probabilities of the fused model and of each modality's own head."
+)->pd.DataFrame: # classes × (fused, then each modality used); for a regression model, 'score' × the same columns
+    "Class probabilities (or scores) of the fused model and of each modality's own head."
+    if p.score is not None:
+        return pd.DataFrame({'fused': {'score': p.score}, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}})
     cols = {'fused': p.probs, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}}
     return pd.DataFrame(cols).loc[list(mcore.LABELS)]
+
+def shapley_figure(
+    p:mpredict.Prediction, # one prediction
+):
+    "Bars of each modality's Shapley value for the prediction (None when there are none)."
+    import matplotlib.pyplot as plt
+    if not p.shapley: return None
+    mods, vals = list(p.shapley), list(p.shapley.values())
+    fig, ax = plt.subplots(figsize=(4.2, 0.5*len(mods) + 1.3))
+    ax.barh(mods, vals, color=['tab:green' if v >= 0 else 'tab:red' for v in vals]); ax.invert_yaxis(); ax.axvline(0, color='black', lw=0.8)
+    for i, v in enumerate(vals): ax.text(v, i, f' {v:+.2f} ', va='center', ha='left' if v >= 0 else 'right', fontsize=9)
+    lim = max(abs(v) for v in vals)*1.5 + 1e-3; ax.set_xlim(-lim, lim)
+    ax.set(xlabel='score' if p.score is not None else f'log-probability of {p.label}', title='Modality Shapley values')
+    fig.tight_layout()
+    return fig
 
 def attention_figure(
     p:mpredict.Prediction, # one prediction
@@ -108,17 +125,25 @@ def _stamp(model_dir:str)->float:
     return w.stat().st_mtime if w.is_file() else 0.0
 
 def show_prediction(st, p:mpredict.Prediction):
-    "Render one prediction: label, probabilities, each modality's own prediction, attention."
+    "Render one prediction: label, probabilities (or score), each modality's own prediction, Shapley values, attention."
     st.subheader(f"Predicted sentiment: {p.label}")
-    st.write(f"probability {p.probs[p.label]:.1%}, from {' + '.join(p.modalities)}")
+    if p.score is not None: st.write(f"score {p.score:+.2f} on the scale -3 (negative) to +3 (positive), from {' + '.join(p.modalities)}")
+    else: st.write(f"probability {p.probs[p.label]:.1%}, from {' + '.join(p.modalities)}")
     left, right = st.columns(2)
     with left:
-        st.markdown('#### Class probabilities')
-        st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(mcore.LABELS)], y_label='probability')
+        if p.probs is not None:
+            st.markdown('#### Class probabilities')
+            st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(mcore.LABELS)], y_label='probability')
         st.markdown('#### Each modality on its own')
         t = probability_table(p).T
-        t.insert(0, 'prediction', t.idxmax(axis=1))
+        if p.score is None: t.insert(0, 'prediction', t.idxmax(axis=1))
         st.dataframe(t.style.format(precision=3))
+        fig = shapley_figure(p)
+        if fig is not None:
+            st.markdown('#### Modality Shapley values')
+            st.pyplot(fig)
+            st.caption("How much each modality moves the prediction away from what the model predicts with no input at all (its training "
+                       "prior), averaged fairly over every order the modalities could be added in; they add up to that whole distance.")
     with right:
         fig = attention_figure(p)
         if fig is None: st.info("This model's fusion has no modality attention (concat fusion).")
@@ -128,7 +153,8 @@ def show_prediction(st, p:mpredict.Prediction):
             if p.attention is not None:
                 with st.expander('every head'): st.pyplot(attention_figure(p, per_head=True))
         if p.modality_weights and p.attention is not None:
-            st.caption('share of attention each modality receives: ' + ', '.join(f'{m} {v:.2f}' for m, v in p.modality_weights.items()))
+            st.caption('attention each modality receives (where the fusion looks, not what it contributes): ' +
+                       ', '.join(f'{m} {v:.2f}' for m, v in p.modality_weights.items()))
 
 def main(argv:list|None=None):
     "The page (Streamlit runs it on every interaction)."
