@@ -87,8 +87,15 @@ def in_child(code:str)->str:
     return r.stdout
 
 
+def cpu_model()->str:
+    "The CPU's model name (Linux: /proc/cpuinfo), else what `platform` says."
+    try: return next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+
 def machine()->dict:
-    return dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
+    return dict(cpu=platform.processor() or platform.machine(), cpu_model=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 

@@ -1,6 +1,6 @@
 """Run every benchmark in turn (each in its own process), then regenerate the docs page `nbs/98_benchmarks.ipynb` from their JSON.
 
-    python bench/run_all.py              # about 10 minutes on 2 CPU cores
+    python bench/run_all.py              # about 13 minutes on 2 CPU cores
     python bench/run_all.py --report     # only regenerate the page from bench/results/*.json
 
 Run it on an otherwise idle machine: the figures are wall-clock times.
@@ -9,7 +9,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py']
+BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py']
 PAGE = HERE.parent/'nbs'/'98_benchmarks.ipynb'
 
 
@@ -83,6 +83,27 @@ def sections(res:dict)->list[str]:
                               "\nbf16 is CPU autocast; int8 is `mmsent.compress.quantize_int8` (int8 weights and int8 matmuls in the linear layers). "
                               "int8 pays off where the matrices are large (base); at the tiny preset's widths, quantizing the activations costs "
                               "about what the int8 matmul saves. The models are random-init, so 'agrees' compares predicted classes only."]))
+    if 'audio_batching' in res:
+        r = res['audio_batching']; mc, au = r['machine'], r['audio']
+        out.append('\n'.join([f"## Audio batching\n\n`{r['command']}` ({r['date']}; {mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability "
+                              f"{mc.get('cpu_capability', '?')}, {mc['cores']} cores, {mc['threads']} threads, torch {mc['torch']}; load average "
+                              f"{r['load_average'][0]:.1f} at the start, {r['load_average'][1]:.1f} at the end)\n",
+                              f"The base preset's audio encoder (Wav2Vec2 with group norm, random weights, fp32) on {au['batch']} clips of "
+                              f"{', '.join(f'{x:.1f}' for x in sorted(au['clip_seconds']))} s: {au['real_seconds']:.0f} s of audio, "
+                              f"{au['padded_seconds']:.0f} s once padded to the longest, {au['fixed_seconds']:.0f} s padded to 10 s. "
+                              "The last columns give the largest difference between a clip's logits in the batch and on its own "
+                              "(for `fixed 10 s`, on its own padded to 10 s), and between its logits in the batch and unpadded on its own.\n",
+                              md_table(r['rows'], [('way', 'way', 's'), ('batch_s', 's/batch', '.2f'), ('clips_per_s', 'clips/s', '.2f'),
+                                                   ('x_batched', '× batched', '.2f'), ('max_dev', 'alone vs batch, largest', '.1e'),
+                                                   ('shortest_dev', 'shortest clip', '.1e'), ('vs_unpadded', 'batch vs unpadded alone', '.1e')]),
+                              "\n`batched` is mmsent's old path (the padded batch through the encoder without a mask, as Hugging Face "
+                              "recommends for group-norm checkpoints): a clip's logits depend on its neighbours. `per-clip` is "
+                              "`AudioSentimentModel.encode` now: the convolutions run on each clip's real samples alone, the transformer "
+                              "on the padded frames with a mask. It is exact and also faster, because the convolutions, about half the "
+                              "encoder's time here, no longer run over padding. `fixed 10 s` pads every clip to `max_audio_seconds`, "
+                              "as MMML does: a clip's result no longer depends on its neighbours, but every clip pays for 10 s, and "
+                              "a short clip's result is not what it would be unpadded. A batch without padding takes the ordinary path "
+                              "in `per-clip` too, so batch-1 latency and the equal-length batches of the inference benchmark are unchanged."]))
     return out
 
 

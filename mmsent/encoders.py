@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
+from fastcore.basics import patch
 from transformers import (AutoConfig, AutoModel, AutoTokenizer, AutoFeatureExtractor, AutoImageProcessor,
                           BatchFeature, PretrainedConfig, PreTrainedModel, RobertaConfig, ViTConfig, Wav2Vec2Config)
 from transformers.utils import ModelOutput
@@ -237,6 +239,13 @@ class AudioSentimentModel(UnimodalSentimentModel):
     def _always_frozen(self): return [self.encoder.feature_extractor] if self.freeze_feature_encoder else []
     def _top_modules(self): return [self.encoder.encoder.layer_norm] if self.encoder.config.do_stable_layer_norm else []
 
+    def _feature_encoder(self)->nn.Module:
+        # HF's feature encoder makes the waveform require grad (a backward pass through every convolution) unless its
+        # `_requires_grad` flag says it is frozen: keep the flag in step with the parameters, whoever froze them
+        fe = self.encoder.feature_extractor
+        if hasattr(fe, '_requires_grad'): fe._requires_grad = any(p.requires_grad for p in fe.parameters())
+        return fe
+
     def frame_mask(self,
         attention_mask:torch.Tensor, # (B, S) 1 for real samples
         n_frames:int, # frames in the encoder output
@@ -249,14 +258,59 @@ class AudioSentimentModel(UnimodalSentimentModel):
         input_values:torch.Tensor, # (B, S) normalised 16 kHz waveform, zero-padded
         attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples, 0 for padding
     )->tuple[torch.Tensor, torch.Tensor]:
-        use_mask = attention_mask is not None and self.encoder.config.feat_extract_norm == 'layer'
-        # HF's feature encoder makes the waveform require grad (a backward pass through every convolution) unless its
-        # `_requires_grad` flag says it is frozen: keep the flag in step with the parameters, whoever froze them
-        fe = self.encoder.feature_extractor
-        if hasattr(fe, '_requires_grad'): fe._requires_grad = any(p.requires_grad for p in fe.parameters())
-        h = self.encoder(input_values, attention_mask=attention_mask if use_mask else None).last_hidden_state
+        "Run the encoder: `(hidden_states (B, T, D), mask (B, T) bool)`; a clip's result does not depend on the rest of the batch."
+        self._feature_encoder()
+        group = self.encoder.config.feat_extract_norm == 'group'
+        if group and attention_mask is not None and not bool(attention_mask.all()):   # padding would leak in: clip by clip
+            return self._encode_clips(input_values, attention_mask)
+        h = self.encoder(input_values, attention_mask=None if group else attention_mask).last_hidden_state
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
         return h, self.frame_mask(attention_mask, h.shape[1])
+
+
+# %% ../nbs/02_encoders.ipynb #aebf731e
+@patch
+def clip_features(self:AudioSentimentModel,
+    input_values:torch.Tensor, # (B, S) zero-padded waveforms
+    lengths:torch.Tensor, # (B,) real samples in each row
+)->tuple[torch.Tensor, torch.Tensor]: # (B, T, C) features, (B, T) bool frame mask
+    "Convolutional features of each clip computed from its real samples alone, zero-padded to the longest."
+    fe, B = self._feature_encoder(), input_values.shape[0]
+    n_frames = self.encoder._get_feat_extract_output_lengths(lengths)   # (B,)
+    assert bool((n_frames > 0).all()), "a clip is shorter than the encoder's receptive field (400 samples, 25 ms): pad it to " \
+                                       "`min_audio_seconds`, as `MultiModalProcessor` does"
+    T = int(n_frames.max())
+    padded = [None]*B   # each clip's (T, C) features
+    for L in lengths.unique().tolist():   # one call per distinct length
+        rows = (lengths == L).nonzero().flatten()
+        f = fe(input_values[rows, :L]).transpose(1, 2)                      # (b, T_L, C)
+        for k, i in enumerate(rows.tolist()): padded[i] = F.pad(f[k], (0, 0, 0, T - f.shape[1]))
+    mask = torch.arange(T, device=lengths.device)[None] < n_frames[:, None]
+    return torch.stack(padded), mask
+
+
+# %% ../nbs/02_encoders.ipynb #3fbeec16
+@patch
+def _encode_clips(self:AudioSentimentModel,
+    input_values:torch.Tensor, # (B, S) zero-padded waveforms
+    attention_mask:torch.Tensor, # (B, S) 1 for real samples
+)->tuple[torch.Tensor, torch.Tensor]: # (B, T, D) hidden states, (B, T) bool frame mask
+    "The group-norm path: convolutions clip by clip, then projection and transformer with a frame mask."
+    enc = self.encoder
+    if not all(hasattr(enc, a) for a in ('feature_projection', 'encoder', '_mask_hidden_states')):
+        log.warning("%s has no feature_projection/encoder: its clips are encoded batched, padding included", type(enc).__name__)
+        h = enc(input_values).last_hidden_state
+        return h, self.frame_mask(attention_mask, h.shape[1])
+    feats, mask = self.clip_features(input_values, attention_mask.sum(-1))   # (B, T, C), (B, T)
+    h = enc.feature_projection(feats)
+    if isinstance(h, tuple): h = h[0]              # Wav2Vec2 also returns the normalised features
+    h = enc._mask_hidden_states(h, attention_mask=mask)
+    h = enc.encoder(h, attention_mask=mask).last_hidden_state
+    if getattr(enc, 'adapter', None) is not None:   # its strided convolutions must see zeros past a clip's end, as alone
+        h = enc.adapter(h.masked_fill(~mask[..., None], 0.0))
+        mask = self.frame_mask(attention_mask, h.shape[1])
+    return h, mask
+
 
 # %% ../nbs/02_encoders.ipynb #5e2b5b31
 class VisualSentimentModel(UnimodalSentimentModel):
