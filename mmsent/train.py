@@ -40,7 +40,7 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'MODALITY_DROPOUT', 'HISTORY_NAME',
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
-MODALITY_DROPOUT = 0.0   # the default, chosen so the default run keeps its fusion target and each single modality works on its own
+MODALITY_DROPOUT = 0.2   # the default: the default run keeps its fusion target, and the fused model given one modality does as well as that modality's own head
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
 
 @dataclass

@@ -130,6 +130,32 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     assert r.returncode == 2 and 'precision must be fp32, bf16 or fp16' in r.stderr
     r = run(['--dataset', 'meld'], tmp_path)
     assert r.returncode == 2 and '--data_root is required for meld' in r.stderr
+    r = run(['--task', 'ranking'], tmp_path)
+    assert r.returncode == 2 and 'task must be one of' in r.stderr
+    r = run(['--class_weights', '1,2'], tmp_path)
+    assert r.returncode == 2 and "class_weights must be 'balanced' or 3 positive numbers" in r.stderr
+    r = run(['--seeds', '1', '1'], tmp_path)
+    assert r.returncode == 2 and '--seeds has repeats' in r.stderr
+
+
+def test_seeds_write_a_results_table(tmp_path):
+    "`--seeds 1 2 3` on a small synthetic regression set: a run per seed, and results.json/.md whose mean and std follow from the per-seed values."
+    from mmsent.synth import synthesize
+    from mmsent.metrics import RESULT_COLUMNS
+    import numpy as np
+    synthesize(tmp_path/'data', n=120, seed=4, task='regression')
+    r = run(['--data_root', 'data', '--task', 'regression', '--epochs', '1', '--seeds', '1', '2', '3', '--output_dir', 'o', '--log_dir', 'l', *FAST], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['results.json', 'results.md', 'seed_1', 'seed_2', 'seed_3']
+    res = json.loads((tmp_path/'o'/'results.json').read_text())
+    assert res['task'] == 'regression' and res['columns'] == list(RESULT_COLUMNS['regression']) and res['protocol']['seeds'] == [1, 2, 3]
+    md = (tmp_path/'o'/'results.md').read_text()
+    for k in res['columns']:
+        v = np.array([res['per_seed'][s][k] for s in ('1', '2', '3')], dtype=float)
+        assert res['summary'][k]['mean'] == pytest.approx(v.mean()) and res['summary'][k]['std'] == pytest.approx(v.std(ddof=1)), k
+    mae = res['summary']['MAE']
+    assert f"{mae['mean']:.4f} ± {mae['std']:.4f}" in md and '| mean ± std (3 seeds) |' in md
+    for s in (1, 2, 3): assert (tmp_path/'o'/f'seed_{s}'/'end_to_end_multimodal_best'/'model.safetensors').exists()
 
 
 @pytest.mark.slow
@@ -169,6 +195,11 @@ def test_main_job_defaults_reach_the_fusion_target(tmp_path):
     single = {row['hidden'][0]: row['delta_accuracy'] for row in m['ablation'] if len(row['hidden']) == 1}
     assert min(single, key=single.get) == 'text', single   # the synthetic set's most informative modality costs the most
     assert all(d < 0 for d in single.values()), single
-    for f in ('metrics.md', 'predictions.csv', 'attention.json', 'attention.csv', 'confusion_matrix.png', 'attention.png', 'ablation.png',
-              'training_curves.png'):
+    # trained with modality dropout, the fused model given one modality does as well as that modality's own head (within 3 points)
+    assert m['modality_dropout'] > 0 and 'trained with modality dropout' in r.stdout
+    for row in (row for row in m['ablation'] if len(row['kept']) == 1):
+        assert row['accuracy'] >= row['head_accuracy'] - 0.03, row
+    assert max(m['shapley']['overall'], key=lambda k: m['shapley']['overall'][k]['mean_abs']) == 'text', m['shapley']['overall']
+    for f in ('metrics.md', 'predictions.csv', 'shapley.csv', 'attention.json', 'attention.csv', 'confusion_matrix.png', 'attention.png', 'ablation.png',
+              'shapley.png', 'training_curves.png'):
         assert (tmp_path/'eval'/f).stat().st_size > 0, f
