@@ -45,7 +45,7 @@ class FusionOutput(ModelOutput):
     logits:torch.Tensor|None = None # (B, num_classes)
     fused:torch.Tensor|None = None # (B, d) the fused representation fed to the head
     attention:torch.Tensor|None = None # (B, heads, M, M) last block's modality attention, zero rows/columns for absent modalities
-    modality_weights:torch.Tensor|None = None # (B, M) share of the fused output each modality receives (sums to 1 over present ones)
+    modality_weights:torch.Tensor|None = None # (B, M) attention each modality's token receives, or the gates of gated fusion (sums to 1 over present ones): where the fusion looks, not a contribution to the output
 
 # %% ../nbs/03_fusion.ipynb #4b22c04c
 class AttentionBlock(nn.Module):

@@ -50,12 +50,14 @@ def test_input_kinds(inputs, args, mods):
     assert p['modalities'] == mods and p['label'] in ('negative', 'neutral', 'positive')
     assert abs(sum(p['probs'].values()) - 1) < 1e-5 and set(p['unimodal']) == set(mods)
     assert np.asarray(p['attention']).shape == (4, len(mods), len(mods))
+    assert set(p['shapley']) == set(mods)   # the Shapley values add up from the (uniform) prior to the prediction's log-probability
+    assert abs(sum(p['shapley'].values()) - (np.log(p['probs'][p['label']]) - np.log(1/3))) < 1e-4
 
 
 def test_text_output(inputs):
     r = run(['--model', 'model', '--text', 'not bad at all', '--image', 'rgba.png'], inputs)
     assert r.returncode == 0, r.stderr
-    assert 'from text + visual' in r.stdout and 'attention' in r.stdout and 'visual alone' in r.stdout
+    assert 'from text + visual' in r.stdout and 'attention' in r.stdout and 'visual alone' in r.stdout and 'Shapley values' in r.stdout
 
 
 @pytest.mark.parametrize('args,says', [

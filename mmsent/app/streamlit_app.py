@@ -81,13 +81,13 @@ def attention_figure(
     p:mpredict.Prediction, # one prediction
     per_head:bool=False, # one panel per head instead of their mean
 ):
-    "Heatmap of the modality attention (rows attend to columns), or bars of the modality shares; None if the model has neither."
+    "Heatmap of the modality attention (rows attend to columns), or bars of the gates of a gated fusion; None if the model has neither."
     import matplotlib.pyplot as plt, seaborn as sns
     if p.attention is None and not p.modality_weights: return None
     if p.attention is None:
         fig, ax = plt.subplots(figsize=(4, 0.5*len(p.modality_weights) + 1.2))
         ax.barh(list(p.modality_weights), list(p.modality_weights.values()), color='tab:blue'); ax.invert_yaxis()
-        ax.set(xlim=(0, 1), xlabel='share', title='Modality shares (fusion gates)')
+        ax.set(xlim=(0, 1), xlabel='gate', title='Fusion gates')
         fig.tight_layout(); return fig
     a = np.asarray(p.attention)   # (heads, M, M)
     mats = [(f'head {h + 1}', a[h]) for h in range(len(a))] if per_head else [(f'mean over {len(a)} heads', a.mean(0))]
@@ -148,7 +148,7 @@ def show_prediction(st, p:mpredict.Prediction):
         fig = attention_figure(p)
         if fig is None: st.info("This model's fusion has no modality attention (concat fusion).")
         else:
-            st.markdown('#### Modality attention' if p.attention is not None else '#### Modality shares')
+            st.markdown('#### Modality attention' if p.attention is not None else '#### Fusion gates')
             st.pyplot(fig)
             if p.attention is not None:
                 with st.expander('every head'): st.pyplot(attention_figure(p, per_head=True))
