@@ -49,6 +49,7 @@ class ModelConfig:
     class_weights:tuple|None=None # classification: weight of each class in every cross-entropy term (None: all 1)
     prior:tuple|None=None # the prediction with no modality at all, the Shapley baseline: the training split's class frequencies, or (its mean score,) for regression (None: uniform, or 0)
     modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
+    unimodal_fusion_weight:float=0.0 # training only: add the fused loss of the fusion layer given one modality at a time (every modality a sample has), at this weight
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
@@ -283,7 +284,9 @@ class EndToEndMultiModalModel(nn.Module):
         if labels is None and not return_dict and not return_shapley:
             return (fo.logits, fo.attention) if return_attention else fo.logits
         loss, losses = None, None
-        if labels is not None: loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
+        if labels is not None:
+            loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
+            if self.training and self.config.unimodal_fusion_weight: loss = loss + self.unimodal_fusion_loss(enc, labels, losses)
         return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=enc.unimodal, attention=fo.attention,
                                 modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
                                 shapley=self.shapley(enc, fo.logits) if return_shapley else None)
@@ -301,6 +304,31 @@ class EndToEndMultiModalModel(nn.Module):
         if target.is_floating_point(): raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
         w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
         return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
+
+    def fuse(self,
+        enc:EncodedBatch, # from `encode`
+        present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
+    )->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
+        "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
+        rows = present.any(-1)
+        pick = lambda d: {m: t[rows] for m, t in d.items()}
+        return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
+
+    def unimodal_fusion_loss(self,
+        enc:EncodedBatch, # from `encode`
+        labels:torch.Tensor, # (B,) class ids or scores
+        losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
+    )->torch.Tensor:
+        "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
+        total = 0.0
+        for j, m in enumerate(self.modalities):
+            only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
+            if not only.any(): continue
+            rows, fo = self.fuse(enc, only)
+            l = self.criterion(fo.logits, labels[rows])
+            if losses is not None: losses[f'fused_{m}_only'] = l.detach()
+            total = total + l
+        return self.config.unimodal_fusion_weight * total
 
     def loss(self,
         logits:torch.Tensor, # (B, num_outputs) fused prediction
@@ -422,10 +450,10 @@ def shapley(self:EndToEndMultiModalModel,
     v = {}   # subset (a bit mask over the model's modalities) -> (B,) value of the fusion given only that subset
     for s in range(1 << M):
         sub = enc.present & torch.tensor([bool(s >> j & 1) for j in range(M)], device=dev)
-        rows, v[s] = sub.any(-1), empty.clone()
-        if rows.any():
-            pick = lambda d: {m: t[rows] for m, t in d.items()}
-            v[s][rows] = value(self.fusion(pick(enc.feats), sub[rows], pick(enc.seqs), pick(enc.seq_masks)).logits, rows)
+        v[s] = empty.clone()
+        if sub.any():
+            rows, fo = self.fuse(enc, sub)
+            v[s][rows] = value(fo.logits, rows)
     self.fusion.train(was)
     n = enc.present.sum(-1)   # players per sample
     phi = torch.zeros(B, M, device=dev)

@@ -32,14 +32,15 @@ from .cache import FeatureCache, CachedFeatureDataset, CachedCollator
 log = logging.getLogger('mmsent.train')
 
 # %% auto #0
-__all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME', 'RESULTS_NAME', 'TrainConfig',
-           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss',
-           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer',
-           'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'test_loader', 'run_seeds', 'cli_config',
-           'mmsent_train']
+__all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
+           'RESULTS_NAME', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
+           'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher',
+           'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'test_loader',
+           'run_seeds', 'cli_config', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
+UNIMODAL_FUSION_WEIGHT = 0.3
 MODALITY_DROPOUT = 0.2   # the default: the default run keeps its fusion target, and the fused model given one modality does as well as that modality's own head
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
 
@@ -65,6 +66,7 @@ class TrainConfig:
     dropout:float=0.1 # fusion and head dropout
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss
     modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
+    unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does
     class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
     # optimisation (the seed's flags first)
     epochs:int=10 # passes over the training split
@@ -136,7 +138,7 @@ class TrainConfig:
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         mc = ModelConfig(preset=self.preset, task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
-                         modality_dropout=self.modality_dropout, gradient_checkpointing=self.grad_checkpointing)
+                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing)
         if self.random_init and self.preset != 'tiny':
             if self.preset != 'base': raise ValueError("random_init works for the base and tiny presets only (their configs are known offline)")
             mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
@@ -608,6 +610,7 @@ def mmsent_train(
     d_model:int=None, # fusion width
     aux_loss_weight:float=0.3, # weight of each unimodal head's loss in the combined loss
     modality_dropout:float=MODALITY_DROPOUT, # training: hide each modality of a sample with this probability
+    unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT, # training: weight of the fused loss with the fusion given one modality at a time
     pretrained_lr_ratio:float=None, # encoder learning rate / learning rate (default: 0.1, or 1.0 for tiny)
     max_train_steps:int=None, # stop after this many optimizer steps
     max_eval_batches:int=None, # evaluate on only this many validation batches
