@@ -239,7 +239,7 @@ def evaluate_model(
     s.setdefault('skipped', {})['no modality left'] = pr.skipped
     md = model.config.modality_dropout
     rep = dict(task=pr.task, n=len(pr.ids), samples=s, loss=pr.loss, fused=task_metrics(pr), modalities=modality_metrics(pr),
-               modality_dropout=md, attention=attention_analysis(pr), gates=gate_analysis(pr), shapley=shapley_analysis(pr))
+               modality_dropout=md, unimodal_fusion_weight=model.config.unimodal_fusion_weight, attention=attention_analysis(pr), gates=gate_analysis(pr), shapley=shapley_analysis(pr))
     if pr.task == 'classification' and pr.scores is not None and not torch.isnan(pr.scores).all():   # a classifier on scored data
         known = ~torch.isnan(pr.scores)
         rep['regression'] = dict(regression_metrics(pr.pred_scores[known], pr.scores[known]),
@@ -280,9 +280,10 @@ def _sample_lines(rep:dict)->list[str]:
 
 def _ablation_lines(rep:dict)->list[str]:
     rows, reg = rep['ablation'], rep['task'] == 'regression'
-    md = rep.get('modality_dropout') or 0
-    note = (f"The model was trained with modality dropout ({md}): it has seen samples with modalities missing, so these rows measure what each "
-            "modality adds." if md else "The model was trained without modality dropout: with a modality hidden it is off its training distribution, "
+    md, uf = rep.get('modality_dropout') or 0, rep.get('unimodal_fusion_weight') or 0
+    how = ' and '.join(([f'modality dropout ({md})'] if md else []) + ([f'the single-modality fusion loss ({uf})'] if uf else []))
+    note = (f"The model was trained with {how}: it has seen samples with modalities missing, so these rows measure what each "
+            "modality adds." if how else "The model was trained without modality dropout: with a modality hidden it is off its training distribution, "
             "so these deltas mix what the modality adds with that shock.")
     keys = ('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'weighted_f1')
     L = ['', '## Modality ablation (fused model, modalities hidden; each row against the full model on the same samples)', '', note, '',
