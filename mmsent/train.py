@@ -40,7 +40,7 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
-UNIMODAL_FUSION_WEIGHT = 0.3
+UNIMODAL_FUSION_WEIGHT = 1.0
 MODALITY_DROPOUT = 0.1   # the default: the default run keeps its fusion target, and the fused model given one modality does as well as that modality's own head
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
 
