@@ -248,6 +248,8 @@ def evaluate_model(
     return rep, pr
 
 # %% ../nbs/06_evaluation.ipynb #28b66bc4
+_NAMES = dict(weighted_f1='weighted F1')
+
 def _f(v, pct=False): return '-' if v is None else (f'{100*v:.1f}' if pct else f'{v:.4f}')
 
 def _fused_lines(rep:dict)->list[str]:
@@ -287,7 +289,7 @@ def _ablation_lines(rep:dict)->list[str]:
             "so these deltas mix what the modality adds with that shock.")
     keys = ('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'weighted_f1')
     L = ['', '## Modality ablation (fused model, modalities hidden; each row against the full model on the same samples)', '', note, '',
-         '| hidden | kept | samples | ' + ' | '.join(f'{k} | Δ {k}' for k in keys) + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
+         '| hidden | kept | samples | ' + ' | '.join(f'{_NAMES.get(k, k)} | Δ {_NAMES.get(k, k)}' for k in keys) + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
     for r in rows:
         L.append(f"| {' + '.join(r['hidden']) or '(none)'} | {' + '.join(r['kept'])} | {r['n']} | " +
                  ' | '.join(f"{_f(r[k])} | {'' if not r['hidden'] else (_f(r['delta_' + k]) if k in ('MAE', 'Corr') else (_f(r['delta_' + k], True) if r['delta_' + k] is not None else '-'))}" for k in keys) +

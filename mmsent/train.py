@@ -35,7 +35,7 @@ log = logging.getLogger('mmsent.train')
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'RESULTS_NAME', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
            'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher',
-           'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'test_loader',
+           'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'split_loader',
            'run_seeds', 'cli_config', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
@@ -512,7 +512,7 @@ def train(
 # %% ../nbs/05_train.ipynb #21e74e9a
 RESULTS_NAME = 'results'
 
-def test_loader(
+def split_loader(
     config:TrainConfig, # the run
     processor:MultiModalProcessor, # the model's processor
     modalities:tuple, # the model's modalities
@@ -538,7 +538,7 @@ def run_seeds(
         res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'), log_dir=str(Path(config.log_dir)/f'seed_{s}')))
         d = out/f'seed_{s}'/BEST_NAME
         model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
-        dl, report = test_loader(config, proc, model.modalities)
+        dl, report = split_loader(config, proc, model.modalities)
         tm = task_metrics(collect_predictions(model, dl))
         per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
         per_seed[s]['skipped'] = report['dropped']
