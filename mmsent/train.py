@@ -33,10 +33,10 @@ log = logging.getLogger('mmsent.train')
 
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
-           'RESULTS_NAME', 'TrainConfig', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher',
-           'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train', 'split_loader',
-           'run_seeds', 'cli_config', 'mmsent_train']
+           'RESULTS_NAME', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator',
+           'load_teacher', 'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train',
+           'split_loader', 'run_seeds', 'cli_config', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -77,7 +77,7 @@ class TrainConfig:
     weight_decay:float=0.01 # AdamW weight decay (none on biases and norms)
     max_grad_norm:float=1.0 # gradient clipping
     grad_accum:int=1 # gradient accumulation steps
-    precision:str='fp32' # fp32, bf16 or fp16
+    precision:str='auto' # auto (bf16 where the hardware runs it natively, else fp32; under `accelerate launch`, its --mixed_precision), fp32, bf16 or fp16
     grad_checkpointing:bool=False # activation checkpointing in the encoders
     compile:bool=False # torch.compile the model
     freeze:bool=False # start with frozen encoders
@@ -97,14 +97,19 @@ class TrainConfig:
     save_every:int=5 # keep a resumable checkpoint every this many epochs (and at the last one)
     output_dir:str='models' # models, checkpoints, history
     log_dir:str='logs' # the log file
-    resume:str|None=None # a checkpoint folder to continue from
+    resume:str|None=None # a checkpoint folder to continue from, or 'latest' (the newest checkpoint in output_dir)
+    overwrite_output_dir:bool=False # replace the outputs of a finished run in output_dir (without it, a used output_dir is refused)
+    save_steps:int|None=None # also keep a resumable checkpoint every this many optimizer steps (mid-epoch)
+    save_total_limit:int|None=None # keep only the newest this many epoch/step checkpoints (the best model is never deleted)
+    report_to:str='none' # experiment trackers through Accelerate: none, tensorboard, wandb, mlflow or all
+    logging_steps:int=50 # with report_to: log the training loss every this many optimizer steps
     progress:bool=True # progress bars
     max_train_steps:int|None=None # stop after this many optimizer steps (smoke tests, benchmarks)
     max_eval_batches:int|None=None # evaluate on only this many validation batches (smoke tests)
 
     def __post_init__(self):
         checks = [(self.dataset in DATASETS, f"dataset must be one of {DATASETS}"), (self.fusion in FUSION_KINDS, f"fusion must be one of {FUSION_KINDS}"),
-                  (self.precision in ('fp32', 'bf16', 'fp16'), "precision must be fp32, bf16 or fp16"),
+                  (self.precision in ('auto', 'fp32', 'bf16', 'fp16'), "precision must be auto, fp32, bf16 or fp16"),
                   (self.epochs >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "epochs, batch_size and grad_accum must be >= 1"),
                   (self.unfreeze_epoch is None or self.freeze, "unfreeze_epoch needs --freeze"),
                   (0.0 <= self.distill_alpha <= 1.0, f"distill_alpha must be in [0, 1], got {self.distill_alpha}"),
@@ -133,6 +138,10 @@ class TrainConfig:
         "Encoders stay frozen for the whole run (so their features can be cached)."
         return self.freeze and (self.unfreeze_epoch is None or self.unfreeze_epoch > self.epochs)
 
+    def mixed_precision(self)->str:
+        "Accelerate's `mixed_precision` for this run ('no', 'bf16' or 'fp16')."
+        return {'fp32': 'no', 'auto': 'no'}.get(self.precision, self.precision)
+
     def model_config(self)->ModelConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
@@ -156,6 +165,15 @@ class TrainConfig:
         "The generated synthetic set of this run (None unless the dataset is synth without data_root)."
         if self.dataset != 'synth' or self.data_root is not None: return None
         return SynthConfig(n=self.synth_n, seed=0, task=self.task)
+
+# %% ../nbs/05_train.ipynb #f457f738
+def resume_config(
+    config:TrainConfig, # the run as asked for (its `resume` names the checkpoint)
+    saved:dict, # the checkpoint's saved TrainConfig, as a dict
+)->TrainConfig:
+    "The configuration a resumed run continues with."
+    saved = TrainConfig(**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}})
+    return replace(saved, resume=config.resume, progress=config.progress, num_workers=config.num_workers)
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:
@@ -393,9 +411,8 @@ def train(
     state = None
     if cfg.resume:
         state, tensors = load_checkpoint(cfg.resume)
-        saved = TrainConfig(**{k: v for k, v in state['config'].items() if k in {f.name for f in fields(TrainConfig)}})
-        cfg = replace(saved, resume=cfg.resume, progress=cfg.progress, num_workers=cfg.num_workers)
-    acc = Accelerator(mixed_precision={'fp32': 'no'}.get(cfg.precision, cfg.precision), gradient_accumulation_steps=cfg.grad_accum,
+        cfg = resume_config(cfg, state['config'])
+    acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum,
                       cpu=cfg.device == 'cpu', kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
     if cfg.device in ('cuda', 'mps') and acc.device.type != cfg.device:
