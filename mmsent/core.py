@@ -338,6 +338,15 @@ def parse_config(self:OptionsParser,
         given = {**d, **given}
     try: obj = self.cls(**{**self.defaults, **given})
     except ConfigError as e: self.error(f"argument {self.flags.get(e.name, '--' + e.name)}{src.get(e.name, '')}: {e.msg}")
-    except (ValueError, TypeError) as e: self.error(' '.join(str(e).split()))
+    except (ValueError, TypeError) as e: self.fail(e)
     obj.__dict__['_given'] = frozenset(given)
     return obj, extra
+
+# %% ../nbs/00_core.ipynb #86c1efe0
+@patch
+def fail(self:OptionsParser,
+         e:Exception, # what went wrong: a `ConfigError` is reported against its field's flag
+        ):
+    "Exit with status 2 and `e` as one line (`prog: error: ...`), naming the flag of a `ConfigError`'s field."
+    if isinstance(e, ConfigError): self.error(f"argument {self.flags.get(e.name, '--' + e.name)}: {e.msg}")
+    self.error(' '.join(str(e).split()))
