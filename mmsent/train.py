@@ -115,9 +115,9 @@ class TrainConfig:
 
     def __post_init__(self):
         check_types(self)
-        n = lambda k: getattr(self, k)
-        def at_least(k, lo, unset=False): return (n(k) is None and unset) or (n(k) is not None and n(k) >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
-        def unit(k): return 0.0 <= n(k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
+        n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))   # a value as the user wrote it: -1, not -1.0
+        def at_least(k, lo, unset=False): v = getattr(self, k); return (v is None and unset) or (v is not None and v >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
+        def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
         check_options([
             (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
             (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
@@ -126,18 +126,18 @@ class TrainConfig:
             (self.precision in PRECISIONS, 'precision', f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
             (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device', f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
             (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
-            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {self.max_audio_seconds}"),
+            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
             at_least('aux_loss_weight', 0), at_least('unimodal_fusion_weight', 0),
             at_least('epochs', 1), at_least('batch_size', 1), at_least('grad_accum', 1),
-            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {self.learning_rate}"),
+            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {n('learning_rate')}"),
             at_least('warmup_steps', 0, unset=True), at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
-            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {self.max_grad_norm}"),
+            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {n('max_grad_norm')}"),
             at_least('unfreeze_epoch', 1, unset=True), (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
             at_least('unfreeze_top_k', 1, unset=True),
-            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {self.distill_alpha}"),
-            (self.distill_temperature > 0, 'distill_temperature', f"must be > 0, got {self.distill_temperature}"),
+            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {n('distill_alpha')}"),
+            (self.distill_temperature > 0, 'distill_temperature', f"must be > 0, got {n('distill_temperature')}"),
             (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}"),
             at_least('early_stopping_patience', 1, unset=True), at_least('save_every', 1), at_least('save_steps', 1, unset=True),
             at_least('save_total_limit', 1, unset=True), at_least('logging_steps', 1),
