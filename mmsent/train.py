@@ -120,6 +120,7 @@ class TrainConfig:
         def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
         check_options([
             (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset == 'synth' or self.data_root is not None, 'data_root', f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
             (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
             (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
             (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),

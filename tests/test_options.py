@@ -56,6 +56,7 @@ BAD = [   # (arguments, what the one line must say)
     (['--config', 'list.yaml'], 'argument --config: list.yaml must hold a mapping of option -> value, got a list'),
     (['--config', 'missing.yaml'], 'argument --config: missing.yaml: no such file'),
     (['--config', 'unknown.json'], "argument --config: unknown.json: unknown options ['learning_rat'] (learning_rat: did you mean learning_rate?)"),
+    (['--dataset', 'meld'], 'argument --data_root: is required for meld (its folder; for manifest, the .csv/.jsonl file)'),
     (['--frobnicate'], 'unrecognized arguments: --frobnicate'),
 ]
 
