@@ -442,4 +442,5 @@ d = { 'settings': { 'branch': 'main',
                              'mmsent.tune.mmsent_tune': ('tune.html#mmsent_tune', 'mmsent/tune.py'),
                              'mmsent.tune.pruning_callback': ('tune.html#pruning_callback', 'mmsent/tune.py'),
                              'mmsent.tune.storage': ('tune.html#storage', 'mmsent/tune.py'),
-                             'mmsent.tune.tune': ('tune.html#tune', 'mmsent/tune.py')}}}
+                             'mmsent.tune.tune': ('tune.html#tune', 'mmsent/tune.py'),
+                             'mmsent.tune.tune_parser': ('tune.html#tune_parser', 'mmsent/tune.py')}}}
