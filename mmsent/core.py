@@ -252,7 +252,11 @@ def record_given(cls):
     init, names = cls.__init__, [f.name for f in fields(cls) if f.init]
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
-        self.__dict__['_given'] = frozenset(names[:len(args)]) | frozenset(kwargs)
+        given, caller = frozenset(names[:len(args)]) | frozenset(kwargs), sys._getframe(1)
+        src = caller.f_locals.get('obj', caller.f_locals.get('self')) if caller.f_globals.get('__name__') == 'dataclasses' else None
+        if isinstance(src, cls):   # dataclasses.replace(src, **changes) passes every field: keep src's record, add what changed
+            given = given_fields(src) | {k for k in kwargs if k in names and kwargs[k] != getattr(src, k)}
+        self.__dict__['_given'] = given
         init(self, *args, **kwargs)
     cls.__init__ = __init__
     return cls

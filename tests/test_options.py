@@ -130,6 +130,9 @@ def test_resume_semantics():
     r = resume_config(cli, saved)
     assert (r.epochs, r.progress, r.batch_size) == (6, False, 32)
     assert resume_config(TrainConfig(resume='latest'), saved, folder='out/ck_2').resume == 'out/ck_2'
+    from dataclasses import replace   # train() may swap 'latest' for the folder with replace: the record survives
+    r = resume_config(replace(TrainConfig(resume='latest', epochs=5), resume='out/ck_2'), saved)
+    assert (r.epochs, r.batch_size, r.resume) == (5, 32, 'out/ck_2')
 
 
 @pytest.fixture(scope='module')
