@@ -116,7 +116,9 @@ class TrainConfig:
     def __post_init__(self):
         check_types(self)
         n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))   # a value as the user wrote it: -1, not -1.0
-        def at_least(k, lo, unset=False): v = getattr(self, k); return (v is None and unset) or (v is not None and v >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
+        def at_least(k, lo, unset=False):   # field k >= lo (or None, where unset is allowed)
+            v = getattr(self, k)
+            return (v is None and unset) or (v is not None and v >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
         def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
         check_options([
             (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
