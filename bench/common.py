@@ -94,7 +94,9 @@ def cpu_model()->str:
 
 
 def machine()->dict:
-    return dict(cpu=platform.processor() or platform.machine(), cpu_model=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+    "The machine a result comes from: CPU model, PyTorch's CPU capability and the CPU's native bf16 instructions, cores, threads, torch, GPU."
+    from mmsent.core import cpu_bf16_support
+    return dict(cpu=platform.processor() or platform.machine(), cpu_model=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_bf16=cpu_bf16_support(),
                 cores=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 

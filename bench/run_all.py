@@ -28,11 +28,20 @@ def goal_line(name:str, g:dict, unit:str)->str:
     return f"- **{name}**: {show(v)} (goal {show(goal)}): " + ('met' if ok else f'**not met**, short by {gap}')
 
 
+def machine_line(r:dict)->str:
+    "The command, date and machine of a result, the PyTorch CPU capability included (it decides which kernels run)."
+    mc = r['machine']
+    cap = mc.get('cpu_capability') or 'not recorded (run before the field existed)'
+    bf16 = '+'.join(k.upper() for k, v in mc.get('cpu_bf16', {}).items() if v)
+    return (f"`{r['command']}` ({r['date']}; {mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {cap}{'+' + bf16 if bf16 else ''}, "
+            f"{mc['cores']} cores, {mc['threads']} threads, torch {mc['torch']}")
+
+
 def sections(res:dict)->list[str]:
     out = []
     if 'train_step' in res:
         r = res['train_step']; p = r['matmul_peak_gflops']
-        s = [f"## Training step\n\n`{r['command']}` ({r['date']}; {r['machine']['cores']} cores, {r['machine']['threads']} threads, torch {r['machine']['torch']})\n",
+        s = [f"## Training step\n\n{machine_line(r)})\n",
              f"Dense matmul peak measured in the same run: fp32 **{p['fp32']:.0f}** GFLOP/s, bf16 **{p['bf16']:.0f}** GFLOP/s. "
              "A step is forward, combined loss, backward and the AdamW step; FLOPs are counted with `FlopCounterMode`.\n",
              md_table([{**x, 'frac_fp32_peak': x['frac_fp32_peak'] if x['precision'] == 'fp32' else None} for x in r['steps']], [('preset', 'preset', 's'), ('precision', 'precision', 's'), ('batch', 'batch', 'd'), ('step_s', 's/step', '.3f'),
@@ -52,7 +61,7 @@ def sections(res:dict)->list[str]:
         out.append('\n'.join(s))
     if 'data' in res:
         r = res['data']
-        out.append('\n'.join([f"## Data pipeline\n\n`{r['command']}` ({r['date']})\n",
+        out.append('\n'.join([f"## Data pipeline\n\n{machine_line(r)})\n",
                               f"Training consumes **{r['training_samples_per_s']:.0f}** samples/s (tiny preset, batch {r['batch_size']}); "
                               f"the loader (decode, resample, preprocess, collate) delivers:\n",
                               md_table(r['loaders'], [('inputs', 'inputs', 's'), ('workers', 'workers', 'd'), ('samples_per_s', 'samples/s', '.0f'),
@@ -63,7 +72,7 @@ def sections(res:dict)->list[str]:
                               "3.3x over four runs of this script on this machine, so it sits at the goal, not clearly above it."]))
     if 'cache' in res:
         r = res['cache']
-        out.append('\n'.join([f"## Feature cache\n\n`{r['command']}` ({r['date']}): training with frozen encoders for {r['epochs']} epochs, "
+        out.append('\n'.join([f"## Feature cache\n\n{machine_line(r)}): training with frozen encoders for {r['epochs']} epochs, "
                               "features cached (computed once, before the first epoch) vs computed every epoch. The cache build is the "
                               "one-off cost of computing the train and val splits' features.\n",
                               md_table(r['runs'], [('preset', 'preset', 's'), ('n', 'samples', 'd'), ('feature_cache', 'cache', ''),
@@ -76,7 +85,7 @@ def sections(res:dict)->list[str]:
                               "hundreds of times faster."]))
     if 'inference' in res:
         r = res['inference']
-        out.append('\n'.join([f"## Inference\n\n`{r['command']}` ({r['date']})\n",
+        out.append('\n'.join([f"## Inference\n\n{machine_line(r)})\n",
                               md_table(r['rows'], [('preset', 'preset', 's'), ('variant', 'variant', 's'), ('latency_ms', 'ms, batch 1', '.1f'),
                                                    ('speedup_latency', '× fp32', '.2f'), ('batch', 'batch', 'd'), ('samples_per_s', 'samples/s', '.1f'),
                                                    ('speedup_throughput', '× fp32', '.2f'), ('agree_fp32', 'agrees with fp32', '.0%')]),
@@ -85,8 +94,7 @@ def sections(res:dict)->list[str]:
                               "about what the int8 matmul saves. The models are random-init, so 'agrees' compares predicted classes only."]))
     if 'audio_batching' in res:
         r = res['audio_batching']; mc, au = r['machine'], r['audio']
-        out.append('\n'.join([f"## Audio batching\n\n`{r['command']}` ({r['date']}; {mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability "
-                              f"{mc.get('cpu_capability', '?')}, {mc['cores']} cores, {mc['threads']} threads, torch {mc['torch']}; load average "
+        out.append('\n'.join([f"## Audio batching\n\n{machine_line(r)}; load average "
                               f"{r['load_average'][0]:.1f} at the start, {r['load_average'][1]:.1f} at the end)\n",
                               f"The base preset's audio encoder (Wav2Vec2 with group norm, random weights, fp32) on {au['batch']} clips of "
                               f"{', '.join(f'{x:.1f}' for x in sorted(au['clip_seconds']))} s: {au['real_seconds']:.0f} s of audio, "

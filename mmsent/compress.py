@@ -5,6 +5,7 @@
 # %% ../nbs/09_compress.ipynb #e04644b5
 from __future__ import annotations
 import json, logging, os, shutil, statistics, sys, tempfile, time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -22,6 +23,8 @@ from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import MultiModalProcessor, EncoderLoadError
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
+from .train import train_parser
+from .core import ConfigError, OptionsParser
 from .evaluation import eval_records
 from .metrics import collect_predictions
 
@@ -30,7 +33,7 @@ log = logging.getLogger('mmsent.compress')
 # %% auto #0
 __all__ = ['log', 'QUANT_ARCH', 'QUANT_SCHEME', 'distill', 'Int8DynamicLinear', 'quantize_int8', 'save_quantized',
            'load_quantized', 'encoder_linears', 'sparsity', 'prune_encoders', 'compare_models', 'format_table',
-           'eval_loader', 'mmsent_distill', 'mmsent_quantize', 'mmsent_prune']
+           'eval_loader', 'distill_parser', 'mmsent_distill', 'mmsent_quantize', 'mmsent_prune']
 
 # %% ../nbs/09_compress.ipynb #8877910f
 def distill(
@@ -277,45 +280,26 @@ def _report(out:Path, report:dict):
     (out/'compression_report.json').write_text(json.dumps(report, indent=2, default=str))
     print(format_table(report['rows'])); print(f"wrote {out} and {out/'compression_report.json'}")
 
-@call_parse
+def distill_parser()->OptionsParser:
+    "`mmsent_distill`'s options: `mmsent_train`'s, with the student's names for three of them and its own output folders."
+    return train_parser('mmsent_distill', "Distil a trained model (the teacher) into a smaller student: labels + the teacher's softened logits, mmsent_train's outputs.",
+                        defaults=dict(output_dir='models/distilled', log_dir='logs/distilled'),
+                        aliases=dict(preset=['--student_preset', '--preset'], distill_alpha=['--alpha', '--distill_alpha'],
+                                     distill_temperature=['--temperature', '--distill_temperature']))
+
 def mmsent_distill(
-    teacher:str=None, # the teacher's model directory, e.g. models/end_to_end_multimodal_best (required)
-    student_preset:str='tiny', # the student's encoders: tiny, small or base
-    alpha:float=0.5, # weight of the distillation term (1 - alpha: the label loss)
-    temperature:float=2.0, # softmax temperature of the distillation term
-    distill_unimodal:store_true=False, # also distil each unimodal head
-    d_model:int=None, # the student's fusion width (default: 64 for tiny, 256 otherwise)
-    fusion:str='attention', # the student's fusion: attention, concat, gated or crossmodal
-    dropout:float=0.1, # fusion and head dropout
-    random_init:store_true=False, # random-init student encoders (base/tiny)
-    epochs:int=10, # passes over the training split
-    batch_size:int=16, # samples per step
-    learning_rate:float=None, # for new layers (default: 3e-3 for tiny, 2e-5 for pretrained presets)
-    warmup_steps:int=None, # linear warmup in optimizer steps
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
-    data_root:str=None, # where the data is (synth: generated into the cache)
-    synth_n:int=1500, # size of the generated synthetic set
-    max_audio_seconds:float=10.0, # audio crop
-    n_frames:int=1, # video frames per sample
-    output_dir:str='models/distilled', # the student's models, checkpoints, history
-    log_dir:str='logs/distilled', # the log file
-    seed:int=42, # random seed
-    device:str='auto', # auto, cpu, cuda or mps
-    precision:str='fp32', # fp32, bf16 or fp16
-    save_every:int=5, # checkpoint every this many epochs
-    resume:str=None, # continue from this checkpoint folder
-    num_workers:int=0, # DataLoader workers
-    max_train_steps:int=None, # stop after this many optimizer steps
-    no_progress:store_true=False, # no progress bars
+    argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
     "Distil a trained model (the teacher) into a smaller student: labels + the teacher's softened logits, mmsent_train's outputs."
-    a = {k: v for k, v in locals().items()}
-    a['progress'] = not a.pop('no_progress')
-    for k in ('teacher', 'student_preset', 'alpha', 'temperature'): a.pop(k)
+    p = distill_parser()
+    cfg, _ = p.parse_config(argv)
     try:
-        if resume: res = train(TrainConfig(resume=resume, progress=a['progress'], num_workers=num_workers))
-        else: res = distill(_check_model_dir(teacher, '--teacher'), student_preset, alpha, temperature, **a)
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e: _cli_error('mmsent_distill', e)
+        if cfg.resume: res = train(cfg)
+        else:
+            if not cfg.teacher: raise ConfigError('teacher', "is required: the teacher's model directory, e.g. models/end_to_end_multimodal_best")
+            rest = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
+            res = distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha, cfg.distill_temperature, **rest)
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e: p.fail(e)
     print(f"student best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
 
 def _eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples):

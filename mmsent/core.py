@@ -4,19 +4,27 @@
 
 # %% ../nbs/00_core.ipynb #f4797b69
 from __future__ import annotations
-import os, sys, platform
+import argparse, dataclasses, difflib, functools, json, logging, os, sys, platform, time, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 from numbers import Integral
 
 import torch
+import yaml
+from fastcore.basics import patch
+from fastcore.docments import docments
 from fastcore.script import call_parse
 
 import mmsent
 
+log = logging.getLogger('mmsent.core')
+
 # %% auto #0
-__all__ = ['LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MODALITIES', 'PRESETS', 'label_id', 'EncoderPreset', 'get_preset',
-           'resolve_device', 'cache_dir', 'env_info', 'mmsent_info']
+__all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MODALITIES', 'PRESETS', 'PRECISIONS', 'label_id',
+           'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support', 'cpu_capability', 'native_bf16',
+           'bf16_matmul_slowdown', 'resolve_precision', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError',
+           'check_options', 'option_types', 'check_types', 'record_given', 'given_fields', 'read_config',
+           'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
@@ -97,6 +105,70 @@ def resolve_device(
         raise ValueError("device 'mps' requested but MPS is not available on this machine")
     return dev
 
+# %% ../nbs/00_core.ipynb #ac9a3e38
+def cpu_bf16_support()->dict:
+    "The CPU's native bf16 instructions: `amx` (AMX tiles) and `avx512_bf16`."
+    amx, avx = getattr(torch.cpu, '_is_amx_tile_supported', None), getattr(torch.cpu, '_is_avx512_bf16_supported', None)
+    if amx is not None and avx is not None: return dict(amx=bool(amx()), avx512_bf16=bool(avx()))
+    try: flags = set(Path('/proc/cpuinfo').read_text().split())   # a torch without the probes: ask the kernel
+    except OSError: flags = set()
+    return dict(amx='amx_bf16' in flags, avx512_bf16='avx512_bf16' in flags)
+
+def cpu_capability()->str:
+    "torch's CPU capability ('AVX512', 'AVX2', 'DEFAULT', ...) and the CPU's bf16 instructions, e.g. 'AVX512+AMX+AVX512_BF16'."
+    return '+'.join([torch.backends.cpu.get_cpu_capability()] + [k.upper() for k, v in cpu_bf16_support().items() if v])
+
+# %% ../nbs/00_core.ipynb #c2fa7007
+def native_bf16(
+    device:str|torch.device='auto', # the device that computes ('auto': see `resolve_device`)
+)->bool:
+    "Whether `device` runs bf16 in hardware: a CUDA GPU with bf16, or a CPU with AMX or AVX512-BF16 (never MPS)."
+    dev = resolve_device(device)
+    if dev.type == 'cuda':
+        try: return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError: return bool(torch.cuda.is_bf16_supported())
+    return dev.type == 'cpu' and any(cpu_bf16_support().values())
+
+@functools.cache
+def bf16_matmul_slowdown(
+    n:int=256, # the matrices are n x n
+    repeats:int=5, # timed rounds of 10 matmuls; the fastest counts
+)->float: # bf16 time / fp32 time
+    "How many times slower a bf16 matmul is than an fp32 one on this CPU (measured once per process)."
+    def best(x):
+        x @ x
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for _ in range(10): x @ x
+            ts.append(time.perf_counter() - t)
+        return min(ts)
+    a = torch.randn(n, n)
+    return best(a.bfloat16())/best(a)
+
+# %% ../nbs/00_core.ipynb #838ccd69
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
+@functools.cache
+def _warn_emulated_bf16(cap:str):
+    log.warning("precision bf16 on a CPU without native bf16 (%s): a 256x256 matmul runs %.1fx slower than in fp32 here; --precision auto (fp32) is faster",
+                cap, bf16_matmul_slowdown())
+
+def resolve_precision(
+    precision:str='auto', # auto, fp32, bf16 or fp16
+    device:str|torch.device='auto', # the device that computes
+    accelerate:str|None=None, # Accelerate's setting (default: $ACCELERATE_MIXED_PRECISION, which `accelerate launch` sets)
+)->str: # Accelerate's mixed_precision: 'no', 'bf16' or 'fp16'
+    "Accelerate's `mixed_precision` for `precision` on `device`: 'auto' is the launcher's setting, else bf16 on a CUDA GPU with bf16, else fp32."
+    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = resolve_device(device)
+    if precision == 'auto':
+        acc = accelerate or os.environ.get('ACCELERATE_MIXED_PRECISION')
+        if acc: return acc
+        return 'bf16' if dev.type == 'cuda' and native_bf16(dev) else 'no'
+    if precision == 'bf16' and dev.type == 'cpu' and not native_bf16(dev): _warn_emulated_bf16(cpu_capability())
+    return {'fp32': 'no'}.get(precision, precision)
+
 # %% ../nbs/00_core.ipynb #058d2128
 def cache_dir(
     *parts:str, # optional sub-folders
@@ -114,7 +186,7 @@ def env_info()->dict:
     cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return dict(mmsent=mmsent.__version__, python=platform.python_version(), platform=platform.platform(),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, transformers=transformers.__version__,
-                cuda_devices=cuda, default_device=str(resolve_device('auto')), threads=torch.get_num_threads(),
+                cuda_devices=cuda, default_device=str(resolve_device('auto')), cpu_capability=cpu_capability(), threads=torch.get_num_threads(),
                 hf_hub_offline=os.environ.get('HF_HUB_OFFLINE', '0'), cache=str(cache_dir()))
 
 # %% ../nbs/00_core.ipynb #dd6bac00
@@ -134,3 +206,151 @@ def mmsent_info(
     for p in PRESETS.values():
         print(f"  {p.name:<6} {p.note}")
         for m in MODALITIES: print(f"         {m:<7} {getattr(p, m) or '(built from a small config, random init)'}")
+
+# %% ../nbs/00_core.ipynb #09eca3ef
+class ConfigError(ValueError):
+    "A bad option value: `name` is the field (the command line names its flag), `msg` what is wrong with it."
+    def __init__(self,
+                 name:str, # the field
+                 msg:str, # what is wrong, e.g. 'must be > 0, got -1'
+                ):
+        self.name, self.msg = name, msg
+        super().__init__(f"{name} {msg}")
+
+def check_options(
+    checks:list, # (ok, field, what is wrong) triples, in order
+):
+    "Raise a `ConfigError` for the first check that fails."
+    for ok, name, msg in checks:
+        if not ok: raise ConfigError(name, msg)
+
+# %% ../nbs/00_core.ipynb #e5e93138
+def option_types(
+    cls, # a dataclass
+)->dict: # field -> (type, whether None is allowed)
+    "The type of each field of `cls` from its annotation (`int|None` is `(int, True)`)."
+    hints, out = typing.get_type_hints(cls), {}
+    for f in fields(cls):
+        t = hints[f.name]
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        out[f.name] = (args[0] if len(args) == 1 else t, type(None) in typing.get_args(t))
+    return out
+
+def check_types(
+    obj, # a dataclass instance
+):
+    "Raise a `ConfigError` for the first field of `obj` whose value is not of its annotated type (bool, int, float or str)."
+    for name, (t, optional) in option_types(type(obj)).items():
+        v = getattr(obj, name)
+        if t not in (bool, int, float, str) or (v is None and optional): continue
+        ok = isinstance(v, (int, float) if t is float else t) and (t is bool or not isinstance(v, bool))
+        if not ok: raise ConfigError(name, f"must be {'an' if t is int else 'a'} {t.__name__}{' or null' if optional else ''}, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #d3e20c05
+def record_given(cls):
+    "Class decorator: each instance of the dataclass `cls` remembers which fields its caller passed (see `given_fields`)."
+    init, names = cls.__init__, [f.name for f in fields(cls) if f.init]
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        given, caller = frozenset(names[:len(args)]) | frozenset(kwargs), sys._getframe(1)
+        src = caller.f_locals.get('obj', caller.f_locals.get('self')) if caller.f_globals.get('__name__') == 'dataclasses' else None
+        if isinstance(src, cls):   # dataclasses.replace(src, **changes) passes every field: keep src's record, add what changed
+            given = given_fields(src) | {k for k in kwargs if k in names and kwargs[k] != getattr(src, k)}
+        self.__dict__['_given'] = given
+        init(self, *args, **kwargs)
+    cls.__init__ = __init__
+    return cls
+
+def given_fields(
+    obj, # an instance of a `record_given` dataclass
+)->frozenset:
+    "The fields given explicitly when `obj` was built: not the defaults, nor what `__post_init__` filled in."
+    return obj.__dict__.get('_given', frozenset(f.name for f in fields(obj)))
+
+# %% ../nbs/00_core.ipynb #3a50bdaf
+def read_config(
+    path:str|Path, # a JSON or YAML file of option -> value
+)->dict:
+    "The options in the JSON or YAML file `path`."
+    p = Path(path)
+    if not p.is_file(): raise ConfigError('config', f"{p}: no such file")
+    try: d = json.loads(p.read_text()) if p.suffix.lower() == '.json' else yaml.safe_load(p.read_text())
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError('config', f"{p} is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(e).split())}") from None
+    if not isinstance(d, dict): raise ConfigError('config', f"{p} must hold a mapping of option -> value, got a {type(d).__name__}")
+    return d
+
+# %% ../nbs/00_core.ipynb #b349297c
+class OptionsParser(argparse.ArgumentParser):
+    "An argparse parser whose options are the fields of the dataclass `cls`; its errors are one line (exit status 2)."
+    def __init__(self,
+                 cls, # a dataclass; each field (its docment the help) is an option
+                 prog:str, # the command's name
+                 description:str|None=None, # what the command does
+                 defaults:dict|None=None, # the command's own defaults for some fields (not counted as given)
+                 aliases:dict|None=None, # field -> option strings, the first named in errors, e.g. {'preset': ['--student_preset', '--preset']}
+                 skip:tuple=(), # fields that are not options of this command
+                ):
+        super().__init__(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+        self.cls, self.defaults, self.flags, aliases = cls, dict(defaults or {}), {}, aliases or {}
+        try: docs = docments(cls)
+        except (OSError, TypeError): docs = {}   # no source to read the docments from
+        types = option_types(cls)
+        for f in fields(cls):
+            if f.name in skip or not f.init: continue
+            t, default = types[f.name][0], self.defaults.get(f.name, f.default)
+            help = (docs.get(f.name) or '').replace('%', '%%')
+            if t is bool and default is True:
+                self.flags[f.name] = f'--no_{f.name}'
+                self.add_argument(f'--no_{f.name}', dest=f.name, action='store_false', help=f"turn off: {help}")
+                continue
+            opts = aliases.get(f.name, [f'--{f.name}'])
+            self.flags[f.name] = opts[0]
+            if t is bool: self.add_argument(*opts, dest=f.name, action='store_true', help=help)
+            else:
+                shown = '' if default in (None, dataclasses.MISSING) else f" (default: {default})".replace('%', '%%')
+                self.add_argument(*opts, dest=f.name, type=t if t in (int, float, str) else str, metavar=f.name.upper(), help=help + shown)
+
+    def error(self,
+              message:str, # what is wrong, e.g. 'argument --epochs: must be >= 1, got 0'
+             ):
+        "Print `prog: error: message` as one line and exit with status 2."
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+# %% ../nbs/00_core.ipynb #c50f8aa4
+@patch
+def parse_config(self:OptionsParser,
+                 argv:list|None=None, # the arguments (default: sys.argv[1:])
+                )->tuple: # (the dataclass instance, the other options as a dict)
+    "Parse `argv` into an instance of `self.cls`: the command line wins over a `--config` file, which wins over the defaults."
+    given = vars(self.parse_args(argv))
+    extra = {k: given.pop(k) for k in list(given) if k not in self.flags}
+    src = {}
+    if extra.get('config'):
+        try: d = read_config(extra['config'])
+        except ConfigError as e: self.error(f"argument --config: {e.msg}")
+        if bad := sorted(k for k in d if k not in self.flags):
+            near = {k: difflib.get_close_matches(k, self.flags, 1) for k in bad}
+            hint = '; '.join(f"{k}: did you mean {m[0]}?" for k, m in near.items() if m)
+            self.error(f"argument --config: {extra['config']}: unknown options {bad}{f' ({hint})' if hint else ''}")
+        types = option_types(self.cls)
+        for k, v in d.items():   # strings for numbers (YAML reads 1e-3 as a string) as the command line reads them
+            if isinstance(v, str) and types[k][0] in (int, float):
+                try: d[k] = types[k][0](v)
+                except ValueError: pass
+        src = {k: f" (from --config {extra['config']})" for k in d if k not in given}
+        given = {**d, **given}
+    try: obj = self.cls(**{**self.defaults, **given})
+    except ConfigError as e: self.error(f"argument {self.flags.get(e.name, '--' + e.name)}{src.get(e.name, '')}: {e.msg}")
+    except (ValueError, TypeError) as e: self.fail(e)
+    obj.__dict__['_given'] = frozenset(given)
+    return obj, extra
+
+# %% ../nbs/00_core.ipynb #86c1efe0
+@patch
+def fail(self:OptionsParser,
+         e:Exception, # what went wrong: a `ConfigError` is reported against its field's flag
+        ):
+    "Exit with status 2 and `e` as one line (`prog: error: ...`), naming the flag of a `ConfigError`'s field."
+    if isinstance(e, ConfigError): self.error(f"argument {self.flags.get(e.name, '--' + e.name)}: {e.msg}")
+    self.error(' '.join(str(e).split()))

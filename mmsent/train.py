@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect, json, logging, math, os, random, shutil, sys, tempfile, time
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
+import importlib.util
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from fastcore.script import call_parse, store_true, Param
 
 import mmsent
 from .core import LABELS, MODALITIES, get_preset, cache_dir
+from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
+                         resolve_precision)
 from .synth import SynthConfig
 from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
 from .encoders import MultiModalProcessor, EncoderLoadError, base_config
@@ -33,17 +36,20 @@ log = logging.getLogger('mmsent.train')
 
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
-           'RESULTS_NAME', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator',
-           'load_teacher', 'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train',
-           'split_loader', 'run_seeds', 'cli_config', 'mmsent_train']
+           'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'RESULTS_NAME', 'TrainConfig', 'resume_config', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss',
+           'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'TrainingDiverged', 'training_prior',
+           'class_weights_for', 'train', 'split_loader', 'run_seeds', 'train_parser', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
 UNIMODAL_FUSION_WEIGHT = 1.0
 MODALITY_DROPOUT = 0.1   # the default: the default run keeps its fusion target, and the fused model given one modality does as well as that modality's own head
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
+REPORT_TO = ('none', 'tensorboard', 'wandb', 'mlflow', 'all')
+MIN_SYNTH_N = 50   # the generated set's validation and test splits (10% each) are never empty
 
+@record_given
 @dataclass
 class TrainConfig:
     "Everything a training run depends on (saved with each checkpoint)."
@@ -77,7 +83,7 @@ class TrainConfig:
     weight_decay:float=0.01 # AdamW weight decay (none on biases and norms)
     max_grad_norm:float=1.0 # gradient clipping
     grad_accum:int=1 # gradient accumulation steps
-    precision:str='auto' # auto (bf16 where the hardware runs it natively, else fp32; under `accelerate launch`, its --mixed_precision), fp32, bf16 or fp16
+    precision:str='auto' # auto (under `accelerate launch`, its --mixed_precision; else bf16 on a CUDA GPU with native bf16, fp32 elsewhere: see `resolve_precision`), fp32, bf16 or fp16
     grad_checkpointing:bool=False # activation checkpointing in the encoders
     compile:bool=False # torch.compile the model
     freeze:bool=False # start with frozen encoders
@@ -108,27 +114,57 @@ class TrainConfig:
     max_eval_batches:int|None=None # evaluate on only this many validation batches (smoke tests)
 
     def __post_init__(self):
-        checks = [(self.dataset in DATASETS, f"dataset must be one of {DATASETS}"), (self.fusion in FUSION_KINDS, f"fusion must be one of {FUSION_KINDS}"),
-                  (self.precision in ('auto', 'fp32', 'bf16', 'fp16'), "precision must be auto, fp32, bf16 or fp16"),
-                  (self.epochs >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "epochs, batch_size and grad_accum must be >= 1"),
-                  (self.unfreeze_epoch is None or self.freeze, "unfreeze_epoch needs --freeze"),
-                  (0.0 <= self.distill_alpha <= 1.0, f"distill_alpha must be in [0, 1], got {self.distill_alpha}"),
-                  (self.distill_temperature > 0, f"distill_temperature must be > 0, got {self.distill_temperature}"),
-                  (self.device in ('auto', 'cpu', 'cuda', 'mps'), "device must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES)")]
-        for ok, msg in checks:
-            if not ok: raise ValueError(f"invalid training config: {msg}")
+        check_types(self)
+        n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))   # a value as the user wrote it: -1, not -1.0
+        def at_least(k, lo, unset=False):   # field k >= lo (or None, where unset is allowed)
+            v = getattr(self, k)
+            return (v is None and unset) or (v is not None and v >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
+        def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
+        check_options([
+            (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset == 'synth' or self.data_root is not None, 'data_root', f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
+            (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
+            (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
+            (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
+            (self.precision in PRECISIONS, 'precision', f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
+            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device', f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
+            (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
+            at_least('n_frames', 1), at_least('num_workers', 0),
+            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
+            at_least('aux_loss_weight', 0), at_least('unimodal_fusion_weight', 0),
+            at_least('epochs', 1), at_least('batch_size', 1), at_least('grad_accum', 1),
+            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {n('learning_rate')}"),
+            at_least('warmup_steps', 0, unset=True), at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
+            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {n('max_grad_norm')}"),
+            at_least('unfreeze_epoch', 1, unset=True), (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
+            at_least('unfreeze_top_k', 1, unset=True),
+            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {n('distill_alpha')}"),
+            (self.distill_temperature > 0, 'distill_temperature', f"must be > 0, got {n('distill_temperature')}"),
+            (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}"),
+            at_least('early_stopping_patience', 1, unset=True), at_least('save_every', 1), at_least('save_steps', 1, unset=True),
+            at_least('save_total_limit', 1, unset=True), at_least('logging_steps', 1),
+            at_least('max_train_steps', 1, unset=True), at_least('max_eval_batches', 1, unset=True)])
+        d = self.d_model or (64 if self.preset == 'tiny' else 256)
+        check_options([(d % self.n_heads == 0, 'd_model' if self.d_model else 'n_heads', f"{d} must be divisible by n_heads ({self.n_heads})" if self.d_model
+                        else f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")])
+        if self.device in ('cuda', 'mps'):
+            try: resolve_device(self.device)
+            except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
+        if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
+            extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
+            raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
-        if self.task not in TASKS: raise ValueError(f"invalid training config: task must be one of {TASKS}, got {self.task!r}")
         if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
         if self.metric not in SELECTION_METRICS[self.task]:
-            raise ValueError(f"invalid training config: metric {self.metric!r} is not one of {SELECTION_METRICS[self.task]} for {self.task}")
+            raise ConfigError('metric', f"{self.metric!r} is not one of {SELECTION_METRICS[self.task]} for {self.task}")
         if self.class_weights is not None:
-            if self.task != 'classification': raise ValueError("invalid training config: class_weights apply to classification only")
+            if self.task != 'classification': raise ConfigError('class_weights', "apply to classification only")
             if self.class_weights != 'balanced':
                 try: w = [float(x) for x in str(self.class_weights).split(',')]
                 except ValueError: w = []
                 if len(w) != len(LABELS) or min(w) <= 0:
-                    raise ValueError(f"invalid training config: class_weights must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
+                    raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = get_preset(self.preset).pretrained
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre else 1.0
@@ -139,8 +175,8 @@ class TrainConfig:
         return self.freeze and (self.unfreeze_epoch is None or self.unfreeze_epoch > self.epochs)
 
     def mixed_precision(self)->str:
-        "Accelerate's `mixed_precision` for this run ('no', 'bf16' or 'fp16')."
-        return {'fp32': 'no', 'auto': 'no'}.get(self.precision, self.precision)
+        "Accelerate's `mixed_precision` for this run ('no', 'bf16' or 'fp16'; `precision` auto as `resolve_precision` picks it)."
+        return resolve_precision(self.precision, self.device)
 
     def model_config(self)->ModelConfig:
         "The model this run trains."
@@ -167,13 +203,26 @@ class TrainConfig:
         return SynthConfig(n=self.synth_n, seed=0, task=self.task)
 
 # %% ../nbs/05_train.ipynb #f457f738
+RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 'report_to', 'logging_steps', 'save_every', 'save_steps', 'save_total_limit',
+               'early_stopping_patience', 'max_eval_batches', 'max_train_steps', 'device', 'overwrite_output_dir')
+
 def resume_config(
-    config:TrainConfig, # the run as asked for (its `resume` names the checkpoint)
+    config:TrainConfig, # the run as asked for: the fields its caller gave (`given_fields`) are the requested changes
     saved:dict, # the checkpoint's saved TrainConfig, as a dict
+    folder:str|Path|None=None, # the checkpoint folder (default: `config.resume`; pass the folder `--resume latest` resolved to)
 )->TrainConfig:
-    "The configuration a resumed run continues with."
-    saved = TrainConfig(**{k: v for k, v in saved.items() if k in {f.name for f in fields(TrainConfig)}})
-    return replace(saved, resume=config.resume, progress=config.progress, num_workers=config.num_workers)
+    "The configuration a resumed run continues with: the saved one, with the given options that are safe to change."
+    names = {f.name for f in fields(TrainConfig)}
+    saved = {k: v for k, v in saved.items() if k in names and k != 'resume'}
+    given = given_fields(config) - {'resume'}
+    changed = sorted(k for k in given if k not in RESUME_SAFE and k in saved and getattr(config, k) != saved[k])
+    if changed:
+        flag = lambda k: f"--no_{k}" if isinstance(saved[k], bool) and getattr(TrainConfig, k, None) is True else f"--{k}"
+        raise ConfigError('resume', "cannot change these options of the saved run (start a new run in another --output_dir instead): " +
+                          '; '.join(f"{flag(k)} given {getattr(config, k)!r}, saved {saved[k]!r}" for k in changed))
+    cfg = TrainConfig(**{**saved, **{k: getattr(config, k) for k in given if k in RESUME_SAFE}, 'resume': str(folder or config.resume)})
+    cfg.__dict__['_given'] = given_fields(config)
+    return cfg
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:
@@ -573,80 +622,29 @@ def run_seeds(
     return dict(per_seed=per_seed, summary=results['summary'], json=out/f'{RESULTS_NAME}.json', markdown=out/f'{RESULTS_NAME}.md')
 
 # %% ../nbs/05_train.ipynb #657fd176
-def cli_config(
-    args:dict, # the command's arguments, as parsed
-    path:str|Path|None, # a JSON file of option -> value (None: `args` as they are)
-    command, # the console-script function (its defaults tell which options were left alone)
-)->dict:
-    "`args` with the values of the JSON file `path` wherever an option was left at its default."
-    if not path: return args
-    p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"--config {p}: no such file")
-    try: d = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"--config {p} is not valid JSON: {e}") from None
-    if not isinstance(d, dict): raise ValueError(f"--config {p} must hold a JSON object of option -> value, got {type(d).__name__}")
-    defaults = {k: v.default for k, v in inspect.signature(command).parameters.items()}
-    bad = sorted(k for k in d if k not in args or k in ('config', 'seeds'))
-    if bad: raise ValueError(f"--config {p}: unknown options {bad} (known: {sorted(k for k in args if k != 'config')})")
-    return {**args, **{k: v for k, v in d.items() if args[k] == defaults.get(k)}}
+def train_parser(
+    prog:str='mmsent_train', # the command's name
+    description:str="Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set).", # for --help
+    **kwargs, # to `OptionsParser`: the command's own `defaults`, `aliases`, `skip`
+)->OptionsParser:
+    "The parser of a training command: every `TrainConfig` field is an option, and `--config FILE` reads more from JSON or YAML."
+    p = OptionsParser(TrainConfig, prog, description, **kwargs)
+    p.add_argument('--config', metavar='FILE', help="a JSON or YAML file of option -> value (e.g. mmsent_tune's best_params.json); options on the command line win")
+    return p
 
-@call_parse
 def mmsent_train(
-    epochs:int=10, # passes over the training split
-    batch_size:int=16, # samples per step and process
-    learning_rate:float=None, # for new layers (default: 3e-3 for tiny, 2e-5 for pretrained presets)
-    warmup_steps:int=None, # linear warmup in optimizer steps (default: 10% of all steps)
-    device:str='auto', # auto, cpu, cuda or mps
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
-    data_root:str=None, # where the data is (synth: generated into the cache)
-    task:str=None, # classification or regression (default: regression for mosi/mosei, classification otherwise)
-    preset:str='tiny', # encoders: tiny, small or base
-    random_init:store_true=False, # build the preset's encoders from configs with random weights (base/tiny; benchmarks, smoke tests)
-    fusion:str='attention', # attention, concat, gated or crossmodal
-    dropout:float=0.1, # fusion and head dropout
-    output_dir:str='models', # models, checkpoints, history
-    log_dir:str='logs', # the log file
-    seed:int=42, # random seed
-    resume:str=None, # continue from this checkpoint folder
-    grad_accum:int=1, # gradient accumulation steps
-    precision:str='fp32', # fp32, bf16 or fp16
-    grad_checkpointing:store_true=False, # activation checkpointing in the encoders
-    compile:store_true=False, # torch.compile the model
-    freeze:store_true=False, # start with frozen encoders
-    unfreeze_epoch:int=None, # unfreeze them at the start of this epoch
-    unfreeze_top_k:int=None, # only the top k layers of each encoder
-    num_workers:int=0, # DataLoader workers
-    early_stopping_patience:int=None, # stop after this many epochs without improvement
-    skip_bad:store_true=False, # drop samples with unusable files and report them
-    metric:str=None, # best-model metric on validation (default: accuracy, or the loss for regression; weighted_f1 for MELD)
-    class_weights:str=None, # classification: 'balanced' or one weight per class ('1,2,1')
-    save_every:int=5, # checkpoint every this many epochs
-    synth_n:int=1500, # size of the generated synthetic set
-    max_audio_seconds:float=10.0, # audio crop
-    n_frames:int=1, # video frames per sample
-    d_model:int=None, # fusion width
-    aux_loss_weight:float=0.3, # weight of each unimodal head's loss in the combined loss
-    modality_dropout:float=MODALITY_DROPOUT, # training: hide each modality of a sample with this probability
-    unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT, # training: weight of the fused loss with the fusion given one modality at a time
-    pretrained_lr_ratio:float=None, # encoder learning rate / learning rate (default: 0.1, or 1.0 for tiny)
-    max_train_steps:int=None, # stop after this many optimizer steps
-    max_eval_batches:int=None, # evaluate on only this many validation batches
-    no_progress:store_true=False, # no progress bars
-    config:str=None, # a JSON file of these options (e.g. mmsent_tune's best_params.json): options left at their defaults take its values
-    seeds:Param("train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write results.json/.md", int, nargs='+')=None,
+    argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
     "Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set)."
-    a = {k: v for k, v in locals().items()}
+    p = train_parser()
+    p.add_argument('--seeds', type=int, nargs='+', metavar='S', help="train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write results.json/.md")
+    cfg, extra = p.parse_config(argv)
     try:
-        a = cli_config(a, a.pop('config'), mmsent_train)
-        a['progress'] = not a.pop('no_progress')
-        seeds = a.pop('seeds')
-        if seeds:
-            res = run_seeds(TrainConfig(**a), seeds)
+        if extra.get('seeds'):
+            res = run_seeds(cfg, extra['seeds'])
             print(Path(res['markdown']).read_text()); print(f"wrote {res['json']} and {res['markdown']}"); return
-        res = train(TrainConfig(**a))
-    except (ValueError, FileNotFoundError, TrainingDiverged, DataError) as e:
-        print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(2)
+        res = train(cfg)
+    except (ValueError, FileNotFoundError, TrainingDiverged, DataError) as e: p.fail(e)
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
     if last and 'val_MAE' in last: print("last epoch: val MAE %.4f, per modality %s" % (last['val_MAE'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_mae'].items()}))

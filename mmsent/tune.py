@@ -12,6 +12,7 @@ import optuna
 from fastcore.script import call_parse, store_true
 
 from .core import get_preset
+from .core import OptionsParser
 from .synth import SynthConfig
 from .datasets import load_records
 from .fusion import FUSION_KINDS
@@ -21,7 +22,7 @@ log = logging.getLogger('mmsent.tune')
 
 # %% auto #0
 __all__ = ['log', 'BEST_PARAMS', 'TRIALS_NAME', 'STUDY_DB', 'SearchSpace', 'pruning_callback', 'storage', 'best_params', 'tune',
-           'mmsent_tune']
+           'tune_parser', 'mmsent_tune']
 
 # %% ../nbs/10_tune.ipynb #3f2b29ce
 @dataclass
@@ -149,48 +150,40 @@ def tune(
     return study
 
 # %% ../nbs/10_tune.ipynb #1cf7fa4f
-@call_parse
+def tune_parser()->OptionsParser:
+    "`mmsent_tune`'s options: `mmsent_train`'s data and run options (fixed for every trial, from `TrainConfig`), the search ranges and the study's settings."
+    p = OptionsParser(TrainConfig, 'mmsent_tune', "Optuna search over learning rate, warmup, fusion, dropout and unfreeze epoch, resumable from SQLite; "
+                      "writes best_params.json for mmsent_train --config.", defaults=dict(epochs=5, metric='accuracy', progress=False),
+                      skip=tuple(f.name for f in fields(TrainConfig) if f.name not in _FIXED))
+    a = p.add_argument
+    a('--n_trials', type=int, default=10, help='trials to run now (added to the stored ones) (default: 10)')
+    a('--out', default='tune', help='study.db, trials.json, best_params.json (default: tune)')
+    a('--study_name', default='mmsent', help='the study within out/study.db (default: mmsent)')
+    a('--timeout', type=float, default=None, help='stop starting trials after this many seconds')
+    a('--fusions', default='attention,concat,gated,crossmodal', help='fusion kinds to try, comma-separated (default: all)')
+    a('--lr_min', type=float, default=None, help='learning rate range (default: 1e-4..1e-2 for tiny, 5e-6..1e-4 for pretrained presets)')
+    a('--lr_max', type=float, default=None, help='upper end of the learning rate range')
+    a('--max_dropout', type=float, default=0.5, help='dropout range [0, max_dropout] (default: 0.5)')
+    a('--no_unfreeze', action='store_true', default=False, help='do not tune the unfreeze epoch (encoders never frozen)')
+    a('--n_startup_trials', type=int, default=3, help='trials completed before the pruner may stop any (default: 3)')
+    a('--prune_warmup_epochs', type=int, default=1, help='epochs of each trial before it may be pruned (default: 1)')
+    a('--keep_trials', action='store_true', default=False, help='keep every trial\'s models under out/trials/NUMBER')
+    return p
+
 def mmsent_tune(
-    n_trials:int=10, # trials to run now (added to the stored ones)
-    out:str='tune', # study.db, trials.json, best_params.json
-    study_name:str='mmsent', # the study within out/study.db
-    timeout:float=None, # stop starting trials after this many seconds
-    fusions:str='attention,concat,gated,crossmodal', # fusion kinds to try, comma-separated
-    lr_min:float=None, # learning rate range (default: 1e-4..1e-2 for tiny, 5e-6..1e-4 for pretrained presets)
-    lr_max:float=None, # upper end of the learning rate range
-    max_dropout:float=0.5, # dropout range [0, max_dropout]
-    no_unfreeze:store_true=False, # do not tune the unfreeze epoch (encoders never frozen)
-    n_startup_trials:int=3, # trials completed before the pruner may stop any
-    prune_warmup_epochs:int=1, # epochs of each trial before it may be pruned
-    keep_trials:store_true=False, # keep every trial's models under out/trials/NUMBER
-    epochs:int=5, # epochs per trial
-    batch_size:int=16, # samples per step
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
-    data_root:str=None, # where the data is (synth: generated into the cache)
-    synth_n:int=1500, # size of the generated synthetic set
-    preset:str='tiny', # encoders: tiny, small or base
-    random_init:store_true=False, # random-init encoders (base/tiny)
-    max_audio_seconds:float=10.0, # audio crop
-    n_frames:int=1, # video frames per sample
-    metric:str='accuracy', # the objective: best val accuracy or weighted_f1
-    seed:int=42, # random seed (of every trial's training, and of the sampler)
-    device:str='auto', # auto, cpu, cuda or mps
-    precision:str='fp32', # fp32, bf16 or fp16
-    max_train_steps:int=None, # cap each trial's optimizer steps (quick searches)
+    argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
     "Optuna search over learning rate, warmup, fusion, dropout and unfreeze epoch, resumable from SQLite; writes best_params.json for mmsent_train --config."
+    p = tune_parser()
+    base, a = p.parse_config(argv)
+    if a['n_trials'] < 1: p.error(f"argument --n_trials: must be >= 1, got {a['n_trials']}")
     try:
-        if n_trials < 1: raise ValueError(f"--n_trials must be >= 1, got {n_trials}")
-        base = TrainConfig(dataset=dataset, data_root=data_root, synth_n=synth_n, preset=preset, random_init=random_init, epochs=epochs, batch_size=batch_size,
-                           max_audio_seconds=max_audio_seconds, n_frames=n_frames, metric=metric, seed=seed, device=device, precision=precision,
-                           max_train_steps=max_train_steps, progress=False)
-        space = SearchSpace(lr_min=lr_min, lr_max=lr_max, fusions=tuple(f.strip() for f in fusions.split(',') if f.strip()), max_dropout=max_dropout,
-                            tune_unfreeze=not no_unfreeze)
-        study = tune(base, n_trials, out, study_name, space, n_startup_trials, prune_warmup_epochs, timeout, keep_trials)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"mmsent_tune: error: {e}", file=sys.stderr); sys.exit(2)
-    states = [t.state.name for t in study.trials]
-    print(f"study {study_name!r} in {Path(out)/STUDY_DB}: {len(states)} trials ({', '.join(f'{states.count(s)} {s.lower()}' for s in dict.fromkeys(states))})")
-    if (Path(out)/BEST_PARAMS).exists():
-        print(f"best val {metric}: {study.best_value:.4f} (trial {study.best_trial.number}): {json.dumps(study.best_trial.user_attrs['train_options'])}")
-        print(f"train it: mmsent_train --config {Path(out)/BEST_PARAMS}")
+        space = SearchSpace(lr_min=a['lr_min'], lr_max=a['lr_max'], fusions=tuple(f.strip() for f in a['fusions'].split(',') if f.strip()),
+                            max_dropout=a['max_dropout'], tune_unfreeze=not a['no_unfreeze'])
+        study = tune(base, a['n_trials'], a['out'], a['study_name'], space, a['n_startup_trials'], a['prune_warmup_epochs'], a['timeout'], a['keep_trials'])
+    except (ValueError, FileNotFoundError) as e: p.fail(e)
+    states, out = [t.state.name for t in study.trials], Path(a['out'])
+    print(f"study {a['study_name']!r} in {out/STUDY_DB}: {len(states)} trials ({', '.join(f'{states.count(s)} {s.lower()}' for s in dict.fromkeys(states))})")
+    if (out/BEST_PARAMS).exists():
+        print(f"best val {base.metric}: {study.best_value:.4f} (trial {study.best_trial.number}): {json.dumps(study.best_trial.user_attrs['train_options'])}")
+        print(f"train it: mmsent_train --config {out/BEST_PARAMS}")

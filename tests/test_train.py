@@ -127,13 +127,13 @@ def test_meld_fixture_with_skip_bad(tmp_path):
 
 def test_bad_arguments_are_clear_errors(tmp_path):
     r = run(['--precision', 'fp8'], tmp_path)
-    assert r.returncode == 2 and 'precision must be fp32, bf16 or fp16' in r.stderr
+    assert r.returncode == 2 and "argument --precision: must be auto, fp32, bf16 or fp16, got 'fp8'" in r.stderr
     r = run(['--dataset', 'meld'], tmp_path)
-    assert r.returncode == 2 and '--data_root is required for meld' in r.stderr
+    assert r.returncode == 2 and 'argument --data_root: is required for meld' in r.stderr
     r = run(['--task', 'ranking'], tmp_path)
-    assert r.returncode == 2 and 'task must be one of' in r.stderr
+    assert r.returncode == 2 and 'argument --task: must be one of' in r.stderr
     r = run(['--class_weights', '1,2'], tmp_path)
-    assert r.returncode == 2 and "class_weights must be 'balanced' or 3 positive numbers" in r.stderr
+    assert r.returncode == 2 and "argument --class_weights: must be 'balanced' or 3 positive numbers" in r.stderr
     r = run(['--seeds', '1', '1'], tmp_path)
     assert r.returncode == 2 and '--seeds has repeats' in r.stderr
 
