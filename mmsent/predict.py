@@ -14,7 +14,7 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
-from .data import AudioReadError, ImageReadError, NoAudioStream, load_audio, load_image, load_video_frames
+from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
@@ -149,7 +149,7 @@ class _Decoded(torch.utils.data.Dataset):
     def __getitem__(self, i):
         r = self.ds.records[i]
         try: return dict(id=r.id, sample=self.ds[i], error=None)
-        except (FileNotFoundError, IsADirectoryError, AudioReadError, ImageReadError, DataError) as e: return dict(id=r.id, sample=None, error=str(e))
+        except (OSError, AudioReadError, ImageReadError, VideoReadError, DataError) as e: return dict(id=r.id, sample=None, error=str(e))
 
 def predict_manifest(
     predictor:Predictor, # the predictor
@@ -248,10 +248,14 @@ def mmsent_predict(
         if not out: fail("--manifest needs --out FILE.csv or FILE.jsonl")
         if not out.endswith(('.csv', '.jsonl')): fail(f"--out must end in .csv or .jsonl, got {out}")
         try: preds, bad = predict_manifest(predictor, manifest, batch_size=batch_size, num_workers=num_workers, strict=strict)
-        except (DataError, FileNotFoundError, ValueError) as e: fail(e)
-        write_predictions(preds, out)
-        print(f"wrote {len(preds)} predictions to {out}" + (f"; {len(bad)} rows unusable:" if bad else ''))
-        for b in bad: print(f"  {b['id']}: {b['error']}")
+        except (OSError, ValueError) as e: fail(e)   # DataError is a ValueError
+        try: write_predictions(preds, out)
+        except OSError as e: fail(f"cannot write --out {out}: {e.strerror or e}")
+        print(f"wrote {len(preds)} predictions to {out}")
+        if bad:   # listed on stderr, and a non-zero status: no row is dropped unseen
+            print(f"mmsent_predict: {len(bad)} of {len(bad) + len(preds)} rows of {manifest} unusable, no prediction for them:", file=sys.stderr)
+            for b in bad: print(f"  {b['id']}: {b['error']}", file=sys.stderr)
+            sys.exit(1)
         return
     try: p = predictor.predict(text=text, audio=audio, image=image, video=video)
     except _INPUT_ERRORS as e: fail(e)
