@@ -17,7 +17,7 @@ from .core import LABELS, MODALITIES, resolve_device
 from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
-from .model import EndToEndMultiModalModel, ModelLoadError
+from .model import CONFIG_NAME, EndToEndMultiModalModel, ModelLoadError
 from .metrics import score_to_class
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,11 @@ class Predictor:
         model_dir:str|Path, # a directory written by `mmsent_train` / `save_pretrained`
         **kwargs, # passed to `Predictor`
     )->Predictor:
-        "Load the model and processor saved in `model_dir`."
-        return cls(EndToEndMultiModalModel.from_pretrained(model_dir), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
+        "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
+        try: model = EndToEndMultiModalModel.from_pretrained(model_dir)
+        except (TypeError, AttributeError, KeyError) as e:   # a config.json that parses but is not a model's (a list, "n_heads": "four")
+            raise ModelLoadError(f"{Path(model_dir)/CONFIG_NAME} does not describe an mmsent model ({type(e).__name__}: {e})") from None
+        return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)
 
     def read(self,
         text:str|None=None, # the utterance (empty string allowed)
