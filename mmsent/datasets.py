@@ -255,10 +255,12 @@ def _check_finite(p:Path, info)->None:
     "Read a float WAV/AIFF/... block by block; raise `NonFiniteAudio` at the first NaN or infinite sample."
     if info.subtype not in ('FLOAT', 'DOUBLE'): return   # integer PCM (and FLAC, MP3, ...) cannot hold NaN or Inf
     pos = 0
-    for b in sf.blocks(str(p), blocksize=1 << 16, dtype='float32', always_2d=True):
-        bad = ~np.isfinite(b).all(axis=1)
-        if bad.any(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples (the first at {(pos + int(bad.argmax()))/info.samplerate:.2f} s)")
-        pos += len(b)
+    try:
+        for b in sf.blocks(str(p), blocksize=1 << 16, dtype='float32', always_2d=True):
+            bad = ~np.isfinite(b).all(axis=1)
+            if bad.any(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples (the first at {(pos + int(bad.argmax()))/info.samplerate:.2f} s)")
+            pos += len(b)
+    except (sf.LibsndfileError, RuntimeError) as e: raise AudioReadError(f"cannot read audio from {p} after {pos/info.samplerate:.2f} s: {e}") from None
 
 def _probe_audio(p:Path)->tuple[float, int]:
     "(seconds, sampling rate) of the audio in `p`; raises with the reason when it can't be used."
