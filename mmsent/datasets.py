@@ -314,6 +314,14 @@ def scan_record(r:Record)->ScanResult:
             res.problems.append((k, str(p), 'unreadable: ' + str(e).replace(f' {p}', '').replace(str(p), 'file')))
     return res
 
+def _notes(recs:list[Record], results:list[ScanResult])->dict:
+    "What the scan noticed that is not a problem: videos without an audio track, repaired texts, audio that will be resampled."
+    rs = list(zip(recs, results))
+    return dict(videos_without_audio=[dict(id=r.id, file=str(r.video_path)) for r, x in rs if x.no_audio_track],
+                texts_repaired=[dict(id=r.id, text=r.text) for r, _ in rs if r.text_repaired],
+                audio_resampled=[dict(id=r.id, file=str(r.audio_path), sampling_rate=x.audio_rate) for r, x in rs
+                                 if x.audio_rate and x.audio_rate != SAMPLING_RATE])
+
 def _reason(problem:tuple)->str: return problem[2].split(':')[0]
 
 def prepare_records(
@@ -331,7 +339,7 @@ def prepare_records(
         else: good.append(replace(r, no_audio_track=res.no_audio_track, audio_seconds=res.audio_seconds))
     reasons = Counter(_reason(p) for _, ps in bad for p in ps)
     report = dict(dataset=name, rows=len(records), used=len(good), dropped=len(bad), dropped_by_reason=dict(reasons),
-                  videos_without_audio=sum(res.no_audio_track for res in results),
+                  videos_without_audio=sum(res.no_audio_track for res in results), notes=_notes(records, results),
                   dropped_samples=[dict(id=r.id, problems=[dict(field=k, file=p, reason=why) for k, p, why in ps]) for r, ps in bad])
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
@@ -478,14 +486,6 @@ def write_mmsa_fixture(
     return root
 
 # %% ../nbs/01b_datasets.ipynb #8e015f11
-def _notes(recs:list[Record], results:list[ScanResult])->dict:
-    "What the scan noticed that is not a problem: videos without an audio track, repaired texts, audio that will be resampled."
-    rs = list(zip(recs, results))
-    return dict(videos_without_audio=[dict(id=r.id, file=str(r.video_path)) for r, x in rs if x.no_audio_track],
-                texts_repaired=[dict(id=r.id, text=r.text) for r, _ in rs if r.text_repaired],
-                audio_resampled=[dict(id=r.id, file=str(r.audio_path), sampling_rate=x.audio_rate) for r, x in rs
-                                 if x.audio_rate and x.audio_rate != SAMPLING_RATE])
-
 def check_data(
     dataset:str, # one of DATASETS
     data_root:str|Path|None=None, # where the data is
