@@ -15,8 +15,8 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SAMPLING_RATE', 'AudioReadError', 'NoAudioStream', 'load_audio', 'write_test_mp4', 'ImageReadError', 'to_rgb',
-           'load_image', 'VideoReadError', 'load_video_frames']
+__all__ = ['SAMPLING_RATE', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio', 'load_audio', 'write_test_mp4', 'ImageReadError',
+           'to_rgb', 'load_image', 'VideoReadError', 'load_video_frames']
 
 # %% ../nbs/01_data.ipynb #7013423b
 SAMPLING_RATE = 16_000  # what Wav2Vec2-family encoders are trained on
@@ -26,6 +26,9 @@ class AudioReadError(ValueError):
 
 class NoAudioStream(AudioReadError):
     "A container (e.g. a video) has no audio track: for a video sample this means the audio modality is absent."
+
+class NonFiniteAudio(AudioReadError):
+    "An audio file decodes, but some of its samples are NaN or infinite: it would turn the model's outputs into NaN."
 
 # %% ../nbs/01_data.ipynb #5165562f
 def _check_file(path, what):
@@ -74,7 +77,7 @@ def load_audio(
         if sr != sampling_rate and wav.size:
             with torch.no_grad(): wav = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
     if wav.size == 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
-    if not np.isfinite(wav).all(): raise AudioReadError(f"audio file {p} contains NaN or infinite samples")
+    if not np.isfinite(wav).all(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples")
     return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
 
 # %% ../nbs/01_data.ipynb #c0cfd0ee

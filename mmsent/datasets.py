@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_datasets.ipynb #4a36dd71
 from __future__ import annotations
-import csv, json, logging, math
+import csv, io, json, logging, math
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict, replace
@@ -19,14 +19,14 @@ from PIL import Image
 from fastcore.script import call_parse
 
 from .core import LABELS, MODALITIES, label_id
-from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError,
+from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError, NonFiniteAudio,
                          ImageReadError, VideoReadError, write_test_mp4)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataError', 'read_manifest', 'fix_text', 'meld_clip_dir',
+__all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataError', 'fix_text', 'read_manifest', 'meld_clip_dir',
            'read_meld', 'score_to_label', 'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'ScanResult',
            'scan_record', 'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator',
            'write_meld_fixture', 'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
@@ -45,6 +45,7 @@ class Record:
     split:str|None=None # 'train', 'val' or 'test'
     no_audio_track:bool=False # set by the scan: the video has no audio, so the sample has no audio
     audio_seconds:float|None=None # set by the scan: seconds of audio in the file (or the video's track), before any crop
+    text_repaired:bool=False # set by the reader: `fix_text` repaired the text (mojibake, control characters)
 
     @property
     def files(self)->dict:
@@ -63,12 +64,43 @@ class DataError(ValueError):
 
 SPLIT_ALIASES = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val', 'dev': 'val', 'test': 'test'}
 
+def fix_text(s:str)->str:
+    "Repair mojibake (UTF-8 decoded as Windows-1252/Latin-1) and stray control characters, keeping curly quotes."
+    return ftfy.fix_text(s, uncurl_quotes=False).strip()
+
+def _read_utf8(p:Path)->str:
+    "The text of `p`, or a `DataError` naming the file and the first byte that is not UTF-8."
+    raw = p.read_bytes()
+    if raw[:2] in (b'\xff\xfe', b'\xfe\xff'): raise DataError(f"{p} is UTF-16 text: save it as UTF-8")
+    try: return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise DataError(f"{p} is not UTF-8: byte 0x{raw[e.start]:02x} at line {line} (byte {e.start}) cannot be decoded; save it as UTF-8") from None
+
 def _cell(row, k):
     v = row.get(k)
     if v is None: return None
     if isinstance(v, float) and math.isnan(v): return None
     v = str(v) if not isinstance(v, str) else v
     return v if v.strip() != '' else None
+
+def _manifest_rows(p:Path)->list[tuple[int, dict]]:
+    "(line number, row) of every row of a CSV/JSONL manifest; an unreadable or empty file raises `DataError`."
+    text = _read_utf8(p)
+    if not text.strip(): raise DataError(f"{p} is empty: a manifest needs a header line and one row per sample")
+    if p.suffix.lower() == '.jsonl':
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip(): continue
+            try: r = json.loads(line)
+            except json.JSONDecodeError as e: raise DataError(f"{p}:{i}: not valid JSON ({e})") from None
+            if not isinstance(r, dict): raise DataError(f"{p}:{i}: a row must be a JSON object, got {type(r).__name__}")
+            rows.append((i, r))
+    else:
+        try: rows = [(i, r) for i, r in enumerate(csv.DictReader(io.StringIO(text, newline='')), 2)]
+        except csv.Error as e: raise DataError(f"{p}: not a readable CSV file ({e})") from None
+    if not rows: raise DataError(f"{p} has no rows: only a header, no samples")
+    return rows
 
 def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
@@ -81,15 +113,8 @@ def read_manifest(
         if not found: raise FileNotFoundError(f"no manifest.csv or manifest.jsonl in {p}")
         p = found[0]
     if not p.exists(): raise FileNotFoundError(f"manifest not found: {p}")
-    if p.suffix.lower() == '.jsonl':
-        rows = []
-        for i, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1):
-            if not line.strip(): continue
-            try: rows.append((i, json.loads(line)))
-            except json.JSONDecodeError as e: raise DataError(f"{p}:{i}: not valid JSON ({e})") from None
-    else:
-        with open(p, newline='', encoding='utf-8-sig') as f: rows = [(i, r) for i, r in enumerate(csv.DictReader(f), 2)]
-    if require_label and rows and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
+    rows = _manifest_rows(p)
+    if require_label and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
         where = f"{p}:{line}"
@@ -109,8 +134,10 @@ def read_manifest(
             if split.strip().lower() not in SPLIT_ALIASES: raise DataError(f"{where}: unknown split {split!r} (use train/val/test)")
             split = SPLIT_ALIASES[split.strip().lower()]
         paths = {k: (base/_cell(r, k)) if _cell(r, k) is not None else None for k in ('audio_path', 'image_path', 'video_path')}
-        text = r.get('text') if isinstance(r.get('text'), str) else None
-        out.append(Record(id=rid, label=y, text=text if text not in (None, '') else None, score=score, split=split, **paths))
+        raw = r.get('text') if isinstance(r.get('text'), str) else None
+        text = fix_text(raw) if raw is not None else None
+        out.append(Record(id=rid, label=y, text=text if text not in (None, '') else None, score=score, split=split,
+                          text_repaired=raw is not None and text != raw.strip(), **paths))
         if not out[-1].modalities(): raise DataError(f"{where}: the sample has no text, audio, image or video")
     return out
 
@@ -118,10 +145,6 @@ def read_manifest(
 MELD_SPLITS = {'train': ('train_sent_emo.csv', 'train_splits'), 'val': ('dev_sent_emo.csv', 'dev_splits_complete'),
                'test': ('test_sent_emo.csv', 'output_repeated_splits_test')}
 _MELD_ARCHIVE = {'train': 'train', 'val': 'dev', 'test': 'test'}
-
-def fix_text(s:str)->str:
-    "Repair mojibake (UTF-8 decoded as Windows-1252/Latin-1) and stray control characters, keeping curly quotes."
-    return ftfy.fix_text(s, uncurl_quotes=False).strip()
 
 def meld_clip_dir(root:Path, split:str)->Path:
     "The folder holding a MELD split's clips."
@@ -140,15 +163,16 @@ def read_meld(
     csv_path = root/MELD_SPLITS[split][0]
     if not csv_path.exists(): raise FileNotFoundError(f"MELD annotation file not found: {csv_path}")
     clips, out = meld_clip_dir(root, split), []
-    with open(csv_path, newline='', encoding='utf-8') as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(_read_utf8(csv_path), newline='')))
     need = {'Utterance', 'Sentiment', 'Dialogue_ID', 'Utterance_ID'}
     if rows and not need <= set(rows[0]): raise DataError(f"{csv_path} lacks the MELD columns {sorted(need - set(rows[0]))}")
     for i, r in enumerate(rows, 2):
         try: y = label_id(r['Sentiment'])
         except ValueError as e: raise DataError(f"{csv_path}:{i}: {e}") from None
         d, u = r['Dialogue_ID'].strip(), r['Utterance_ID'].strip()
-        out.append(Record(id=f'dia{d}_utt{u}', label=y, text=fix_text(r['Utterance']), video_path=clips/f'dia{d}_utt{u}.mp4', split=split))
+        text = fix_text(r['Utterance'])
+        out.append(Record(id=f'dia{d}_utt{u}', label=y, text=text, video_path=clips/f'dia{d}_utt{u}.mp4', split=split,
+                          text_repaired=text != r['Utterance'].strip()))
     return out
 
 # %% ../nbs/01b_datasets.ipynb #e6cccdb6
@@ -180,16 +204,18 @@ def read_mmsa(
     root, split = Path(root), SPLIT_ALIASES.get(split, split)
     p = root/'label.csv'
     if not p.exists(): raise FileNotFoundError(f"label.csv not found in {root} (expected the MMSA layout: label.csv and Raw/)")
-    out = []
-    with open(p, newline='', encoding='utf-8') as f:
-        for i, r in enumerate(csv.DictReader(f), 2):
-            try: score = float(r['label'])
-            except (KeyError, ValueError): raise DataError(f"{p}:{i}: label {r.get('label')!r} is not a number") from None
-            mode = SPLIT_ALIASES.get(str(r.get('mode', '')).strip().lower())
-            if mode != split: continue
-            vid, cid = r['video_id'].strip(), r['clip_id'].strip()
-            out.append(Record(id=f'{vid}/{cid}', label=score_to_label(score), score=score, text=fix_text(r.get('text') or '') or None,
-                              video_path=root/'Raw'/vid/f'{cid}.mp4', split=split))
+    rows, out = csv.DictReader(io.StringIO(_read_utf8(p), newline='')), []
+    need = {'video_id', 'clip_id', 'label', 'mode'}
+    if not need <= set(rows.fieldnames or ()): raise DataError(f"{p} lacks the MMSA columns {sorted(need - set(rows.fieldnames or ()))}")
+    for i, r in enumerate(rows, 2):
+        try: score = float(r['label'])
+        except (TypeError, ValueError): raise DataError(f"{p}:{i}: label {r.get('label')!r} is not a number") from None
+        mode = SPLIT_ALIASES.get(str(r.get('mode') or '').strip().lower())
+        if mode != split: continue
+        vid, cid, raw = (r['video_id'] or '').strip(), (r['clip_id'] or '').strip(), r.get('text') or ''
+        text = fix_text(raw)
+        out.append(Record(id=f'{vid}/{cid}', label=score_to_label(score), score=score, text=text or None,
+                          video_path=root/'Raw'/vid/f'{cid}.mp4', split=split, text_repaired=text != raw.strip()))
     return out
 
 # %% ../nbs/01b_datasets.ipynb #d42a8404
@@ -206,6 +232,7 @@ def load_records(
     if split not in ('train', 'val', 'test'): raise ValueError(f"unknown split {split!r}: use train, val or test")
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
     if dataset in ('meld', 'mosi', 'mosei') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
+    if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     if dataset == 'meld': return read_meld(data_root, split)
     if dataset in ('mosi', 'mosei'): return read_mmsa(data_root, split)
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
@@ -222,20 +249,33 @@ class ScanResult:
     no_audio_track:bool=False # the video has no audio track
     audio_seconds:float|None=None # duration of the audio (or the video's audio track)
     video_seconds:float|None=None # duration of the video
+    audio_rate:int|None=None # sampling rate of the audio file (not set for a video's track)
 
-def _probe_audio(p:Path)->float:
-    "Seconds of audio in `p`; raises with the reason when it can't be used."
-    try: info = sf.info(str(p)); dur = info.frames/info.samplerate if info.samplerate else 0.0
+def _check_finite(p:Path, info)->None:
+    "Read a float WAV/AIFF/... block by block; raise `NonFiniteAudio` at the first NaN or infinite sample."
+    if info.subtype not in ('FLOAT', 'DOUBLE'): return   # integer PCM (and FLAC, MP3, ...) cannot hold NaN or Inf
+    pos = 0
+    try:
+        for b in sf.blocks(str(p), blocksize=1 << 16, dtype='float32', always_2d=True):
+            bad = ~np.isfinite(b).all(axis=1)
+            if bad.any(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples (the first at {(pos + int(bad.argmax()))/info.samplerate:.2f} s)")
+            pos += len(b)
+    except (sf.LibsndfileError, RuntimeError) as e: raise AudioReadError(f"cannot read audio from {p} after {pos/info.samplerate:.2f} s: {e}") from None
+
+def _probe_audio(p:Path)->tuple[float, int]:
+    "(seconds, sampling rate) of the audio in `p`; raises with the reason when it can't be used."
+    try: info = sf.info(str(p)); dur, rate = (info.frames/info.samplerate if info.samplerate else 0.0), info.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError):
         try:
             with av.open(str(p)) as c:
                 if not c.streams.audio: raise NoAudioStream(f"{p} has no audio stream")
                 s = c.streams.audio[0]
-                dur = float(s.duration*s.time_base) if s.duration else (c.duration or 0)/1e6
+                dur, rate = (float(s.duration*s.time_base) if s.duration else (c.duration or 0)/1e6), s.rate
                 next(c.decode(s))
         except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e: raise AudioReadError(f"cannot read audio from {p}: {e or 'no decodable frames'}") from None
+    else: _check_finite(p, info)
     if dur <= 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
-    return dur
+    return dur, rate
 
 def _probe_video(p:Path)->tuple[float|None, bool, float|None]:
     "(video seconds, has an audio track, audio seconds) of `p`; raises with the reason when it can't be used."
@@ -261,7 +301,7 @@ def scan_record(r:Record)->ScanResult:
         if not p.exists(): res.problems.append((k, str(p), 'missing file')); continue
         if p.stat().st_size == 0: res.problems.append((k, str(p), 'empty file')); continue
         try:
-            if k == 'audio_path': res.audio_seconds = _probe_audio(p)
+            if k == 'audio_path': res.audio_seconds, res.audio_rate = _probe_audio(p)
             elif k == 'image_path':
                 with Image.open(p) as im: im.load()
             else:
@@ -269,9 +309,18 @@ def scan_record(r:Record)->ScanResult:
                 if r.audio_path is None:
                     res.no_audio_track = not has_audio
                     res.audio_seconds = adur
+        except NonFiniteAudio as e: res.problems.append((k, str(p), 'non-finite samples: NaN or infinite, the first at ' + str(e).rsplit(' at ', 1)[-1].rstrip(')')))
         except (AudioReadError, VideoReadError, OSError, SyntaxError, ValueError) as e:
             res.problems.append((k, str(p), 'unreadable: ' + str(e).replace(f' {p}', '').replace(str(p), 'file')))
     return res
+
+def _notes(recs:list[Record], results:list[ScanResult])->dict:
+    "What the scan noticed that is not a problem: videos without an audio track, repaired texts, audio that will be resampled."
+    rs = list(zip(recs, results))
+    return dict(videos_without_audio=[dict(id=r.id, file=str(r.video_path)) for r, x in rs if x.no_audio_track],
+                texts_repaired=[dict(id=r.id, text=r.text) for r, _ in rs if r.text_repaired],
+                audio_resampled=[dict(id=r.id, file=str(r.audio_path), sampling_rate=x.audio_rate) for r, x in rs
+                                 if x.audio_rate and x.audio_rate != SAMPLING_RATE])
 
 def _reason(problem:tuple)->str: return problem[2].split(':')[0]
 
@@ -290,7 +339,7 @@ def prepare_records(
         else: good.append(replace(r, no_audio_track=res.no_audio_track, audio_seconds=res.audio_seconds))
     reasons = Counter(_reason(p) for _, ps in bad for p in ps)
     report = dict(dataset=name, rows=len(records), used=len(good), dropped=len(bad), dropped_by_reason=dict(reasons),
-                  videos_without_audio=sum(res.no_audio_track for res in results),
+                  videos_without_audio=sum(res.no_audio_track for res in results), notes=_notes(records, results),
                   dropped_samples=[dict(id=r.id, problems=[dict(field=k, file=p, reason=why) for k, p, why in ps]) for r, ps in bad])
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
@@ -442,23 +491,24 @@ def check_data(
     data_root:str|Path|None=None, # where the data is
     splits:tuple=('train', 'val', 'test'), # which splits to check
 )->dict:
-    "Scan every split of a dataset; return the per-split report."
+    "Scan every split of a dataset; return the per-split report: problems (unusable files) and notes (what will be handled)."
     out = {}
     for split in splits:
         try: recs = load_records(dataset, data_root, split)
-        except (FileNotFoundError, DataError) as e: out[split] = dict(error=str(e)); continue
+        except (OSError, ValueError) as e: out[split] = dict(error=str(e)); continue   # DataError is a ValueError
         with ThreadPoolExecutor(4) as ex: results = list(ex.map(scan_record, recs))
         files = defaultdict(Counter)
         for r, res in zip(recs, results):
             bad = {k: _reason((k, p, why)) for k, p, why in res.problems}
-            for k in r.files: files[k][{'missing file': 'missing', 'empty file': 'empty'}.get(bad.get(k), 'unreadable') if k in bad else 'ok'] += 1
+            for k in r.files: files[k][{'missing file': 'missing', 'empty file': 'empty', 'non-finite samples': 'non-finite'}.get(bad.get(k), 'unreadable') if k in bad else 'ok'] += 1
         durs = [x.audio_seconds for x in results if x.audio_seconds]
         rep = dict(rows=len(recs), unusable=sum(bool(x.problems) for x in results),
                    problems=dict(Counter(_reason(p) for x in results for p in x.problems)),
                    files={k: dict(v) for k, v in files.items()}, videos_without_audio=sum(x.no_audio_track for x in results),
                    audio_seconds=dict(min=round(min(durs), 2), mean=round(float(np.mean(durs)), 2), max=round(max(durs), 2)) if durs else None,
                    labels={LABELS[k]: v for k, v in sorted(Counter(r.label for r in recs).items())},
-                   bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results) for k, p, why in x.problems])
+                   bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results) for k, p, why in x.problems],
+                   notes=_notes(recs, results))
         if dataset == 'meld':
             named = {r.video_path.name for r in recs}
             d = meld_clip_dir(Path(data_root), split)
@@ -466,6 +516,27 @@ def check_data(
             rep['unlisted_clips'] = dict(count=len(extra), examples=extra[:5])
         out[split] = rep
     return out
+
+# %% ../nbs/01b_datasets.ipynb #6e765264
+_NOTE_TEXT = dict(videos_without_audio=('video without an audio track (the sample has no audio)', 'videos without an audio track (those samples have no audio)'),
+                  texts_repaired=('text repaired by ftfy (mojibake, control characters)', 'texts repaired by ftfy (mojibake, control characters)'),
+                  audio_resampled=(f'audio file resampled to {SAMPLING_RATE} Hz', f'audio files resampled to {SAMPLING_RATE} Hz'))
+
+def _print_split(s:str, r:dict, show:int=20)->None:
+    "The text report of one split: counts, problems (BAD) and notes (NOTE), the first `show` names of each note."
+    print(f"[{s}] {r['rows']} rows, {r['unusable']} unusable {r['problems'] or ''}")
+    print(f"    labels: {r['labels']}")
+    for k, v in r['files'].items(): print(f"    {k}: {v}")
+    if r['audio_seconds']: print(f"    audio seconds: {r['audio_seconds']}")
+    if r.get('unlisted_clips', {}).get('count'): print(f"    clips no row names: {r['unlisted_clips']}")
+    for b in r['bad_files'][:show]: print(f"    BAD {b['file']}: {b['reason']}")
+    if len(r['bad_files']) > show: print(f"    ... and {len(r['bad_files']) - show} more (all in --json)")
+    for k, items in r['notes'].items():
+        if not items: continue
+        print(f"    NOTE {len(items)} {_NOTE_TEXT[k][len(items) > 1]}:")
+        for x in items[:show]: print(f"      {x['id']}: {x['text']!r}" if k == 'texts_repaired' else
+                                     f"      {x['file']}" + (f" ({x['sampling_rate']} Hz)" if 'sampling_rate' in x else ''))
+        if len(items) > show: print(f"      ... and {len(items) - show} more (all in --json)")
 
 @call_parse
 def mmsent_check_data(
@@ -480,13 +551,9 @@ def mmsent_check_data(
     if json: print(_json.dumps(rep, indent=2))
     else:
         for s, r in rep.items():
-            if 'error' in r: print(f"[{s}] ERROR: {r['error']}"); continue
-            print(f"[{s}] {r['rows']} rows, {r['unusable']} unusable {r['problems'] or ''}")
-            print(f"    labels: {r['labels']}")
-            for k, v in r['files'].items(): print(f"    {k}: {v}")
-            if r['audio_seconds']: print(f"    audio seconds: {r['audio_seconds']}")
-            if r['videos_without_audio']: print(f"    videos without an audio track (audio absent): {r['videos_without_audio']}")
-            if r.get('unlisted_clips', {}).get('count'): print(f"    clips no row names: {r['unlisted_clips']}")
-            for b in r['bad_files'][:20]: print(f"    BAD {b['file']}: {b['reason']}")
-    bad = any('error' in r or r['unusable'] for r in rep.values())
-    if bad: sys.exit(1)
+            if 'error' not in r: _print_split(s, r)
+    errors = {s: r['error'] for s, r in rep.items() if 'error' in r}
+    if len(set(errors.values())) == 1 and len(errors) == len(rep): print(f"mmsent_check_data: error: {next(iter(errors.values()))}", file=sys.stderr)
+    else:
+        for s, e in errors.items(): print(f"mmsent_check_data: error: [{s}] {e}", file=sys.stderr)
+    if errors or any(r['unusable'] for r in rep.values()): sys.exit(1)

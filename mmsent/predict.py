@@ -14,10 +14,10 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
-from .data import AudioReadError, ImageReadError, NoAudioStream, load_audio, load_image, load_video_frames
+from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
-from .model import EndToEndMultiModalModel, ModelLoadError
+from .model import CONFIG_NAME, EndToEndMultiModalModel, ModelLoadError
 from .metrics import score_to_class
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,11 @@ class Predictor:
         model_dir:str|Path, # a directory written by `mmsent_train` / `save_pretrained`
         **kwargs, # passed to `Predictor`
     )->Predictor:
-        "Load the model and processor saved in `model_dir`."
-        return cls(EndToEndMultiModalModel.from_pretrained(model_dir), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
+        "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
+        try: model = EndToEndMultiModalModel.from_pretrained(model_dir)
+        except (TypeError, AttributeError, KeyError) as e:   # a config.json that parses but is not a model's (a list, "n_heads": "four")
+            raise ModelLoadError(f"{Path(model_dir)/CONFIG_NAME} does not describe an mmsent model ({type(e).__name__}: {e})") from None
+        return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)
 
     def read(self,
         text:str|None=None, # the utterance (empty string allowed)
@@ -149,7 +152,7 @@ class _Decoded(torch.utils.data.Dataset):
     def __getitem__(self, i):
         r = self.ds.records[i]
         try: return dict(id=r.id, sample=self.ds[i], error=None)
-        except (FileNotFoundError, IsADirectoryError, AudioReadError, ImageReadError, DataError) as e: return dict(id=r.id, sample=None, error=str(e))
+        except (OSError, AudioReadError, ImageReadError, VideoReadError, DataError) as e: return dict(id=r.id, sample=None, error=str(e))
 
 def predict_manifest(
     predictor:Predictor, # the predictor
@@ -248,10 +251,14 @@ def mmsent_predict(
         if not out: fail("--manifest needs --out FILE.csv or FILE.jsonl")
         if not out.endswith(('.csv', '.jsonl')): fail(f"--out must end in .csv or .jsonl, got {out}")
         try: preds, bad = predict_manifest(predictor, manifest, batch_size=batch_size, num_workers=num_workers, strict=strict)
-        except (DataError, FileNotFoundError, ValueError) as e: fail(e)
-        write_predictions(preds, out)
-        print(f"wrote {len(preds)} predictions to {out}" + (f"; {len(bad)} rows unusable:" if bad else ''))
-        for b in bad: print(f"  {b['id']}: {b['error']}")
+        except (OSError, ValueError) as e: fail(e)   # DataError is a ValueError
+        try: write_predictions(preds, out)
+        except OSError as e: fail(f"cannot write --out {out}: {e.strerror or e}")
+        print(f"wrote {len(preds)} predictions to {out}")
+        if bad:   # listed on stderr, and a non-zero status: no row is dropped unseen
+            print(f"mmsent_predict: {len(bad)} of {len(bad) + len(preds)} rows of {manifest} unusable, no prediction for them:", file=sys.stderr)
+            for b in bad: print(f"  {b['id']}: {b['error']}", file=sys.stderr)
+            sys.exit(1)
         return
     try: p = predictor.predict(text=text, audio=audio, image=image, video=video)
     except _INPUT_ERRORS as e: fail(e)

@@ -1,5 +1,5 @@
 "The Streamlit app end to end: `mmsent_app` serves it on a localhost port, headless Chromium (Debian's, driven by Playwright) enters a text, uploads a WAV and a PNG, and finds the prediction and the attention heatmap; an unreadable upload gets a message in the page."
-import os, shutil, socket, subprocess, sys, time, urllib.request
+import os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
@@ -29,6 +29,9 @@ def files(tmp_path_factory):
     sf.write(d/'voice.wav', rng.normal(0, 0.1, 16_000).astype(np.float32), 16_000)
     Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(d/'face.png')
     (d/'notes.png').write_text('not an image')
+    (d/'clip.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + bytes(300))   # a corrupt video
+    sf.write(d/'nan.wav', np.full(1_600, np.nan, np.float32), 16_000, subtype='FLOAT')
+    shutil.copytree(d/'model', d/'broken_model'); (d/'broken_model'/'config.json').write_text('[1, 2]')
     return d
 
 
@@ -115,4 +118,36 @@ def test_unreadable_upload_is_a_message_in_the_page(browser, server, files):
     err.wait_for()
     assert 'image file notes.png' in err.inner_text()
     assert not page.get_by_text('Predicted sentiment: ').count()
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+@needs_browser
+@pytest.mark.slow
+def test_unreadable_uploads_are_named_as_uploaded(browser, server, files):
+    "Each unusable upload is a message naming the file the user chose, never the server's temporary folder."
+    page = open_app(browser, server)
+    page.get_by_label('Text').fill('hello')
+    upload(page, 'Audio', files/'nan.wav')
+    upload(page, 'Video', files/'clip.mp4')
+    page.get_by_role('button', name='Predict').click()
+    alerts = page.locator('[data-testid="stAlert"]')
+    alerts.filter(has_text='nan.wav').wait_for(); alerts.filter(has_text='clip.mp4').wait_for()
+    texts = alerts.all_inner_texts()
+    assert any('audio file nan.wav' in t and 'NaN or infinite samples' in t for t in texts), texts
+    assert any('video file clip.mp4' in t for t in texts), texts
+    for t in texts: assert '/tmp' not in t and tempfile.gettempdir() not in t and str(files) not in t, t
+    assert not page.get_by_text('Predicted sentiment: ').count()
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+@needs_browser
+@pytest.mark.slow
+def test_broken_model_config_is_one_line(browser, server, files):
+    "A model directory whose config.json is a JSON list: one message in the page, no exception box."
+    page = open_app(browser, server)
+    box = page.get_by_role('textbox', name='Model directory')
+    box.fill(str(files/'broken_model')); box.press('Enter')
+    err = page.locator('[data-testid="stAlert"]').filter(has_text='config.json')
+    err.wait_for()
+    assert 'Cannot load a model from' in err.inner_text() and '\n' not in err.inner_text().strip(), err.inner_text()
     assert not page.locator('[data-testid="stException"]').count()

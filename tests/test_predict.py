@@ -34,6 +34,18 @@ def inputs(tmp_path_factory):
     (d/'empty.wav').write_bytes(b'')
     (d/'text.png').write_text('not an image')
     (d/'corrupt.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + bytes(300))
+    sf.write(d/'nan.wav', np.full(1_600, np.nan, np.float32), 16_000, subtype='FLOAT')
+    x = np.zeros(8_000, np.float32); x[100] = np.inf; sf.write(d/'inf8k.wav', x, 8_000, subtype='FLOAT')
+    (d/'latin1.csv').write_bytes('id,text\na,très bien\n'.encode('latin-1'))
+    (d/'utf16.csv').write_bytes('id,text\na,good\n'.encode('utf-16'))
+    (d/'latin1.jsonl').write_bytes('{"id": "a", "text": "très"}\n'.encode('latin-1'))
+    (d/'empty.csv').write_bytes(b'')
+    (d/'header.csv').write_text('id,text\n')
+    import shutil
+    for name in ('list_config', 'four_heads'): shutil.copytree(d/'model', d/name)
+    (d/'list_config'/'config.json').write_text('[1, 2]')
+    cfg = json.loads((d/'model'/'config.json').read_text()); cfg['config']['fusion']['n_heads'] = 'four'
+    (d/'four_heads'/'config.json').write_text(json.dumps(cfg))
     return d
 
 
@@ -67,11 +79,23 @@ def test_text_output(inputs):
     (['--video', 'corrupt.mp4'], 'corrupt.mp4'),
     ([], 'no input'),
     (['--model', 'nowhere', '--text', 'hi'], 'nowhere'),
+    (['--model', 'list_config', '--text', 'hi'], 'list_config/config.json does not describe an mmsent model'),
+    (['--model', 'four_heads', '--text', 'hi'], 'four_heads/config.json does not describe an mmsent model'),
+    (['--audio', 'nan.wav'], 'nan.wav has NaN or infinite samples'),
+    (['--text', 'hi', '--audio', 'inf8k.wav'], 'inf8k.wav has NaN or infinite samples'),
+    (['--manifest', 'latin1.csv', '--out', 'p.csv'], 'latin1.csv is not UTF-8: byte 0xe8 at line 2'),
+    (['--manifest', 'utf16.csv', '--out', 'p.csv'], 'utf16.csv is UTF-16 text: save it as UTF-8'),
+    (['--manifest', 'latin1.jsonl', '--out', 'p.jsonl'], 'latin1.jsonl is not UTF-8: byte 0xe8 at line 1'),
+    (['--manifest', 'empty.csv', '--out', 'p.csv'], 'empty.csv is empty'),
+    (['--manifest', 'header.csv', '--out', 'p.csv'], 'header.csv has no rows'),
+    (['--manifest', 'nowhere.csv', '--out', 'p.csv'], 'nowhere.csv'),
 ])
 def test_bad_inputs(inputs, args, says):
     r = run(['--model', 'model', *args] if '--model' not in args else args, inputs)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.startswith('mmsent_predict: error:') and says in r.stderr, r.stderr
+    assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr and str(inputs) not in r.stderr, r.stderr   # one line, relative names
+    assert not (inputs/'p.csv').exists() and not (inputs/'p.jsonl').exists()   # nothing half-written
 
 
 def test_interactive_through_stdin(inputs):
@@ -89,11 +113,15 @@ def test_interactive_through_stdin(inputs):
 
 def test_manifest(inputs):
     (inputs/'m.csv').write_text("id,text,audio_path,image_path,video_path\n"
-                                "a,great,stereo8k.wav,cmyk.jpg,\nb,meh,,,\nc,,nope.wav,,\nd,,,,clip.mp4\n")
+                                "a,great,stereo8k.wav,cmyk.jpg,\nb,meh,,,\nc,,nope.wav,,\nd,,,,clip.mp4\ne,,nan.wav,,\nf,,,,corrupt.mp4\n")
     r = run(['--model', 'model', '--manifest', 'm.csv', '--out', 'preds.jsonl'], inputs)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr   # predictions written, but some rows had none: listed, and a non-zero status
     rows = [json.loads(l) for l in (inputs/'preds.jsonl').read_text().splitlines()]
     assert [x['id'] for x in rows] == ['a', 'b', 'd'] and rows[2]['modalities'] == ['audio', 'visual']
-    assert '1 rows unusable' in r.stdout and 'c:' in r.stdout and 'nope.wav' in r.stdout
+    assert 'wrote 3 predictions' in r.stdout and '3 of 6 rows of m.csv unusable' in r.stderr and 'Traceback' not in r.stderr
+    for sid, name in [('c', 'nope.wav'), ('e', 'nan.wav'), ('f', 'corrupt.mp4')]: assert f'{sid}: ' in r.stderr and name in r.stderr
     r = run(['--model', 'model', '--manifest', 'm.csv', '--out', 'preds.csv', '--strict'], inputs)
-    assert r.returncode == 2 and 'nope.wav' in r.stderr
+    assert r.returncode == 2 and [l for l in r.stderr.splitlines() if 'mmsent_predict' in l] == ["mmsent_predict: error: m.csv: sample 'c': audio file not found: nope.wav"]
+    (inputs/'ok.csv').write_text("id,text\na,great\nb,awful\n")
+    r = run(['--model', 'model', '--manifest', 'ok.csv', '--out', 'ok.csv.d/preds.csv'], inputs)
+    assert r.returncode == 0 and r.stderr.count('mmsent_predict') == 0, r.stderr

@@ -34,18 +34,24 @@ def save_upload(
     p.write_bytes(upload.getvalue())
     return p
 
+def _as_uploaded(msg:str, path:Path)->str:
+    "An error message about the saved upload `path`, naming it by its file name alone (never the server's folder)."
+    for s in {str(path.resolve()), str(path.absolute()), str(path)}: msg = msg.replace(s, path.name)
+    for s in {str(path.parent.resolve()), str(path.parent.absolute()), str(path.parent)}: msg = msg.replace(s + os.sep, '')
+    return msg
+
 def predict_inputs(
     predictor:mpredict.Predictor, # the predictor
     text:str|None, # the text box (empty or blank: no text)
     files:dict, # 'audio', 'image', 'video' -> a path, or None
 )->tuple[mpredict.Prediction|None, list[str]]: # (the prediction, or None; one message per unusable input)
-    "Decode each input on its own (every unusable one is reported, not only the first), then predict."
+    "Decode each input on its own (every unusable one is reported by its file name, not only the first), then predict."
     sample, errors = {}, []
     for kind in ('video', 'audio', 'image'):   # later ones win: an uploaded audio or image takes precedence over the video's
         if files.get(kind) is None: continue
         try: got = predictor.read(**{kind: files[kind]})
         except mpredict._INPUT_ERRORS as e:
-            errors.append(f"{kind} file {Path(files[kind]).name}: {e}"); continue
+            errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}"); continue
         sample.update({k: v for k, v in got.items() if v is not None})
     if text is not None and text.strip(): sample['text'] = text
     if errors: return None, errors
