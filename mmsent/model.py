@@ -478,7 +478,9 @@ class EndToEndMultiModalModel(PreTrainedModel):
         "Hugging Face's switch (the Trainer calls it): activation checkpointing in every encoder."
         return self.set_gradient_checkpointing(True)
 
-    def gradient_checkpointing_disable(self): return self.set_gradient_checkpointing(False)
+    def gradient_checkpointing_disable(self):
+        "Hugging Face's switch: activation checkpointing off in every encoder."
+        return self.set_gradient_checkpointing(False)
     activation_checkpointing_enable, activation_checkpointing_disable = gradient_checkpointing_enable, gradient_checkpointing_disable
 
     # --- saving and loading -----------------------------------------------------------------------------------
