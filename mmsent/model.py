@@ -29,7 +29,8 @@ from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
 __all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_NAME', 'CARD_NAME', 'ModelConfig',
-           'MultiModalOutput', 'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel']
+           'MultiModalOutput', 'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel',
+           'convert_legacy']
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
@@ -702,3 +703,27 @@ def model_card(self:EndToEndMultiModalModel,
           "recording conditions, annotation protocol) and is not validated for decisions about people. Scores on other data can differ "
           "a lot from the metrics above."]
     return str(ModelCard(f"---\n{card.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
+
+# %% ../nbs/04_model.ipynb #384e5507
+def convert_legacy(
+    directory:str|Path, # a model directory of mmsent's first format
+    out:str|Path|None=None, # where to write the new format (default: replace `directory`, atomically)
+    verify:bool=True, # check the weights against the SHA-256 recorded in the old config.json
+)->Path: # the directory written
+    "Rewrite an old model directory (and its processor) in the Hugging Face format, with checksums and a model card; its run information is kept."
+    d = Path(directory)
+    model = EndToEndMultiModalModel.from_pretrained(d, verify=verify)
+    has_proc = any((d/f).is_file() for f in ('processor_config.json', 'mmsent_processor.json'))
+    proc = MultiModalProcessor.from_pretrained(d, verify=verify) if has_proc else None
+    return model.save_pretrained(out or d, processor=proc, extra=model.config.run_info)
+
+def _main(argv:list|None=None):
+    "`python -m mmsent.model convert DIR [OUT]`: errors are one line, no traceback."
+    import argparse, sys
+    ap = argparse.ArgumentParser(prog='python -m mmsent.model', description="Convert a model directory of mmsent's first format to the Hugging Face format.")
+    ap.add_argument('command', choices=['convert']); ap.add_argument('directory'); ap.add_argument('out', nargs='?')
+    a = ap.parse_args(argv)
+    try: sys.stdout.write(f"{convert_legacy(a.directory, a.out)}\n")
+    except (OSError, ValueError) as e: sys.exit(f"python -m mmsent.model: {e}")
+
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'mmsent.model': _main()   # `python -m`, not a notebook

@@ -162,3 +162,14 @@ def test_hf_machinery_keeps_pretrained_weights(saved):
     assert all(model.unimodal(m).gradient_checkpointing for m in model.modalities)
     model.gradient_checkpointing_disable()
     assert model.config.return_dict is True and model.config._attn_implementation is not None
+
+def test_convert_command(saved, tmp_path):
+    import subprocess, sys
+    _, model, _ = saved
+    old = save_v0(model, tmp_path/'old')
+    env = dict(os.environ, HF_HUB_OFFLINE='1')
+    r = subprocess.run([sys.executable, '-m', 'mmsent.model', 'convert', str(old)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((old/CONFIG_NAME).read_text())['model_type'] == 'mmsent' and (old/'checksums.sha256').is_file()
+    r = subprocess.run([sys.executable, '-m', 'mmsent.model', 'convert', str(tmp_path/'nothing')], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and r.stderr.strip().startswith('python -m mmsent.model:') and 'Traceback' not in r.stderr
