@@ -13,11 +13,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-import transformers
 from transformers import (AutoConfig, AutoModel, AutoTokenizer, AutoFeatureExtractor, AutoImageProcessor,
                           BatchFeature, PretrainedConfig, PreTrainedModel, ProcessorMixin, RobertaConfig, ViTConfig, Wav2Vec2Config)
-from transformers.feature_extraction_utils import FeatureExtractionMixin
-from transformers.image_processing_utils import ImageProcessingMixin
 from huggingface_hub import HfApi, snapshot_download
 from transformers.utils import ModelOutput
 from PIL import Image
@@ -82,10 +79,10 @@ def _load_error(what:str, name:str, e:Exception)->EncoderLoadError:
         f"and set HF_HUB_OFFLINE=1 to use the cache without network; or use the offline `tiny` preset.\n"
         f"  Underlying error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
-def _hub_or_local(name:str|Path, marker:str)->str:
-    "`name` as given, or its Hub snapshot when a local folder of that name is not a checkpoint (it lacks `marker`) and the name is a Hub id."
+def _hub_or_local(name:str|Path, markers:tuple)->str:
+    "`name` as given, or its Hub snapshot when a local folder of that name is not a checkpoint (it has none of `markers`) and the name is a Hub id."
     p = Path(str(name)).expanduser()
-    if p.is_dir() and not (p/marker).is_file() and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', str(name)) and not str(name).startswith('.'):
+    if p.is_dir() and not any((p/m).is_file() for m in markers) and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', str(name)) and not str(name).startswith('.'):
         try: return snapshot_download(str(name))
         except Exception: return str(name)   # the caller's error names the folder
     return str(name)
@@ -101,7 +98,7 @@ def load_encoder(
     if modality in _POOLER_FREE: kwargs.setdefault('add_pooling_layer', False)
     if config is not None: return AutoModel.from_config(config, **kwargs)
     if name_or_path is None: raise ValueError("give a checkpoint name/path or a config")
-    try: return AutoModel.from_pretrained(_hub_or_local(name_or_path, 'config.json'), **kwargs)
+    try: return AutoModel.from_pretrained(_hub_or_local(name_or_path, ('config.json',)), **kwargs)
     except (OSError, ValueError) as e: raise _load_error(f'{modality} encoder', str(name_or_path), e) from e
 
 # %% ../nbs/02_encoders.ipynb #a18dc7b3
@@ -522,18 +519,14 @@ class MultiModalProcessor(ProcessorMixin):
         "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
         if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
         cfg = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
-        subs = {}
-        for name, base in (('feature_extractor', FeatureExtractionMixin), ('image_processor', ImageProcessingMixin)):
-            d = cfg.get(name)
-            kind = d.get(f'{name}_type') if isinstance(d, dict) else None
-            klass = getattr(transformers, kind, None) if isinstance(kind, str) else None
-            if not (isinstance(klass, type) and issubclass(klass, base)):
-                raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name} must be an object whose {name}_type names a transformers {base.__name__} class, got {kind!r}")
-            try: subs[name] = klass.from_dict(d)
-            except (TypeError, ValueError) as e: raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name}: {e}") from None
+        for name in ('feature_extractor', 'image_processor'):
+            sub = cfg.get(name)
+            if not isinstance(sub, dict) or not isinstance(sub.get(f'{name}_type'), str):
+                raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name} must be an object with a {name}_type")
         settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
         _check_setting_types(settings, p/PROCESSOR_CONFIG)
-        return cls(_load(AutoTokenizer, 'tokenizer', p), subs['feature_extractor'], subs['image_processor'], ProcessorConfig(**{**settings, **kwargs}))
+        return cls(_load(AutoTokenizer, 'tokenizer', p), _load(AutoFeatureExtractor, 'feature extractor', p),
+                   _load(AutoImageProcessor, 'image processor', p), ProcessorConfig(**{**settings, **kwargs}))
 
     @classmethod
     def _from_legacy_directory(cls, p:Path, verify:bool, **kwargs):
@@ -643,8 +636,9 @@ class MultiModalProcessor(ProcessorMixin):
         return BatchFeature(out)
 
 def _load(auto, what, name):
-    try: return auto.from_pretrained(_hub_or_local(name, 'tokenizer_config.json' if what == 'tokenizer' else 'preprocessor_config.json'))
-    except (OSError, ValueError) as e: raise _load_error(what, str(name), e) from e
+    markers = ('tokenizer_config.json',) if what == 'tokenizer' else ('preprocessor_config.json', 'processor_config.json')
+    try: return auto.from_pretrained(_hub_or_local(name, markers))
+    except (OSError, ValueError, TypeError, KeyError) as e: raise _load_error(what, str(name), e) from e
 
 def _processor_settings(kwargs:dict, where:str)->dict:
     "The `ProcessorConfig` fields of `kwargs`, naming any other key."
