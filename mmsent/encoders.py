@@ -6,6 +6,7 @@
 from __future__ import annotations
 import hashlib, json, logging, os, re, tempfile
 from dataclasses import dataclass, asdict, fields
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -398,12 +399,12 @@ def _read_json_object(path:Path, error:type=OSError)->dict:
     return d
 
 def _type_ok(v, annotation:str)->bool:
-    "Whether `v` (from JSON) fits a dataclass field's annotation string such as 'int', 'float', 'str|None', 'tuple|None'."
+    "Whether `v` fits a dataclass field's annotation string such as 'int', 'float', 'str|None', 'tuple|None' (numpy scalars and 1-D arrays count)."
     for a in annotation.replace(' ', '').split('|'):
-        if (a == 'None' and v is None or a == 'int' and isinstance(v, int) and not isinstance(v, bool)
-            or a == 'float' and isinstance(v, (int, float)) and not isinstance(v, bool) or a == 'str' and isinstance(v, str)
-            or a == 'bool' and isinstance(v, bool) or a in ('tuple', 'list') and isinstance(v, (list, tuple))
-            or a == 'dict' and isinstance(v, dict)): return True
+        if (a == 'None' and v is None or a == 'int' and isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
+            or a == 'float' and isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) or a == 'str' and isinstance(v, str)
+            or a == 'bool' and isinstance(v, (bool, np.bool_)) or a == 'dict' and isinstance(v, dict)
+            or a in ('tuple', 'list') and (isinstance(v, (list, tuple)) or isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1)): return True
     return False
 
 _HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?')

@@ -73,6 +73,8 @@ class ModelConfig(PreTrainedConfig):
         unknown = set(kwargs) - _HF_KEYS
         if unknown: raise ValueError(f"unknown model config fields {sorted(unknown)}")
         _check_config_types({k: getattr(self, k) for k in own})
+        for f in fields(ModelConfig):   # numpy scalars (from data statistics) become plain numbers, JSON-able
+            if f.name in own and f.type in ('int', 'float'): setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
         self._validate()
         kwargs.pop('num_labels', None)
         self.id2label = {i: LABELS[i] if self.num_outputs == NUM_CLASSES else f'LABEL_{i}' for i in range(self.num_outputs)}
@@ -140,7 +142,7 @@ def _check_fields(values:dict, spec, where:str=''):
         lo, hi = _RANGES.get(f.name, (None, None))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
             raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
-        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in v):
+        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
             raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name == 'modalities' else 'numbers'}, got {v!r}")
 
 def _check_config_types(values:dict):
