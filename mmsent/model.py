@@ -130,7 +130,7 @@ class ModelConfig(PreTrainedConfig):
 
 # %% ../nbs/04_model.ipynb #838ce898
 _RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
-               unimodal_fusion_weight=(0, None), num_classes=(1, None), d_model=(1, None), n_heads=(1, None),
+               unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
                n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
 
 def _check_fields(values:dict, spec, where:str=''):
