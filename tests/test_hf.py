@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_model
-from transformers import AutoConfig, AutoModel, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from mmsent.encoders import ASSETS, MultiModalProcessor, sha256_file
 from mmsent.model import CONFIG_NAME, WEIGHTS_NAME, EndToEndMultiModalModel, ModelConfig, ModelLoadError
@@ -31,7 +31,7 @@ def test_auto_classes_load_the_same_model(saved):
     cfg = AutoConfig.from_pretrained(d/'m')
     assert type(cfg) is ModelConfig and cfg.fusion.kind == 'attention' and cfg.model_type == 'mmsent'
     auto, own = AutoModel.from_pretrained(d/'m'), EndToEndMultiModalModel.from_pretrained(d/'m')
-    assert type(auto) is EndToEndMultiModalModel
+    assert type(auto) is EndToEndMultiModalModel and type(AutoModelForSequenceClassification.from_pretrained(d/'m')) is EndToEndMultiModalModel
     p = AutoProcessor.from_pretrained(d/'m')
     assert type(p) is MultiModalProcessor and p.config == proc.config
     x = inputs(p)
