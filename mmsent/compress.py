@@ -20,7 +20,7 @@ import mmsent
 from .core import MODALITIES, resolve_device
 from .synth import SynthConfig
 from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
-from .encoders import MultiModalProcessor, EncoderLoadError
+from .encoders import write_checksums, MultiModalProcessor, EncoderLoadError
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
 from .train import train_parser
@@ -132,6 +132,7 @@ def save_quantized(
                     quantization=dict(scheme=QUANT_SCHEME, modules=list(names)), **(extra or {}))
         (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, default=str))
         if processor is not None: processor.save_pretrained(tmp)
+        write_checksums(tmp)   # every file, config included: read_saved checks them
         if d.exists(): shutil.rmtree(d)
         os.replace(tmp, d)
     finally:
@@ -140,7 +141,7 @@ def save_quantized(
 
 def load_quantized(
     directory:str|Path, # written by `save_quantized`
-    verify:bool=True, # check model.safetensors against the SHA-256 in config.json
+    verify:bool=True, # check every file against checksums.sha256 (and the weights against the SHA-256 in config.json)
 )->EndToEndMultiModalModel:
     "Rebuild a quantized model: the architecture from config.json, the int8 layers in place, the tensors from safetensors."
     d = Path(directory)

@@ -4,8 +4,9 @@
 
 # %% ../nbs/02_encoders.ipynb #b8d967bb
 from __future__ import annotations
-import json, logging, os
+import hashlib, json, logging, os, re, tempfile
 from dataclasses import dataclass, asdict, fields
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +15,22 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from transformers import (AutoConfig, AutoModel, AutoTokenizer, AutoFeatureExtractor, AutoImageProcessor,
-                          BatchFeature, PretrainedConfig, PreTrainedModel, RobertaConfig, ViTConfig, Wav2Vec2Config)
+                          BatchFeature, PretrainedConfig, PreTrainedModel, ProcessorMixin, RobertaConfig, ViTConfig, Wav2Vec2Config)
+from huggingface_hub import HfApi, snapshot_download
 from transformers.utils import ModelOutput
 from PIL import Image
 
 import mmsent
-from .core import NUM_CLASSES, MODALITIES, EncoderPreset, get_preset
+from .core import NUM_CLASSES, MODALITIES, PRESETS, EncoderPreset, get_preset
 from .data import SAMPLING_RATE, load_audio, load_image
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'ASSETS', 'PROCESSOR_CONFIG', 'tiny_config', 'base_config', 'EncoderLoadError', 'load_encoder',
-           'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel', 'TextSentimentModel', 'AudioSentimentModel',
-           'VisualSentimentModel', 'ProcessorConfig', 'MultiModalProcessor']
+__all__ = ['log', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CONFIG', 'LEGACY_PROCESSOR_CONFIG', 'tiny_config', 'base_config',
+           'EncoderLoadError', 'load_encoder', 'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel',
+           'TextSentimentModel', 'AudioSentimentModel', 'VisualSentimentModel', 'sha256_file', 'write_checksums',
+           'verify_checksums', 'resolve_pretrained', 'ProcessorConfig', 'MultiModalProcessor']
 
 # %% ../nbs/02_encoders.ipynb #96bd9ca6
 def tiny_config(
@@ -77,6 +80,14 @@ def _load_error(what:str, name:str, e:Exception)->EncoderLoadError:
         f"and set HF_HUB_OFFLINE=1 to use the cache without network; or use the offline `tiny` preset.\n"
         f"  Underlying error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
+def _hub_or_local(name:str|Path, markers:tuple)->str:
+    "`name` as given, or its Hub snapshot when a local folder of that name is not a checkpoint (it has none of `markers`) and the name is a Hub id."
+    p = Path(str(name)).expanduser()
+    if p.is_dir() and not any((p/m).is_file() for m in markers) and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', str(name)) and not str(name).startswith('.'):
+        try: return snapshot_download(str(name))
+        except Exception: return str(name)   # the caller's error names the folder
+    return str(name)
+
 def load_encoder(
     modality:str, # 'text', 'audio' or 'visual'
     name_or_path:str|Path|None=None, # hub name or local directory (None: build from `config`)
@@ -88,7 +99,7 @@ def load_encoder(
     if modality in _POOLER_FREE: kwargs.setdefault('add_pooling_layer', False)
     if config is not None: return AutoModel.from_config(config, **kwargs)
     if name_or_path is None: raise ValueError("give a checkpoint name/path or a config")
-    try: return AutoModel.from_pretrained(str(name_or_path), **kwargs)
+    try: return AutoModel.from_pretrained(_hub_or_local(name_or_path, ('config.json',)), **kwargs)
     except (OSError, ValueError) as e: raise _load_error(f'{modality} encoder', str(name_or_path), e) from e
 
 # %% ../nbs/02_encoders.ipynb #a18dc7b3
@@ -336,13 +347,101 @@ class VisualSentimentModel(UnimodalSentimentModel):
         h, mask = h.reshape(B, Fr*h.shape[1], h.shape[2]), mask.reshape(B, -1)  # (B, F*T, D)
         return UnimodalOutput(embedding=emb, logits=self.classifier(self.dropout(emb)), hidden_states=h, mask=mask)
 
+# %% ../nbs/02_encoders.ipynb #1d07562e
+CHECKSUMS_NAME = 'checksums.sha256'
+
+def sha256_file(path:str|Path)->str:
+    "Hex SHA-256 of a file, read in 1 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def write_checksums(
+    directory:str|Path, # a saved model or processor folder
+)->Path: # the checksums file
+    "Write `checksums.sha256` listing every file under `directory` (sha256sum's format, so `sha256sum -c` checks it)."
+    d = Path(directory)
+    files = sorted(f for f in d.rglob('*') if f.is_file() and f.name != CHECKSUMS_NAME)
+    (d/CHECKSUMS_NAME).write_text(''.join(f"{sha256_file(f)}  {f.relative_to(d).as_posix()}\n" for f in files))
+    return d/CHECKSUMS_NAME
+
+def verify_checksums(
+    directory:str|Path, # a folder that may hold `checksums.sha256`
+    error:type=OSError, # the exception class to raise
+    only=None, # a predicate on the relative path: check only the files it accepts (default: all listed)
+)->list[str]: # the relative paths checked (empty when there is no checksums file)
+    "Check every file listed in `checksums.sha256` (those `only` accepts) against its SHA-256, raising `error` with one line naming the first that differs."
+    d = Path(directory)
+    if not (d/CHECKSUMS_NAME).is_file(): return []
+    checked = []
+    for n, line in enumerate((d/CHECKSUMS_NAME).read_text().splitlines(), 1):
+        m = re.fullmatch(r'([0-9a-f]{64}) [ *](.+)', line.strip())
+        if not m: raise error(f"{d/CHECKSUMS_NAME}, line {n}: not a 'sha256  file' line")
+        digest, rel = m.groups()
+        f = d/rel
+        if '..' in Path(rel).parts or Path(rel).is_absolute(): raise error(f"{d/CHECKSUMS_NAME}, line {n}: {rel!r} is outside the directory")
+        if only is not None and not only(rel): continue
+        if not f.is_file(): raise error(f"{f} is missing (listed in {CHECKSUMS_NAME})")
+        if sha256_file(f) != digest:
+            raise error(f"{f} does not match its SHA-256 in {CHECKSUMS_NAME}: the file was modified or truncated after saving. "
+                        f"Re-save or re-copy the directory (or load with verify=False at your own risk).")
+        checked.append(rel)
+    return checked
+
+# %% ../nbs/02_encoders.ipynb #b1e5eb6d
+def _read_json_object(path:Path, error:type=OSError)->dict:
+    "A JSON file that must hold an object, read with one-line errors naming it."
+    try: d = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise error(f"{path} is not valid JSON: {e}") from None
+    except OSError as e: raise error(f"{path} could not be read: {e}") from None
+    if not isinstance(d, dict): raise error(f"{path} must hold a JSON object, got a {type(d).__name__}")
+    return d
+
+def _type_ok(v, annotation:str)->bool:
+    "Whether `v` fits a dataclass field's annotation string such as 'int', 'float', 'str|None', 'tuple|None' (numpy scalars and 1-D arrays count)."
+    for a in annotation.replace(' ', '').split('|'):
+        if (a == 'None' and v is None or a == 'int' and isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
+            or a == 'float' and isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) or a == 'str' and isinstance(v, str)
+            or a == 'bool' and isinstance(v, (bool, np.bool_)) or a == 'dict' and isinstance(v, dict)
+            or a in ('tuple', 'list') and (isinstance(v, (list, tuple)) or isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1)): return True
+    return False
+
+_HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?')
+
+def resolve_pretrained(
+    name_or_path:str|Path, # a local folder, a Hub repository id, or (with `presets`) a preset name
+    files:tuple, # the file names that make a folder count as one of these (any of them)
+    what:str, # 'model' or 'processor', for messages
+    error:type=OSError, # the exception class to raise
+    presets:bool=False, # a preset name ('tiny', 'small', 'base') wins over a folder of that name that is not one
+    **hub_kwargs, # `cache_dir`, `revision`, `token`, `local_files_only` for `huggingface_hub.snapshot_download`
+)->Path|None: # the local folder (a Hub snapshot in the cache), or None for a preset
+    "Where a saved model or processor is: a local folder holding one of `files`; else a preset name; else a Hub repository, downloaded to (or found in) the cache."
+    p = Path(str(name_or_path)).expanduser()
+    if p.is_dir() and any((p/f).is_file() for f in files): return p
+    if presets and str(name_or_path) in PRESETS: return None
+    if p.exists(): raise error(f"{p} is not a {what} directory: {' or '.join(files)} is missing")
+    s = str(name_or_path)
+    if not _HUB_ID.fullmatch(s) or s.count('/') > 1 or '..' in s:
+        raise error(f"{s} is not a {what} directory (no such folder)" + (f" nor a preset ({', '.join(sorted(PRESETS))})" if presets else ""))
+    offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false', 'False')
+    kw = {k: v for k, v in hub_kwargs.items() if v is not None}
+    try: snap = Path(snapshot_download(s, **{k: str(v) if k == 'cache_dir' else v for k, v in kw.items()}))
+    except Exception as e:
+        why = 'HF_HUB_OFFLINE is set and it is not in the local cache' if offline or kw.get('local_files_only') else 'it could not be fetched from the Hugging Face Hub'
+        raise error(f"{s!r} is not a local {what} directory and {why} ({type(e).__name__})") from None
+    if not any((snap/f).is_file() for f in files): raise error(f"the Hub repository {s} holds no {what}: {' or '.join(files)} is missing")
+    return snap
+
 # %% ../nbs/02_encoders.ipynb #bfebd642
 ASSETS = Path(mmsent.__file__).parent/'assets'
-PROCESSOR_CONFIG = 'mmsent_processor.json'
+PROCESSOR_CONFIG = 'processor_config.json'   # Hugging Face's name: the settings and the two feature processors
+LEGACY_PROCESSOR_CONFIG = 'mmsent_processor.json'   # mmsent <= 0.x: sub-folders tokenizer/, feature_extractor/, image_processor/
 
 @dataclass
 class ProcessorConfig:
-    "Limits the processor applies (saved as `mmsent_processor.json`)."
+    "Limits the processor applies (saved in `processor_config.json`)."
     max_text_tokens:int=128 # truncate text to this many tokens (special tokens included)
     max_audio_seconds:float=10.0 # keep the first this many seconds of each clip
     min_audio_seconds:float=0.1 # zero-pad shorter clips to this (the encoder's receptive field is 25 ms)
@@ -355,44 +454,108 @@ def _as_list(x, name):
     if isinstance(x, (str, Path, Image.Image, np.ndarray, torch.Tensor)): raise TypeError(f"`{name}` must be a list (one entry per sample), got {type(x).__name__}")
     return list(x)
 
-class MultiModalProcessor:
-    "Tokenizer + audio feature extractor + image processor: the seed's raw batch in, model inputs out."
-    def __init__(self, tokenizer, feature_extractor, image_processor, config:ProcessorConfig|None=None, **kwargs):
-        self.tokenizer, self.feature_extractor, self.image_processor = tokenizer, feature_extractor, image_processor
-        self.config = config or ProcessorConfig(**kwargs)
+class MultiModalProcessor(ProcessorMixin):
+    "Tokenizer + audio feature extractor + image processor: the seed's raw batch in, model inputs out (a Hugging Face `ProcessorMixin`)."
+    def __init__(self,
+        tokenizer, # a Hugging Face tokenizer (RoBERTa family)
+        feature_extractor, # the audio feature extractor (Wav2Vec2 family)
+        image_processor, # the image processor (ViT family)
+        config:ProcessorConfig|None=None, # the limits (default: `ProcessorConfig(**kwargs)`)
+        **kwargs, # `ProcessorConfig` fields, when `config` is not given
+    ):
+        super().__init__(tokenizer, feature_extractor, image_processor)
+        self.config = config or ProcessorConfig(**_processor_settings(kwargs, 'MultiModalProcessor'))
         sr = getattr(feature_extractor, 'sampling_rate', self.config.sampling_rate)
         if sr != self.config.sampling_rate: raise ValueError(f"feature extractor expects {sr} Hz but the processor is set to {self.config.sampling_rate} Hz")
 
     def __repr__(self): return f"{type(self).__name__}({type(self.tokenizer).__name__}, {type(self.feature_extractor).__name__}, {type(self.image_processor).__name__}, {self.config})"
 
+    def to_dict(self)->dict:
+        "What `processor_config.json` holds: the two feature processors' settings, the limits, the class and mmsent version."
+        d = super().to_dict()
+        d.pop('config', None)
+        return {**d, **asdict(self.config), 'mmsent_version': mmsent.__version__}
+
     # --- saving and loading ---------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory:str|Path):
-        "Write the three pre-processors (sub-folders) and the limits (`mmsent_processor.json`)."
+    def save_pretrained(self,
+        save_directory:str|Path, # the folder (created if needed); a model directory when saved by the model
+        push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
+        **kwargs,
+    )->Path:
+        "Write the tokenizer's files and `processor_config.json` (the feature extractor, image processor and limits), Hugging Face's layout."
+        if push_to_hub: raise ValueError("use processor.push_to_hub(repo_id) to upload a processor")
         d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save_pretrained(d/'tokenizer')
-        self.feature_extractor.save_pretrained(d/'feature_extractor')
-        self.image_processor.save_pretrained(d/'image_processor')
-        (d/PROCESSOR_CONFIG).write_text(json.dumps(dict(asdict(self.config), mmsent_version=mmsent.__version__), indent=2))
+        super().save_pretrained(str(d))
         return d
 
     @classmethod
     def from_pretrained(cls,
-        name_or_path:str|Path|EncoderPreset, # a processor directory, or a preset name ('tiny', 'small', 'base')
+        name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base')
+        verify:bool=True, # check the processor files against the directory's `checksums.sha256`, when it has one
+        cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
+        revision:str|None=None, # Hub downloads: branch, tag or commit
+        token:str|bool|None=None, # Hub downloads: access token
+        local_files_only:bool=False, # Hub downloads: use the local cache only
         **kwargs, # override `ProcessorConfig` fields
     ):
-        "Load a processor saved with `save_pretrained`, or build the one of a preset."
-        p = Path(str(name_or_path)).expanduser() if not isinstance(name_or_path, EncoderPreset) else None
-        if p is not None and (p/PROCESSOR_CONFIG).is_file():
-            cfg = json.loads((p/PROCESSOR_CONFIG).read_text()); cfg.pop('mmsent_version', None)
-            known = {f.name for f in fields(ProcessorConfig)}
-            cfg = ProcessorConfig(**{**{k: v for k, v in cfg.items() if k in known}, **kwargs})
-            return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
-                       _load(AutoImageProcessor, 'image processor', p/'image_processor'), cfg)
-        if p is not None and p.exists(): raise EncoderLoadError(f"{p} is not a processor directory: {PROCESSOR_CONFIG} is missing")
-        preset = get_preset(name_or_path)
-        if not preset.pretrained: return cls.from_pretrained(ASSETS/'tiny-processor', **kwargs)
+        "Load a processor saved with `save_pretrained` (or an older mmsent release), from a folder or the Hub, or build the one of a preset."
+        for k in ('trust_remote_code', 'force_download', 'subfolder', '_from_auto', 'proxies', 'user_agent', 'repo_type'): kwargs.pop(k, None)
+        kwargs = _processor_settings(kwargs, f'{cls.__name__}.from_pretrained')
+        if isinstance(name_or_path, EncoderPreset): return cls._from_preset(name_or_path, **kwargs)
+        p = resolve_pretrained(name_or_path, (PROCESSOR_CONFIG, LEGACY_PROCESSOR_CONFIG), 'processor', EncoderLoadError,
+                               presets=True, cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
+        if p is None: return cls._from_preset(get_preset(str(name_or_path)), **kwargs)
+        if (p/PROCESSOR_CONFIG).is_file() and _processor_class(p) == cls.__name__: return cls._from_directory(p, verify, **kwargs)
+        if (p/LEGACY_PROCESSOR_CONFIG).is_file(): return cls._from_legacy_directory(p, verify, **kwargs)
+        raise EncoderLoadError(f"{p/PROCESSOR_CONFIG} describes a {_processor_class(p)!r}, not a {cls.__name__}")
+
+    @classmethod
+    def _from_preset(cls, preset:EncoderPreset, **kwargs):
+        if not preset.pretrained: return cls._from_legacy_directory(ASSETS/'tiny-processor', False, **kwargs)
         return cls(_load(AutoTokenizer, 'tokenizer', preset.text), _load(AutoFeatureExtractor, 'feature extractor', preset.audio),
                    _load(AutoImageProcessor, 'image processor', preset.visual), ProcessorConfig(**kwargs))
+
+    @classmethod
+    def _from_directory(cls, p:Path, verify:bool, **kwargs):
+        "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
+        if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
+        cfg = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
+        for name in ('feature_extractor', 'image_processor'):
+            sub = cfg.get(name)
+            if not isinstance(sub, dict) or not isinstance(sub.get(f'{name}_type'), str):
+                raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name} must be an object with a {name}_type")
+        settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
+        _check_setting_types(settings, p/PROCESSOR_CONFIG)
+        return cls(_load(AutoTokenizer, 'tokenizer', p), _load(AutoFeatureExtractor, 'feature extractor', p),
+                   _load(AutoImageProcessor, 'image processor', p), ProcessorConfig(**{**settings, **kwargs}))
+
+    @classmethod
+    def _from_legacy_directory(cls, p:Path, verify:bool, **kwargs):
+        "mmsent's first layout: `tokenizer/`, `feature_extractor/`, `image_processor/` and `mmsent_processor.json`."
+        if verify: verify_checksums(p, EncoderLoadError, only=lambda r: r.split('/')[0] in ('tokenizer', 'feature_extractor', 'image_processor', LEGACY_PROCESSOR_CONFIG))
+        cfg = _read_json_object(p/LEGACY_PROCESSOR_CONFIG, EncoderLoadError)
+        settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
+        _check_setting_types(settings, p/LEGACY_PROCESSOR_CONFIG)
+        return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
+                   _load(AutoImageProcessor, 'image processor', p/'image_processor'), ProcessorConfig(**{**settings, **kwargs}))
+
+    def push_to_hub(self,
+        repo_id:str, # 'user/name' on the Hugging Face Hub
+        commit_message:str|None=None, # default: 'Upload mmsent processor'
+        private:bool|None=None, # a new repository is private
+        token:str|bool|None=None, # access token (default: the stored login)
+        revision:str|None=None, # branch to push to
+        create_pr:bool=False, # open a pull request instead of committing
+        **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
+    ):
+        "Save the processor into a temporary folder and upload it to the Hub repository `repo_id` (created if needed)."
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as t:
+            d = self.save_pretrained(Path(t)/'processor')
+            write_checksums(d)
+            return api.upload_folder(repo_id=repo_id, folder_path=str(d), commit_message=commit_message or 'Upload mmsent processor',
+                                     revision=revision, create_pr=create_pr)
 
     # --- the three modalities --------------------------------------------------------------------------------
     def encode_text(self, texts:list[str])->dict:
@@ -474,5 +637,21 @@ class MultiModalProcessor:
         return BatchFeature(out)
 
 def _load(auto, what, name):
-    try: return auto.from_pretrained(str(name))
-    except (OSError, ValueError) as e: raise _load_error(what, str(name), e) from e
+    markers = ('tokenizer_config.json',) if what == 'tokenizer' else ('preprocessor_config.json', 'processor_config.json')
+    try: return auto.from_pretrained(_hub_or_local(name, markers))
+    except (OSError, ValueError, TypeError, KeyError) as e: raise _load_error(what, str(name), e) from e
+
+def _processor_settings(kwargs:dict, where:str)->dict:
+    "The `ProcessorConfig` fields of `kwargs`, naming any other key."
+    known = {f.name for f in fields(ProcessorConfig)}
+    if set(kwargs) - known: raise TypeError(f"{where} got unknown settings {sorted(set(kwargs) - known)}: the processor's settings are {sorted(known)}")
+    return kwargs
+
+def _processor_class(p:Path)->str|None:
+    d = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
+    return d.get('processor_class')
+
+def _check_setting_types(settings:dict, file:Path):
+    for f in fields(ProcessorConfig):
+        if f.name in settings and not _type_ok(settings[f.name], f.type):
+            raise EncoderLoadError(f"{file}: {f.name} must be {f.type}, got {settings[f.name]!r}")

@@ -4,8 +4,8 @@
 
 # %% ../nbs/04_model.ipynb #06ae712e
 from __future__ import annotations
-import hashlib, json, os, shutil, tempfile
-from dataclasses import dataclass, field, asdict, fields, replace
+import hashlib, json, os, re, shutil, tempfile
+from dataclasses import MISSING, dataclass, field, asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -14,27 +14,35 @@ import torch.nn.functional as F
 from accelerate import init_empty_weights
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
-from transformers import AutoConfig
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor,
+                          PreTrainedConfig, PreTrainedModel)
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from transformers.utils import ModelOutput
 from fastcore.basics import patch
 
 import mmsent
-from .core import NUM_CLASSES, MODALITIES, get_preset
+from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset
 from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentModel, UnimodalSentimentModel,
-                             load_encoder, tiny_config)
+                             load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file, write_checksums,
+                             verify_checksums, resolve_pretrained, _read_json_object, _type_ok)
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
-__all__ = ['UNIMODAL_MODELS', 'TASKS', 'WEIGHTS_NAME', 'CONFIG_NAME', 'ModelConfig', 'MultiModalOutput', 'EncodedBatch',
-           'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel']
+__all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_NAME', 'CARD_NAME', 'ModelConfig',
+           'MultiModalOutput', 'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel',
+           'convert_legacy']
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
 TASKS = ('classification', 'regression')
+_HF_KEYS = {f.name for f in fields(PreTrainedConfig)} | {   # what Hugging Face itself may put in a config
+    'model_type', 'output_attentions', 'attn_implementation', 'experts_implementation', 'name_or_path', '_name_or_path',
+    'torch_dtype', 'num_labels', '_commit_hash', 'transformers_weights', 'use_cache', 'tie_word_embeddings'}
+RUN_KEYS_NAME = 'mmsent_run_keys'   # config.json: the top-level keys that are run information (`extra`), not configuration
 
-@dataclass
-class ModelConfig:
-    "Everything needed to build an `EndToEndMultiModalModel` (saved as `config.json`)."
+class ModelConfig(PreTrainedConfig):
+    "Everything needed to build an `EndToEndMultiModalModel`: a Hugging Face config (`model_type` 'mmsent'), saved as `config.json`."
+    model_type = 'mmsent'
     preset:str='base' # where the encoders come from: 'tiny', 'small' or 'base' (see `mmsent.core.PRESETS`)
     text_model:str|None=None # text checkpoint name or directory (None: the preset's)
     audio_model:str|None=None # audio checkpoint name or directory (None: the preset's)
@@ -42,7 +50,7 @@ class ModelConfig:
     modalities:tuple=MODALITIES # which encoders the model has (any non-empty subset)
     task:str='classification' # 'classification' (class logits, cross-entropy) or 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss)
     num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
-    fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer
+    fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer (a `FusionConfig`, its dict, or just its kind)
     head_dropout:float=0.1 # dropout before each unimodal head
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss in the combined loss (0: fused loss only)
     label_smoothing:float=0.0 # label smoothing of every cross-entropy term
@@ -53,9 +61,28 @@ class ModelConfig:
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
-    encoder_configs:dict|None=None # filled by `save_pretrained`: each encoder's Hugging Face config
+    encoder_configs:dict|None=None # filled by `save_pretrained`: modality -> that encoder's Hugging Face config (a dict with its `model_type`)
 
-    def __post_init__(self):
+    def __init__(self, **kwargs):
+        own = {f.name for f in fields(ModelConfig) if f.name not in _HF_KEYS}
+        for f in fields(ModelConfig):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            setattr(self, f.name, kwargs.pop(f.name, default))
+        self.run_info = {k: kwargs.pop(k) for k in (kwargs.pop(RUN_KEYS_NAME, None) or []) if k in kwargs}   # a saved model's `extra`
+        kwargs.pop('mmsent_version', None)
+        unknown = set(kwargs) - _HF_KEYS
+        if unknown: raise ValueError(f"unknown model config fields {sorted(unknown)}")
+        _check_config_types({k: getattr(self, k) for k in own})
+        for f in fields(ModelConfig):   # numpy scalars (from data statistics) become plain numbers, JSON-able
+            if f.name in own and f.type in ('int', 'float'): setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
+        self._validate()
+        kwargs.pop('num_labels', None)
+        self.id2label = {i: LABELS[i] if self.num_outputs == NUM_CLASSES else f'LABEL_{i}' for i in range(self.num_outputs)}
+        self.label2id = {v: k for k, v in self.id2label.items()}
+        self.problem_type = 'regression' if self.task == 'regression' else 'single_label_classification'
+        super().__post_init__(**kwargs)
+
+    def _validate(self):
         if self.task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if isinstance(self.fusion, str): self.fusion = FusionConfig(kind=self.fusion)
         elif isinstance(self.fusion, dict): self.fusion = FusionConfig(**self.fusion)
@@ -83,15 +110,54 @@ class ModelConfig:
         "The checkpoint the `modality` encoder starts from (None: the tiny config)."
         return getattr(self, f'{modality}_model') or getattr(get_preset(self.preset), modality)
 
-    def to_dict(self)->dict: return asdict(self)
+    def to_dict(self)->dict:
+        "Every field as JSON-able values (the fusion as a dict, tuples as lists), with Hugging Face's own keys (`model_type`...)."
+        d = super().to_dict()
+        d['fusion'] = asdict(self.fusion); d.pop('run_info', None)
+        return d
 
     @classmethod
-    def from_dict(cls, d:dict):
+    def from_dict(cls,
+        config_dict:dict, # `to_dict()` output, a saved config.json's content, or just some fields
+        **kwargs, # Hugging Face's loading options (`return_unused_kwargs`...)
+    ):
         "Rebuild from `to_dict()` output, naming unknown fields instead of ignoring them."
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown: raise ValueError(f"unknown model config fields {sorted(unknown)}")
-        return cls(**d)
+        if not isinstance(config_dict, dict): raise ValueError(f"a model config must be a JSON object, got a {type(config_dict).__name__}")
+        return super().from_dict(dict(config_dict), **kwargs)
+
+    def __eq__(self, other): return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
+    __hash__ = None
+
+# %% ../nbs/04_model.ipynb #838ce898
+_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
+               unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
+               n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
+
+def _check_fields(values:dict, spec, where:str=''):
+    "Type (and range) of each of `values` against the dataclass fields `spec`; the error names the field."
+    for f in fields(spec):
+        if f.name not in values or f.type in ('FusionConfig',): continue
+        v = values[f.name]
+        if not _type_ok(v, str(f.type)): raise ValueError(f"{where}{f.name} must be {f.type}, got {v!r}")
+        lo, hi = _RANGES.get(f.name, (None, None))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
+            raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
+        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
+            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name == 'modalities' else 'numbers'}, got {v!r}")
+
+def _check_config_types(values:dict):
+    "`ModelConfig` field values checked before use: wrong types from a hand-edited config.json are named, not crashed on."
+    _check_fields(values, ModelConfig)
+    fu = values.get('fusion')
+    if isinstance(fu, dict):
+        unknown = set(fu) - {f.name for f in fields(FusionConfig)}
+        if unknown: raise ValueError(f"unknown fusion config fields {sorted(unknown)}")
+        _check_fields(fu, FusionConfig, 'fusion.')
+    elif not isinstance(fu, (str, FusionConfig)): raise ValueError(f"fusion must be a FusionConfig, its dict or a kind name, got {fu!r}")
+    ec = values.get('encoder_configs')
+    for m, c in (ec or {}).items():
+        if m not in MODALITIES: raise ValueError(f"encoder_configs has an unknown modality {m!r} (expected {MODALITIES})")
+        if not isinstance(c, dict) or not isinstance(c.get('model_type'), str): raise ValueError(f"encoder_configs.{m} must be an object with a model_type")
 
 # %% ../nbs/04_model.ipynb #4bf6c830
 @dataclass
@@ -119,29 +185,35 @@ class EncodedBatch:
 class ModelLoadError(OSError):
     "A saved model directory is missing, incomplete, truncated, modified or inconsistent."
 
-WEIGHTS_NAME, CONFIG_NAME = 'model.safetensors', 'config.json'
+WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = 'model.safetensors', 'config.json', 'README.md'
+_sha256 = sha256_file
+_AUTO_KWARGS = {'config', 'trust_remote_code', 'adapter_kwargs', 'force_download', 'proxies', 'subfolder', '_from_auto', '_from_pipeline',
+                'code_revision', 'torch_dtype', 'low_cpu_mem_usage', 'use_safetensors', 'attn_implementation', 'device_map'}   # passed by AutoModel
 
-def _sha256(path:Path)->str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
+def _json_default(o):
+    "JSON for numpy/torch scalars and paths in run information."
+    return o.item() if hasattr(o, 'item') else str(o)
+
+def _config_from(file:Path, build, d):
+    "`build(d)`, with any error in the values turned into one `ModelLoadError` line that names `file`."
+    try: return build(d)
+    except (ValueError, TypeError, AssertionError, ZeroDivisionError, KeyError) as e: raise ModelLoadError(f"{file}: {e}") from None
 
 def read_saved(
-    model_directory:str|Path, # a directory written by `save_pretrained` (or another saver of this format)
+    model_directory:str|Path, # a directory of the first mmsent format (config.json with `architecture`), e.g. a quantized model
     architecture:str, # the `architecture` config.json must name
     verify:bool=True, # check model.safetensors against the SHA-256 in config.json
     device:str|torch.device='cpu', # where to load the tensors
 )->tuple[dict, dict]: # (config.json's content, the tensors of model.safetensors)
-    "Read a saved model directory, checking each file (present, valid, the expected architecture, the recorded SHA-256); no pickle."
+    "Read a directory whose config.json names its `architecture` and the weights' SHA-256, checking each file; no pickle."
     d = Path(model_directory)
     if not (d/CONFIG_NAME).is_file(): raise ModelLoadError(f"{d} is not a saved mmsent model: {CONFIG_NAME} is missing")
     if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
-    try: meta = json.loads((d/CONFIG_NAME).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ModelLoadError(f"{d/CONFIG_NAME} is not valid JSON: {e}") from None
+    meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
     if meta.get('architecture') != architecture:
-        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {architecture}")
-    if verify and meta.get('weights_sha256') and _sha256(d/WEIGHTS_NAME) != meta['weights_sha256']:
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture') or meta.get('model_type')!r}, not a {architecture}")
+    if verify and (d/CHECKSUMS_NAME).is_file(): verify_checksums(d, ModelLoadError)
+    if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
         raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
                              f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
     try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
@@ -150,17 +222,23 @@ def read_saved(
     return meta, state
 
 # %% ../nbs/04_model.ipynb #5947afe2
-class EndToEndMultiModalModel(nn.Module):
-    "Text + audio + visual sentiment: three fine-tunable encoders with their own heads, fused by attention."
+class EndToEndMultiModalModel(PreTrainedModel):
+    "Text + audio + visual sentiment: three fine-tunable encoders with their own heads, fused by attention (a Hugging Face `PreTrainedModel`)."
+    config_class = ModelConfig
+    base_model_prefix = 'mmsent'
+    main_input_name = 'text_inputs'
+    supports_gradient_checkpointing = True
+
     def __init__(self,
         config:ModelConfig|None=None, # the whole configuration (default: `ModelConfig()`, RoBERTa-base, Wav2Vec2-base and ViT-B/16)
         **kwargs, # override fields of `config`, e.g. `num_classes=3`, `preset='tiny'`, `fusion='concat'`
     ):
-        super().__init__()
         config = replace(config or ModelConfig(), **kwargs) if kwargs else (config or ModelConfig())
-        self.config, self.modalities = config, config.modalities
+        super().__init__(config)
+        self.modalities = config.modalities
         for m in MODALITIES: setattr(self, f'{m}_model', self._build_unimodal(m) if m in self.modalities else None)
         self.fusion = build_fusion(config.fusion, {m: self.unimodal(m).hidden_size for m in self.modalities})
+        self.post_init()
         if config.freeze_encoders: self.freeze_encoders()
 
     def _build_unimodal(self, m:str)->UnimodalSentimentModel:
@@ -389,23 +467,53 @@ class EndToEndMultiModalModel(nn.Module):
                        dict(name=f'{name}_no_decay', params=no_decay, lr=glr, weight_decay=0.0)]
         return [g for g in groups if g['params']]
 
+    # --- Hugging Face machinery -------------------------------------------------------------------------------
+    def _init_weights(self, module):
+        "Nothing: every module keeps the initialisation it got when built (the encoders their pretrained or config init)."
+
+    def init_weights(self):
+        "Hugging Face's post-init hook, reduced to tying weights: pretrained encoders are never re-initialised."
+        self.tie_weights(recompute_mapping=False)
+
+    def _backward_compatibility_gradient_checkpointing(self): pass   # `config.gradient_checkpointing` is ours, applied in `__init__`
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
+        "Hugging Face's switch (the Trainer calls it): activation checkpointing in every encoder."
+        return self.set_gradient_checkpointing(True)
+
+    def gradient_checkpointing_disable(self):
+        "Hugging Face's switch: activation checkpointing off in every encoder."
+        return self.set_gradient_checkpointing(False)
+    activation_checkpointing_enable, activation_checkpointing_disable = gradient_checkpointing_enable, gradient_checkpointing_disable
+
     # --- saving and loading -----------------------------------------------------------------------------------
     def save_pretrained(self,
         save_directory:str|Path, # the model directory (replaced atomically if it exists)
         processor=None, # a `MultiModalProcessor` to save alongside
-        extra:dict|None=None, # more JSON-able metadata for config.json (e.g. training metrics)
+        extra:dict|None=None, # run information, written into config.json and the model card: `epoch`, `metrics`, `training`, `command`, `data`, or any JSON-able key
+        push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
+        **kwargs, # Hugging Face's options that do not apply here (`max_shard_size`, `safe_serialization=True`...) are accepted and ignored
     )->Path:
-        "Write `config.json` + `model.safetensors` (+ the processor's files) into `save_directory`, atomically."
+        "Write `model.safetensors`, `config.json`, the processor's files, a model card `README.md` and `checksums.sha256` into `save_directory`, atomically."
+        if push_to_hub: raise ValueError("use model.push_to_hub(repo_id, processor=...) to upload a model")
+        if kwargs.pop('safe_serialization', True) is not True: raise ValueError("mmsent saves safetensors only (safe_serialization=False is not supported)")
+        unknown = set(kwargs) - {'max_shard_size', 'is_main_process', 'variant', 'token', 'state_dict', 'save_function'}
+        if unknown: raise TypeError(f"save_pretrained got unexpected options {sorted(unknown)}")
+        cfg = replace(self.config, encoder_configs={m: self.unimodal(m).encoder.config.to_dict() for m in self.modalities})
+        cfg.architectures = [type(self).__name__]
+        meta = dict(cfg.to_dict(), mmsent_version=mmsent.__version__)
+        extra = dict(extra or {})
+        if set(extra) & (set(meta) | {RUN_KEYS_NAME}): raise ValueError(f"extra keys {sorted(set(extra) & set(meta))} clash with config fields")
+        if extra: meta.update(extra, **{RUN_KEYS_NAME: sorted(extra)})
         d = Path(save_directory)
         d.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
         try:
-            save_model(self, str(tmp/WEIGHTS_NAME))
-            cfg = replace(self.config, encoder_configs={m: self.unimodal(m).encoder.config.to_dict() for m in self.modalities})
-            meta = dict(architecture=type(self).__name__, mmsent_version=mmsent.__version__,
-                        weights_sha256=_sha256(tmp/WEIGHTS_NAME), config=cfg.to_dict(), **(extra or {}))
-            (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, default=str))
+            save_model(self, str(tmp/WEIGHTS_NAME), metadata={'format': 'pt'})
+            (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + '\n')
             if processor is not None: processor.save_pretrained(tmp)
+            (tmp/CARD_NAME).write_text(self.model_card(extra))
+            write_checksums(tmp)
             old = d.with_name(f'.{d.name}.old-{os.getpid()}')
             if d.exists(): os.replace(d, old)
             os.replace(tmp, d)
@@ -416,17 +524,92 @@ class EndToEndMultiModalModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls,
-        model_directory:str|Path, # a directory written by `save_pretrained`
-        verify:bool=True, # check model.safetensors against the SHA-256 in config.json
+        pretrained_model_name_or_path:str|Path, # a directory written by `save_pretrained` (or an older mmsent release), or a Hub repository id
+        *model_args,
+        verify:bool=True, # check every file listed in checksums.sha256 (an old directory: the weights' SHA-256 in config.json)
         device:str|torch.device='cpu', # where to put the weights
+        dtype:torch.dtype|str|None=None, # cast the floating-point weights (None or 'auto': as saved)
+        cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
+        revision:str|None=None, # Hub downloads: branch, tag or commit
+        token:str|bool|None=None, # Hub downloads: access token
+        local_files_only:bool=False, # Hub downloads: use the local cache only
+        **kwargs, # what `AutoModel.from_pretrained` passes on (`config`, `trust_remote_code`...): accepted, the directory's own config is used
     ):
-        "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle)."
-        d = Path(model_directory)
-        meta, state = read_saved(d, cls.__name__, verify, device)
-        with init_empty_weights(): model = cls(ModelConfig.from_dict(meta['config']))   # no random init: every parameter comes from the file
+        "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle, no random init), every file checked."
+        if model_args: raise TypeError("from_pretrained takes the directory (or Hub id) and keyword options only")
+        if kwargs.get('torch_dtype') is not None and dtype is None: dtype = kwargs['torch_dtype']
+        unknown = set(k for k, v in kwargs.items() if v is not None) - _AUTO_KWARGS
+        if unknown: raise TypeError(f"from_pretrained got unexpected options {sorted(unknown)}")
+        d = resolve_pretrained(pretrained_model_name_or_path, (CONFIG_NAME,), 'model', ModelLoadError,
+                               cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
+        meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
+        if 'model_type' not in meta and 'architecture' in meta: return cls._from_legacy(d, meta, verify, device, dtype)
+        if meta.get('model_type') != ModelConfig.model_type:
+            raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('model_type')!r} model, not an mmsent one (model_type 'mmsent')")
+        if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
+        if verify:
+            if not (d/CHECKSUMS_NAME).is_file():
+                raise ModelLoadError(f"{d/CHECKSUMS_NAME} is missing: the files cannot be checked (re-save the model, or load with verify=False at your own risk)")
+            checked = verify_checksums(d, ModelLoadError)
+            for f in (CONFIG_NAME, WEIGHTS_NAME):
+                if f not in checked: raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with verify=False at your own risk)")
+        cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta)
+        model = cls._build_and_load(cfg, d, device, dtype)
+        model.config.name_or_path = str(pretrained_model_name_or_path)
+        return model
+
+    @classmethod
+    def _from_legacy(cls, d:Path, meta:dict, verify:bool, device, dtype):
+        "A directory of mmsent's first format: config.json with `architecture`, `weights_sha256` and `config`."
+        if meta.get('architecture') != cls.__name__:
+            raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {cls.__name__}")
+        if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
+        if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
+            raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
+                                 f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
+        if not isinstance(meta.get('config'), dict): raise ModelLoadError(f"{d/CONFIG_NAME}: config must be a JSON object")
+        cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta['config'])
+        cfg.run_info = {k: v for k, v in meta.items() if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
+        return cls._build_and_load(cfg, d, device, dtype)
+
+    @classmethod
+    def _build_and_load(cls, cfg:ModelConfig, d:Path, device, dtype):
+        try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
+        except (SafetensorError, OSError) as e:
+            raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+        try:
+            with init_empty_weights(): model = cls(cfg)   # no random init: every parameter comes from the file
+        except Exception as e: raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         try: model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
-        return model.to(device)
+        model = model.to(device)
+        if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        return model.eval()
+
+    def push_to_hub(self,
+        repo_id:str, # 'user/name' on the Hugging Face Hub
+        processor=None, # a `MultiModalProcessor` to upload alongside (recommended: the repository then loads with `AutoProcessor`)
+        extra:dict|None=None, # run information for config.json and the model card, as in `save_pretrained`
+        commit_message:str|None=None, # default: 'Upload mmsent model'
+        private:bool|None=None, # a new repository is private
+        token:str|bool|None=None, # access token (default: the stored login)
+        revision:str|None=None, # branch to push to
+        create_pr:bool=False, # open a pull request instead of committing
+        **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
+    ):
+        "Save the model (and processor) into a temporary folder with `save_pretrained` and upload it to the Hub repository `repo_id` (created if needed)."
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as t:
+            d = self.save_pretrained(Path(t)/'model', processor=processor, extra=extra)
+            return api.upload_folder(repo_id=repo_id, folder_path=str(d), commit_message=commit_message or 'Upload mmsent model',
+                                     revision=revision, create_pr=create_pr)
+
+# %% ../nbs/04_model.ipynb #a9c2aa2b
+AutoConfig.register(ModelConfig.model_type, ModelConfig, exist_ok=True)
+AutoModel.register(ModelConfig, EndToEndMultiModalModel, exist_ok=True)
+AutoModelForSequenceClassification.register(ModelConfig, EndToEndMultiModalModel, exist_ok=True)
+AutoProcessor.register(ModelConfig, MultiModalProcessor, exist_ok=True)
 
 # %% ../nbs/04_model.ipynb #707ece6a
 @patch
@@ -466,3 +649,83 @@ def shapley(self:EndToEndMultiModalModel,
             w = torch.lgamma(k_ + 1.0).exp() * torch.lgamma((n - k_).float()).exp() / torch.lgamma(n + 1.0).exp()   # |S|! (n-|S|-1)! / n!
             phi[:, j] += torch.where(ok, w*(v[s | 1 << j] - v[s]), 0.0)
     return phi.masked_fill(~enc.present, float('nan'))
+
+# %% ../nbs/04_model.ipynb #1ddada08
+_PIPELINE = {('text',): 'text-classification', ('audio',): 'audio-classification', ('visual',): 'image-classification'}
+
+def _hub_name(name)->str|None:
+    "A checkpoint name that is a Hub id (not a local path), for the card's `base_model`."
+    s = str(name or '')
+    return s if s and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', s) and not Path(s).expanduser().exists() else None
+
+@patch
+def model_card(self:EndToEndMultiModalModel,
+    extra:dict|None=None, # run information: `epoch`, `metrics`, `training`, `command`, `data` (each optional)
+)->str: # the card, YAML front matter and Markdown
+    "A Hugging Face model card for this model: metadata (library, tags, base models, metrics) and what a reader needs to use it."
+    c, x = self.config, dict(extra or {})
+    metrics = {k: float(v) for k, v in (x.get('metrics') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    data = x.get('data') if isinstance(x.get('data'), dict) else {}
+    dataset = data.get('dataset')
+    base = {m: self.unimodal(m).name_or_path or c.checkpoint(m) for m in self.modalities}
+    hub_base = sorted({h for h in map(_hub_name, base.values()) if h})
+    name = x.get('model_name') or f"mmsent-{c.preset}-{c.fusion.kind}-{c.task}"
+    task_type = _PIPELINE.get(tuple(self.modalities), 'text-classification')
+    evals = [EvalResult(task_type=task_type, dataset_type=str(dataset or 'custom'), dataset_name=str(dataset or 'custom'),
+                        metric_type=k, metric_value=v, dataset_split='validation' if k.startswith('val_') else None) for k, v in metrics.items()]
+    card = ModelCardData(library_name='mmsent', model_name=name, base_model=hub_base or None, datasets=[str(dataset)] if dataset else None,
+                         pipeline_tag=_PIPELINE.get(tuple(self.modalities)), eval_results=evals or None, metrics=sorted(metrics) or None,
+                         tags=['mmsent', 'multimodal', 'sentiment-analysis', *self.modalities, f'{c.fusion.kind}-fusion', c.task])
+    L = [f"# {name}", "",
+         f"A multimodal sentiment model made with mmsent ({'classification into ' + ', '.join(LABELS) if c.task == 'classification' and c.num_classes == NUM_CLASSES else c.task if c.task == 'regression' else f'{c.num_classes}-class classification'}"
+         f"{': one sentiment score in [-3, 3]' if c.task == 'regression' else ''}) from {', '.join(self.modalities)}.", "",
+         "## Base checkpoints", "", "| modality | encoder | starts from |", "|---|---|---|"]
+    for m in self.modalities:
+        L.append(f"| {m} | {type(self.unimodal(m).encoder).__name__} ({self.unimodal(m).hidden_size}-d) | {base[m] or f'random init ({c.preset} preset config)'} |")
+    L += ["", "## Modalities", "", f"The model has encoders for {', '.join(self.modalities)}. Any of them may be missing from a sample "
+          "(its `modality_mask` entry is False): the fusion layer then ignores it.", "",
+          "## Fusion", "", f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} layer(s), "
+          f"dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} in the loss.", "",
+          "## Data and splits", ""]
+    if data: L += [f"- {k}: {v}" for k, v in data.items()]
+    else: L.append("Not recorded with this save.")
+    L += ["", "## Metrics", ""]
+    if metrics: L += [f"Epoch {x['epoch']}." if 'epoch' in x else "", "| metric | value |", "|---|---|", *[f"| {k} | {v:.4g} |" for k, v in metrics.items()]]
+    else: L.append("No metrics were recorded with this save.")
+    L += ["", "## Training", ""]
+    if x.get('command'): L += ["Command:", "", "```bash", str(x['command']), "```", ""]
+    if isinstance(x.get('training'), dict): L += ["Training configuration:", "", "```json", json.dumps(x['training'], indent=2, default=_json_default), "```"]
+    if not x.get('command') and not isinstance(x.get('training'), dict): L.append("Not recorded with this save.")
+    L += ["", "## How to use", "", "```python", "from mmsent.model import EndToEndMultiModalModel", "from mmsent.encoders import MultiModalProcessor", "",
+          "model = EndToEndMultiModalModel.from_pretrained(path_or_repo)   # or transformers.AutoModel once mmsent is imported",
+          "processor = MultiModalProcessor.from_pretrained(path_or_repo)", "logits = model(**processor(text=[...], audio=[...], image=[...]))",
+          "```", "", "`checksums.sha256` lists the SHA-256 of every file but this card; loading refuses a file that changed.", "",
+          "## Intended use and limitations", "",
+          "Research on sentiment from speech, text and faces. The model learns the biases of its training data (speakers, languages, "
+          "recording conditions, annotation protocol) and is not validated for decisions about people. Scores on other data can differ "
+          "a lot from the metrics above."]
+    return str(ModelCard(f"---\n{card.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
+
+# %% ../nbs/04_model.ipynb #384e5507
+def convert_legacy(
+    directory:str|Path, # a model directory of mmsent's first format
+    out:str|Path|None=None, # where to write the new format (default: replace `directory`, atomically)
+    verify:bool=True, # check the weights against the SHA-256 recorded in the old config.json
+)->Path: # the directory written
+    "Rewrite an old model directory (and its processor) in the Hugging Face format, with checksums and a model card; its run information is kept."
+    d = Path(directory)
+    model = EndToEndMultiModalModel.from_pretrained(d, verify=verify)
+    has_proc = any((d/f).is_file() for f in ('processor_config.json', 'mmsent_processor.json'))
+    proc = MultiModalProcessor.from_pretrained(d, verify=verify) if has_proc else None
+    return model.save_pretrained(out or d, processor=proc, extra=model.config.run_info)
+
+def _main(argv:list|None=None):
+    "`python -m mmsent.model convert DIR [OUT]`: errors are one line, no traceback."
+    import argparse, sys
+    ap = argparse.ArgumentParser(prog='python -m mmsent.model', description="Convert a model directory of mmsent's first format to the Hugging Face format.")
+    ap.add_argument('command', choices=['convert']); ap.add_argument('directory'); ap.add_argument('out', nargs='?')
+    a = ap.parse_args(argv)
+    try: sys.stdout.write(f"{convert_legacy(a.directory, a.out)}\n")
+    except (OSError, ValueError) as e: sys.exit(f"python -m mmsent.model: {e}")
+
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'mmsent.model': _main()   # `python -m`, not a notebook
