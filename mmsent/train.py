@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_train.ipynb #266dbab9
 from __future__ import annotations
-import inspect, json, logging, math, os, random, shutil, sys, tempfile, time
+import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile, threading, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
+from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed, is_tensorboard_available, is_wandb_available,
+                               is_mlflow_available)
+from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
 from transformers import get_linear_schedule_with_warmup
 from tqdm.auto import tqdm
@@ -33,10 +36,15 @@ log = logging.getLogger('mmsent.train')
 
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
-           'RESULTS_NAME', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'load_checkpoint', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator',
-           'load_teacher', 'make_optimizer', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'train',
-           'split_loader', 'run_seeds', 'cli_config', 'mmsent_train']
+           'STEP_NAME', 'LOCK_NAME', 'TRACKERS', 'TRACKING_PROJECT', 'RESULTS_NAME', 'TrainConfig', 'resume_config',
+           'rng_state', 'set_rng_state', 'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint',
+           'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
+           'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
+           'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
+           'train', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step',
+           'after_step', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
+           'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
+           'class_weights_for', 'split_loader', 'run_seeds', 'cli_config', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -220,7 +228,33 @@ def _atomic_json(path:Path, obj):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/05_train.ipynb #acd71351
+# %% ../nbs/05_train.ipynb #7e1d5bde
+STEP_NAME = 'end_to_end_multimodal_step_{}'
+
+class CheckpointError(ValueError):
+    "A checkpoint to resume from is missing, incomplete, truncated or corrupt."
+
+class CheckpointSaveError(RuntimeError):
+    "Writing a model or checkpoint failed (disk full, permissions); `path` is what could not be written."
+    def __init__(self, path, reason): self.path = Path(path); super().__init__(f"could not save {self.path}: {reason}")
+
+@contextmanager
+def _saving(path:Path):
+    "Turn a failed write (OSError, safetensors' errors) into one `CheckpointSaveError` naming `path`."
+    try: yield
+    except CheckpointSaveError: raise
+    except (OSError, SafetensorError, RuntimeError) as e:
+        msg = str(e)
+        full = getattr(e, 'errno', None) == errno.ENOSPC or 'os error 28' in msg or 'No space left' in msg
+        raise CheckpointSaveError(path, 'the disk is full (No space left on device); free space and resume from the last checkpoint' if full else msg) from e
+
+def _replace_dir(tmp:Path, d:Path):
+    "Move the finished folder `tmp` to `d`, replacing what was there; `d` is never half-written."
+    old = d.with_name(f'.{d.name}.old-{os.getpid()}')
+    if d.exists(): os.replace(d, old)
+    os.replace(tmp, d)
+    if old.exists(): shutil.rmtree(old, ignore_errors=True)
+
 def save_checkpoint(
     directory:str|Path, # checkpoint folder (replaced atomically)
     model:EndToEndMultiModalModel, # the (unwrapped) model
@@ -228,25 +262,145 @@ def save_checkpoint(
     optimizer:torch.optim.Optimizer, # its state goes to optimizer.safetensors
     scheduler, # a LambdaLR: its state goes to trainer_state.json
     state:dict, # JSON-able trainer state (epoch, step, best metric, history, config)
-):
-    "A resumable checkpoint: the model directory plus optimizer, scheduler, RNG and trainer state; no pickle."
+    scaler=None, # fp16's gradient scaler (its scale and growth tracker go to trainer_state.json)
+    extra:dict|None=None, # metadata for the model's config.json (epoch, metrics, training, command, data)
+)->Path:
+    "A resumable checkpoint: the model directory plus optimizer, scheduler, RNG and trainer state; no pickle; all or nothing."
     d = Path(directory)
-    model.save_pretrained(d, processor=processor)   # atomic
-    tensors, opt_meta = _opt_to_files(optimizer)
-    rng_t, rng_meta = rng_state()
-    tmp = d/'.optimizer.safetensors.tmp'
-    save_file({**tensors, **rng_t}, str(tmp)); os.replace(tmp, d/'optimizer.safetensors')
-    sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
-    _atomic_json(d/'trainer_state.json', dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, mmsent_version=mmsent.__version__))
+    with _saving(d):
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
+        try:
+            model.save_pretrained(tmp/'c', processor=processor, extra=extra)
+            tensors, opt_meta = _opt_to_files(optimizer)
+            rng_t, rng_meta = rng_state()
+            save_file({**tensors, **rng_t}, str(tmp/'c'/'optimizer.safetensors'))
+            sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
+            sc = None if scaler is None else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()}
+            (tmp/'c'/'trainer_state.json').write_text(json.dumps(dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
+                                                                       mmsent_version=mmsent.__version__), indent=2, default=str))
+            _replace_dir(tmp/'c', d)
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    return d
 
 def load_checkpoint(
     directory:str|Path, # a folder written by `save_checkpoint`
 )->tuple[dict, dict]: # (trainer state JSON, optimizer + RNG tensors)
     "Read a checkpoint's trainer state and tensors (the model itself loads with `EndToEndMultiModalModel.from_pretrained`)."
     d = Path(directory)
+    if not d.is_dir(): raise CheckpointError(f"--resume {d}: no such checkpoint folder")
     for f in ('trainer_state.json', 'optimizer.safetensors', 'model.safetensors', 'config.json'):
-        if not (d/f).is_file(): raise FileNotFoundError(f"{d} is not a resumable checkpoint: {f} is missing")
-    return json.loads((d/'trainer_state.json').read_text()), load_file(str(d/'optimizer.safetensors'))
+        if not (d/f).is_file(): raise CheckpointError(f"{d} is not a resumable checkpoint: {f} is missing")
+    try: state = json.loads((d/'trainer_state.json').read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{d/'trainer_state.json'} is corrupt ({e}); resume from another checkpoint") from None
+    try: tensors = load_file(str(d/'optimizer.safetensors'))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{d/'optimizer.safetensors'} is corrupt or truncated ({str(e)[:120]}); resume from another checkpoint") from None
+    return state, tensors
+
+# %% ../nbs/05_train.ipynb #1f2c8f17
+_CKPT_RE = re.compile(r'end_to_end_multimodal_(epoch|step)_(\d+)')
+
+def checkpoint_position(
+    directory:Path, # a checkpoint folder
+)->tuple|None: # (step, epoch, batches), or None when it is not a readable checkpoint
+    "Where in the run a checkpoint was written, from its trainer_state.json."
+    try: s = json.loads((Path(directory)/'trainer_state.json').read_text())
+    except (OSError, ValueError): return None
+    return (s.get('step', 0), s.get('epoch', 0), s.get('batches', 0))
+
+def list_checkpoints(
+    output_dir:str|Path, # a run's output folder
+)->list[Path]: # oldest first
+    "The run's epoch and step checkpoints, oldest first (by optimizer step, then epoch); the best model is not one of them."
+    d = Path(output_dir)
+    if not d.is_dir(): return []
+    found = [(pos, p) for p in d.iterdir() if p.is_dir() and _CKPT_RE.fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
+    return [p for _, p in sorted(found)]
+
+def latest_checkpoint(
+    output_dir:str|Path, # a run's output folder
+)->Path:
+    "The newest checkpoint in `output_dir` (`--resume latest`)."
+    ck = list_checkpoints(output_dir)
+    if not ck: raise CheckpointError(f"--resume latest: no checkpoint in {output_dir} (folders {EPOCH_NAME.format('E')} or {STEP_NAME.format('S')} with a trainer_state.json)")
+    return ck[-1]
+
+def rotate_checkpoints(
+    output_dir:str|Path, # a run's output folder
+    limit:int|None, # keep the newest this many (None: keep all)
+)->list[Path]: # the folders removed
+    "Delete the oldest checkpoints beyond `limit` (`--save_total_limit`); the best model folder is never touched."
+    if not limit: return []
+    old = list_checkpoints(output_dir)[:-limit]
+    for p in old: shutil.rmtree(p, ignore_errors=True); log.info("removed old checkpoint %s (save_total_limit %d)", p, limit)
+    return old
+
+# %% ../nbs/05_train.ipynb #5623fb7f
+LOCK_NAME = '.mmsent_train.lock'
+
+class OutputDirError(ValueError):
+    "The output folder is in use by another run, or holds an earlier run's outputs."
+
+def _pid_alive(pid:int)->bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def _take_lock(path:Path)->bool:
+    "Create the lock file atomically (O_EXCL) with this process's pid, host and start time; False if it exists."
+    try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError: return False
+    with os.fdopen(fd, 'w') as f: json.dump(dict(pid=os.getpid(), hostname=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S %Z')), f)
+    return True
+
+@contextmanager
+def lock_output_dir(
+    output_dir:str|Path, # the run's output folder
+    enabled:bool=True, # False on the non-main processes of a multi-process run
+):
+    "Hold `output_dir/.mmsent_train.lock` while the run lasts: a second run into the folder stops at once; a dead run's lock is taken over."
+    if not enabled: yield; return
+    d = Path(output_dir); d.mkdir(parents=True, exist_ok=True); path = d/LOCK_NAME
+    while not _take_lock(path):
+        try: other = json.loads(path.read_text())
+        except (OSError, ValueError): other = {}
+        if not other and time.time() - path.stat().st_mtime < 5: time.sleep(0.2); continue   # being written
+        if other and (other.get('hostname') != socket.gethostname() or _pid_alive(int(other.get('pid', 0)))):
+            raise OutputDirError(f"output_dir {d} is in use by another training run (pid {other.get('pid')} on {other.get('hostname')}, "
+                                 f"started {other.get('started')}); wait for it to finish or choose another --output_dir")
+        log.warning("output_dir %s: taking over the lock of a run that is no longer running (%s)", d, other or 'unreadable lock file')
+        path.unlink(missing_ok=True)
+    try: yield
+    finally:
+        try:
+            if json.loads(path.read_text()).get('pid') == os.getpid(): path.unlink()
+        except (OSError, ValueError): pass
+
+# %% ../nbs/05_train.ipynb #07570e3e
+def run_outputs(
+    output_dir:str|Path, # a run's output folder
+)->list[Path]:
+    "What `train` writes into `output_dir`: the best model, the epoch and step checkpoints, the history, the data reports (nothing else)."
+    d = Path(output_dir)
+    if not d.is_dir(): return []
+    return sorted(p for p in d.iterdir() if p.name in (BEST_NAME, HISTORY_NAME) or (p.is_dir() and _CKPT_RE.fullmatch(p.name))
+                  or re.fullmatch(r'data_report_\w+\.json', p.name) or re.fullmatch(r'\.end_to_end_multimodal_\w+\.(tmp|old)-.*', p.name))
+
+def prepare_output_dir(
+    config:TrainConfig, # the run (output_dir, resume, overwrite_output_dir)
+)->list[Path]: # what was removed
+    "Refuse an output folder that holds an earlier run's models or history, unless resuming, or (overwrite_output_dir) remove them."
+    old = [p for p in run_outputs(config.output_dir) if not p.name.startswith(('data_report_', '.'))]
+    if not old or config.resume: return []
+    if not config.overwrite_output_dir:
+        raise OutputDirError(f"output_dir {config.output_dir} holds an earlier run ({', '.join(p.name for p in old[:3])}{', ...' if len(old) > 3 else ''}): "
+                             f"continue it with --resume latest, replace it with --overwrite_output_dir, or choose another --output_dir")
+    gone = run_outputs(config.output_dir)
+    for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
+    log.info("overwrite_output_dir: removed %d outputs of the earlier run in %s", len(gone), config.output_dir)
+    return gone
 
 # %% ../nbs/05_train.ipynb #ef6470d6
 def evaluate(
@@ -330,6 +484,385 @@ def make_optimizer(
     fused = torch.device(device).type in ('cpu', 'cuda')
     return torch.optim.AdamW(model.parameter_groups(learning_rate, pretrained_lr_ratio, weight_decay), fused=fused or None)
 
+# %% ../nbs/05_train.ipynb #4e7a9dec
+TRACKERS = {'tensorboard': is_tensorboard_available, 'wandb': is_wandb_available, 'mlflow': is_mlflow_available}
+TRACKING_PROJECT = 'mmsent'
+
+def trackers_for(
+    report_to:str, # none, tensorboard, wandb, mlflow, all, or a comma-separated list
+)->list[str]: # Accelerate's `log_with`
+    "The experiment trackers of `--report_to` ('all': every one of TensorBoard, W&B and MLflow that is installed)."
+    if report_to in (None, '', 'none'): return []
+    if report_to == 'all': return [t for t, ok in TRACKERS.items() if ok()]
+    names = [t.strip() for t in report_to.split(',')]
+    for t in names:
+        if t not in TRACKERS: raise ValueError(f"--report_to {report_to}: {t!r} is not one of none, {', '.join(TRACKERS)} or all")
+        if not TRACKERS[t](): raise ValueError(f"--report_to {t}: the {t} package is not installed (pip install {t})")
+    return names
+
+def flat_hparams(
+    config:TrainConfig, # the run
+)->dict:
+    "The run's settings as the flat str/number/bool dictionary trackers take (TensorBoard's hparams refuse None)."
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(config).items()}
+
+# %% ../nbs/05_train.ipynb #77e38c52
+def train(
+    config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
+    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
+    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
+    **kwargs, # or override fields of the default config
+)->dict: # history, best, metric, best_dir, history_path, model
+    "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
+    cfg, ckpt = resume_point(config or TrainConfig(**kwargs))
+    acc = make_accelerator(cfg)
+    _setup_logging(Path(cfg.log_dir), acc.is_main_process)
+    with lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
+        if acc.is_main_process: prepare_output_dir(cfg)
+        run = setup_run(cfg, acc, ckpt, teacher_model)
+        try:
+            with catch_signals(run):
+                while run.state.epoch < cfg.epochs:
+                    epoch = run.state.epoch + 1
+                    stop = train_epoch(run, epoch)
+                    stop = end_epoch(run, epoch) or stop
+                    if on_epoch_end is not None and on_epoch_end(epoch, run.state.history[-1]):
+                        log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
+                    if stop: break
+                    if interrupted(run): interrupt(run)
+        finally: acc.end_training()
+    out = Path(cfg.output_dir)
+    return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME, history_path=out/HISTORY_NAME, model=run.model)
+
+# %% ../nbs/05_train.ipynb #3d56eff9
+def _new_totals()->dict: return dict(loss=0.0, kd=0.0, seen=0, right=0, seconds=0.0)
+
+@dataclass
+class TrainState:
+    "Where a run stands: what a checkpoint records besides the weights, the optimizer and the RNG."
+    epoch:int=0 # epochs completed
+    step:int=0 # optimizer steps taken
+    batches:int=0 # batches of epoch `epoch + 1` already trained (a mid-epoch checkpoint; 0 at an epoch's end)
+    history:list=field(default_factory=list) # one record per completed epoch
+    best:float|None=None # the best validation metric so far
+    stale:int=0 # epochs since it last improved
+    totals:dict=field(default_factory=_new_totals) # the current epoch's running sums: loss, kd, seen, right, seconds
+
+@dataclass
+class Run:
+    "A training run's parts: built by `setup_run`, advanced by `train_epoch` and `end_epoch`."
+    cfg:TrainConfig # the configuration (after `resume_config`)
+    acc:Accelerator # devices, processes, mixed precision, trackers
+    model:EndToEndMultiModalModel # the model itself (what is saved)
+    processor:MultiModalProcessor # saved with every model
+    opt:torch.optim.Optimizer # AdamW
+    sched:object # warmup + linear decay
+    train_dl:object # the training loader (Accelerate's seedable sampler: the same order for the same seed and epoch)
+    val_dl:object # the validation loader
+    state:TrainState # counters, history, running totals
+    fwd:torch.nn.Module|None=None # what the forward pass calls (the model prepared by Accelerate: DDP, torch.compile)
+    teacher:torch.nn.Module|None=None # distillation teacher
+    data:dict=field(default_factory=dict) # dataset, data_root, sample counts (for the model card)
+    rng:tuple|None=None # a checkpoint's RNG state, restored when the resumed epoch starts
+    interrupted:int|None=None # the signal that asked the run to stop
+    saved_at:tuple|None=None # (epoch, step, batches) of the last checkpoint written, and its folder
+    t0:float=0.0 # when the current stretch of the epoch started (time.time())
+    window:list=field(default_factory=lambda: [0.0, 0]) # training loss sum and batch count since the last `logging_steps` log
+
+# %% ../nbs/05_train.ipynb #9a3ff06e
+def resume_point(
+    config:TrainConfig, # the run as asked for
+)->tuple[TrainConfig, dict|None]: # (the config to run, the checkpoint: dir, state, tensors, model, processor)
+    "Read the checkpoint `config.resume` names ('latest': the newest in output_dir), check every file, and settle the config to continue with."
+    if not config.resume: return config, None
+    d = latest_checkpoint(config.output_dir) if config.resume == 'latest' else Path(config.resume)
+    state, tensors = load_checkpoint(d)
+    try: model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
+    except (ModelLoadError, EncoderLoadError) as e: raise CheckpointError(f"cannot resume from {d}: {e}") from None
+    return resume_config(config, state['config']), dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
+
+def make_accelerator(
+    cfg:TrainConfig, # the run
+)->Accelerator:
+    "The run's `Accelerator`: precision, accumulation, device, the seedable sampler (for exact resume) and the trackers of `report_to`."
+    acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.device == 'cpu',
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+                      log_with=trackers_for(cfg.report_to) or None, project_dir=cfg.log_dir)
+    if cfg.device in ('cuda', 'mps') and acc.device.type != cfg.device:
+        raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} available?)")
+    return acc
+
+def _teacher(cfg, teacher_model, model, processor, acc):
+    "The distillation teacher on the run's device, and its processor where it differs from the student's."
+    teacher, tproc = teacher_model, None
+    if teacher is None and cfg.teacher: teacher, tproc = load_teacher(cfg.teacher)
+    if teacher is None: return None, None
+    if tuple(teacher.modalities) != tuple(model.modalities):
+        raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has {model.modalities}")
+    if tproc is not None and same_processor(tproc, processor): tproc = None
+    log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
+             "its own processor" if tproc is not None else "the student's processor")
+    return teacher.to(acc.device).eval().requires_grad_(False), tproc
+
+def setup_run(
+    cfg:TrainConfig, # the run
+    acc:Accelerator, # from `make_accelerator`
+    ckpt:dict|None=None, # from `resume_point`
+    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher
+)->Run:
+    "Everything before the first step: model, teacher, loaders, optimizer, schedule, the checkpoint's state, Accelerate's wrapping, the trackers."
+    set_seed(cfg.seed)
+    log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
+             json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
+    model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config()), cfg.processor())
+    teacher, teacher_processor = _teacher(cfg, teacher_model, model, processor, acc)
+    train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher, teacher_processor)
+    if ckpt is None:   # a resumed model has these in its config already
+        model.config.prior = training_prior(train_recs, cfg.task)
+        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs)
+        if model.config.class_weights: log.info("class weights %s", dict(zip(LABELS, map(lambda w: round(w, 3), model.config.class_weights))))
+    steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
+    total = steps_per_epoch*cfg.epochs
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
+    opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
+    P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
+    run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=get_linear_schedule_with_warmup(opt, warmup*P, total*P),
+              train_dl=train_dl, val_dl=val_dl, state=TrainState(), teacher=teacher,
+              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)))
+    if ckpt is not None: restore(run, ckpt)
+    _prepare(run)
+    if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=flat_hparams(cfg))
+    return run
+
+# %% ../nbs/05_train.ipynb #46d9bf60
+def restore(
+    run:Run, # a run built by `setup_run` from the checkpoint's model
+    ckpt:dict, # from `resume_point`
+):
+    "Continue from a checkpoint: counters and running totals, unfreezing, optimizer, schedule, fp16 scaler; the RNG when the epoch starts."
+    cfg, s = run.cfg, ckpt['state']
+    run.state = st = TrainState(**{f.name: s[f.name] for f in fields(TrainState) if f.name in s})
+    begun = st.epoch + (1 if st.batches else 0)   # the last epoch that has started
+    if cfg.freeze and cfg.unfreeze_epoch and begun >= cfg.unfreeze_epoch: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
+    _opt_from_files(run.opt, ckpt['tensors'], s['optimizer'])
+    run.sched.load_state_dict({**run.sched.state_dict(), **s['scheduler']})
+    if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
+    run.rng, run.saved_at = (ckpt['tensors'], s['rng']), (st.epoch, st.step, st.batches, ckpt['dir'])
+    log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches, st.step)
+
+def _prepare(run:Run):
+    "Wrap the model, optimizer, loaders and schedule for the devices and processes (Accelerate)."
+    cfg, acc = run.cfg, run.acc
+    # DDP fixes the parameters it synchronises when it wraps the model: under several processes, the ones gradual
+    # unfreezing will train later are trainable while it wraps, then frozen again until their epoch
+    next_start = run.state.epoch + (2 if run.state.batches else 1)   # the next epoch to begin from its first batch
+    wrap_unfrozen = acc.num_processes > 1 and cfg.freeze and cfg.unfreeze_epoch is not None and next_start <= cfg.unfreeze_epoch <= cfg.epochs
+    if wrap_unfrozen: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
+    fwd = torch.compile(run.model, dynamic=True) if cfg.compile else run.model
+    run.fwd, run.opt, run.train_dl, run.val_dl, run.sched = acc.prepare(fwd, run.opt, run.train_dl, run.val_dl, run.sched)
+    if wrap_unfrozen: run.model.freeze_encoders()
+
+# %% ../nbs/05_train.ipynb #8d650680
+def train_step(
+    run:Run, # the run
+    batch:dict, # a training batch
+)->tuple: # (model output, loss (detached), distillation term or None)
+    "Forward, loss (with the teacher's term), backward, clipping, optimizer and schedule step, under gradient accumulation."
+    cfg, acc = run.cfg, run.acc
+    with acc.accumulate(run.fwd):
+        b = to_device(batch, acc.device); t_in = b.pop('teacher_inputs', None)
+        out = run.fwd(**b, return_dict=True)
+        loss, kd = out.loss, None
+        if run.teacher is not None:
+            with torch.no_grad(), acc.autocast():
+                tout = run.teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
+            uni_w = run.model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
+            loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w)
+        if not torch.isfinite(loss.detach()):
+            raise TrainingDiverged(f"loss became {loss.item()} at epoch {run.state.epoch + 1}, step {run.state.step}: lower --learning_rate, use fp32 or bf16 "
+                                   f"instead of fp16, or check the data (`mmsent_check_data`)")
+        acc.backward(loss)
+        if acc.sync_gradients and cfg.max_grad_norm: acc.clip_grad_norm_(run.fwd.parameters(), cfg.max_grad_norm)
+        run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
+    return out, loss.detach(), kd
+
+def _tally(run:Run, batch:dict, out, loss, kd):
+    "Add a batch to the epoch's running totals (saved with mid-epoch checkpoints, so a resumed epoch's record is the same)."
+    t, B = run.state.totals, len(batch['labels'])
+    t['loss'] += loss.item()*B; t['seen'] += B
+    if kd is not None: t['kd'] += kd.item()*B
+    if run.cfg.task == 'regression': t['right'] += (score_to_class(out.logits[:, 0].detach().float().cpu()) == score_to_class(batch['labels'])).sum().item()
+    else: t['right'] += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
+    run.state.batches += 1
+    run.window[0] += loss.item(); run.window[1] += 1
+
+def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
+
+def after_step(
+    run:Run, # the run, just after an optimizer step
+)->bool: # True: max_train_steps reached
+    "Count the step, log the training loss every `logging_steps`, save a step checkpoint every `save_steps`, stop on a signal."
+    cfg, st = run.cfg, run.state
+    st.step += 1
+    if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
+        run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
+        run.window = [0.0, 0]
+    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, STEP_NAME.format(st.step))
+    if interrupted(run): interrupt(run)
+    return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
+
+# %% ../nbs/05_train.ipynb #6b47c5ae
+def train_epoch(
+    run:Run, # the run
+    epoch:int, # 1-based
+)->bool: # True: max_train_steps reached
+    "One pass over the training split, or over what is left of it after a mid-epoch resume (the same batches, in the same order)."
+    cfg, acc, st = run.cfg, run.acc, run.state
+    if cfg.freeze and cfg.unfreeze_epoch == epoch and st.batches == 0:
+        run.model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
+    run.train_dl.set_epoch(epoch)   # the seedable sampler's order depends on (seed, epoch) only
+    dl = acc.skip_first_batches(run.train_dl, st.batches) if st.batches else run.train_dl
+    if run.rng is not None: set_rng_state(*run.rng); run.rng = None   # resumed: the RNG as it was at the checkpoint
+    run.fwd.train(); run.t0, run.window = time.time(), [0.0, 0]
+    bar = tqdm(dl, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl), disable=not (cfg.progress and acc.is_main_process))
+    for batch in bar:
+        out, loss, kd = train_step(run, batch)
+        _tally(run, batch, out, loss, kd)
+        bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}")
+        if acc.sync_gradients and after_step(run): return True
+    return False
+
+# %% ../nbs/05_train.ipynb #ddf8c624
+def end_epoch(
+    run:Run, # the run, after `train_epoch`
+    epoch:int, # the epoch just trained
+)->bool: # True: stop (early stopping or max_train_steps)
+    "Evaluate, record the epoch, save the best model, the epoch checkpoint and the history, and report to the trackers."
+    cfg, acc, st = run.cfg, run.acc, run.state
+    t, seconds = st.totals, _elapsed(run)
+    ev = evaluate(run.fwd, run.val_dl, acc, max_batches=cfg.max_eval_batches)
+    n = max(t['seen'], 1)
+    rec = _epoch_record(epoch, t['loss']/n, t['right']/n, ev, [g['lr'] for g in run.opt.param_groups], seconds, t['seen']*acc.num_processes,
+                        kd_loss=t['kd']/n if run.teacher is not None else None)
+    improved = is_better(cfg.metric, ev[cfg.metric], st.best)
+    st.history.append(rec); st.epoch, st.batches, st.totals = epoch, 0, _new_totals()
+    st.best, st.stale = (ev[cfg.metric], 0) if improved else (st.best, st.stale + 1)
+    stop = (cfg.early_stopping_patience is not None and st.stale >= cfg.early_stopping_patience) or (cfg.max_train_steps is not None and st.step >= cfg.max_train_steps)
+    _log_epoch(run, rec, ev, improved)
+    out = Path(cfg.output_dir)
+    if improved and acc.is_main_process:
+        with _saving(out/BEST_NAME): run.model.save_pretrained(out/BEST_NAME, processor=run.processor, extra=model_card(run, rec))
+    if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: save_resumable(run, EPOCH_NAME.format(epoch))
+    if acc.is_main_process:
+        with _saving(out/HISTORY_NAME): _atomic_json(out/HISTORY_NAME, dict(config=asdict(cfg), best_metric=cfg.metric, best=st.best, epochs=st.history))
+    acc.wait_for_everyone()
+    if stop: log.info("stopping: %s", f"max_train_steps ({cfg.max_train_steps}) reached" if cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
+                      else f"no improvement of val {cfg.metric} for {st.stale} epochs")
+    return stop
+
+# %% ../nbs/05_train.ipynb #157724ea
+def training_command(
+    cfg:TrainConfig, # the run
+)->str:
+    "The `mmsent_train` command line of `cfg`: its options that differ from the defaults (what the model card shows)."
+    parts = ['mmsent_train']
+    for f in fields(TrainConfig):
+        v = getattr(cfg, f.name)
+        if f.name in ('resume', 'overwrite_output_dir') or v == f.default: continue
+        if f.name == 'progress': parts.append('--no_progress')
+        elif v is True: parts.append(f'--{f.name}')
+        else: parts += [f'--{f.name}', shlex.quote(str(v))]
+    return ' '.join(parts)
+
+def model_card(
+    run:Run, # the run
+    record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
+)->dict:
+    "What a saved model's config.json (and its model card) tells about its training: epoch, metrics, settings, command, data."
+    st = run.state
+    return dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(run.cfg),
+                command=training_command(run.cfg), data=run.data)
+
+def save_resumable(
+    run:Run, # the run
+    name:str, # EPOCH_NAME or STEP_NAME, formatted
+)->Path:
+    "Write a resumable checkpoint of where the run stands into `output_dir/name` (main process; every process waits), then rotate old ones."
+    cfg, acc, st = run.cfg, run.acc, run.state
+    d = Path(cfg.output_dir)/name
+    if acc.is_main_process:
+        state = dict(asdict(st), totals=dict(st.totals, seconds=_elapsed(run)) if st.batches else st.totals, config=asdict(cfg))
+        save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler, extra=model_card(run))
+        rotate_checkpoints(cfg.output_dir, cfg.save_total_limit)
+    acc.wait_for_everyone()
+    run.saved_at = (st.epoch, st.step, st.batches, d)
+    return d
+
+# %% ../nbs/05_train.ipynb #653c6925
+def _log_epoch(run:Run, rec:dict, ev:dict, improved:bool):
+    "The epoch's line in the log, and its figures for the trackers (at the run's optimizer step)."
+    st = run.state
+    per_mod = {m: round(a, 3) for m, a in (ev.get('modality_mae') or ev['modality_accuracy']).items() if a is not None}
+    log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, steps %d%s", rec['epoch'], rec['train_loss'],
+             rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else '',
+             'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, rec['seconds'], st.step, ' (best)' if improved else '')
+    vals = {'epoch': rec['epoch'], 'train/loss': rec['train_loss'], 'train/accuracy': rec['train_accuracy'], 'train/kd_loss': rec.get('train_kd_loss'),
+            **{f'val/{k}': v for k, v in rec['val_metrics'].items()}, **{f'val/modality_accuracy/{m}': a for m, a in ev['modality_accuracy'].items()},
+            **{f'val/modality_mae/{m}': a for m, a in (ev.get('modality_mae') or {}).items()},
+            **{f'learning_rate/group_{i}': lr for i, lr in enumerate(rec['learning_rates'])}}
+    run.acc.log({k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=st.step)
+
+# %% ../nbs/05_train.ipynb #2f12fd4d
+class TrainingInterrupted(Exception):
+    "Training stopped on SIGINT (Ctrl-C) or SIGTERM, after writing a resumable checkpoint; `exit_code` is 128 + the signal's number."
+    def __init__(self,
+        signum:int, # the signal
+        epoch:int, # the epoch it stopped in
+        step:int, # optimizer steps done
+        checkpoint:Path, # the checkpoint written
+        output_dir:str|Path, # the run's output folder
+    ):
+        self.signum, self.epoch, self.step, self.checkpoint, self.output_dir = signum, epoch, step, Path(checkpoint), output_dir
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted at epoch {epoch} step {step} (checkpoint {self.checkpoint}); "
+                         f"resume with: mmsent_train --resume latest --output_dir {shlex.quote(str(output_dir))}")
+
+@contextmanager
+def catch_signals(
+    run:Run, # the run that the signals ask to stop
+):
+    "While training, SIGINT and SIGTERM ask the run to stop after the current step and save; a second one stops at once."
+    if threading.current_thread() is not threading.main_thread(): yield; return   # signals reach the main thread only
+    def ask(signum, frame):
+        if run.interrupted: raise KeyboardInterrupt
+        run.interrupted = signum
+        log.warning("%s: stopping after the current step with a checkpoint (again to stop at once)", signal.Signals(signum).name)
+    old = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def interrupted(
+    run:Run, # the run
+)->bool:
+    "Whether a signal asked the run to stop (on any process: under several processes they agree, so all stop at the same step)."
+    sig = run.interrupted or 0
+    if run.acc.num_processes > 1: sig = int(run.acc.gather(torch.tensor([sig], device=run.acc.device)).max().item())
+    if sig: run.interrupted = sig
+    return bool(sig)
+
+def interrupt(
+    run:Run, # the run, between steps
+):
+    "Save a step checkpoint where the run stands (unless the last checkpoint is there already) and raise `TrainingInterrupted`."
+    st = run.state
+    here = (st.epoch, st.step, st.batches)
+    d = run.saved_at[3] if run.saved_at and run.saved_at[:3] == here else save_resumable(run, STEP_NAME.format(st.step))
+    e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir)
+    log.warning("%s", e)
+    raise e
+
 # %% ../nbs/05_train.ipynb #cd470632
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
@@ -398,133 +931,6 @@ def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_lo
                 val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], **reg,
                 val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
-
-# %% ../nbs/05_train.ipynb #fc382c06
-def train(
-    config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
-    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
-    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
-    **kwargs, # or override fields of the default config
-)->dict: # history, paths, best metric
-    "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
-    cfg = config or TrainConfig(**kwargs)
-    state = None
-    if cfg.resume:
-        state, tensors = load_checkpoint(cfg.resume)
-        cfg = resume_config(cfg, state['config'])
-    acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum,
-                      cpu=cfg.device == 'cpu', kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed))
-    if cfg.device in ('cuda', 'mps') and acc.device.type != cfg.device:
-        raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} available?)")
-    out_dir, log_dir = Path(cfg.output_dir), Path(cfg.log_dir)
-    _setup_logging(log_dir, acc.is_main_process)
-    set_seed(cfg.seed)
-    log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
-             json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
-    if cfg.resume:
-        model = EndToEndMultiModalModel.from_pretrained(cfg.resume)
-        processor = MultiModalProcessor.from_pretrained(cfg.resume)
-    else:
-        model = EndToEndMultiModalModel(cfg.model_config())
-        processor = cfg.processor()
-    teacher, teacher_processor = teacher_model, None
-    if teacher is None and cfg.teacher: teacher, teacher_processor = load_teacher(cfg.teacher)
-    if teacher is not None:
-        if tuple(teacher.modalities) != tuple(model.modalities):
-            raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has {model.modalities}")
-        teacher = teacher.to(acc.device).eval().requires_grad_(False)
-        if teacher_processor is not None and same_processor(teacher_processor, processor): teacher_processor = None
-        log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
-                 "its own processor" if teacher_processor is not None else "the student's processor")
-    train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, out_dir, teacher, teacher_processor)
-    if state is None:   # a resumed model has these in its config already
-        model.config.prior = training_prior(train_recs, cfg.task)
-        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs)
-        if model.config.class_weights: log.info("class weights %s", dict(zip(LABELS, map(lambda w: round(w, 3), model.config.class_weights))))
-    uni_w = model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
-    steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
-    total = steps_per_epoch*cfg.epochs
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
-    opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
-    P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
-    sched = get_linear_schedule_with_warmup(opt, warmup*P, total*P)
-    start_epoch, step, history, best, stale = 1, 0, [], None, 0
-    if state is not None:
-        if cfg.freeze and cfg.unfreeze_epoch and state['epoch'] >= cfg.unfreeze_epoch: model.unfreeze_encoders(cfg.unfreeze_top_k)
-        _opt_from_files(opt, tensors, state['optimizer'])
-        sched.load_state_dict({**sched.state_dict(), **state['scheduler']})
-        start_epoch, step, history, best, stale = state['epoch'] + 1, state['step'], state['history'], state['best'], state['stale']
-        set_rng_state(tensors, state['rng'])
-        log.info("resumed from %s at epoch %d (step %d)", cfg.resume, start_epoch, step)
-    # DDP fixes the parameters it synchronises when it wraps the model: under several processes, the ones gradual
-    # unfreezing will train later are trainable while it wraps, then frozen again until their epoch
-    wrap_unfrozen = acc.num_processes > 1 and cfg.freeze and cfg.unfreeze_epoch is not None and start_epoch <= cfg.unfreeze_epoch <= cfg.epochs
-    if wrap_unfrozen: model.unfreeze_encoders(cfg.unfreeze_top_k)
-    fwd_model = torch.compile(model, dynamic=True) if cfg.compile else model
-    fwd_model, opt, train_dl, val_dl, sched = acc.prepare(fwd_model, opt, train_dl, val_dl, sched)
-    if wrap_unfrozen: model.freeze_encoders()
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        if cfg.freeze and cfg.unfreeze_epoch == epoch:
-            model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
-        train_dl.set_epoch(epoch)
-        fwd_model.train()
-        t0, tot_loss, tot_kd, n_seen, n_right = time.time(), 0.0, 0.0, 0, 0
-        bar = tqdm(train_dl, desc=f'epoch {epoch}/{cfg.epochs}', disable=not (cfg.progress and acc.is_main_process))
-        for batch in bar:
-            with acc.accumulate(fwd_model):
-                b = to_device(batch, acc.device); t_in = b.pop('teacher_inputs', None)
-                out = fwd_model(**b, return_dict=True)
-                loss = out.loss
-                if teacher is not None:
-                    with torch.no_grad(), acc.autocast():
-                        tout = teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
-                    loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w)
-                if not torch.isfinite(loss.detach()):
-                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step}: lower --learning_rate, use fp32 or bf16 "
-                                           f"instead of fp16, or check the data (`mmsent_check_data`)")
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    if cfg.max_grad_norm: acc.clip_grad_norm_(fwd_model.parameters(), cfg.max_grad_norm)
-                opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-                if acc.sync_gradients: step += 1
-            B = len(batch['labels'])
-            tot_loss += loss.item()*B; n_seen += B
-            if teacher is not None: tot_kd += kd.item()*B
-            if cfg.task == 'regression': n_right += (score_to_class(out.logits[:, 0].detach().float().cpu()) == score_to_class(batch['labels'])).sum().item()
-            else: n_right += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
-            bar.set_postfix(loss=f'{tot_loss/n_seen:.4f}', samples_s=f'{n_seen/(time.time() - t0):.1f}')
-            if cfg.max_train_steps is not None and step >= cfg.max_train_steps: break
-        seconds = time.time() - t0
-        ev = evaluate(fwd_model, val_dl, acc, max_batches=cfg.max_eval_batches)
-        rec = _epoch_record(epoch, tot_loss/max(n_seen, 1), n_right/max(n_seen, 1), ev, [g['lr'] for g in opt.param_groups], seconds, n_seen*acc.num_processes,
-                            kd_loss=tot_kd/max(n_seen, 1) if teacher is not None else None)
-        history.append(rec)
-        score = ev[cfg.metric]
-        improved = is_better(cfg.metric, score, best)
-        if improved: best, stale = score, 0
-        else: stale += 1
-        per_mod = {m: round(a, 3) for m, a in (ev.get('modality_mae') or ev['modality_accuracy']).items() if a is not None}
-        log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, steps %d%s", epoch, rec['train_loss'],
-                 rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else '',
-                 'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, seconds, step, ' (best)' if improved else '')
-        stop = (cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience) or (cfg.max_train_steps is not None and step >= cfg.max_train_steps)
-        if acc.is_main_process:
-            unwrapped = acc.unwrap_model(fwd_model)
-            unwrapped = getattr(unwrapped, '_orig_mod', unwrapped)
-            if improved: unwrapped.save_pretrained(out_dir/BEST_NAME, processor=processor, extra=dict(epoch=epoch, metrics={k: v for k, v in rec.items()}))
-            st = dict(epoch=epoch, step=step, history=history, best=best, stale=stale, config=asdict(cfg))
-            if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop:
-                save_checkpoint(out_dir/EPOCH_NAME.format(epoch), unwrapped, processor, opt, sched, st)
-            _atomic_json(out_dir/HISTORY_NAME, dict(config=asdict(cfg), best_metric=cfg.metric, best=best, epochs=history))
-        acc.wait_for_everyone()
-        if on_epoch_end is not None and on_epoch_end(epoch, rec):
-            log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
-        if stop:
-            log.info("stopping: %s", f"max_train_steps ({cfg.max_train_steps}) reached" if cfg.max_train_steps is not None and step >= cfg.max_train_steps
-                     else f"no improvement of val {cfg.metric} for {stale} epochs"); break
-    acc.end_training()
-    return dict(history=history, best=best, metric=cfg.metric, best_dir=out_dir/BEST_NAME, history_path=out_dir/HISTORY_NAME, model=acc.unwrap_model(fwd_model))
 
 # %% ../nbs/05_train.ipynb #21e74e9a
 RESULTS_NAME = 'results'
