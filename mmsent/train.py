@@ -900,8 +900,9 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
         collate = MultiModalCollator(processor, cfg.task)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    gen = torch.Generator().manual_seed(cfg.seed)   # the loader's own: creating its iterator leaves the global RNG alone (exact mid-epoch resume)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
-    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
+    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, generator=gen, **kw),
             torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
 
 def training_prior(
