@@ -292,7 +292,7 @@ def test_sigint_saves_a_checkpoint_and_resume_latest_finishes_the_run(synth, ref
 
 
 def test_a_second_run_into_a_busy_output_dir_stops_at_once(synth, tmp_path):
-    p = subprocess.Popen([str(BIN/'mmsent_train'), '--data_root', str(synth), '--epochs', '3', '--output_dir', 'o', '--log_dir', 'l', *FAST], cwd=tmp_path,
+    p = subprocess.Popen([str(BIN/'mmsent_train'), '--data_root', str(synth), '--epochs', '50', '--output_dir', 'o', '--log_dir', 'l', *FAST], cwd=tmp_path,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
     try:
         wait_for(tmp_path/'o'/'.mmsent_train.lock', p)
