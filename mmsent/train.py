@@ -880,6 +880,10 @@ def _setup_logging(log_dir:Path, main:bool):
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers + logging.getLogger().handlers):
         sh = logging.StreamHandler(sys.stderr); sh._mmsent = True; sh.setFormatter(logging.Formatter('[mmsent] %(message)s')); root.addHandler(sh)
 
+def _quiet_worker(worker_id:int):
+    "DataLoader workers leave SIGINT and SIGTERM to the main process, which finishes its step and saves (a terminal's Ctrl-C reaches them all)."
+    signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
 def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teacher=None, teacher_processor=None):
     "Train/val data loaders (raw or from the feature cache), the training records, and the data reports."
     sc = cfg.synth_config()
@@ -899,7 +903,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
         collate = MultiModalCollator(processor, cfg.task)
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+              worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
     gen = torch.Generator().manual_seed(cfg.seed)   # the loader's own: creating its iterator leaves the global RNG alone (exact mid-epoch resume)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
     return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, generator=gen, **kw),

@@ -286,7 +286,7 @@ def test_sigint_saves_a_checkpoint_and_resume_latest_finishes_the_run(synth, ref
     assert p.returncode == 130, err[-3000:]
     assert 'Traceback' not in err
     assert 'resume with: mmsent_train --resume latest --output_dir c' in err.splitlines()[-1]
-    r = runner(dict(resume='latest', output_dir='c', progress=False), tmp_path)
+    r = run(['--resume', 'latest', '--output_dir', 'c', '--no_progress'], tmp_path)   # the command it printed
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same_run(reference, tmp_path/'c')
 
