@@ -579,7 +579,9 @@ def resume_point(
     state, tensors = load_checkpoint(d)
     try: model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
     except (ModelLoadError, EncoderLoadError) as e: raise CheckpointError(f"cannot resume from {d}: {e}") from None
-    return resume_config(config, state['config']), dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
+    cfg = resume_config(config, state['config'])
+    if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)   # the folder it was found in, even if it moved
+    return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
 def make_accelerator(
     cfg:TrainConfig, # the run
