@@ -715,6 +715,12 @@ def after_step(
     return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
 
 # %% ../nbs/05_train.ipynb #6b47c5ae
+def _rng_restored(batches, run:Run):
+    "The batches, with the checkpoint's RNG state restored once the loader's iterator has started (it draws its seed from the global RNG, as the interrupted run's did before the checkpoint)."
+    first = next(batches, None)
+    set_rng_state(*run.rng); run.rng = None
+    if first is not None: yield first; yield from batches
+
 def train_epoch(
     run:Run, # the run
     epoch:int, # 1-based
@@ -725,9 +731,10 @@ def train_epoch(
         run.model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
     run.train_dl.set_epoch(epoch)   # the seedable sampler's order depends on (seed, epoch) only
     dl = acc.skip_first_batches(run.train_dl, st.batches) if st.batches else run.train_dl
-    if run.rng is not None: set_rng_state(*run.rng); run.rng = None   # resumed: the RNG as it was at the checkpoint
+    if run.rng is not None and not st.batches: set_rng_state(*run.rng); run.rng = None   # resumed at an epoch's end: the RNG as it was then
+    batches = iter(dl) if run.rng is None else _rng_restored(iter(dl), run)   # resumed mid-epoch
     run.fwd.train(); run.t0, run.window = time.time(), [0.0, 0]
-    bar = tqdm(dl, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl), disable=not (cfg.progress and acc.is_main_process))
+    bar = tqdm(batches, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl), disable=not (cfg.progress and acc.is_main_process))
     for batch in bar:
         out, loss, kd = train_step(run, batch)
         _tally(run, batch, out, loss, kd)
@@ -907,9 +914,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         collate = MultiModalCollator(processor, cfg.task)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
               worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
-    gen = torch.Generator().manual_seed(cfg.seed)   # the loader's own: creating its iterator leaves the global RNG alone (exact mid-epoch resume)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
-    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, generator=gen, **kw),
+    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
             torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
 
 def training_prior(
