@@ -203,3 +203,145 @@ def test_main_job_defaults_reach_the_fusion_target(tmp_path):
     for f in ('metrics.md', 'predictions.csv', 'shapley.csv', 'attention.json', 'attention.csv', 'confusion_matrix.png', 'attention.png', 'ablation.png',
               'shapley.png', 'training_curves.png'):
         assert (tmp_path/'eval'/f).stat().st_size > 0, f
+
+
+# --- issue 16: step checkpoints, rotation, exact mid-epoch resume, interruptions, locks, a full disk, corrupt checkpoints ---
+# The runner does what `mmsent_train` does with the errors of `train` (TrainingInterrupted -> its message and exit code,
+# CheckpointSaveError -> one line, exit 1); after the CLI has flags for every TrainConfig field these tests can call mmsent_train.
+RUNNER = '''
+import json, sys
+from mmsent.train import train, TrainConfig, TrainingInterrupted, CheckpointSaveError
+try: train(TrainConfig(**json.loads(sys.argv[1])))
+except TrainingInterrupted as e: print(f"mmsent_train: {e}", file=sys.stderr); sys.exit(e.exit_code)
+except CheckpointSaveError as e: print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(1)
+except ValueError as e: print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(2)
+'''
+STEPS = dict(epochs=2, batch_size=8, learning_rate=1e-3, max_audio_seconds=2.0, progress=False, save_steps=4, save_total_limit=2)
+
+
+def runner(cfg, cwd, popen=False):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-c', RUNNER, json.dumps(cfg)]
+    if popen: return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def wait_for(path, p, timeout=300):
+    deadline = time.time() + timeout
+    while not Path(path).exists():
+        assert p.poll() is None and time.time() < deadline, f'the run ended before {path} appeared'
+        time.sleep(0.02)
+
+
+def weights(d):
+    from safetensors.torch import load_file
+    return load_file(str(Path(d)/'model.safetensors'))
+
+
+def assert_same_run(a, b):
+    "Bit for bit the same final weights, and the same epoch records."
+    wa, wb = weights(Path(a)/'end_to_end_multimodal_epoch_2'), weights(Path(b)/'end_to_end_multimodal_epoch_2')
+    assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
+    for ea, eb in zip(history(a), history(b), strict=True):
+        for k in ('train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'learning_rates'): assert ea[k] == eb[k], (ea['epoch'], k)
+
+
+@pytest.fixture(scope='module')
+def reference(synth, tmp_path_factory):
+    "An uninterrupted run with a step checkpoint every 4 steps, keeping 2."
+    d = tmp_path_factory.mktemp('ref')
+    r = runner(dict(STEPS, data_root=str(synth), output_dir='ref', log_dir='ref/logs'), d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return d/'ref'
+
+
+def test_save_total_limit_keeps_the_newest_checkpoints_and_the_best(reference):
+    names = sorted(p.name for p in reference.iterdir() if p.is_dir())
+    assert names == ['end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_2', 'end_to_end_multimodal_step_32', 'logs'], names
+    card = json.loads((reference/'end_to_end_multimodal_best'/'config.json').read_text())
+    assert card['epoch'] == 1 and card['metrics']['epoch'] == 1 and card['training']['save_steps'] == 4
+    assert card['command'].startswith('mmsent_train ') and '--save_steps 4' in card['command']
+    assert card['data']['train_samples'] + card['data']['val_samples'] < 160 and card['data']['dataset'] == 'synth'
+
+
+def test_kill_after_a_step_checkpoint_resumes_bit_equal(synth, reference, tmp_path):
+    "kill -9 just after a mid-epoch step checkpoint; `resume latest` ends with the uninterrupted run's weights, bit for bit."
+    p = runner(dict(STEPS, data_root=str(synth), output_dir='b', log_dir='b/logs'), tmp_path, popen=True)
+    wait_for(tmp_path/'b'/'end_to_end_multimodal_step_4'/'trainer_state.json', p)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    from mmsent.train import latest_checkpoint
+    st = json.loads((latest_checkpoint(tmp_path/'b')/'trainer_state.json').read_text())
+    assert st['batches'] > 0, 'the kill came too late to be mid-epoch'
+    r = runner(dict(resume='latest', output_dir='b', progress=False), tmp_path)   # the dead run's lock is taken over
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'taking over the lock' in r.stderr
+    assert_same_run(reference, tmp_path/'b')
+
+
+def test_sigint_saves_a_checkpoint_and_resume_latest_finishes_the_run(synth, reference, tmp_path):
+    p = runner(dict(STEPS, data_root=str(synth), output_dir='c', log_dir='c/logs'), tmp_path, popen=True)
+    wait_for(tmp_path/'c'/'end_to_end_multimodal_step_8'/'trainer_state.json', p)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130, err[-3000:]
+    assert 'Traceback' not in err
+    assert 'resume with: mmsent_train --resume latest --output_dir c' in err.splitlines()[-1]
+    r = run(['--resume', 'latest', '--output_dir', 'c', '--no_progress'], tmp_path)   # the command it printed
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_run(reference, tmp_path/'c')
+
+
+def test_a_second_run_into_a_busy_output_dir_stops_at_once(synth, tmp_path):
+    p = subprocess.Popen([str(BIN/'mmsent_train'), '--data_root', str(synth), '--epochs', '50', '--output_dir', 'o', '--log_dir', 'l', *FAST], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
+    try:
+        wait_for(tmp_path/'o'/'.mmsent_train.lock', p)
+        t = time.time()
+        r = run(['--data_root', str(synth), '--epochs', '1', '--output_dir', 'o', '--log_dir', 'l2', *FAST], tmp_path)
+        assert r.returncode == 2 and f'output_dir o is in use by another training run (pid {p.pid}' in r.stderr, r.stderr[-2000:]
+        assert len(r.stderr.strip().splitlines()) == 1 and time.time() - t < 60
+    finally: p.kill(); p.wait()
+    # the killed run's lock is stale: a new run (replacing whatever it left) takes it over
+    r = runner(dict(data_root=str(synth), epochs=1, batch_size=8, max_audio_seconds=2.0, progress=False, max_train_steps=1, output_dir='o',
+                    log_dir='l3', overwrite_output_dir=True), tmp_path)
+    assert r.returncode == 0 and 'taking over the lock' in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path/'o'/'.mmsent_train.lock').exists()
+
+
+def test_corrupt_optimizer_state_on_resume_is_one_line(reference, tmp_path):
+    import shutil
+    ck = tmp_path/'ck'; shutil.copytree(reference/'end_to_end_multimodal_epoch_2', ck)
+    (ck/'optimizer.safetensors').write_bytes((ck/'optimizer.safetensors').read_bytes()[:4096])
+    r = run(['--resume', str(ck), '--no_progress'], tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert f"{ck/'optimizer.safetensors'} is corrupt or truncated" in r.stderr
+
+
+DISK_FULL = '''
+import json, os, sys
+from mmsent.train import train, TrainConfig, CheckpointSaveError
+def fill(epoch, rec):   # after epoch 1 has saved its best model, fill the disk but for a few kB
+    st = os.statvfs(sys.argv[2]); free = st.f_bavail*st.f_frsize
+    with open(os.path.join(sys.argv[2], 'filler'), 'wb') as f: f.write(b'0'*(free - 16384))
+try: train(TrainConfig(data_root=sys.argv[1], output_dir=sys.argv[2], log_dir='logs', epochs=2, batch_size=8, max_audio_seconds=2.0, progress=False,
+                       metric='loss', save_every=1), on_epoch_end=fill)
+except CheckpointSaveError as e: print(f"mmsent_train: error: {e}", file=sys.stderr); sys.exit(1)
+'''
+
+
+def test_disk_full_while_saving_keeps_the_best_model(synth, tmp_path):
+    disk = tmp_path/'disk'; disk.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', str(disk)], capture_output=True).returncode:
+        pytest.skip('mounting a tmpfs is not allowed here')
+    try:
+        r = subprocess.run([sys.executable, '-c', DISK_FULL, str(synth), str(disk)], cwd=tmp_path, capture_output=True, text=True,
+                           env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
+        assert r.returncode == 1, r.stderr[-3000:]
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith(f'mmsent_train: error: could not save {disk}/') and 'disk is full' in line, line
+        from mmsent.model import EndToEndMultiModalModel
+        EndToEndMultiModalModel.from_pretrained(disk/'end_to_end_multimodal_best')   # intact: its SHA-256 checks
+        assert json.loads((disk/'end_to_end_multimodal_best'/'config.json').read_text())['epoch'] == 1
+        assert not [p.name for p in disk.iterdir() if p.name.startswith('.end_to_end')], list(disk.iterdir())   # no temporary folders left
+        assert not (disk/'.mmsent_train.lock').exists()
+    finally: subprocess.run(['umount', '-l', str(disk)])   # lazy: the loaded model may still map its file
