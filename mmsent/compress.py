@@ -23,7 +23,7 @@ from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import write_checksums, MultiModalProcessor, EncoderLoadError
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
-from .train import train_parser
+from .train import train_parser, run_command
 from .core import ConfigError, OptionsParser
 from .evaluation import eval_records
 from .metrics import collect_predictions
@@ -294,13 +294,12 @@ def mmsent_distill(
     "Distil a trained model (the teacher) into a smaller student: labels + the teacher's softened logits, mmsent_train's outputs."
     p = distill_parser()
     cfg, _ = p.parse_config(argv)
-    try:
-        if cfg.resume: res = train(cfg)
-        else:
-            if not cfg.teacher: raise ConfigError('teacher', "is required: the teacher's model directory, e.g. models/end_to_end_multimodal_best")
-            rest = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
-            res = distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha, cfg.distill_temperature, **rest)
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e: p.fail(e)
+    def work():
+        if cfg.resume: return train(cfg)
+        if not cfg.teacher: raise ConfigError('teacher', "is required: the teacher's model directory, e.g. models/end_to_end_multimodal_best")
+        rest = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
+        return distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha, cfg.distill_temperature, **rest)
+    res = run_command(p, work)
     print(f"student best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
 
 def _eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples):

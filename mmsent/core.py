@@ -347,10 +347,18 @@ def parse_config(self:OptionsParser,
     return obj, extra
 
 # %% ../nbs/00_core.ipynb #86c1efe0
+def _one_line(e:Exception)->str:
+    "`e` as one line; an error re-raised from a DataLoader worker process keeps only the original message, not the worker's traceback."
+    s = str(e)
+    if 'Original Traceback' in s:   # torch's ExceptionWrapper: "Caught X in DataLoader worker process 0.\nOriginal Traceback ...\nX: message"
+        last = [l for l in s.splitlines() if l.strip()][-1]
+        s = last.split(': ', 1)[1] if ': ' in last and last.split(': ', 1)[0].replace('.', '').isidentifier() else last
+    return ' '.join(s.split())
+
 @patch
 def fail(self:OptionsParser,
          e:Exception, # what went wrong: a `ConfigError` is reported against its field's flag
         ):
     "Exit with status 2 and `e` as one line (`prog: error: ...`), naming the flag of a `ConfigError`'s field."
     if isinstance(e, ConfigError): self.error(f"argument {self.flags.get(e.name, '--' + e.name)}: {e.msg}")
-    self.error(' '.join(str(e).split()))
+    self.error(_one_line(e))

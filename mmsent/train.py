@@ -40,15 +40,15 @@ log = logging.getLogger('mmsent.train')
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'LOCK_NAME', 'TRACKERS', 'TRACKING_PROJECT',
-           'RESULTS_NAME', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state', 'CheckpointError',
-           'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint', 'checkpoint_position', 'list_checkpoints',
-           'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError', 'lock_output_dir', 'run_outputs',
-           'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor', 'DistillCollator',
-           'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams', 'train', 'TrainState', 'Run',
-           'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step', 'train_epoch',
+           'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state',
+           'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint', 'checkpoint_position',
+           'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError', 'lock_output_dir',
+           'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor',
+           'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams', 'train', 'TrainState',
+           'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step', 'train_epoch',
            'end_epoch', 'training_command', 'model_card', 'save_resumable', 'TrainingInterrupted', 'catch_signals',
            'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'split_loader',
-           'run_seeds', 'train_parser', 'mmsent_train']
+           'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -1053,6 +1053,19 @@ def train_parser(
     p.add_argument('--config', metavar='FILE', help="a JSON or YAML file of option -> value (e.g. mmsent_tune's best_params.json); options on the command line win")
     return p
 
+USER_ERRORS = (ValueError, FileNotFoundError, TrainingDiverged, DataError, ModelLoadError, EncoderLoadError)
+
+def run_command(
+    p:OptionsParser, # the command's parser (its `prog` starts every message)
+    fn, # callable(): the work
+):
+    "`fn()`, with what a command line user must see when it fails: one line and status 2 for a mistake, 130/143 after Ctrl-C/SIGTERM, 1 when a save failed."
+    try: return fn()
+    except TrainingInterrupted as e: print(f"{p.prog}: {e}", file=sys.stderr); sys.exit(e.exit_code)
+    except CheckpointSaveError as e: print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(1)
+    except KeyboardInterrupt: print(f"{p.prog}: interrupted; stopped at once without saving (the newest checkpoint, if any, resumes with --resume latest)", file=sys.stderr); sys.exit(130)
+    except USER_ERRORS as e: p.fail(e)
+
 def mmsent_train(
     argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
@@ -1060,12 +1073,10 @@ def mmsent_train(
     p = train_parser()
     p.add_argument('--seeds', type=int, nargs='+', metavar='S', help="train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write results.json/.md")
     cfg, extra = p.parse_config(argv)
-    try:
-        if extra.get('seeds'):
-            res = run_seeds(cfg, extra['seeds'])
-            print(Path(res['markdown']).read_text()); print(f"wrote {res['json']} and {res['markdown']}"); return
-        res = train(cfg)
-    except (ValueError, FileNotFoundError, TrainingDiverged, DataError) as e: p.fail(e)
+    if extra.get('seeds'):
+        res = run_command(p, lambda: run_seeds(cfg, extra['seeds']))
+        print(Path(res['markdown']).read_text()); print(f"wrote {res['json']} and {res['markdown']}"); return
+    res = run_command(p, lambda: train(cfg))
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
     if last and 'val_MAE' in last: print("last epoch: val MAE %.4f, per modality %s" % (last['val_MAE'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_mae'].items()}))

@@ -44,7 +44,7 @@ def inputs(tmp_path_factory):
     import shutil
     for name in ('list_config', 'four_heads'): shutil.copytree(d/'model', d/name)
     (d/'list_config'/'config.json').write_text('[1, 2]')
-    cfg = json.loads((d/'model'/'config.json').read_text()); cfg['config']['fusion']['n_heads'] = 'four'
+    cfg = json.loads((d/'model'/'config.json').read_text()); cfg['fusion']['n_heads'] = 'four'
     (d/'four_heads'/'config.json').write_text(json.dumps(cfg))
     return d
 
@@ -79,8 +79,8 @@ def test_text_output(inputs):
     (['--video', 'corrupt.mp4'], 'corrupt.mp4'),
     ([], 'no input'),
     (['--model', 'nowhere', '--text', 'hi'], 'nowhere'),
-    (['--model', 'list_config', '--text', 'hi'], 'list_config/config.json does not describe an mmsent model'),
-    (['--model', 'four_heads', '--text', 'hi'], 'four_heads/config.json does not describe an mmsent model'),
+    (['--model', 'list_config', '--text', 'hi'], 'list_config/config.json must hold a JSON object, got a list'),
+    (['--model', 'four_heads', '--text', 'hi'], 'four_heads/config.json does not match its SHA-256 in checksums.sha256'),
     (['--audio', 'nan.wav'], 'nan.wav has NaN or infinite samples'),
     (['--text', 'hi', '--audio', 'inf8k.wav'], 'inf8k.wav has NaN or infinite samples'),
     (['--manifest', 'latin1.csv', '--out', 'p.csv'], 'latin1.csv is not UTF-8: byte 0xe8 at line 2'),

@@ -166,7 +166,7 @@ def test_base_preset_two_steps_with_gradient_checkpointing(synth, tmp_path):
     log = (tmp_path/'l'/'training_end_to_end.log').read_text()
     assert '"preset": "base"' in log and 'steps 2' in log
     cfg = json.loads((tmp_path/'o'/'end_to_end_multimodal_best'/'config.json').read_text())
-    assert cfg['config']['encoder_configs']['text']['hidden_size'] == 768
+    assert cfg['encoder_configs']['text']['hidden_size'] == 768
 
 
 @pytest.mark.slow
