@@ -1,5 +1,5 @@
 "Hugging Face integration: Auto classes, the Hub (offline, with a fake upload and a fake cache), old directories, config errors, the model card."
-import json, os, shutil
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +173,27 @@ def test_convert_command(saved, tmp_path):
     assert json.loads((old/CONFIG_NAME).read_text())['model_type'] == 'mmsent' and (old/'checksums.sha256').is_file()
     r = subprocess.run([sys.executable, '-m', 'mmsent.model', 'convert', str(tmp_path/'nothing')], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and r.stderr.strip().startswith('python -m mmsent.model:') and 'Traceback' not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_model_trained_by_mmsent_train(tmp_path):
+    "mmsent_train's best model: a process that imports only mmsent and transformers opens it with the Auto classes (same logits as EndToEndMultiModalModel); its card names the run's metrics."
+    env = dict(os.environ, HF_HUB_OFFLINE='1', MMSENT_CACHE=str(tmp_path/'cache'), OMP_NUM_THREADS='1')
+    run = lambda *a: subprocess.run(list(a), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    r = run('mmsent_synth', '--out', 'data', '--n', '150', '--seed', '0')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run('mmsent_train', '--data_root', 'data', '--epochs', '1', '--batch_size', '16', '--max_audio_seconds', '2', '--no_progress',
+            '--output_dir', 'o', '--log_dir', 'l')
+    assert r.returncode == 0, r.stderr[-2000:]
+    best = tmp_path/'o'/'end_to_end_multimodal_best'
+    code = ("import sys, torch, mmsent\nfrom transformers import AutoConfig, AutoModel, AutoProcessor\n"
+            "d = sys.argv[1]; cfg, m, p = AutoConfig.from_pretrained(d), AutoModel.from_pretrained(d), AutoProcessor.from_pretrained(d)\n"
+            "from mmsent.model import EndToEndMultiModalModel\nown = EndToEndMultiModalModel.from_pretrained(d)\n"
+            "x = p(text=['a good film'], audio=[torch.zeros(1600).numpy()], image=[None])\n"
+            "with torch.no_grad(): print(type(cfg).__name__, type(m).__name__, type(p).__name__, torch.equal(m(**x), own(**x)))")
+    r = run(sys.executable, '-c', code, str(best))
+    assert r.stdout.split() == ['ModelConfig', 'EndToEndMultiModalModel', 'MultiModalProcessor', 'True'], r.stderr[-2000:]
+    hist = json.loads((tmp_path/'o'/'training_history_end_to_end.json').read_text())
+    card = (best/'README.md').read_text()
+    acc = hist['epochs'][0]['val_accuracy']
+    assert f"| val_accuracy | {acc:.4g} |" in card and 'mmsent_train' in card and 'library_name: mmsent' in card, card[:3000]
