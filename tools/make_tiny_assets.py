@@ -2,9 +2,9 @@
 
     python tools/make_tiny_assets.py
 
-Run once; the output is committed. It is the directory layout `MultiModalProcessor.save_pretrained` writes
-(tokenizer/, feature_extractor/, image_processor/, mmsent_processor.json), so the tiny preset loads through the
-same `from_pretrained` path as any saved model. The tokenizer is a byte-level BPE, so any text (accents, emoji)
+Run once; the output is committed. It is the folder layout of mmsent releases before the Hugging Face
+`ProcessorMixin` one (tokenizer/, feature_extractor/, image_processor/, mmsent_processor.json), which
+`MultiModalProcessor.from_pretrained` still reads, so the tiny preset loads through the same path as any saved model. The tokenizer is a byte-level BPE, so any text (accents, emoji)
 encodes without unknown tokens; its 1,000-token vocabulary is learnt from the word list below (everyday English
 plus sentiment words, negations and fillers) so that common words are single tokens. `mmsent_processor.json` is
 empty: the processor's own defaults apply.
