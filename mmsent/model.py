@@ -132,6 +132,7 @@ class ModelConfig(PreTrainedConfig):
 _RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
                unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
                n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
+_RANGES['fusion.num_classes'] = (1, None)   # the fusion's output width: 1 for a regressor's score
 
 def _check_fields(values:dict, spec, where:str=''):
     "Type (and range) of each of `values` against the dataclass fields `spec`; the error names the field."
@@ -139,7 +140,7 @@ def _check_fields(values:dict, spec, where:str=''):
         if f.name not in values or f.type in ('FusionConfig',): continue
         v = values[f.name]
         if not _type_ok(v, str(f.type)): raise ValueError(f"{where}{f.name} must be {f.type}, got {v!r}")
-        lo, hi = _RANGES.get(f.name, (None, None))
+        lo, hi = _RANGES.get(where + f.name, _RANGES.get(f.name, (None, None)))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
             raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
         if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
