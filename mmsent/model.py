@@ -30,7 +30,7 @@ from .fusion import FusionConfig, FusionOutput, build_fusion
 # %% auto #0
 __all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_NAME', 'CARD_NAME', 'ModelConfig',
            'MultiModalOutput', 'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel',
-           'convert_legacy']
+           'convert_legacy', 'mmsent_convert']
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
@@ -720,13 +720,13 @@ def convert_legacy(
     proc = MultiModalProcessor.from_pretrained(d, verify=verify) if has_proc else None
     return model.save_pretrained(out or d, processor=proc, extra=model.config.run_info)
 
-def _main(argv:list|None=None):
-    "`python -m mmsent.model convert DIR [OUT]`: errors are one line, no traceback."
+def mmsent_convert(
+    argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
+):
+    "Rewrite a model directory of mmsent's first format in the Hugging Face format: `mmsent_convert DIR [OUT]`; errors are one line."
     import argparse, sys
-    ap = argparse.ArgumentParser(prog='python -m mmsent.model', description="Convert a model directory of mmsent's first format to the Hugging Face format.")
-    ap.add_argument('command', choices=['convert']); ap.add_argument('directory'); ap.add_argument('out', nargs='?')
+    ap = argparse.ArgumentParser(prog='mmsent_convert', description="Rewrite a model directory of mmsent's first format in the Hugging Face format (in place, or into OUT).")
+    ap.add_argument('directory'); ap.add_argument('out', nargs='?')
     a = ap.parse_args(argv)
     try: sys.stdout.write(f"{convert_legacy(a.directory, a.out)}\n")
-    except (OSError, ValueError) as e: sys.exit(f"python -m mmsent.model: {e}")
-
-if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'mmsent.model': _main()   # `python -m`, not a notebook
+    except (OSError, ValueError) as e: sys.exit(f"mmsent_convert: error: {e}")

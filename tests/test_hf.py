@@ -168,11 +168,11 @@ def test_convert_command(saved, tmp_path):
     _, model, _ = saved
     old = save_v0(model, tmp_path/'old')
     env = dict(os.environ, HF_HUB_OFFLINE='1')
-    r = subprocess.run([sys.executable, '-m', 'mmsent.model', 'convert', str(old)], capture_output=True, text=True, env=env)
+    r = subprocess.run(['mmsent_convert', str(old)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((old/CONFIG_NAME).read_text())['model_type'] == 'mmsent' and (old/'checksums.sha256').is_file()
-    r = subprocess.run([sys.executable, '-m', 'mmsent.model', 'convert', str(tmp_path/'nothing')], capture_output=True, text=True, env=env)
-    assert r.returncode == 1 and r.stderr.strip().startswith('python -m mmsent.model:') and 'Traceback' not in r.stderr
+    r = subprocess.run(['mmsent_convert', str(tmp_path/'nothing')], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and r.stderr.strip().startswith('mmsent_convert: error:') and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr
 
 
 @pytest.mark.slow
