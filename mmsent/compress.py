@@ -4,7 +4,8 @@
 
 # %% ../nbs/09_compress.ipynb #e04644b5
 from __future__ import annotations
-import json, logging, os, shutil, statistics, sys, tempfile, time
+import json, logging, os, platform, shutil, statistics, sys, tempfile, time, warnings
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from .metrics import collect_predictions
 log = logging.getLogger('mmsent.compress')
 
 # %% auto #0
-__all__ = ['log', 'QUANT_ARCH', 'QUANT_SCHEME', 'distill', 'Int8DynamicLinear', 'quantize_int8', 'save_quantized',
-           'load_quantized', 'encoder_linears', 'sparsity', 'prune_encoders', 'compare_models', 'format_table',
-           'eval_loader', 'distill_parser', 'mmsent_distill', 'mmsent_quantize', 'mmsent_prune']
+__all__ = ['log', 'INT8_KERNELS', 'QUANT_ARCH', 'QUANT_SCHEME', 'distill', 'Int8DynamicLinear', 'int8_candidates', 'time_linears',
+           'quantize_int8', 'save_quantized', 'load_quantized', 'encoder_linears', 'sparsity', 'prune_encoders',
+           'compare_models', 'format_table', 'eval_loader', 'distill_parser', 'mmsent_distill', 'mmsent_quantize',
+           'mmsent_prune']
 
 # %% ../nbs/09_compress.ipynb #8877910f
 def distill(
@@ -51,41 +53,107 @@ def distill(
     return train(TrainConfig(teacher=str(t), preset=student_preset, distill_alpha=alpha, distill_temperature=temperature, **kwargs))
 
 # %% ../nbs/09_compress.ipynb #a76ec109
+INT8_KERNELS = ('onednn', 'fbgemm', 'qnnpack', 'reference')
+
+@contextmanager
+def _quantized_engine(name:str):
+    "Set `torch.backends.quantized.engine` for a block (packing reads it), then restore it."
+    old = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try: yield
+    finally: torch.backends.quantized.engine = old
+
 class Int8DynamicLinear(nn.Module):
-    "A linear layer with int8 weights (one scale per output channel) whose inputs are quantized to int8 per row at run time."
-    def __init__(self, in_features:int, out_features:int, bias:bool=True):
+    "A linear layer with int8 weights (one scale per output channel) whose inputs are quantized to int8 at run time by `kernel`."
+    def __init__(self, in_features:int, out_features:int, bias:bool=True,
+                 kernel:str='reference'): # one of `INT8_KERNELS`: a quantized engine of this torch build, or 'reference' (float math)
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer('weight_int8', torch.zeros(out_features, in_features, dtype=torch.int8))
         self.register_buffer('weight_scale', torch.ones(out_features))
         self.register_buffer('bias', torch.zeros(out_features) if bias else None)
+        self.set_kernel(kernel)
 
     @classmethod
-    def from_float(cls, lin:nn.Linear):
+    def from_float(cls, lin:nn.Linear, kernel:str='reference'):
         "Quantize a float `nn.Linear` (symmetric, per output channel)."
-        q = cls(lin.in_features, lin.out_features, lin.bias is not None)
-        w = lin.weight.detach().float()
+        q = cls(lin.in_features, lin.out_features, lin.bias is not None, kernel)
+        w = lin.weight.detach().float().cpu()
         scale = w.abs().amax(1).clamp(min=1e-12)/127
         q.weight_int8.copy_((w/scale[:, None]).round().clamp(-127, 127).to(torch.int8))
         q.weight_scale.copy_(scale)
         if lin.bias is not None: q.bias.copy_(lin.bias.detach().float())
-        return q.to(lin.weight.device)
+        return q
+
+    def set_kernel(self, kernel:str):
+        "Choose the kernel (one of `INT8_KERNELS`); the packed weight is rebuilt from the int8 buffers on the next forward."
+        if kernel not in INT8_KERNELS: raise ValueError(f"unknown int8 kernel {kernel!r}: expected one of {INT8_KERNELS}")
+        if kernel != 'reference' and kernel not in torch.backends.quantized.supported_engines:
+            raise ValueError(f"int8 kernel {kernel!r} is not in this torch build (it has {torch.backends.quantized.supported_engines})")
+        self.kernel, self._packed = kernel, None
+        return self
 
     @property
     def weight(self)->torch.Tensor:
         "The dequantized (float) weight, for code that reads `.weight` (its dtype, its shape)."
         return self.weight_int8.float()*self.weight_scale[:, None]
 
+    def _pack(self):
+        "The engine's packed weight, made from the int8 buffers (exactly: round(q*s/s) = q)."
+        with warnings.catch_warnings(), _quantized_engine(self.kernel):
+            warnings.simplefilter('ignore')   # torch 2.14 marks quantized tensors deprecated; the kernels are what quantize_dynamic runs
+            qw = torch.quantize_per_channel(self.weight, self.weight_scale.double(), torch.zeros(self.out_features, dtype=torch.long), 0, torch.qint8)
+            return torch.ops.quantized.linear_prepack(qw, self.bias)
+
     def forward(self, x:torch.Tensor)->torch.Tensor: # (..., in_features) -> (..., out_features)
+        "Quantize `x` (per tensor, at run time), multiply in int8 with int32 accumulation, rescale to float; 'reference' multiplies the dequantized weight in float."
         shape, dt = x.shape, x.dtype
         x2 = x.reshape(-1, self.in_features).float()   # (N, in)
-        xs = x2.abs().amax(1, keepdim=True).clamp(min=1e-12)/127   # (N, 1) per-row activation scale
-        xq = (x2/xs).round().clamp(-127, 127).to(torch.int8)
-        y = torch._int_mm(xq, self.weight_int8.t()).float()*xs*self.weight_scale   # int8 x int8 -> int32, then rescale
-        if self.bias is not None: y = y + self.bias
+        if self.kernel == 'reference': y = F.linear(x2, self.weight, self.bias)
+        else:
+            if self._packed is None: self._packed = self._pack()
+            y = torch.ops.quantized.linear_dynamic(x2, self._packed, self.kernel == 'fbgemm')   # fbgemm: 7-bit activations, no int16 overflow without VNNI
         return y.reshape(*shape[:-1], self.out_features).to(dt)
 
-    def extra_repr(self): return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, weights=int8 per-channel, activations=int8 dynamic per-row'
+    def __deepcopy__(self, memo):
+        "Copy the tensors; the packed weight is rebuilt on the copy's first forward."
+        new = self.__class__(self.in_features, self.out_features, self.bias is not None, self.kernel)
+        new.load_state_dict(self.state_dict())
+        return new
+
+    def extra_repr(self): return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, weights=int8 per-channel, kernel={self.kernel}'
+
+# %% ../nbs/09_compress.ipynb #4297cc14
+def int8_candidates()->list[str]:
+    "The quantized engines worth timing on this CPU, by platform and capability (x86: oneDNN where AVX-512, fbgemm; ARM: QNNPACK)."
+    arm = platform.machine().lower() in ('arm64', 'aarch64')
+    want = ['qnnpack'] if arm else (['onednn'] if torch.backends.cpu.get_cpu_capability().startswith('AVX512') else []) + ['fbgemm']
+    return [k for k in want if k in torch.backends.quantized.supported_engines]
+
+def _median_ms(fn, repeats:int)->float:
+    fn()   # warm-up (packs the weight)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return 1e3*statistics.median(ts)
+
+def time_linears(
+    shapes:dict, # (in_features, out_features) -> how many such layers the model has
+    kernels:list[str], # int8 kernels to time (`INT8_KERNELS`)
+    tokens:int=128, # rows per matrix product (batch x sequence length)
+    repeats:int=3, # timed runs per shape and kernel (the median counts)
+)->dict: # 'fp32' and each kernel -> ms for one pass over all the shapes
+    "Time fp32 `nn.Linear` against each int8 kernel on the given layer shapes, with the threads torch uses now."
+    g = torch.Generator().manual_seed(0)
+    res = dict.fromkeys(['fp32', *kernels], 0.0)
+    with torch.inference_mode():
+        for (i, o), n in shapes.items():
+            lin, x = nn.Linear(i, o), torch.randn(tokens, i, generator=g)
+            res['fp32'] += n*_median_ms(lambda: lin(x), repeats)
+            for k in kernels:
+                q = Int8DynamicLinear.from_float(lin, k)
+                res[k] += n*_median_ms(lambda: q(x), repeats)
+    return {k: round(v, 3) for k, v in res.items()}
 
 # %% ../nbs/09_compress.ipynb #b5b51223
 def _quantizable(model:nn.Module)->list[str]:
@@ -96,19 +164,42 @@ def _set_module(model:nn.Module, name:str, new:nn.Module):
     parent, _, child = name.rpartition('.')
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
+def _linear_shapes(model:nn.Module, names:list[str])->dict:
+    "(in_features, out_features) -> count, over the named linear layers."
+    shapes = {}
+    for n in names:
+        m = model.get_submodule(n); shapes[(m.in_features, m.out_features)] = shapes.get((m.in_features, m.out_features), 0) + 1
+    return shapes
+
 def quantize_int8(
     model:EndToEndMultiModalModel, # a trained float model (not changed)
-)->EndToEndMultiModalModel: # a CPU copy with every plain `nn.Linear` replaced by `Int8DynamicLinear`, in eval mode
-    "Post-training dynamic int8 quantization of the linear layers (weights per channel, activations per row at run time)."
+    kernel:str='auto', # 'auto': the fastest of `int8_candidates()` on this machine, timed on the model's layer shapes; or one of `INT8_KERNELS`
+    check_speed:bool=True, # time fp32 against int8 first and keep fp32 where int8 is not faster
+    tokens:int=128, # rows per product in that timing
+)->EndToEndMultiModalModel: # a CPU copy with every plain `nn.Linear` replaced by `Int8DynamicLinear` (or, where int8 is slower, the float copy), in eval mode
+    "Post-training dynamic int8 quantization of the linear layers, with kernels timed on this CPU; keeps fp32 where int8 would be slower."
     import copy
-    q = copy.deepcopy(model).cpu().float().eval()
+    q = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
     names = _quantizable(q)
-    for n in names: _set_module(q, n, Int8DynamicLinear.from_float(q.get_submodule(n)))
+    kernels = int8_candidates() if kernel == 'auto' else [kernel]
+    speed = dict(cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(), tokens=tokens)
+    if check_speed or (kernel == 'auto' and len(kernels) > 1):
+        speed['ms'] = time_linears(_linear_shapes(q, names), kernels, tokens)
+        kernels = sorted(kernels, key=speed['ms'].get)
+    if not kernels: kernels = ['reference']
+    speed['kernel'] = kernels[0]
+    q.int8_speed = speed
+    if check_speed and not speed['ms'].get(kernels[0], float('inf')) < speed['ms']['fp32']:
+        log.warning(f"int8 is not faster than fp32 here ({speed['cpu_capability']}, {speed['threads']} threads): fp32 {speed['ms']['fp32']} ms, "
+                    f"int8 ({kernels[0]}) {speed['ms'].get(kernels[0])} ms on the model's linear layers; keeping fp32")
+        return q
+    for n in names: _set_module(q, n, Int8DynamicLinear.from_float(q.get_submodule(n), kernels[0]))
     q.quantized_modules = names
-    return q.requires_grad_(False)
+    return q
 
 # %% ../nbs/09_compress.ipynb #73eaa371
-QUANT_ARCH, QUANT_SCHEME = 'QuantizedEndToEndMultiModalModel', 'int8-dynamic-per-channel-weights-per-row-activations'
+QUANT_ARCH, QUANT_SCHEME = 'QuantizedEndToEndMultiModalModel', 'int8-dynamic-per-channel-weights'
+_OLD_SCHEMES = ('int8-dynamic-per-channel-weights-per-row-activations',)   # same tensors, written before the kernels were chosen by CPU
 
 def save_quantized(
     model:EndToEndMultiModalModel, # from `quantize_int8`
@@ -129,7 +220,7 @@ def save_quantized(
         from dataclasses import replace
         cfg = replace(model.config, encoder_configs={m: model.unimodal(m).encoder.config.to_dict() for m in model.modalities})
         meta = dict(architecture=QUANT_ARCH, mmsent_version=mmsent.__version__, weights_sha256=_sha256(tmp/WEIGHTS_NAME), config=cfg.to_dict(),
-                    quantization=dict(scheme=QUANT_SCHEME, modules=list(names)), **(extra or {}))
+                    quantization=dict(scheme=QUANT_SCHEME, modules=list(names), kernel=model.get_submodule(names[0]).kernel, speed=getattr(model, 'int8_speed', None)), **(extra or {}))
         (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, default=str))
         if processor is not None: processor.save_pretrained(tmp)
         write_checksums(tmp)   # every file, config included: read_saved checks them
@@ -142,11 +233,12 @@ def save_quantized(
 def load_quantized(
     directory:str|Path, # written by `save_quantized`
     verify:bool=True, # check every file against checksums.sha256 (and the weights against the SHA-256 in config.json)
+    kernel:str|None=None, # one of `INT8_KERNELS`; None: the saved one where it is a candidate on this CPU, else the first of `int8_candidates()`
 )->EndToEndMultiModalModel:
     "Rebuild a quantized model: the architecture from config.json, the int8 layers in place, the tensors from safetensors."
     d = Path(directory)
     meta, state = read_saved(d, QUANT_ARCH, verify)   # a float model's directory names another architecture: load it with EndToEndMultiModalModel.from_pretrained
-    if meta['quantization'].get('scheme') != QUANT_SCHEME: raise ModelLoadError(f"{d/CONFIG_NAME}: unknown quantization scheme {meta['quantization'].get('scheme')!r}")
+    if meta['quantization'].get('scheme') not in (QUANT_SCHEME, *_OLD_SCHEMES): raise ModelLoadError(f"{d/CONFIG_NAME}: unknown quantization scheme {meta['quantization'].get('scheme')!r}")
     with init_empty_weights(): model = EndToEndMultiModalModel(ModelConfig.from_dict(meta['config']))
     for n in meta['quantization']['modules']:
         lin = model.get_submodule(n)
@@ -154,6 +246,10 @@ def load_quantized(
         _set_module(model, n, Int8DynamicLinear(lin.in_features, lin.out_features, lin.bias is not None))
     try: model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
+    if kernel is None:
+        saved = meta['quantization'].get('kernel')
+        kernel = saved if saved in ('reference', *int8_candidates()) else (int8_candidates() or ['reference'])[0]
+    for n in meta['quantization']['modules']: model.get_submodule(n).set_kernel(kernel)
     model.quantized_modules = list(meta['quantization']['modules'])
     return model.eval().requires_grad_(False)
 
@@ -263,6 +359,13 @@ def eval_loader(
 def _cli_error(cmd:str, e:Exception):
     print(f"{cmd}: error: {e}", file=sys.stderr); sys.exit(2)
 
+def _slower_than_fp32(speed:dict):
+    "Refuse (exit 3): an int8 model slower than the float one it came from is not worth writing."
+    print(f"mmsent_quantize: int8 is not faster than fp32 on this CPU ({speed['cpu_capability']}, {speed['threads']} threads): "
+          f"fp32 {speed['ms']['fp32']} ms, int8 ({speed['kernel']}) {speed['ms'].get(speed['kernel'])} ms on the model's linear layers; "
+          "nothing written: use the float model as it is, or --force to write the int8 model anyway", file=sys.stderr)
+    sys.exit(3)
+
 def _check_model_dir(model:str|None, what:str='--model')->Path:
     if not model: raise ValueError(f"{what} DIR is required (a model directory written by mmsent_train)")
     d = Path(model)
@@ -318,16 +421,20 @@ def mmsent_quantize(
     max_samples:int=None, # evaluate on the first this many samples only
     repeats:int=10, # timed passes per latency figure
     no_eval:store_true=False, # only quantize and save
+    kernel:str='auto', # int8 kernel: auto (the fastest on this CPU), onednn, fbgemm, qnnpack or reference
+    force:store_true=False, # write the int8 model even where it is not faster than fp32 on this machine
 ):
     "Dynamic int8 quantization of the linear layers for CPU inference; saves it (safetensors) and compares size, latency and accuracy with the float model."
     try:
         src = _check_model_dir(model); o = _check_out(out, src)
         fp = EndToEndMultiModalModel.from_pretrained(src); proc = MultiModalProcessor.from_pretrained(src)
-        q = save_quantized(quantize_int8(fp), o, proc, extra=dict(quantized_from=str(src)))
+        qm = quantize_int8(fp, kernel, check_speed=not force)
+        if not hasattr(qm, 'quantized_modules'): _slower_than_fp32(qm.int8_speed)
+        q = save_quantized(qm, o, proc, extra=dict(quantized_from=str(src)))
         rows = [] if no_eval else compare_models({'fp32': (fp, src), 'int8': (load_quantized(o), o)},
                                                 eval_loader(proc, fp.modalities, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_quantize', e)
-    _report(o, dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, model=str(src), dataset=dataset, split=split, rows=rows))
+    _report(o, dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, speed=qm.int8_speed, model=str(src), dataset=dataset, split=split, rows=rows))
 
 @call_parse
 def mmsent_prune(

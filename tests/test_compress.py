@@ -50,9 +50,10 @@ def test_distill_cli(teacher):
 @pytest.mark.slow
 def test_quantize_cli(teacher):
     d = teacher
-    r = run('mmsent_quantize', '--model', d/'teacher'/BEST, '--out', 'int8', '--data_root', d/'data', '--batch_size', 16, '--repeats', 3, *FAST, cwd=d)
-    assert r.returncode == 0, r.stderr
+    r = run('mmsent_quantize', '--model', d/'teacher'/BEST, '--out', 'int8', '--data_root', d/'data', '--batch_size', 16, '--repeats', 3, '--force', *FAST, cwd=d)
+    assert r.returncode == 0, r.stderr   # --force: the tiny teacher's layers may be too small for int8 to win on this CPU
     rep = json.loads((d/'int8'/'compression_report.json').read_text())
+    assert rep['speed']['cpu_capability'] == torch.backends.cpu.get_cpu_capability() and rep['speed']['kernel']
     fp, q = rep['rows']
     assert (fp['model'], q['model']) == ('fp32', 'int8')
     assert q['agreement'] >= 0.9, q                    # int8 predicts what fp32 predicts on most samples
@@ -69,6 +70,19 @@ def test_quantize_cli(teacher):
     assert bad.returncode == 2 and 'looks like a file name' in bad.stderr, bad.stderr
     missing = run('mmsent_quantize', '--model', d/'nope', '--out', 'x', cwd=d)
     assert missing.returncode == 2 and 'nope: no such model directory' in missing.stderr, missing.stderr
+
+
+@pytest.mark.slow
+def test_quantize_cli_refuses_when_int8_is_slower(teacher, monkeypatch, capsys):
+    "Where the timing finds int8 slower than fp32, mmsent_quantize writes nothing and exits 3 with one line saying why."
+    import mmsent.compress as mc
+    monkeypatch.setattr(mc, 'time_linears', lambda shapes, kernels, tokens=128, repeats=3: {'fp32': 1.0, **{k: 2.0 for k in kernels}})
+    with pytest.raises(SystemExit) as e: mc.mmsent_quantize(model=str(teacher/'teacher'/BEST), out=str(teacher/'slow'), no_eval=True)
+    err = capsys.readouterr().err
+    assert e.value.code == 3 and 'int8 is not faster than fp32 on this CPU' in err and '--force' in err, err
+    assert not (teacher/'slow').exists()
+    mc.mmsent_quantize(model=str(teacher/'teacher'/BEST), out=str(teacher/'forced'), no_eval=True, force=True)   # --force writes it anyway
+    assert mc.load_quantized(teacher/'forced').quantized_modules
 
 
 @pytest.mark.slow
