@@ -20,7 +20,8 @@ from .model import CONFIG_NAME, WEIGHTS_NAME, EndToEndMultiModalModel, ModelLoad
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GRAPH_NAME', 'INT8_NAME', 'EXPORT_NAME', 'graph_inputs', 'ExportGraph', 'export_onnx', 'mmsent_export']
+__all__ = ['log', 'GRAPH_NAME', 'INT8_NAME', 'EXPORT_NAME', 'graph_inputs', 'ExportGraph', 'export_onnx', 'quantize_onnx',
+           'mmsent_export']
 
 # %% ../nbs/08b_export.ipynb #b64c6525
 GRAPH_NAME, INT8_NAME, EXPORT_NAME = 'model.onnx', 'model.int8.onnx', 'export.json'
@@ -128,11 +129,7 @@ def export_onnx(
     onnx.checker.check_model(proto)
     processor.save_pretrained(out)
     files = [GRAPH_NAME]
-    if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        quantize_dynamic(str(out/GRAPH_NAME), str(out/INT8_NAME), weight_type=QuantType.QInt8)
-        files.append(INT8_NAME)
-    elif (out/INT8_NAME).exists(): (out/INT8_NAME).unlink()   # a stale one would not match this graph
+    if (out/INT8_NAME).exists(): (out/INT8_NAME).unlink()   # a stale one would not match this graph
     c = model.config
     info = dict(format='mmsent-onnx', mmsent_version=mmsent.__version__, exporter=f'torch.onnx.export(dynamo=True), torch {torch.__version__}',
                 opset=opset, graphs=files, modalities=list(model.modalities), task=c.task, labels=list(LABELS) if c.task == 'classification' else None,
@@ -140,7 +137,22 @@ def export_onnx(
                 source=dict(name=model_dir.name, weights_sha256=sha256_file(model_dir/WEIGHTS_NAME)),
                 inputs=_describe(proto.graph.input), outputs=_describe(proto.graph.output))
     (out/EXPORT_NAME).write_text(json.dumps(info, indent=2) + '\n')
+    if int8: quantize_onnx(out)
     return out
+
+# %% ../nbs/08b_export.ipynb #19399357
+def quantize_onnx(
+    export_dir:str|Path, # an export directory written by `export_onnx`
+)->Path: # the int8 graph
+    "Write `model.int8.onnx` next to `model.onnx`: ONNX Runtime's dynamic int8 quantization; `export.json` lists it."
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    d = Path(export_dir)
+    if not (d/GRAPH_NAME).is_file(): raise ModelLoadError(f"{d/GRAPH_NAME} is missing: export the model first (mmsent_export)")
+    quantize_dynamic(str(d/GRAPH_NAME), str(d/INT8_NAME), weight_type=QuantType.QInt8)
+    info = json.loads((d/EXPORT_NAME).read_text())
+    info['graphs'] = [GRAPH_NAME, INT8_NAME]
+    (d/EXPORT_NAME).write_text(json.dumps(info, indent=2) + '\n')
+    return d/INT8_NAME
 
 # %% ../nbs/08b_export.ipynb #d8873412
 @call_parse
