@@ -23,8 +23,60 @@ from .metrics import score_to_class
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BACKENDS', 'Prediction', 'Predictor', 'TorchBackend', 'OnnxBackend', 'predict_manifest', 'write_predictions',
+__all__ = ['log', 'BACKENDS', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor', 'predict_manifest', 'write_predictions',
            'mmsent_predict']
+
+# %% ../nbs/08_predict.ipynb #4ea63373
+BACKENDS = ('torch', 'onnxruntime')
+
+def _numpy(t:torch.Tensor|None)->np.ndarray|None: return None if t is None else t.detach().float().cpu().numpy()
+
+class TorchBackend:
+    "Runs the PyTorch model for a `Predictor`."
+    def __init__(self,
+        model:EndToEndMultiModalModel, # the model
+        device:str|torch.device='cpu', # where it runs
+    ):
+        self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+        self.modalities, self.task = tuple(model.modalities), model.config.task
+
+    @torch.no_grad()
+    def __call__(self, inputs:dict)->dict:
+        "The model's outputs for the processor's batch `inputs`, as NumPy arrays (Shapley values included)."
+        dev = next(self.model.parameters()).device
+        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
+        return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
+                    modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
+                    modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
+
+class OnnxBackend:
+    "Runs the `model.onnx` of an export directory (written by `mmsent_export`) with ONNX Runtime for a `Predictor`."
+    def __init__(self,
+        export_dir:str|Path, # a directory written by `mmsent_export`
+        int8:bool=False, # run `model.int8.onnx` (written by `mmsent_export --int8`) instead
+        device:str='auto', # 'cuda' uses ONNX Runtime's CUDA provider where installed; otherwise the CPU
+    ):
+        d = Path(export_dir)
+        graph, info_file = d/('model.int8.onnx' if int8 else 'model.onnx'), d/'export.json'
+        if not graph.is_file(): raise ModelLoadError(f"{graph} is missing: write an export directory with mmsent_export --model MODEL_DIR --out {d}" + (' --int8' if int8 else ''))
+        if not info_file.is_file(): raise ModelLoadError(f"{info_file} is missing: {d} is not an export directory written by mmsent_export")
+        try: info = json.loads(info_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ModelLoadError(f"{info_file} is not valid JSON: {e}") from None
+        try: import onnxruntime as ort
+        except ImportError: raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
+        providers = ['CPUExecutionProvider']
+        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers(): providers.insert(0, 'CUDAExecutionProvider')
+        self.session = ort.InferenceSession(str(graph), providers=providers)
+        self.modalities, self.task = tuple(info['modalities']), info['task']
+        self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs:dict)->dict:
+        "The graph's outputs for the processor's batch `inputs`, as NumPy arrays (no Shapley values)."
+        present = inputs['modality_mask'].numpy()[:, [MODALITIES.index(m) for m in self.modalities]]
+        if not present.any(-1).all(): raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
+        out = dict(zip(self.outputs, self.session.run(None, {k: inputs[k].numpy() for k in self.inputs})))
+        return dict(logits=out['logits'], unimodal_logits=out['unimodal_logits'], modality_mask=present,
+                    attention=out.get('attention'), modality_weights=out.get('modality_weights'), shapley=None)
 
 # %% ../nbs/08_predict.ipynb #117387e8
 @dataclass
@@ -148,58 +200,6 @@ class Predictor:
     )->Prediction:
         "Predict the sentiment of one sample from any subset of its modalities."
         return self.predict_samples([self.read(text, audio, image, video)])[0]
-
-# %% ../nbs/08_predict.ipynb #4ea63373
-BACKENDS = ('torch', 'onnxruntime')
-
-def _numpy(t:torch.Tensor|None)->np.ndarray|None: return None if t is None else t.detach().float().cpu().numpy()
-
-class TorchBackend:
-    "Runs the PyTorch model for a `Predictor`."
-    def __init__(self,
-        model:EndToEndMultiModalModel, # the model
-        device:str|torch.device='cpu', # where it runs
-    ):
-        self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
-        self.modalities, self.task = tuple(model.modalities), model.config.task
-
-    @torch.no_grad()
-    def __call__(self, inputs:dict)->dict:
-        "The model's outputs for the processor's batch `inputs`, as NumPy arrays (Shapley values included)."
-        dev = next(self.model.parameters()).device
-        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
-        return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
-                    modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
-                    modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
-
-class OnnxBackend:
-    "Runs the `model.onnx` of an export directory (written by `mmsent_export`) with ONNX Runtime for a `Predictor`."
-    def __init__(self,
-        export_dir:str|Path, # a directory written by `mmsent_export`
-        int8:bool=False, # run `model.int8.onnx` (written by `mmsent_export --int8`) instead
-        device:str='auto', # 'cuda' uses ONNX Runtime's CUDA provider where installed; otherwise the CPU
-    ):
-        d = Path(export_dir)
-        graph, info_file = d/('model.int8.onnx' if int8 else 'model.onnx'), d/'export.json'
-        if not graph.is_file(): raise ModelLoadError(f"{graph} is missing: write an export directory with mmsent_export --model MODEL_DIR --out {d}" + (' --int8' if int8 else ''))
-        if not info_file.is_file(): raise ModelLoadError(f"{info_file} is missing: {d} is not an export directory written by mmsent_export")
-        try: info = json.loads(info_file.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ModelLoadError(f"{info_file} is not valid JSON: {e}") from None
-        try: import onnxruntime as ort
-        except ImportError: raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
-        providers = ['CPUExecutionProvider']
-        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers(): providers.insert(0, 'CUDAExecutionProvider')
-        self.session = ort.InferenceSession(str(graph), providers=providers)
-        self.modalities, self.task = tuple(info['modalities']), info['task']
-        self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, inputs:dict)->dict:
-        "The graph's outputs for the processor's batch `inputs`, as NumPy arrays (no Shapley values)."
-        present = inputs['modality_mask'].numpy()[:, [MODALITIES.index(m) for m in self.modalities]]
-        if not present.any(-1).all(): raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
-        out = dict(zip(self.outputs, self.session.run(None, {k: inputs[k].numpy() for k in self.inputs})))
-        return dict(logits=out['logits'], unimodal_logits=out['unimodal_logits'], modality_mask=present,
-                    attention=out.get('attention'), modality_weights=out.get('modality_weights'), shapley=None)
 
 # %% ../nbs/08_predict.ipynb #19b129b0
 class _Decoded(torch.utils.data.Dataset):
