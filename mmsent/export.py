@@ -51,10 +51,32 @@ class ExportGraph(nn.Module):
         if m == 'visual': return enc(x['visual_inputs'])
         if m == 'text': return enc(x['text_inputs'], x['text_attention_mask'])
         if enc.encoder.config.feat_extract_norm != 'group': return enc(x['audio_inputs'], x['audio_attention_mask'])
-        h = enc.encoder(x['audio_inputs']).last_hidden_state   # batched, padding included (see above)
-        mask = enc.frame_mask(x['audio_attention_mask'], h.shape[1])
+        h, mask = self._group_norm_audio(enc, x['audio_inputs'], x['audio_attention_mask'])
         emb = enc.pool(h, mask)
         return UnimodalOutput(embedding=emb, logits=enc.classifier(enc.dropout(emb)), hidden_states=h, mask=mask)
+
+    def _group_norm_audio(self, enc, wave:torch.Tensor, attention_mask:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
+        "`AudioSentimentModel._encode_clips` without its loop: the first convolution's group norm takes its statistics over each clip's own frames."
+        w2v, fe = enc.encoder, enc.encoder.feature_extractor
+        first = fe.conv_layers[0]
+        lengths = attention_mask.sum(-1)
+        h = first.conv(wave[:, None])                                                  # (B, C, T0)
+        n0 = (lengths - first.conv.kernel_size[0]) // first.conv.stride[0] + 1         # real frames of each clip
+        real = (torch.arange(h.shape[-1], device=h.device)[None] < n0[:, None])[:, None]   # (B, 1, T0)
+        cnt = n0.clamp(min=1)[:, None, None].to(h.dtype)
+        mean = h.masked_fill(~real, 0.0).sum(-1, keepdim=True) / cnt
+        var = (h - mean).masked_fill(~real, 0.0).pow(2).sum(-1, keepdim=True) / cnt
+        gn = first.layer_norm
+        h = first.activation((h - mean) / torch.sqrt(var + gn.eps) * gn.weight[None, :, None] + gn.bias[None, :, None])
+        for layer in fe.conv_layers[1:]: h = layer(h)   # a real frame's window never reaches past its clip's end
+        mask = enc.frame_mask(attention_mask, h.shape[-1])
+        h = w2v.feature_projection(h.transpose(1, 2).masked_fill(~mask[..., None], 0.0))
+        if isinstance(h, tuple): h = h[0]
+        h = w2v.encoder(h, attention_mask=mask).last_hidden_state
+        if getattr(w2v, 'adapter', None) is not None:
+            h = w2v.adapter(h.masked_fill(~mask[..., None], 0.0))
+            mask = enc.frame_mask(attention_mask, h.shape[1])
+        return h, mask
 
     def forward(self,
         modality_mask:torch.Tensor, # (B, 3) bool, which of text/audio/visual each sample has
@@ -115,9 +137,6 @@ def export_onnx(
     model_dir, out = Path(model_dir), Path(out_dir)
     if not (model_dir/CONFIG_NAME).is_file(): raise ModelLoadError(f"{model_dir} is not a saved mmsent model: {CONFIG_NAME} is missing")
     model, processor = EndToEndMultiModalModel.from_pretrained(model_dir).float().eval(), MultiModalProcessor.from_pretrained(model_dir)
-    if 'audio' in model.modalities and model.unimodal('audio').encoder.config.feat_extract_norm == 'group':
-        log.warning("the audio encoder uses group normalisation: the graph encodes a batch of clips of different lengths padded together, "
-                    "so such clips differ slightly from PyTorch (a batch of one is exact)")
     out.mkdir(parents=True, exist_ok=True)
     args, axes = _example(model, processor)
     graph, names = ExportGraph(model).eval(), graph_inputs(model)
