@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_export.ipynb #1b484294
 from __future__ import annotations
-import contextlib, json, logging, math, sys
+import contextlib, json, logging, math, sys, warnings
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +126,18 @@ def _describe(values)->list[dict]:
     return [dict(name=v.name, dtype=dt(v), shape=dims(v)) for v in values]
 
 # %% ../nbs/08b_export.ipynb #b3224a94
+@contextlib.contextmanager
+def _quiet():
+    "Within the block, the exporter's and quantizer's chatter (warnings, INFO/WARNING log lines about optional parts) is not shown."
+    loggers = [logging.getLogger(n) for n in ('', 'torch.onnx', 'torch.export', 'onnxscript', 'onnx_ir')]
+    levels = [l.level for l in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for l in loggers: l.setLevel(logging.ERROR)
+        try: yield
+        finally:
+            for l, v in zip(loggers, levels): l.setLevel(v)
+
 def export_onnx(
     model_dir:str|Path, # a model directory written by `mmsent_train` / `save_pretrained`
     out_dir:str|Path, # the export directory to write (created; files of an earlier export are replaced)
@@ -140,7 +152,7 @@ def export_onnx(
     out.mkdir(parents=True, exist_ok=True)
     args, axes = _example(model, processor)
     graph, names = ExportGraph(model).eval(), graph_inputs(model)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet():
         outputs = list(graph(*args))
         torch.onnx.export(graph, args, str(out/GRAPH_NAME), input_names=names, output_names=outputs, dynamic_shapes=(axes[0], axes[1:]),
                           opset_version=opset, dynamo=True, external_data=False, verbose=False)
@@ -156,7 +168,8 @@ def export_onnx(
                 source=dict(name=model_dir.name, weights_sha256=sha256_file(model_dir/WEIGHTS_NAME)),
                 inputs=_describe(proto.graph.input), outputs=_describe(proto.graph.output))
     (out/EXPORT_NAME).write_text(json.dumps(info, indent=2) + '\n')
-    if int8: quantize_onnx(out)
+    if int8:
+        with _quiet(): quantize_onnx(out)
     return out
 
 # %% ../nbs/08b_export.ipynb #19399357
