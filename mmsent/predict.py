@@ -23,7 +23,60 @@ from .metrics import score_to_class
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'Prediction', 'Predictor', 'predict_manifest', 'write_predictions', 'mmsent_predict']
+__all__ = ['log', 'BACKENDS', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor', 'predict_manifest', 'write_predictions',
+           'mmsent_predict']
+
+# %% ../nbs/08_predict.ipynb #4ea63373
+BACKENDS = ('torch', 'onnxruntime')
+
+def _numpy(t:torch.Tensor|None)->np.ndarray|None: return None if t is None else t.detach().float().cpu().numpy()
+
+class TorchBackend:
+    "Runs the PyTorch model for a `Predictor`."
+    def __init__(self,
+        model:EndToEndMultiModalModel, # the model
+        device:str|torch.device='cpu', # where it runs
+    ):
+        self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+        self.modalities, self.task = tuple(model.modalities), model.config.task
+
+    @torch.no_grad()
+    def __call__(self, inputs:dict)->dict:
+        "The model's outputs for the processor's batch `inputs`, as NumPy arrays (Shapley values included)."
+        dev = next(self.model.parameters()).device
+        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
+        return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
+                    modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
+                    modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
+
+class OnnxBackend:
+    "Runs the `model.onnx` of an export directory (written by `mmsent_export`) with ONNX Runtime for a `Predictor`."
+    def __init__(self,
+        export_dir:str|Path, # a directory written by `mmsent_export`
+        int8:bool=False, # run `model.int8.onnx` (written by `mmsent_export --int8`) instead
+        device:str='auto', # 'cuda' uses ONNX Runtime's CUDA provider where installed; otherwise the CPU
+    ):
+        d = Path(export_dir)
+        graph, info_file = d/('model.int8.onnx' if int8 else 'model.onnx'), d/'export.json'
+        if not graph.is_file(): raise ModelLoadError(f"{graph} is missing: write an export directory with mmsent_export --model MODEL_DIR --out {d}" + (' --int8' if int8 else ''))
+        if not info_file.is_file(): raise ModelLoadError(f"{info_file} is missing: {d} is not an export directory written by mmsent_export")
+        try: info = json.loads(info_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ModelLoadError(f"{info_file} is not valid JSON: {e}") from None
+        try: import onnxruntime as ort
+        except ImportError: raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
+        providers = ['CPUExecutionProvider']
+        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers(): providers.insert(0, 'CUDAExecutionProvider')
+        self.session = ort.InferenceSession(str(graph), providers=providers)
+        self.modalities, self.task = tuple(info['modalities']), info['task']
+        self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs:dict)->dict:
+        "The graph's outputs for the processor's batch `inputs`, as NumPy arrays (no Shapley values)."
+        present = inputs['modality_mask'].numpy()[:, [MODALITIES.index(m) for m in self.modalities]]
+        if not present.any(-1).all(): raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
+        out = dict(zip(self.outputs, self.session.run(None, {k: inputs[k].numpy() for k in self.inputs})))
+        return dict(logits=out['logits'], unimodal_logits=out['unimodal_logits'], modality_mask=present,
+                    attention=out.get('attention'), modality_weights=out.get('modality_weights'), shapley=None)
 
 # %% ../nbs/08_predict.ipynb #117387e8
 @dataclass
@@ -36,7 +89,7 @@ class Prediction:
     attention:list|None = None # (heads, M, M) modality attention over `modalities` (attention fusion)
     modality_weights:dict|None = None # modality -> attention its token receives (or its gate): where the fusion looks, not a contribution
     score:float|None = None # the predicted sentiment score in [-3, 3] (regression models)
-    shapley:dict|None = None # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from the model's prior
+    shapley:dict|None = None # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from the model's prior (None with the ONNX Runtime backend)
 
     def to_dict(self)->dict:
         "JSON-able."
@@ -65,7 +118,7 @@ class Prediction:
 class Predictor:
     "A trained model and its processor, ready for raw inputs."
     def __init__(self,
-        model:EndToEndMultiModalModel, # the model
+        model:EndToEndMultiModalModel|TorchBackend|OnnxBackend, # the model, or a backend that runs it
         processor:MultiModalProcessor, # its processor
         device:str='auto', # auto, cpu, cuda, mps
         n_frames:int|None=None, # frames taken from a video (default: as in training, from the processor)
@@ -73,14 +126,18 @@ class Predictor:
         self.device = resolve_device(device)
         trained = getattr(processor.config, 'n_frames', 1)
         if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
-        self.model, self.processor, self.n_frames = model.to(self.device).eval(), processor, n_frames or trained
+        self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device)
+        self.model, self.processor, self.n_frames = getattr(self.backend, 'model', None), processor, n_frames or trained
 
     @classmethod
     def from_pretrained(cls,
-        model_dir:str|Path, # a directory written by `mmsent_train` / `save_pretrained`
+        model_dir:str|Path, # a directory written by `mmsent_train` / `save_pretrained` (or by `mmsent_export`, with `backend='onnxruntime'`)
+        backend:str='torch', # 'torch', or 'onnxruntime' to run the `model.onnx` of an export directory
         **kwargs, # passed to `Predictor`
     )->Predictor:
         "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
+        if backend not in BACKENDS: raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
+        if backend == 'onnxruntime': return cls(OnnxBackend(model_dir, device=kwargs.get('device', 'auto')), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
         try: model = EndToEndMultiModalModel.from_pretrained(model_dir)
         except (TypeError, AttributeError, KeyError) as e:   # a config.json that parses but is not a model's (a list, "n_heads": "four")
             raise ModelLoadError(f"{Path(model_dir)/CONFIG_NAME} does not describe an mmsent model ({type(e).__name__}: {e})") from None
@@ -114,18 +171,18 @@ class Predictor:
         "Predictions for a batch of decoded samples."
         inputs = self.processor(text=[s.get('text') for s in samples], audio=[s.get('audio') for s in samples],
                                 image=[s.get('image') for s in samples])
-        out = self.model(**{k: v.to(self.device) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
-        reg, mods = self.model.config.task == 'regression', self.model.modalities
-        logits = out.logits.float().cpu()
+        out = self.backend(inputs)   # the one step that depends on the backend
+        reg, mods = self.backend.task == 'regression', self.backend.modalities
+        logits = torch.from_numpy(out['logits']).float()
         res = []
         for i in range(len(samples)):
-            here = [j for j, m in enumerate(mods) if out.modality_mask[i, j]]
+            here = [j for j in range(len(mods)) if out['modality_mask'][i, j]]
             used = [mods[j] for j in here]
-            head = lambda m: out.unimodal_logits[m][i].float().cpu()
-            uni = {mods[j]: ({'score': float(head(mods[j])[0])} if reg else dict(zip(LABELS, head(mods[j]).softmax(-1).tolist()))) for j in here}
-            att = out.attention[i][:, here][:, :, here].float().cpu().tolist() if out.attention is not None else None
-            w = {mods[j]: float(out.modality_weights[i, j]) for j in here} if out.modality_weights is not None else None
-            shap = {mods[j]: float(out.shapley[i, j]) for j in here}
+            head = lambda j: torch.from_numpy(out['unimodal_logits'][i, j]).float()
+            uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(LABELS, head(j).softmax(-1).tolist()))) for j in here}
+            att = out['attention'][i][:, here][:, :, here].tolist() if out['attention'] is not None else None
+            w = {mods[j]: float(out['modality_weights'][i, j]) for j in here} if out['modality_weights'] is not None else None
+            shap = {mods[j]: float(out['shapley'][i, j]) for j in here} if out['shapley'] is not None else None
             if reg:
                 s = float(logits[i, 0])
                 res.append(Prediction(label=LABELS[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
@@ -240,12 +297,14 @@ def mmsent_predict(
     num_workers:int=0, # with --manifest: DataLoader workers
     n_frames:int=None, # frames taken from a video (default: as in training)
     device:str='auto', # auto, cpu, cuda or mps
+    backend:str='torch', # torch, or onnxruntime: --model is then an export directory written by mmsent_export
 ):
     "Predict the sentiment of a text/audio/image/video sample with a trained model (or interactively, or over a manifest)."
     def fail(msg): print(f"mmsent_predict: error: {msg}", file=sys.stderr); sys.exit(2)
     if not model: fail("--model DIR is required (a directory written by mmsent_train)")
-    try: predictor = Predictor.from_pretrained(model, device=device, n_frames=n_frames)
-    except (ModelLoadError, EncoderLoadError, OSError, ValueError) as e: fail(e)
+    if backend not in BACKENDS: fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend}")
+    try: predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames)
+    except (ModelLoadError, EncoderLoadError, OSError, ValueError, ImportError) as e: fail(e)
     if interactive: _interactive(predictor, json); return
     if manifest:
         if not out: fail("--manifest needs --out FILE.csv or FILE.jsonl")

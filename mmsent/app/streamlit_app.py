@@ -107,7 +107,7 @@ def attention_figure(
     return fig
 
 # %% ../../nbs/08a_app.ipynb #009a3805
-_LOAD_ERRORS = (mmodel.ModelLoadError, mencoders.EncoderLoadError, OSError, ValueError)
+_LOAD_ERRORS = (mmodel.ModelLoadError, mencoders.EncoderLoadError, OSError, ValueError, ImportError)
 
 def _streamlit():
     try: import streamlit
@@ -120,14 +120,16 @@ def _parser()->argparse.ArgumentParser:
     ap.add_argument('--model', default=os.environ.get('MMSENT_MODEL', 'models/end_to_end_multimodal_best'),
                     help='model directory written by mmsent_train (default: $MMSENT_MODEL or %(default)s)')
     ap.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'), help='where the model runs')
+    ap.add_argument('--backend', default='torch', choices=mpredict.BACKENDS, help='torch, or onnxruntime: --model is then an export directory written by mmsent_export')
     return ap
 
-def _load(model_dir:str, device:str, stamp:float)->mpredict.Predictor:
+def _load(model_dir:str, device:str, stamp:float, backend:str='torch')->mpredict.Predictor:
     "The predictor of a model directory (`stamp`, its weights' mtime, is only part of the cache key)."
-    return mpredict.Predictor.from_pretrained(model_dir, device=device)
+    return mpredict.Predictor.from_pretrained(model_dir, backend=backend, device=device)
 
 def _stamp(model_dir:str)->float:
     w = Path(model_dir)/mmodel.WEIGHTS_NAME
+    if not w.is_file(): w = Path(model_dir)/'model.onnx'   # an export directory
     return w.stat().st_mtime if w.is_file() else 0.0
 
 def show_prediction(st, p:mpredict.Prediction):
@@ -174,11 +176,14 @@ def main(argv:list|None=None):
         st.header('Model')
         model_dir = st.text_input('Model directory', value=args.model, help='a directory written by mmsent_train')
         device = st.selectbox('Device', ('auto', 'cpu', 'cuda', 'mps'), index=('auto', 'cpu', 'cuda', 'mps').index(args.device))
-    try: predictor = st.cache_resource(show_spinner='Loading the model…')(_load)(model_dir, device, _stamp(model_dir))
+    try: predictor = st.cache_resource(show_spinner='Loading the model…')(_load)(model_dir, device, _stamp(model_dir), args.backend)
     except _LOAD_ERRORS as e:
         st.error(f"Cannot load a model from {model_dir!r}: {e}"); st.stop()
-    c = predictor.model.config
-    st.sidebar.caption(f"{c.preset} preset, {c.fusion.kind} fusion; modalities: {', '.join(c.modalities)}; on {predictor.device}")
+    if predictor.model is None:   # the ONNX Runtime backend
+        st.sidebar.caption(f"ONNX Runtime; modalities: {', '.join(predictor.backend.modalities)}")
+    else:
+        c = predictor.model.config
+        st.sidebar.caption(f"{c.preset} preset, {c.fusion.kind} fusion; modalities: {', '.join(c.modalities)}; on {predictor.device}")
     with st.form('inputs'):
         text = st.text_area('Text', placeholder='what was said (leave empty for none)')
         cols = st.columns(3)
@@ -200,11 +205,11 @@ def mmsent_app(argv:list|None=None):
     ap.add_argument('--address', default='localhost', help='address to serve on (0.0.0.0: every interface)')
     a, rest = ap.parse_known_args(argv)
     _streamlit()
-    if not (Path(a.model)/mmodel.CONFIG_NAME).is_file():
+    if not (Path(a.model)/mmodel.CONFIG_NAME).is_file() and not (Path(a.model)/'model.onnx').is_file():
         print(f"mmsent_app: warning: {a.model} holds no trained model yet (choose another directory in the page's sidebar)", file=sys.stderr)
     cmd = [sys.executable, '-m', 'streamlit', 'run', str(Path(__file__).resolve()), '--server.port', str(a.port),
            '--server.address', a.address, '--server.headless', 'true', '--browser.gatherUsageStats', 'false', '--client.toolbarMode', 'minimal', *rest,
-           '--', '--model', a.model, '--device', a.device]
+           '--', '--model', a.model, '--device', a.device, '--backend', a.backend]
     os.execv(sys.executable, cmd)
 
 def _in_streamlit()->bool:
