@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CONFIG', 'LEGACY_PROCESSOR_CONFIG', 'tiny_config', 'base_config',
            'EncoderLoadError', 'load_encoder', 'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel',
            'TextSentimentModel', 'AudioSentimentModel', 'VisualSentimentModel', 'sha256_file', 'write_checksums',
-           'verify_checksums', 'resolve_pretrained', 'ProcessorConfig', 'MultiModalProcessor']
+           'verify_checksums', 'resolve_pretrained', 'upload_to_hub', 'ProcessorConfig', 'MultiModalProcessor']
 
 # %% ../nbs/02_encoders.ipynb #96bd9ca6
 def tiny_config(
@@ -434,6 +434,22 @@ def resolve_pretrained(
     if not any((snap/f).is_file() for f in files): raise error(f"the Hub repository {s} holds no {what}: {' or '.join(files)} is missing")
     return snap
 
+def upload_to_hub(
+    save, # callable(folder) -> the saved folder: writes what to upload under `folder`
+    repo_id:str, # 'user/name' on the Hugging Face Hub
+    commit_message:str, # the commit's message
+    private:bool|None=None, # a new repository is private
+    token:str|bool|None=None, # access token (default: the stored login)
+    revision:str|None=None, # branch to push to
+    create_pr:bool=False, # open a pull request instead of committing
+):
+    "Create the Hub repository `repo_id` if needed, `save` into a temporary folder, and upload that folder."
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as t:
+        return api.upload_folder(repo_id=repo_id, folder_path=str(save(Path(t)/'upload')), commit_message=commit_message,
+                                 revision=revision, create_pr=create_pr)
+
 # %% ../nbs/02_encoders.ipynb #bfebd642
 ASSETS = Path(mmsent.__file__).parent/'assets'
 PROCESSOR_CONFIG = 'processor_config.json'   # Hugging Face's name: the settings and the two feature processors
@@ -549,13 +565,9 @@ class MultiModalProcessor(ProcessorMixin):
         **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
     ):
         "Save the processor into a temporary folder and upload it to the Hub repository `repo_id` (created if needed)."
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as t:
-            d = self.save_pretrained(Path(t)/'processor')
-            write_checksums(d)
-            return api.upload_folder(repo_id=repo_id, folder_path=str(d), commit_message=commit_message or 'Upload mmsent processor',
-                                     revision=revision, create_pr=create_pr)
+        def save(folder):
+            d = self.save_pretrained(folder); write_checksums(d); return d
+        return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision, create_pr)
 
     # --- the three modalities --------------------------------------------------------------------------------
     def encode_text(self, texts:list[str])->dict:

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor,
                           PreTrainedConfig, PreTrainedModel)
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers.utils import ModelOutput
 from fastcore.basics import patch
 
@@ -24,7 +24,7 @@ import mmsent
 from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset
 from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentModel, UnimodalSentimentModel,
                              load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file, write_checksums,
-                             verify_checksums, resolve_pretrained, _read_json_object, _type_ok)
+                             verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object, _type_ok)
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
@@ -599,12 +599,8 @@ class EndToEndMultiModalModel(PreTrainedModel):
         **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
     ):
         "Save the model (and processor) into a temporary folder with `save_pretrained` and upload it to the Hub repository `repo_id` (created if needed)."
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as t:
-            d = self.save_pretrained(Path(t)/'model', processor=processor, extra=extra)
-            return api.upload_folder(repo_id=repo_id, folder_path=str(d), commit_message=commit_message or 'Upload mmsent model',
-                                     revision=revision, create_pr=create_pr)
+        return upload_to_hub(lambda folder: self.save_pretrained(folder, processor=processor, extra=extra), repo_id,
+                             commit_message or 'Upload mmsent model', private, token, revision, create_pr)
 
 # %% ../nbs/04_model.ipynb #a9c2aa2b
 AutoConfig.register(ModelConfig.model_type, ModelConfig, exist_ok=True)
