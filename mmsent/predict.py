@@ -55,6 +55,7 @@ class OnnxBackend:
         export_dir:str|Path, # a directory written by `mmsent_export`
         int8:bool=False, # run `model.int8.onnx` (written by `mmsent_export --int8`) instead
         device:str='auto', # 'cuda' uses ONNX Runtime's CUDA provider where installed; otherwise the CPU
+        threads:int|None=None, # ONNX Runtime's intra-op threads (default: its own choice, one per physical core)
     ):
         d = Path(export_dir)
         graph, info_file = d/('model.int8.onnx' if int8 else 'model.onnx'), d/'export.json'
@@ -66,7 +67,9 @@ class OnnxBackend:
         except ImportError: raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
         providers = ['CPUExecutionProvider']
         if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers(): providers.insert(0, 'CUDAExecutionProvider')
-        self.session = ort.InferenceSession(str(graph), providers=providers)
+        so = ort.SessionOptions()
+        if threads: so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(graph), sess_options=so, providers=providers)
         self.modalities, self.task = tuple(info['modalities']), info['task']
         self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
 

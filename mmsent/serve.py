@@ -229,8 +229,9 @@ class SentimentAPI(ls.LitAPI):
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
         c = self.config
-        torch.set_num_threads(c.threads or max(1, (os.cpu_count() or 1)//c.workers))
-        self.predictor, self.metrics, self.worker = load_predictor(c), ServeMetrics(), str(os.getpid())
+        threads = c.threads or max(1, (os.cpu_count() or 1)//c.workers)
+        torch.set_num_threads(threads)
+        self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
 
     def decode_request(self, request):
         "A decoded sample, or the `RequestError` to answer with."
@@ -288,11 +289,13 @@ class ServeConfig:
 # %% ../nbs/08c_serve.ipynb #b412aecd
 def load_predictor(
     config:ServeConfig, # which model, backend and device
+    threads:int|None=None, # ONNX Runtime's intra-op threads (PyTorch's are set with `torch.set_num_threads`)
 )->Predictor:
     "The `Predictor` a worker serves; a folder with no usable model raises `ModelLoadError` naming the file."
     if config.model is None: raise ConfigError('model', "is required (a model directory written by mmsent_train)")
     if config.backend == 'onnxruntime':
-        return Predictor(OnnxBackend(config.model, int8=config.int8, device=config.device), MultiModalProcessor.from_pretrained(config.model), device=config.device)
+        backend = OnnxBackend(config.model, int8=config.int8, device=config.device, threads=threads)
+        return Predictor(backend, MultiModalProcessor.from_pretrained(config.model), device=config.device)
     return Predictor.from_pretrained(config.model, device=config.device)
 
 def build_server(
