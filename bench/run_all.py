@@ -1,6 +1,6 @@
 """Run every benchmark in turn (each in its own process), then regenerate the docs page `nbs/98_benchmarks.ipynb` from their JSON.
 
-    python bench/run_all.py              # about 13 minutes on 2 CPU cores
+    python bench/run_all.py              # about 13 minutes on 2 CPU cores, plus a few for the ONNX export of the base model
     python bench/run_all.py --report     # only regenerate the page from bench/results/*.json
 
 Run it on an otherwise idle machine: the figures are wall-clock times.
@@ -87,13 +87,25 @@ def sections(res:dict)->list[str]:
         r = res['inference']
         engines = [k for k in ('onednn', 'fbgemm', 'qnnpack') if any(k in x for x in r.get('kernels', []))]
         load = f"; load average {r['load_average'][0]:.1f} at the start, {r['load_average'][1]:.1f} at the end" if 'load_average' in r else ''
+        mc, ort = r['machine'], r.get('onnxruntime')
+        cpu = f"{mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {mc.get('cpu_capability') or 'not recorded'}"
+        threads = r.get('threads', mc['threads'])
+        ort_note = (f"The `ort` rows are ONNX Runtime {ort} (CPU execution provider) on the graphs `mmsent.export.export_onnx(..., int8=True)` writes: "
+                    "`model.onnx` (fp32) and `model.int8.onnx` (ONNX Runtime's dynamic int8 quantization: int8 weights, activations quantized at run time), "
+                    "run by `mmsent.predict.OnnxBackend` on the same processor batch as the PyTorch rows, with as many intra-op threads as PyTorch "
+                    f"({threads}). All rows ran on {cpu}: ONNX Runtime, like PyTorch, picks its kernels by the CPU's instruction sets. "
+                    + ' '.join(f"Saving and exporting the {p} model took {e['seconds']:.0f} s (" + ', '.join(f"`{k}` {v:.0f} MiB" for k, v in e['mib'].items()) + ")."
+                              for p, e in r.get('onnx_export', {}).items())).strip() if ort else ''
         out.append('\n'.join([f"## Inference\n\n{machine_line(r)}{load})\n",
+                              f"Every row ran on {cpu}, {threads} intra-op thread{'s' if threads != 1 else ''}" + (f"; ONNX Runtime {ort}" if ort else '') + ".\n",
                               md_table(r['rows'], [('preset', 'preset', 's'), ('variant', 'variant', 's'), ('kernel', 'int8 kernel', 's'), ('latency_ms', 'ms, batch 1', '.1f'),
                                                    ('speedup_latency', '× fp32', '.2f'), ('batch', 'batch', 'd'), ('samples_per_s', 'samples/s', '.1f'),
-                                                   ('speedup_throughput', '× fp32', '.2f'), ('agree_fp32', 'agrees with fp32', '.0%')]),
+                                                   ('speedup_throughput', '× fp32', '.2f'), ('agree_fp32', 'agrees with fp32', '.0%'),
+                                                   ('max_abs_diff_fp32', 'max \\|Δ logits\\| vs fp32', '.1e'), ('threads', 'threads', 'd')]),
                               "\nbf16 is CPU autocast; int8 is `mmsent.compress.quantize_int8` (int8 weights per output channel, activations quantized "
                               "at run time, the product in the quantized engine it timed as fastest on this CPU), forced here even where its guard "
-                              "would keep fp32. The models are random-init, so 'agrees' compares predicted classes only.\n"] +
+                              "would keep fp32. The models are random-init, so 'agrees' compares predicted classes only; the largest difference of "
+                              "the fused logits from PyTorch fp32's, over the throughput batch, says how close the numbers are. " + ort_note + "\n"] +
                              [f"- int8 guard, {p} preset: over the model's linear layers fp32 takes {g['ms']['fp32']} ms, "
                               + ', '.join(f"{k} {v} ms" for k, v in g['ms'].items() if k != 'fp32')
                               + f" ({g['cpu_capability']}, {g['threads']} threads): `quantize_int8` "
