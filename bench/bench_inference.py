@@ -11,9 +11,8 @@ the quantized engine it times as fastest here: oneDNN, fbgemm or QNNPACK; forced
 the guard's verdict recorded). The ONNX Runtime rows run the package's own export: the model is saved
 (`save_pretrained`), exported by `mmsent.export.export_onnx(model_dir, out, int8=True)` in a child process (`model.onnx` and
 ONNX Runtime's dynamic int8 `model.int8.onnx`; the export time is recorded), and timed through `mmsent.predict.OnnxBackend`
-on the same processor batch the torch rows take, so both sides are the model alone. `OnnxBackend` takes no thread count,
-so `ort_threads` gives it a session built as it builds its own plus `intra_op_num_threads` equal to PyTorch's threads
-(`--threads`, default PyTorch's own). For the base preset the saved processor resizes images to 224 px (the base ViT's
+on the same processor batch the torch rows take, so both sides are the model alone, with ONNX Runtime's intra-op threads
+equal to PyTorch's (`--threads`, default PyTorch's own). For the base preset the saved processor resizes images to 224 px (the base ViT's
 size; the tiny processor's 64 px would be traced into the graph). A kernel micro-benchmark times one linear layer (fp32, bf16, the old `torch._int_mm` path,
 each int8 engine) on tiny and base shapes at 1 and 2 threads, with the CPU capability. The fused logits of each variant are compared with PyTorch fp32's on the timed batch (largest |difference|, argmax agreement). Writes
 bench/results/inference.json; asserts nothing.
@@ -43,27 +42,11 @@ def export(model, proc, preset:str, tmp:Path)->tuple[Path, float]:
     return tmp/'export', time.perf_counter() - t0
 
 
-def ort_threads(backend, export_dir:Path, int8:bool, threads:int):
-    """Give `backend` (an `mmsent.predict.OnnxBackend(export_dir, int8=int8)`) a session with `threads` intra-op threads; it returns `backend`.
-
-    `OnnxBackend` builds `onnxruntime.InferenceSession(graph, providers=...)` with default `SessionOptions` (intra-op threads:
-    ONNX Runtime's choice, one per physical core) and takes no thread count. This builds the same session (same graph file, same
-    providers, default options otherwise) with `intra_op_num_threads=threads` and `inter_op_num_threads=1` (the graph runs
-    sequentially, as it does by default), and puts it in place of the backend's; the backend's `__call__` is unchanged."""
-    import onnxruntime as ort
-    from mmsent.export import GRAPH_NAME, INT8_NAME
-    old = backend.session
-    so = ort.SessionOptions(); so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    backend.session = ort.InferenceSession(str(Path(export_dir)/(INT8_NAME if int8 else GRAPH_NAME)), sess_options=so, providers=old.get_providers())
-    assert [i.name for i in backend.session.get_inputs()] == backend.inputs and [o.name for o in backend.session.get_outputs()] == backend.outputs
-    return backend
-
-
 def ort_variants(export_dir:Path, threads:int):
     "(name, OnnxBackend) for `model.onnx` and `model.int8.onnx`, each with `threads` intra-op threads."
     from mmsent.predict import OnnxBackend
     for name, int8 in (('ort fp32', False), ('ort int8', True)):
-        yield name, ort_threads(OnnxBackend(export_dir, int8=int8, device='cpu'), export_dir, int8, threads)
+        yield name, OnnxBackend(export_dir, int8=int8, device='cpu', threads=threads)
 
 
 def _ms(fn, n=20):
