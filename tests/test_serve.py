@@ -1,0 +1,134 @@
+"mmsent_serve as a client meets it: good requests (JSON, multipart, ONNX Runtime), each kind of bad request answered 4xx naming what is wrong, the command line and the server agreeing, two replicas sharing the load, and the queue timeout."
+import base64, concurrent.futures as cf, io, json, os, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+
+pytest.importorskip('litserve'); pytest.importorskip('httpx')
+import httpx
+from mmsent.serve import read_metrics, running_server
+
+ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+b64 = lambda p: base64.b64encode(Path(p).read_bytes()).decode()
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    "A saved tiny model, its ONNX export, a sound, an image and a text file."
+    import soundfile as sf, torch
+    from PIL import Image
+    from mmsent.encoders import MultiModalProcessor
+    from mmsent.export import export_onnx
+    from mmsent.model import EndToEndMultiModalModel
+    d = tmp_path_factory.mktemp('serve')
+    torch.manual_seed(0)
+    EndToEndMultiModalModel.from_preset('tiny').save_pretrained(d/'model', processor=MultiModalProcessor.from_pretrained('tiny'))
+    rng = np.random.default_rng(0)
+    sf.write(d/'voice.wav', rng.normal(0, 0.1, 20_000).astype(np.float32), 16_000)
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(d/'face.png')
+    (d/'notes.txt').write_text('this is a text file, not a sound or a picture\n')
+    if 'onnxscript' in sys.modules or __import__('importlib').util.find_spec('onnxscript'): export_onnx(d/'model', d/'onnx')
+    return d
+
+
+@pytest.fixture(scope='module')
+def server(files):
+    "One worker, batches of up to 8, a 0.2 s batching window, 1 MiB bodies, file:// URLs allowed under the files' folder."
+    with running_server(files/'model', '--max_batch_size', '8', '--batch_timeout', '0.2', '--max_request_mb', '1',
+                        '--allow_files', str(files), log=files/'server.log') as url:
+        with httpx.Client(base_url=url, timeout=60) as c: yield c
+
+
+def test_json_multipart_and_file_urls_agree(server, files):
+    a = server.post('/predict', json={'text': 'so good', 'audio': b64(files/'voice.wav'), 'image': b64(files/'face.png')})
+    with open(files/'voice.wav', 'rb') as w, open(files/'face.png', 'rb') as i:
+        b = server.post('/predict', data={'text': 'so good'}, files={'audio': ('voice.wav', w), 'image': ('face.png', i)})
+    c = server.post('/predict', json={'text': 'so good', 'audio': f"file://{files/'voice.wav'}", 'image': f"file://{files/'face.png'}"})
+    for r in (a, b, c): assert r.status_code == 200, r.text
+    a, b, c = a.json(), b.json(), c.json()
+    assert a['modalities'] == ['text', 'audio', 'visual']
+    assert set(a) >= {'label', 'probs', 'unimodal', 'attention', 'modality_weights', 'shapley'}
+    np.testing.assert_allclose(list(a['probs'].values()), list(b['probs'].values()), atol=1e-6)
+    np.testing.assert_allclose(list(a['probs'].values()), list(c['probs'].values()), atol=1e-6)
+    assert server.get('/health').status_code == 200
+
+
+def test_the_command_line_and_the_server_agree(server, files):
+    script = files/'predict.py'   # as the console script calls it (fastcore's call_parse reads sys.argv of a script)
+    script.write_text('from mmsent.predict import mmsent_predict\nmmsent_predict()\n')
+    r = subprocess.run([sys.executable, str(script), '--model', str(files/'model'), '--device', 'cpu',
+                        '--text', 'not my day', '--audio', str(files/'voice.wav'), '--image', str(files/'face.png'), '--json'],
+                       capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cli = json.loads(r.stdout)
+    got = server.post('/predict', json={'text': 'not my day', 'audio': b64(files/'voice.wav'), 'image': b64(files/'face.png')}).json()
+    assert got['label'] == cli['label']
+    np.testing.assert_allclose(list(got['probs'].values()), list(cli['probs'].values()), atol=1e-5)
+    np.testing.assert_allclose(list(got['shapley'].values()), list(cli['shapley'].values()), atol=1e-5)
+
+
+@pytest.mark.parametrize('send, status, field, says', [
+    (dict(json={}), 422, 'body', 'no input'),
+    (dict(json={'txt': 'hi'}), 422, 'txt', "did you mean 'text'"),
+    (dict(json={'audio': 'notes'}), 422, 'audio', 'not valid base64'),
+    (dict(files={'audio': ('notes.txt', b'this is a text file, not a sound')}), 422, 'audio', 'notes.txt'),
+    (dict(json={'image': base64.b64encode(b'this is a text file, not a picture').decode()}), 422, 'image', 'cannot read image'),
+    (dict(files={'image': ('notes.txt', b'not a picture')}, data={'text': 'hi'}), 422, 'image', 'notes.txt'),
+    (dict(json={'text': 'x'*(2 << 20)}), 413, 'body', 'limit of 1 MiB'),
+    (dict(files={'video': ('big.mp4', b'0'*(2 << 20))}), 413, 'body', 'limit of 1 MiB'),
+    (dict(content=b'so good', headers={'content-type': 'text/plain'}), 415, 'Content-Type', "got 'text/plain'"),
+    (dict(content=b'{"text": "so good"', headers={'content-type': 'application/json'}), 400, 'body', 'not valid JSON'),
+    (dict(json={'audio': 'file:///etc/passwd'}), 403, 'audio', 'outside the folder'),
+    (dict(json={'audio': 'https://example.com/a.wav'}), 422, 'audio', 'not fetched'),
+])
+def test_bad_requests_are_4xx_naming_the_field(server, send, status, field, says):
+    r = server.post('/predict', **send)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body['field'] == field and says in body['detail'], body
+    assert '/tmp' not in body['detail'] and 'mmsent-serve-' not in body['detail'], body
+
+
+def test_a_bad_request_fails_alone_in_its_batch(server, files):
+    "A good and a bad request sent together share a batch; only the bad one fails."
+    before = read_metrics(server.get('/metrics').text)
+    with cf.ThreadPoolExecutor(2) as ex:
+        good = ex.submit(server.post, '/predict', json={'text': 'fine'})
+        bad = ex.submit(server.post, '/predict', json={'image': base64.b64encode(b'words').decode()})
+        good, bad = good.result(), bad.result()
+    assert (good.status_code, bad.status_code) == (200, 422)
+    after = read_metrics(server.get('/metrics').text)
+    assert after['mmsent_requests_total{status="200"}'] - before['mmsent_requests_total{status="200"}'] == 1
+    assert after['mmsent_batch_size_sum'] - before['mmsent_batch_size_sum'] == 1
+
+
+def test_two_replicas_share_the_load_and_time_out(files):
+    "--workers 2: both worker processes make model calls; a queue longer than --timeout is answered 504."
+    with running_server(files/'model', '--workers', '2', '--max_batch_size', '1', '--timeout', '0.3', log=files/'replicas.log') as url:
+        with httpx.Client(base_url=url, timeout=60) as c, cf.ThreadPoolExecutor(16) as ex:
+            rs = list(ex.map(lambda i: c.post('/predict', json={'text': f'request {i}', 'image': b64(files/'face.png')}), range(64)))
+            m = read_metrics(c.get('/metrics').text)
+    codes = [r.status_code for r in rs]
+    assert set(codes) <= {200, 504} and codes.count(200) >= 2, codes
+    workers = [k for k, v in m.items() if k.startswith('mmsent_model_calls_total') and v > 0]
+    assert len(workers) == 2, m
+    if 504 in codes: assert 'timed out' in rs[codes.index(504)].text.lower()
+
+
+def test_onnxruntime_backend_serves_the_same_probabilities(server, files):
+    if not (files/'onnx').exists(): pytest.skip('onnxscript is not installed')
+    with running_server(files/'onnx', '--backend', 'onnxruntime', log=files/'ort.log') as url:
+        got = httpx.post(url + '/predict', json={'text': 'so good', 'image': b64(files/'face.png')}, timeout=60).json()
+    ref = server.post('/predict', json={'text': 'so good', 'image': b64(files/'face.png')}).json()
+    np.testing.assert_allclose(list(got['probs'].values()), list(ref['probs'].values()), atol=1e-4)
+    assert got['shapley'] is None and got['attention'] is not None
+
+
+def test_bad_options_are_one_line(files, tmp_path):
+    def err(*args):
+        r = subprocess.run([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', *args], capture_output=True, text=True, env=ENV, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        return r.stderr
+    assert 'argument --int8: needs --backend onnxruntime' in err('--model', str(files/'model'), '--int8')
+    assert 'argument --allow_files: is not a folder' in err('--model', str(files/'model'), '--allow_files', str(tmp_path/'nope'))
+    assert 'model.onnx is missing' in err('--model', str(files/'model'), '--backend', 'onnxruntime')
