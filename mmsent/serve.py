@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import litserve as ls
 import torch
+from fastapi import Response
+from fastapi.responses import JSONResponse
 from fastcore.basics import patch
 
 from .core import ConfigError, OptionsParser
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
-           'metrics_text', 'read_metrics', 'RequestGuard', 'SentimentAPI', 'ServeConfig', 'load_predictor',
+           'metrics_text', 'read_metrics', 'RequestGuard', 'ServeConfig', 'load_predictor', 'SentimentAPI',
            'build_server', 'mmsent_serve', 'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
@@ -214,47 +217,6 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
     return body
 
 # %% ../nbs/08c_serve.ipynb #9876034e
-import litserve as ls
-from fastapi import Response
-from fastapi.responses import JSONResponse
-
-class SentimentAPI(ls.LitAPI):
-    "The model behind `POST /predict`: each worker process holds one `Predictor`; LitServe batches the requests."
-    def __init__(self,
-        config:ServeConfig, # the server's options
-    ):
-        super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict')
-        self.config = config
-
-    def setup(self, device):
-        "Load the model in the worker process, with its share of the CPU threads."
-        c = self.config
-        threads = c.threads or max(1, (os.cpu_count() or 1)//c.workers)
-        torch.set_num_threads(threads)
-        self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
-
-    def decode_request(self, request):
-        "A decoded sample, or the `RequestError` to answer with."
-        try: return decode_request(self.predictor, request, self.config.allow_files)
-        except RequestError as e: return e
-
-    def batch(self, inputs): return inputs
-    def unbatch(self, output): return output
-
-    def predict(self, x):
-        "One model call for the batch's good samples; errors pass through in their places."
-        samples = x if isinstance(x, list) else [x]   # a list when batching is on
-        ok = [s for s in samples if not isinstance(s, RequestError)]
-        preds = iter(self.predictor.predict_samples(ok) if ok else [])
-        if ok: self.metrics.batch.observe(len(ok)); self.metrics.calls.labels(self.worker).inc()
-        out = [s if isinstance(s, RequestError) else next(preds).to_dict() for s in samples]
-        return out if isinstance(x, list) else out[0]
-
-    def encode_response(self, output):
-        "The prediction as JSON, or the error's status and message."
-        return JSONResponse(output.to_dict(), status_code=output.status) if isinstance(output, RequestError) else output
-
-# %% ../nbs/08c_serve.ipynb #66353325
 @dataclass
 class ServeConfig:
     "The options of `mmsent_serve`."
@@ -286,7 +248,7 @@ class ServeConfig:
         if self.batch_timeout >= self.timeout: raise ConfigError('batch_timeout', f"must be less than --timeout ({self.timeout:g}), got {self.batch_timeout:g}")
         if self.allow_files is not None and not Path(self.allow_files).is_dir(): raise ConfigError('allow_files', f"is not a folder: {self.allow_files}")
 
-# %% ../nbs/08c_serve.ipynb #b412aecd
+# %% ../nbs/08c_serve.ipynb #66353325
 def load_predictor(
     config:ServeConfig, # which model, backend and device
     threads:int|None=None, # ONNX Runtime's intra-op threads (PyTorch's are set with `torch.set_num_threads`)
@@ -298,6 +260,49 @@ def load_predictor(
         return Predictor(backend, MultiModalProcessor.from_pretrained(config.model), device=config.device)
     return Predictor.from_pretrained(config.model, device=config.device)
 
+# %% ../nbs/08c_serve.ipynb #c47198fe
+class SentimentAPI(ls.LitAPI):
+    "The model behind `POST /predict`: each worker process holds one `Predictor`; LitServe batches the requests."
+    def __init__(self,
+        config:ServeConfig, # the server's options
+    ):
+        super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict')
+        self.config = config
+
+    def setup(self, device):
+        "Load the model in the worker process, with its share of the CPU threads."
+        c = self.config
+        threads = c.threads or max(1, (os.cpu_count() or 1)//c.workers)
+        torch.set_num_threads(threads)
+        self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
+
+    def decode_request(self, request):
+        "A decoded sample, or the `RequestError` to answer with."
+        try: return decode_request(self.predictor, request, self.config.allow_files)
+        except RequestError as e: return e
+
+    def batch(self, inputs):
+        "The batch is the list of decoded samples and errors (`predict` sorts them)."
+        return inputs
+
+    def unbatch(self, output):
+        "`predict` already gives one answer per request."
+        return output
+
+    def predict(self, x):
+        "One model call for the batch's good samples; errors pass through in their places."
+        samples = x if isinstance(x, list) else [x]   # a list when batching is on
+        ok = [s for s in samples if not isinstance(s, RequestError)]
+        preds = iter(self.predictor.predict_samples(ok) if ok else [])
+        if ok: self.metrics.batch.observe(len(ok)); self.metrics.calls.labels(self.worker).inc()
+        out = [s if isinstance(s, RequestError) else next(preds).to_dict() for s in samples]
+        return out if isinstance(x, list) else out[0]
+
+    def encode_response(self, output):
+        "The prediction as JSON, or the error's status and message."
+        return JSONResponse(output.to_dict(), status_code=output.status) if isinstance(output, RequestError) else output
+
+# %% ../nbs/08c_serve.ipynb #d522c2ae
 def build_server(
     config:ServeConfig, # the options
 )->ls.LitServer:
@@ -310,7 +315,7 @@ def build_server(
     server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'), methods=['GET'])
     return server
 
-# %% ../nbs/08c_serve.ipynb #d0f7e031
+# %% ../nbs/08c_serve.ipynb #90a87cf2
 def _port_free(host:str, port:int)->bool:
     with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
         try: s.bind((host, port)); return True
@@ -331,7 +336,7 @@ def mmsent_serve(
           f"{config.workers} worker(s), batches of up to {config.max_batch_size}: POST /predict, GET /health, GET /metrics", flush=True)
     build_server(config).run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
 
-# %% ../nbs/08c_serve.ipynb #b74cf55a
+# %% ../nbs/08c_serve.ipynb #51731ac5
 def free_port(host:str='127.0.0.1')->int:
     "A port on `host` that is free now."
     with socket.socket() as s: s.bind((host, 0)); return s.getsockname()[1]
