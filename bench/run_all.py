@@ -1,6 +1,6 @@
 """Run every benchmark in turn (each in its own process), then regenerate the docs page `nbs/98_benchmarks.ipynb` from their JSON.
 
-    python bench/run_all.py              # about 13 minutes on 2 CPU cores, plus a few for the ONNX export of the base model
+    python bench/run_all.py              # about 16 minutes on 2 CPU cores, plus a few for the ONNX export of the base model
     python bench/run_all.py --report     # only regenerate the page from bench/results/*.json
 
 Run it on an otherwise idle machine: the figures are wall-clock times.
@@ -9,7 +9,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py']
+BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py']
 PAGE = HERE.parent/'nbs'/'98_benchmarks.ipynb'
 
 
@@ -139,6 +139,27 @@ def sections(res:dict)->list[str]:
                               "as MMML does: a clip's result no longer depends on its neighbours, but every clip pays for 10 s, and "
                               "a short clip's result is not what it would be unpadded. A batch without padding takes the ordinary path "
                               "in `per-clip` too, so batch-1 latency and the equal-length batches of the inference benchmark are unchanged."]))
+    if 'serve' in res:
+        r = res['serve']; pl, o = r['payload'], r['options']
+        modes = ', '.join(f"{k} `{' '.join(v)}`" for k, v in o['modes'].items())
+        s = [f"## HTTP serving\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, {r['load_average'][1][0]:.1f} at the end)\n",
+             f"`mmsent_serve` (LitServe, one worker, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop asyncio client "
+             f"(httpx) keeping 1 to {max(o['concurrency'])} requests in flight, each level {o['requests']} requests or {o['max_seconds']:g} s, "
+             f"whichever comes first, after an untimed warm-up; servers: {modes}. Every request is the same mixed JSON payload: "
+             f"{pl['text_chars']} characters of text, a {pl['audio']} ({pl['audio_bytes']/1024:.0f} KiB) and a {pl['image']} "
+             f"({pl['image_bytes']/1024:.0f} KiB), {pl['body_bytes']/1024:.0f} KiB a request. Failed: any answer but 200, or a connection "
+             "error or timeout. Mean batch: samples per model call, from the server's `/metrics` (`mmsent_batch_size` sum and count) "
+             "over the timed requests. RSS: the server's whole process tree, after the warm-up and after the last level.\n",
+             md_table(r['rows'], [('preset', 'preset', 's'), ('mode', 'server', 's'), ('concurrency', 'in flight', 'd'), ('requests_per_s', 'requests/s', '.1f'),
+                                  ('p50_ms', 'p50 ms', '.0f'), ('p99_ms', 'p99 ms', '.0f'), ('failed', 'failed', 'd'), ('sent', 'sent', 'd'),
+                                  ('mean_batch', 'mean batch', '.1f'), ('rss_before_mib', 'RSS before MiB', '.0f'), ('rss_after_mib', 'RSS after MiB', '.0f')]),
+             '\nGoals:\n']
+        g = r['goals']
+        s += [goal_line(f"dynamic batching over batch-1 serving, requests/s at {x['concurrency']} in flight, {k.split('_')[-1]} preset", x, 'x')
+              for k, x in g.items() if k.startswith('batching_speedup')]
+        f = g['failed_requests']
+        s.append(f"- **failed requests**: {f['value']} of {f['sent']} (goal 0): " + ('met' if f['value'] == 0 else '**not met**'))
+        out.append('\n'.join(s))
     return out
 
 

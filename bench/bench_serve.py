@@ -1,0 +1,195 @@
+"""HTTP serving benchmark: `mmsent_serve` under concurrent load, dynamic batching on vs off.
+
+    python bench/bench_serve.py                      # tiny preset, 200 requests or 15 s a level: about 3 minutes on 2 cores
+    python bench/bench_serve.py --presets tiny base --requests 100 --max_seconds 60
+
+For each preset the model is saved to a temporary folder and served by `mmsent.serve.running_server` (the real
+`mmsent_serve` command, on 127.0.0.1, in its own process group) twice: with dynamic batching
+(`--max_batch_size 32 --batch_timeout 0.01`) and without (`--max_batch_size 1`). Against each server an asyncio
+client (httpx.AsyncClient, loopback only) keeps 1, 8 and 32 requests in flight until it has sent `--requests`
+of them or `--max_seconds` have passed, after a warm-up that is not timed. Every request is the same realistic
+mixed payload: JSON with a sentence, a 1 s 16 kHz mono WAV and a 64x64 RGB PNG, both base64-encoded.
+
+Reported per level: requests/s, p50 and p99 latency, failed requests (any status other than 200, or a connection
+error or timeout), the mean batch size of the server's model calls (deltas of `mmsent_batch_size_sum` and
+`_count` on GET /metrics over the timed requests), and the resident memory (RSS) of the server's whole process
+tree before the load, after each level and after the load. The goal: with batching, >= 3x the requests/s of batch-1 serving at
+concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json; asserts nothing.
+"""
+import argparse, asyncio, base64, io, json, os, statistics, tempfile, time
+from pathlib import Path
+
+import numpy as np
+
+import common as C
+
+GOAL = 3.0
+TEXT = "The acting was wonderful, but the story dragged on far too long."
+
+
+def payload()->tuple[dict, dict]:
+    "The request every client sends (text, 1 s 16 kHz WAV, 64x64 PNG, base64 in JSON) and its description."
+    import soundfile as sf
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    wav = io.BytesIO(); sf.write(wav, rng.uniform(-.5, .5, 16_000).astype(np.float32), 16_000, format='WAV', subtype='PCM_16')
+    png = io.BytesIO(); Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png, format='PNG')
+    b64 = lambda b: base64.b64encode(b.getvalue()).decode()
+    body = dict(text=TEXT, audio=b64(wav), image=b64(png))
+    desc = dict(format='application/json', text_chars=len(TEXT), audio='1 s mono WAV, 16 kHz, 16-bit PCM, random noise, base64',
+                audio_bytes=len(wav.getvalue()), image='64x64 RGB PNG, random pixels, base64', image_bytes=len(png.getvalue()),
+                body_bytes=len(json.dumps(body)))
+    return body, desc
+
+
+def save_model(preset:str, d:Path)->Path:
+    "The preset's model and processor saved as a model directory (base: built from its configs, random init, as bench/common.py does)."
+    if preset == 'tiny':
+        from mmsent.encoders import MultiModalProcessor
+        from mmsent.model import EndToEndMultiModalModel
+        EndToEndMultiModalModel.from_preset('tiny').save_pretrained(d, processor=MultiModalProcessor.from_pretrained('tiny'))
+    else:
+        model, proc = C.build(preset)
+        model.save_pretrained(d, processor=proc)
+    return d
+
+
+def tree_rss_mib()->float:
+    "RSS of every process this one started (the server's process group: its main process, API server and workers), summed, in MiB."
+    import psutil
+    total = 0
+    for p in psutil.Process().children(recursive=True):
+        try: total += p.memory_info().rss
+        except psutil.Error: pass
+    return total/2**20
+
+
+def server_procs()->int:
+    import psutil
+    return len(psutil.Process().children(recursive=True))
+
+
+async def metrics(client, url:str)->dict:
+    from mmsent.serve import read_metrics
+    r = await client.get(url + '/metrics')
+    r.raise_for_status()
+    return read_metrics(r.text)
+
+
+def delta(m0:dict, m1:dict, prefix:str)->float:
+    "The change of the samples whose name starts with `prefix` (summed over their labels)."
+    tot = lambda m: sum(v for k, v in m.items() if k == prefix or k.startswith(prefix + '{'))
+    return tot(m1) - tot(m0)
+
+
+async def load(client, url:str, body:dict, concurrency:int, n:int, max_seconds:float)->dict:
+    "Keep `concurrency` requests in flight until `n` were sent or `max_seconds` passed; latencies of the good ones and the failures."
+    import httpx
+    lat, fails, sent = [], {}, 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def one_client():
+        nonlocal sent
+        while sent < n and time.perf_counter() < deadline:
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(url + '/predict', json=body)
+                key = None if r.status_code == 200 else str(r.status_code)
+            except httpx.HTTPError as e: key = type(e).__name__
+            if key is None: lat.append(time.perf_counter() - t0)
+            else: fails[key] = fails.get(key, 0) + 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    return dict(seconds=time.perf_counter() - t0, sent=sent, latencies=lat, failures=fails)
+
+
+async def bench_server(url:str, body:dict, a)->list[dict]:
+    import httpx
+    rows = []
+    limits = httpx.Limits(max_connections=max(a.concurrency) + 4, max_keepalive_connections=max(a.concurrency) + 4)
+    async with httpx.AsyncClient(timeout=a.request_timeout, limits=limits) as client:
+        await load(client, url, body, max(a.concurrency), a.warmup, min(a.max_seconds, 10))   # warm-up: threads, allocator, connections
+        rss_before = tree_rss_mib()
+        for conc in a.concurrency:
+            await load(client, url, body, conc, conc, min(a.max_seconds, 5))   # the level's own short warm-up: its queue filled before timing
+            m0 = await metrics(client, url)
+            r = await load(client, url, body, conc, a.requests, a.max_seconds)
+            m1 = await metrics(client, url)
+            lat = sorted(r['latencies'])
+            calls, samples = delta(m0, m1, 'mmsent_batch_size_count'), delta(m0, m1, 'mmsent_batch_size_sum')
+            fails = sum(r['failures'].values())
+            rows.append(dict(concurrency=conc, sent=r['sent'], ok=len(lat), failed=fails, failures=r['failures'], seconds=r['seconds'],
+                             requests_per_s=len(lat)/r['seconds'],
+                             p50_ms=1e3*statistics.median(lat) if lat else None,
+                             p99_ms=1e3*lat[min(len(lat) - 1, int(np.ceil(.99*len(lat))) - 1)] if lat else None,
+                             mean_batch=samples/calls if calls else None, model_calls=int(calls),
+                             server_200=int(delta(m0, m1, 'mmsent_requests_total{status="200"}')),
+                             server_requests=int(delta(m0, m1, 'mmsent_requests_total')), rss_level_mib=tree_rss_mib()))
+            print(f"    concurrency {conc:3d}: {rows[-1]['requests_per_s']:6.1f} req/s, p50 {rows[-1]['p50_ms'] or 0:7.1f} ms, "
+                  f"p99 {rows[-1]['p99_ms'] or 0:7.1f} ms, mean batch {rows[-1]['mean_batch'] or 0:5.2f}, failed {fails}/{r['sent']}, RSS {rows[-1]['rss_level_mib']:.0f} MiB", flush=True)
+        rss_after = tree_rss_mib()
+    for r in rows: r.update(rss_before_mib=rss_before, rss_after_mib=rss_after)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--presets', nargs='+', default=['tiny'], help='tiny, base (random init, built from its configs)')
+    ap.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 32], help='requests in flight, one level each')
+    ap.add_argument('--requests', type=int, default=200, help='timed requests per level (at most)')
+    ap.add_argument('--max_seconds', type=float, default=15, help='time cap per level: no request is sent after it (those in flight finish)')
+    ap.add_argument('--warmup', type=int, default=32, help='untimed requests when a server starts (at most 10 s of them)')
+    ap.add_argument('--max_batch_size', type=int, default=32, help='the batching server: --max_batch_size')
+    ap.add_argument('--batch_timeout', type=float, default=0.01, help='the batching server: --batch_timeout, seconds')
+    ap.add_argument('--modes', nargs='+', default=['batching', 'batch1'], choices=['batching', 'batch1'], help='the servers to run')
+    ap.add_argument('--request_timeout', type=float, default=60, help="the client's timeout per request, seconds")
+    ap.add_argument('--serve_args', nargs=argparse.REMAINDER, default=[], help='more mmsent_serve options for both servers (last on the line)')
+    a = ap.parse_args()
+    from mmsent.serve import running_server
+    body, desc = payload()
+    print(f"payload: JSON, {desc['text_chars']} chars of text + {desc['audio']} ({desc['audio_bytes']} B) + {desc['image']} "
+          f"({desc['image_bytes']} B): {desc['body_bytes']} B a request", flush=True)
+    modes = {'batching': ['--max_batch_size', str(a.max_batch_size), '--batch_timeout', str(a.batch_timeout)], 'batch 1': ['--max_batch_size', '1']}
+    modes = {k: v for k, v in modes.items() if k.replace(' ', '') in a.modes}
+    rows, load_avg = [], [os.getloadavg()]
+    for preset in a.presets:
+        with tempfile.TemporaryDirectory(prefix='mmsent-bench-serve-') as tmp:
+            model_dir = save_model(preset, Path(tmp)/preset)
+            for mode, args in modes.items():
+                args = [*args, *a.serve_args]
+                print(f"  {preset}, {mode}: mmsent_serve {' '.join(args)}", flush=True)
+                t0 = time.perf_counter()
+                with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
+                    start_s = time.perf_counter() - t0
+                    rss_idle, procs = tree_rss_mib(), server_procs()
+                    for r in asyncio.run(bench_server(url, body, a)):
+                        rows.append(dict(preset=preset, mode=mode, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, **r))
+                    print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
+                          f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
+    load_avg.append(os.getloadavg())
+    for r in rows: r['rss_growth_mib'] = r['rss_after_mib'] - r['rss_before_mib']
+    print(f"\nmachine: {C.machine()}\nload average (1 min): {load_avg[0][0]:.2f} at the start, {load_avg[1][0]:.2f} at the end")
+    print(C.table(rows, [('preset', 'preset', 's'), ('mode', 'mode', 's'), ('concurrency', 'conc', 'd'), ('requests_per_s', 'req/s', '.1f'),
+                         ('p50_ms', 'p50 ms', '.1f'), ('p99_ms', 'p99 ms', '.1f'), ('failed', 'failed', 'd'), ('sent', 'sent', 'd'),
+                         ('mean_batch', 'mean batch', '.2f'), ('rss_before_mib', 'RSS before MiB', '.0f'), ('rss_after_mib', 'RSS after MiB', '.0f')]))
+    goals = {}
+    for preset in a.presets:
+        top = max(a.concurrency)
+        get = lambda mode: next((r for r in rows if r['preset'] == preset and r['mode'] == mode and r['concurrency'] == top), None)
+        b, one = get('batching'), get('batch 1')
+        if b and one and one['requests_per_s']:
+            goals[f'batching_speedup_{preset}'] = dict(value=b['requests_per_s']/one['requests_per_s'], goal=GOAL, concurrency=top)
+    failed, sent = sum(r['failed'] for r in rows), sum(r['sent'] for r in rows)
+    goals['failed_requests'] = dict(value=failed, goal=0, sent=sent)
+    for k, g in goals.items():
+        if k.startswith('batching_speedup'):
+            print(f"goal: batching >= {GOAL:.0f}x the requests/s of batch-1 serving at concurrency {g['concurrency']} ({k.split('_')[-1]}): {g['value']:.2f}x"
+                  + (' (met)' if g['value'] >= GOAL else f", short by {GOAL - g['value']:.2f}x"))
+    print(f"goal: 0 failed requests: {failed} of {sent} failed" + (' (met)' if failed == 0 else ''))
+    C.write('serve', dict(payload=desc, options=dict(vars(a), modes=modes), load_average=load_avg, rows=rows, goals=goals))
+
+
+if __name__ == '__main__':
+    main()
