@@ -228,7 +228,7 @@ class ServeConfig:
     port:int = 8000 # the port to listen on
     workers:int = 1 # model replicas: worker processes, each with its own copy of the model
     api_servers:int = 1 # HTTP server processes in front of the workers
-    threads:int|None = None # CPU threads per worker (default: the machine's cores divided among the workers)
+    threads:int|None = None # CPU threads per worker (default: the machine's cores less one per HTTP server process, divided among the workers)
     max_batch_size:int = 16 # the most requests one model call takes (1 turns dynamic batching off)
     batch_timeout:float = 0.01 # seconds a worker waits for more requests to fill a batch
     timeout:float = 30.0 # seconds a request may wait for a worker before it is answered 504
@@ -272,7 +272,7 @@ class SentimentAPI(ls.LitAPI):
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
         c = self.config
-        threads = c.threads or max(1, (os.cpu_count() or 1)//c.workers)
+        threads = c.threads or max(1, ((os.cpu_count() or 1) - c.api_servers)//c.workers)   # idle threads spin: leave the HTTP servers a core
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
 
