@@ -5,9 +5,11 @@
 
 For each preset the model is saved to a temporary folder and served by `mmsent.serve.running_server` (the real
 `mmsent_serve` command, on 127.0.0.1, in its own process group) twice: with dynamic batching
-(`--max_batch_size 32 --batch_timeout 0.01`) and without (`--max_batch_size 1`). Against each server an asyncio
-client (httpx.AsyncClient, loopback only) keeps 1, 8 and 32 requests in flight until it has sent `--requests`
-of them or `--max_seconds` have passed, after a warm-up that is not timed. Every request is the same realistic
+(`--max_batch_size 32 --batch_timeout 0.01`) and without (`--max_batch_size 1`). Against each server a load
+generator on loopback keeps 1, 8 and 32 requests in flight, after a warm-up that is not timed: wrk (Debian's `wrk`, one
+thread, `--max_seconds` a level) where it is installed, because on 2 cores a Python client takes about 1.7 ms of CPU a
+request that the server needs; otherwise an asyncio httpx client, until it has sent `--requests` or `--max_seconds`
+have passed (`--client` chooses). Every request is the same realistic
 mixed payload: JSON with a sentence, a 1 s 16 kHz mono WAV and a 64x64 RGB PNG, both base64-encoded.
 
 Reported per level: requests/s, p50 and p99 latency, failed requests (any status other than 200, or a connection
@@ -16,7 +18,7 @@ error or timeout), the mean batch size of the server's model calls (deltas of `m
 tree before the load, after each level and after the load. The goal: with batching, >= 3x the requests/s of batch-1 serving at
 concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json; asserts nothing.
 """
-import argparse, asyncio, base64, io, json, os, statistics, tempfile, time
+import argparse, asyncio, base64, io, json, os, re, shutil, statistics, subprocess, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,34 @@ async def load(client, url:str, body:dict, concurrency:int, n:int, max_seconds:f
     return dict(seconds=time.perf_counter() - t0, sent=sent, latencies=lat, failures=fails)
 
 
+WRK_LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("{body}", "rb"); wrk.body = f:read("*a"); f:close()
+"""
+
+
+def _wrk_ms(v:str)->float:
+    "A wrk duration ('850.12us', '12.5ms', '1.02s', '2.1m') in milliseconds."
+    num, unit = re.fullmatch(r'([0-9.]+)(us|ms|s|m)', v).groups()
+    return float(num)*dict(us=1e-3, ms=1.0, s=1e3, m=6e4)[unit]
+
+
+def load_wrk(url:str, body_file:Path, concurrency:int, seconds:float, timeout:float)->dict:
+    "wrk (one thread, `concurrency` connections) for `seconds`: its requests/s, p50/p99, and every non-200 answer or socket error."
+    lua = body_file.with_suffix('.lua')
+    lua.write_text(WRK_LUA.format(body=body_file))
+    cmd = ['wrk', '-t1', f'-c{concurrency}', f'-d{max(1, round(seconds))}s', f'--timeout={max(1, round(timeout))}s', '--latency', '-s', str(lua), url + '/predict']
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout + 30, check=True).stdout
+    pct = dict(re.findall(r'^\s+(50|99)%\s+(\S+)$', out, re.M))
+    n, secs, unit = re.search(r'(\d+) requests in ([0-9.]+)(\w+),', out).groups()
+    secs = _wrk_ms(secs + unit)/1e3
+    bad = int(m.group(1)) if (m := re.search(r'Non-2xx or 3xx responses: (\d+)', out)) else 0
+    sock = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', out)
+    fails = {k: int(v) for k, v in zip(('non-2xx', 'connect', 'read', 'write', 'timeout'), (bad, *(sock.groups() if sock else (0, 0, 0, 0)))) if int(v)}
+    ok = int(n) - bad
+    return dict(seconds=secs, sent=int(n), ok=ok, failures=fails, requests_per_s=ok/secs, p50_ms=_wrk_ms(pct['50']), p99_ms=_wrk_ms(pct['99']))
+
+
 async def bench_server(url:str, body:dict, a)->list[dict]:
     import httpx
     rows = []
@@ -116,15 +146,17 @@ async def bench_server(url:str, body:dict, a)->list[dict]:
         for conc in a.concurrency:
             await load(client, url, body, conc, conc, min(a.max_seconds, 5))   # the level's own short warm-up: its queue filled before timing
             m0 = await metrics(client, url)
-            r = await load(client, url, body, conc, a.requests, a.max_seconds)
+            if a.client == 'wrk': r = await asyncio.to_thread(load_wrk, url, a.body_file, conc, a.max_seconds, a.request_timeout)
+            else:
+                r = await load(client, url, body, conc, a.requests, a.max_seconds)
+                lat = sorted(r.pop('latencies'))
+                r.update(ok=len(lat), requests_per_s=len(lat)/r['seconds'], p50_ms=1e3*statistics.median(lat) if lat else None,
+                         p99_ms=1e3*lat[min(len(lat) - 1, int(np.ceil(.99*len(lat))) - 1)] if lat else None)
             m1 = await metrics(client, url)
-            lat = sorted(r['latencies'])
             calls, samples = delta(m0, m1, 'mmsent_batch_size_count'), delta(m0, m1, 'mmsent_batch_size_sum')
             fails = sum(r['failures'].values())
-            rows.append(dict(concurrency=conc, sent=r['sent'], ok=len(lat), failed=fails, failures=r['failures'], seconds=r['seconds'],
-                             requests_per_s=len(lat)/r['seconds'],
-                             p50_ms=1e3*statistics.median(lat) if lat else None,
-                             p99_ms=1e3*lat[min(len(lat) - 1, int(np.ceil(.99*len(lat))) - 1)] if lat else None,
+            rows.append(dict(concurrency=conc, client=a.client, sent=r['sent'], ok=r['ok'], failed=fails, failures=r['failures'], seconds=r['seconds'],
+                             requests_per_s=r['requests_per_s'], p50_ms=r['p50_ms'], p99_ms=r['p99_ms'],
                              mean_batch=samples/calls if calls else None, model_calls=int(calls),
                              server_200=int(delta(m0, m1, 'mmsent_requests_total{status="200"}')),
                              server_requests=int(delta(m0, m1, 'mmsent_requests_total')), rss_level_mib=tree_rss_mib()))
@@ -139,17 +171,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--presets', nargs='+', default=['tiny'], help='tiny, base (random init, built from its configs)')
     ap.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 32], help='requests in flight, one level each')
-    ap.add_argument('--requests', type=int, default=200, help='timed requests per level (at most)')
+    ap.add_argument('--requests', type=int, default=400, help='timed requests per level (at most)')
     ap.add_argument('--max_seconds', type=float, default=15, help='time cap per level: no request is sent after it (those in flight finish)')
     ap.add_argument('--warmup', type=int, default=32, help='untimed requests when a server starts (at most 10 s of them)')
     ap.add_argument('--max_batch_size', type=int, default=32, help='the batching server: --max_batch_size')
     ap.add_argument('--batch_timeout', type=float, default=0.01, help='the batching server: --batch_timeout, seconds')
     ap.add_argument('--modes', nargs='+', default=['batching', 'batch1'], choices=['batching', 'batch1'], help='the servers to run')
     ap.add_argument('--request_timeout', type=float, default=60, help="the client's timeout per request, seconds")
+    ap.add_argument('--client', choices=['auto', 'wrk', 'httpx'], default='auto',
+                    help="the load generator: wrk where it is installed (a C program: on 2 cores an httpx client takes about 1.7 ms of CPU a request that the server needs), else httpx")
     ap.add_argument('--serve_args', nargs=argparse.REMAINDER, default=[], help='more mmsent_serve options for both servers (last on the line)')
     a = ap.parse_args()
     from mmsent.serve import running_server
+    if a.client == 'auto': a.client = 'wrk' if shutil.which('wrk') else 'httpx'
     body, desc = payload()
+    work = Path(tempfile.mkdtemp(prefix='mmsent-bench-serve-'))
+    a.body_file = work/'body.json'
+    a.body_file.write_text(json.dumps(body))
+    print(f"load generator: {a.client}" + (" (one thread; each level runs --max_seconds)" if a.client == 'wrk' else " (asyncio; each level at most --requests or --max_seconds)"), flush=True)
     print(f"payload: JSON, {desc['text_chars']} chars of text + {desc['audio']} ({desc['audio_bytes']} B) + {desc['image']} "
           f"({desc['image_bytes']} B): {desc['body_bytes']} B a request", flush=True)
     modes = {'batching': ['--max_batch_size', str(a.max_batch_size), '--batch_timeout', str(a.batch_timeout)], 'batch 1': ['--max_batch_size', '1']}
@@ -189,7 +228,8 @@ def main():
             print(f"goal: batching >= {GOAL:.0f}x the requests/s of batch-1 serving at concurrency {g['concurrency']} ({k.split('_')[-1]}): {g['value']:.2f}x"
                   + (' (met)' if g['value'] >= GOAL else f", short by {GOAL - g['value']:.2f}x"))
     print(f"goal: 0 failed requests: {failed} of {sent} failed" + (' (met)' if failed == 0 else ''))
-    C.write('serve', dict(payload=desc, options=dict(vars(a), modes=modes), load_average=load_avg, rows=rows, goals=goals))
+    shutil.rmtree(work, ignore_errors=True)
+    C.write('serve', dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
 
 
 if __name__ == '__main__':

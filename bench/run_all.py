@@ -143,9 +143,12 @@ def sections(res:dict)->list[str]:
         r = res['serve']; pl, o = r['payload'], r['options']
         modes = ', '.join(f"{k} `{' '.join(v)}`" for k, v in o['modes'].items())
         s = [f"## HTTP serving\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, {r['load_average'][1][0]:.1f} at the end)\n",
-             f"`mmsent_serve` (LitServe, one worker, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop asyncio client "
-             f"(httpx) keeping 1 to {max(o['concurrency'])} requests in flight, each level {o['requests']} requests or {o['max_seconds']:g} s, "
-             f"whichever comes first, after an untimed warm-up; servers: {modes}. Every request is the same mixed JSON payload: "
+             f"`mmsent_serve` (LitServe, one worker, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop load generator "
+             + (f"(wrk, one thread: a C program, so that the client takes little of the CPU the server needs) keeping 1 to {max(o['concurrency'])} requests "
+                f"in flight for {o['max_seconds']:g} s a level" if o.get('client') == 'wrk' else
+                f"(asyncio, httpx) keeping 1 to {max(o['concurrency'])} requests in flight, each level {o['requests']} requests or {o['max_seconds']:g} s, "
+                "whichever comes first")
+             + f", after an untimed warm-up; servers: {modes}. Every request is the same mixed JSON payload: "
              f"{pl['text_chars']} characters of text, a {pl['audio']} ({pl['audio_bytes']/1024:.0f} KiB) and a {pl['image']} "
              f"({pl['image_bytes']/1024:.0f} KiB), {pl['body_bytes']/1024:.0f} KiB a request. Failed: any answer but 200, or a connection "
              "error or timeout. Mean batch: samples per model call, from the server's `/metrics` (`mmsent_batch_size` sum and count) "
