@@ -1,0 +1,104 @@
+"Pre-training as a user runs it: mmsent_pretrain on a label-free manifest, kill -9 and exact resume on CPU, --init_from in mmsent_train."
+import csv, json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+ARGS = ['--epochs', '2', '--batch_size', '8', '--max_audio_seconds', '1', '--save_steps', '2', '--no_progress', '--max_eval_batches', '1', '--no_linear_probe']
+
+
+def cmd(tool, cwd):
+    "The console script, or (before it is installed) a script file that calls the same function, as a console script does."
+    if (BIN/tool).exists(): return [str(BIN/tool)]
+    (Path(cwd)/f'{tool}.py').write_text(f'from mmsent.{tool.split("_")[1]} import {tool}\n{tool}()\n')
+    return [sys.executable, str(Path(cwd)/f'{tool}.py')]
+
+
+def run(tool, args, cwd, popen=False):
+    c = [*cmd(tool, cwd), *map(str, args)]
+    if popen: return subprocess.Popen(c, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.run(c, cwd=cwd, capture_output=True, text=True, env=ENV, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def unlabeled(tmp_path_factory):
+    "A small synthetic set, and its manifest without the label column."
+    from mmsent.synth import synthesize
+    d = tmp_path_factory.mktemp('clips')
+    synthesize(d, n=64, seed=5)
+    with open(d/'manifest.csv', newline='') as f: rows = list(csv.DictReader(f))
+    keep = [c for c in rows[0] if c not in ('label', 'score')]
+    with open(d/'clips.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, keep, extrasaction='ignore'); w.writeheader(); w.writerows(rows)
+    return d/'clips.csv'
+
+
+def weights(d):
+    from safetensors.torch import load_file
+    return {**load_file(str(Path(d)/'model.safetensors')), **{f'heads.{k}': v for k, v in load_file(str(Path(d)/'contrastive_heads.safetensors')).items()}}
+
+
+def wait_for(path, p, timeout=300):
+    deadline = time.time() + timeout
+    while not Path(path).exists():
+        assert p.poll() is None and time.time() < deadline, f'the run ended before {path} appeared: {p.stderr.read()[-2000:] if p.poll() is not None else ""}'
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope='module')
+def reference(unlabeled, tmp_path_factory):
+    "An uninterrupted pre-training run on the label-free manifest."
+    d = tmp_path_factory.mktemp('ref')
+    r = run('mmsent_pretrain', ['--dataset', 'manifest', '--data_root', unlabeled, *ARGS, '--output_dir', 'ref', '--log_dir', 'ref/logs'], d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return d/'ref'
+
+
+def test_pretrain_writes_the_model_history_and_log(reference):
+    names = sorted(p.name for p in reference.iterdir())
+    assert 'pretrained_multimodal' in names and 'pretraining_history.json' in names and 'pretrain_multimodal_epoch_2' in names, names
+    h = json.loads((reference/'pretraining_history.json').read_text())['epochs']
+    assert [e['epoch'] for e in h] == [1, 2]
+    assert h[-1]['val_linear_probe_accuracy'] is None and 'text_to_audio' in h[-1]['val_retrieval']   # no labels, no probe
+    assert (reference/'logs'/'pretraining.log').exists()
+
+
+def test_kill_after_a_step_checkpoint_resumes_exactly(unlabeled, reference, tmp_path):
+    "kill -9 just after a mid-epoch step checkpoint; `--resume latest` ends with the uninterrupted run's weights, bit for bit."
+    p = run('mmsent_pretrain', ['--dataset', 'manifest', '--data_root', unlabeled, *ARGS, '--output_dir', 'b', '--log_dir', 'b/logs'], tmp_path, popen=True)
+    wait_for(tmp_path/'b'/'pretrain_multimodal_step_2'/'trainer_state.json', p)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    from mmsent.train import latest_checkpoint
+    st = json.loads((latest_checkpoint(tmp_path/'b', 'pretrain_multimodal')/'trainer_state.json').read_text())
+    assert st['batches'] > 0, 'the kill came too late to be mid-epoch'
+    r = run('mmsent_pretrain', ['--resume', 'latest', '--output_dir', 'b', '--no_progress'], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    wa, wb = weights(reference/'pretrain_multimodal_epoch_2'), weights(tmp_path/'b'/'pretrain_multimodal_epoch_2')
+    assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)
+    ha = json.loads((reference/'pretraining_history.json').read_text())['epochs']
+    hb = json.loads((tmp_path/'b'/'pretraining_history.json').read_text())['epochs']
+    for ea, eb in zip(ha, hb, strict=True):
+        for k in ('train_loss', 'val_loss', 'val_retrieval', 'temperature', 'learning_rates'): assert ea[k] == eb[k], (ea['epoch'], k)
+
+
+def test_init_from_starts_training_from_the_pretrained_encoders(unlabeled, reference, tmp_path):
+    "mmsent_train --init_from: the run starts from the pre-trained encoders and records where they came from."
+    data = unlabeled.parent
+    r = run('mmsent_train', ['--data_root', data, '--init_from', reference/'pretrained_multimodal', '--epochs', '1', '--batch_size', '8',
+                             '--max_audio_seconds', '1', '--max_train_steps', '1', '--no_progress', '--output_dir', 'sup', '--log_dir', 'sup/logs'], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    h = json.loads((tmp_path/'sup'/'training_history_end_to_end.json').read_text())
+    assert h['init_from'] == str(reference/'pretrained_multimodal')
+    card = json.loads((tmp_path/'sup'/'end_to_end_multimodal_best'/'config.json').read_text())
+    assert card['init_from'] == str(reference/'pretrained_multimodal') and '--init_from' in card['command']
+    assert '--init_from' in (tmp_path/'sup'/'end_to_end_multimodal_best'/'README.md').read_text()
+
+
+def test_bad_input_is_one_line(unlabeled, tmp_path):
+    r = run('mmsent_pretrain', ['--dataset', 'manifest', '--data_root', tmp_path/'missing.csv', '--no_progress'], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == f'mmsent_pretrain: error: --data_root {tmp_path/"missing.csv"}: no such file or folder', r.stderr
+    r = run('mmsent_pretrain', ['--proj_dim', '0'], tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == 'mmsent_pretrain: error: argument --proj_dim: must be >= 1, got 0', r.stderr
+    r = run('mmsent_train', ['--init_from', tmp_path/'nope'], tmp_path)
+    assert r.returncode == 2 and 'argument --init_from:' in r.stderr and r.stderr.count('\n') == 1, r.stderr
