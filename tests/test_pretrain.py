@@ -102,3 +102,61 @@ def test_bad_input_is_one_line(unlabeled, tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == 'mmsent_pretrain: error: argument --proj_dim: must be >= 1, got 0', r.stderr
     r = run('mmsent_train', ['--init_from', tmp_path/'nope'], tmp_path)
     assert r.returncode == 2 and 'argument --init_from:' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+
+GATHER_SCRIPT = '''
+import json, os, sys, torch, torch.distributed as dist, torch.nn.functional as F
+from mmsent.pretrain import contrastive_loss
+rank, world = int(sys.argv[1]), 2
+dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{sys.argv[2]}', rank=rank, world_size=world)
+torch.manual_seed(0)
+B = 4
+emb = {m: F.normalize(torch.randn(world*B, 5), dim=-1) for m in ('text', 'audio', 'visual')}
+present = torch.ones(world*B, 3, dtype=torch.bool); present[1, 1] = False; present[6, 2] = False
+mine = {m: v[rank*B:(rank + 1)*B].clone().requires_grad_() for m, v in emb.items()}
+loss, pairs = contrastive_loss(mine, present[rank*B:(rank + 1)*B], torch.tensor(10.0))
+loss.backward()
+grads = {m: v.grad.tolist() for m, v in mine.items()}
+out = [None]*world; dist.all_gather_object(out, dict(loss=loss.item(), pairs={k: v.item() for k, v in pairs.items()}, grads=grads))
+if rank == 0: print(json.dumps(out))
+dist.destroy_process_group()
+'''
+
+
+def test_negatives_are_gathered_across_processes(tmp_path):
+    "Two processes (gloo): each compares its clips with both processes' clips, and each gets the gradient of the summed loss for its own rows."
+    import socket, torch, torch.nn.functional as F
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+    (tmp_path/'g.py').write_text(GATHER_SCRIPT)
+    ps = [subprocess.Popen([sys.executable, str(tmp_path/'g.py'), str(r), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+          for r in range(2)]
+    outs = [p.communicate(timeout=120) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    per_rank = json.loads(outs[0][0])
+    mods = ('text', 'audio', 'visual')
+    torch.manual_seed(0)
+    B = 4
+    emb = {m: F.normalize(torch.randn(2*B, 5), dim=-1).requires_grad_() for m in mods}
+    present = torch.ones(2*B, 3, dtype=torch.bool); present[1, 1] = False; present[6, 2] = False
+
+    def process_loss(r):   # process r: its own clips are the queries, every process's clips the keys
+        rows, pairs = slice(r*B, (r + 1)*B), {}
+        for a, b in (('text', 'audio'), ('text', 'visual'), ('audio', 'visual')):
+            both = present[:, mods.index(a)] & present[:, mods.index(b)]
+            keep = both[rows]
+            def one_way(q, k):
+                logits = (10.0*emb[q][rows] @ emb[k].T).masked_fill(~both[None], float('-inf'))
+                return F.cross_entropy(logits[keep], torch.arange(r*B, (r + 1)*B)[keep])
+            pairs[f'{a}-{b}'] = (one_way(a, b) + one_way(b, a))/2
+        return torch.stack(list(pairs.values())).mean(), pairs
+
+    total = 0
+    for r in range(2):
+        loss, pairs = process_loss(r)
+        assert abs(loss.item() - per_rank[r]['loss']) < 1e-5, r
+        assert {k: round(v.item(), 5) for k, v in pairs.items()} == {k: round(v, 5) for k, v in per_rank[r]['pairs'].items()}
+        total = total + loss
+    total.backward()
+    for r in range(2):
+        for m in mods:
+            assert torch.allclose(torch.tensor(per_rank[r]['grads'][m]), emb[m].grad[r*B:(r + 1)*B], atol=1e-6), (r, m)
