@@ -160,3 +160,18 @@ def test_negatives_are_gathered_across_processes(tmp_path):
     for r in range(2):
         for m in mods:
             assert torch.allclose(torch.tensor(per_rank[r]['grads'][m]), emb[m].grad[r*B:(r + 1)*B], atol=1e-6), (r, m)
+
+
+def test_two_processes_pretrain(unlabeled, tmp_path):
+    "torchrun with two CPU processes: the run completes (the gathered negatives and DDP agree), one history, one model."
+    import socket
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+    script = cmd('mmsent_pretrain', tmp_path)[-1]   # torchrun runs it with this Python (a console script is a Python file too)
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port), script,
+                        '--dataset', 'manifest', '--data_root', str(unlabeled), '--epochs', '1', '--batch_size', '8', '--max_audio_seconds', '1',
+                        '--no_progress', '--device', 'cpu', '--output_dir', 'two', '--log_dir', 'two/logs'],
+                       cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '2 process(es)' in (tmp_path/'two'/'logs'/'pretraining.log').read_text()
+    h = json.loads((tmp_path/'two'/'pretraining_history.json').read_text())['epochs']
+    assert [e['epoch'] for e in h] == [1] and h[0]['val_clips'] == len([1 for l in open(unlabeled) if ',val,' in l])
