@@ -140,7 +140,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, 'precision', f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
             (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device', f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
             (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
-            (self.init_from is None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
+            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
