@@ -60,14 +60,16 @@ def contrastive_loss(
     present:torch.Tensor, # (B, M) bool, which clip has which modality; columns in `modalities` order
     logit_scale:torch.Tensor, # scalar: 1/temperature
     modalities:tuple|None=None, # the columns of `present` (default: the keys of `emb`)
+    gather:bool=True, # negatives from every process (False: `emb` already holds every clip, as in evaluation)
 )->tuple[torch.Tensor, dict]: # (the mean of the pair losses, {'text-audio': that pair's loss (detached)})
     "Symmetric InfoNCE between every pair of modalities, over the clips that have both; negatives from every process."
     mods = tuple(modalities or emb)
+    gather_ = gather_with_grad if gather else (lambda x: (x, 0))
     col = {m: j for j, m in enumerate(mods)}
     z = {m: torch.where(present[:, col[m], None], emb[m], torch.zeros_like(emb[m])) for m in emb}   # a missing modality's values never get in
     B = present.shape[0]
-    gz = {m: gather_with_grad(z[m])[0] for m in z}
-    all_present, offset = gather_with_grad(present.to(torch.uint8))
+    gz = {m: gather_(z[m])[0] for m in z}
+    all_present, offset = gather_(present.to(torch.uint8))
     all_present = all_present.bool()
     target = torch.arange(B, device=present.device) + offset
     losses = {}
@@ -274,7 +276,7 @@ def evaluate_representation(
 )->dict: # val_loss, val_pair_losses, val_retrieval, val_mean_R@1, val_mean_R@5, val_linear_probe_accuracy
     "The validation figures of an epoch: InfoNCE over the whole split, retrieval recall@1/@5 for each ordered pair, the linear probe."
     v = embed_split(model, val_loader, accelerator, max_batches)
-    with torch.no_grad(): loss, pairs = contrastive_loss(v['embeddings'], v['present'], model.logit_scale().detach().cpu(), model.modalities)
+    with torch.no_grad(): loss, pairs = contrastive_loss(v['embeddings'], v['present'], model.logit_scale().detach().cpu(), model.modalities, gather=False)
     ret = retrieval_recall(v['embeddings'], v['present'], model.modalities)
     mean = lambda k: float(np.mean([r[k] for r in ret.values()])) if ret else None
     probe = None

@@ -175,3 +175,13 @@ def test_two_processes_pretrain(unlabeled, tmp_path):
     assert '2 process(es)' in (tmp_path/'two'/'logs'/'pretraining.log').read_text()
     h = json.loads((tmp_path/'two'/'pretraining_history.json').read_text())['epochs']
     assert [e['epoch'] for e in h] == [1] and h[0]['val_clips'] == len([1 for l in open(unlabeled) if ',val,' in l])
+    # the validation figures are those of the whole split, as one process computes them from the saved model (not each process's share, nor twice the split)
+    import torch
+    from mmsent.datasets import MultiModalDataset
+    from mmsent.encoders import MultiModalProcessor
+    from mmsent.pretrain import ContrastiveModel, PretrainCollator, evaluate_representation, unlabeled_records
+    d = tmp_path/'two'/'pretrained_multimodal'
+    model, proc = ContrastiveModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
+    ds = MultiModalDataset(unlabeled_records('manifest', unlabeled, 'val'), max_audio_seconds=1.0, modalities=model.modalities)
+    ev = evaluate_representation(model, torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=PretrainCollator(proc)))
+    assert ev['val_clips'] == h[0]['val_clips'] and abs(ev['val_loss'] - h[0]['val_loss']) < 1e-3, (ev['val_loss'], h[0]['val_loss'])
