@@ -39,16 +39,17 @@ log = logging.getLogger('mmsent.train')
 
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
-           'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'LOCK_NAME', 'TRACKERS', 'TRACKING_PROJECT',
-           'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'rng_state', 'set_rng_state',
-           'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint', 'checkpoint_position',
-           'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError', 'lock_output_dir',
-           'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss', 'same_processor',
-           'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams', 'train', 'TrainState',
-           'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step', 'train_epoch',
-           'end_epoch', 'training_command', 'model_card', 'save_resumable', 'TrainingInterrupted', 'catch_signals',
-           'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior', 'class_weights_for', 'split_loader',
-           'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
+           'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
+           'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'rng_state',
+           'set_rng_state', 'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint',
+           'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
+           'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
+           'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
+           'train', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step',
+           'after_step', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
+           'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
+           'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command',
+           'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -82,6 +83,7 @@ class TrainConfig:
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss
     modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
     unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does
+    init_from:str|None=None # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion and heads start fresh
     class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
     # optimisation (the seed's flags first)
     epochs:int=10 # passes over the training split
@@ -138,6 +140,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, 'precision', f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
             (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device', f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
             (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
@@ -219,17 +222,19 @@ def resume_config(
     config:TrainConfig, # the run as asked for: the fields its caller gave (`given_fields`) are the requested changes
     saved:dict, # the checkpoint's saved TrainConfig, as a dict
     folder:str|Path|None=None, # the checkpoint folder (default: `config.resume`; pass the folder `--resume latest` resolved to)
-)->TrainConfig:
+    safe:tuple=RESUME_SAFE, # the options a resumed run may change (another command's config class has its own)
+)->TrainConfig: # of `config`'s class (`TrainConfig`, or e.g. `PretrainConfig`)
     "The configuration a resumed run continues with: the saved one, with the given options that are safe to change."
-    names = {f.name for f in fields(TrainConfig)}
+    cls = type(config)
+    names = {f.name for f in fields(cls)}
     saved = {k: v for k, v in saved.items() if k in names and k != 'resume'}
     given = given_fields(config) - {'resume'}
-    changed = sorted(k for k in given if k not in RESUME_SAFE and k in saved and getattr(config, k) != saved[k])
+    changed = sorted(k for k in given if k not in safe and k in saved and getattr(config, k) != saved[k])
     if changed:
-        flag = lambda k: f"--no_{k}" if isinstance(saved[k], bool) and getattr(TrainConfig, k, None) is True else f"--{k}"
+        flag = lambda k: f"--no_{k}" if isinstance(saved[k], bool) and getattr(cls, k, None) is True else f"--{k}"
         raise ConfigError('resume', "cannot change these options of the saved run (start a new run in another --output_dir instead): " +
                           '; '.join(f"{flag(k)} given {getattr(config, k)!r}, saved {saved[k]!r}" for k in changed))
-    cfg = TrainConfig(**{**saved, **{k: getattr(config, k) for k in given if k in RESUME_SAFE}, 'resume': str(folder or config.resume)})
+    cfg = cls(**{**saved, **{k: getattr(config, k) for k in given if k in safe}, 'resume': str(folder or config.resume)})
     cfg.__dict__['_given'] = given_fields(config)
     return cfg
 
@@ -349,7 +354,9 @@ def load_checkpoint(
     return state, tensors
 
 # %% ../nbs/05_train.ipynb #1f2c8f17
-_CKPT_RE = re.compile(r'end_to_end_multimodal_(epoch|step)_(\d+)')
+CKPT_PREFIX = 'end_to_end_multimodal'   # checkpoint folders are {prefix}_epoch_E and {prefix}_step_S
+def _ckpt_re(prefix:str=CKPT_PREFIX): return re.compile(rf'{re.escape(prefix)}_(epoch|step)_(\d+)')
+_CKPT_RE = _ckpt_re()
 
 def checkpoint_position(
     directory:Path, # a checkpoint folder
@@ -361,28 +368,31 @@ def checkpoint_position(
 
 def list_checkpoints(
     output_dir:str|Path, # a run's output folder
+    prefix:str=CKPT_PREFIX, # the checkpoints' name prefix (`mmsent_pretrain`'s differs)
 )->list[Path]: # oldest first
     "The run's epoch and step checkpoints, oldest first (by optimizer step, then epoch); the best model is not one of them."
     d = Path(output_dir)
     if not d.is_dir(): return []
-    found = [(pos, p) for p in d.iterdir() if p.is_dir() and _CKPT_RE.fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
+    found = [(pos, p) for p in d.iterdir() if p.is_dir() and _ckpt_re(prefix).fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
     return [p for _, p in sorted(found)]
 
 def latest_checkpoint(
     output_dir:str|Path, # a run's output folder
+    prefix:str=CKPT_PREFIX, # the checkpoints' name prefix
 )->Path:
     "The newest checkpoint in `output_dir` (`--resume latest`)."
-    ck = list_checkpoints(output_dir)
-    if not ck: raise CheckpointError(f"--resume latest: no checkpoint in {output_dir} (folders {EPOCH_NAME.format('E')} or {STEP_NAME.format('S')} with a trainer_state.json)")
+    ck = list_checkpoints(output_dir, prefix)
+    if not ck: raise CheckpointError(f"--resume latest: no checkpoint in {output_dir} (folders {prefix}_epoch_E or {prefix}_step_S with a trainer_state.json)")
     return ck[-1]
 
 def rotate_checkpoints(
     output_dir:str|Path, # a run's output folder
     limit:int|None, # keep the newest this many (None: keep all)
+    prefix:str=CKPT_PREFIX, # the checkpoints' name prefix
 )->list[Path]: # the folders removed
     "Delete the oldest checkpoints beyond `limit` (`--save_total_limit`); the best model folder is never touched."
     if not limit: return []
-    old = list_checkpoints(output_dir)[:-limit]
+    old = list_checkpoints(output_dir, prefix)[:-limit]
     for p in old: shutil.rmtree(p, ignore_errors=True); log.info("removed old checkpoint %s (save_total_limit %d)", p, limit)
     return old
 
@@ -431,23 +441,28 @@ def lock_output_dir(
 # %% ../nbs/05_train.ipynb #07570e3e
 def run_outputs(
     output_dir:str|Path, # a run's output folder
+    names:tuple=(BEST_NAME, HISTORY_NAME), # the run's own files and folders besides its checkpoints
+    prefix:str=CKPT_PREFIX, # its checkpoints' name prefix
 )->list[Path]:
     "What `train` writes into `output_dir`: the best model, the epoch and step checkpoints, the history, the data reports (nothing else)."
     d = Path(output_dir)
     if not d.is_dir(): return []
-    return sorted(p for p in d.iterdir() if p.name in (BEST_NAME, HISTORY_NAME) or (p.is_dir() and _CKPT_RE.fullmatch(p.name))
-                  or re.fullmatch(r'data_report_\w+\.json', p.name) or re.fullmatch(r'\.end_to_end_multimodal_\w+\.(tmp|old)-.*', p.name))
+    tmp = re.compile(rf"\.({'|'.join(map(re.escape, (prefix, *names)))})\w*\.(tmp|old)-.*")
+    return sorted(p for p in d.iterdir() if p.name in names or (p.is_dir() and _ckpt_re(prefix).fullmatch(p.name))
+                  or re.fullmatch(r'data_report_\w+\.json', p.name) or tmp.fullmatch(p.name))
 
 def prepare_output_dir(
     config:TrainConfig, # the run (output_dir, resume, overwrite_output_dir)
+    names:tuple=(BEST_NAME, HISTORY_NAME), # the run's own outputs besides its checkpoints (another command's differ)
+    prefix:str=CKPT_PREFIX, # its checkpoints' name prefix
 )->list[Path]: # what was removed
     "Refuse an output folder that holds an earlier run's models or history, unless resuming, or (overwrite_output_dir) remove them."
-    old = [p for p in run_outputs(config.output_dir) if not p.name.startswith(('data_report_', '.'))]
+    old = [p for p in run_outputs(config.output_dir, names, prefix) if not p.name.startswith(('data_report_', '.'))]
     if not old or config.resume: return []
     if not config.overwrite_output_dir:
         raise OutputDirError(f"output_dir {config.output_dir} holds an earlier run ({', '.join(p.name for p in old[:3])}{', ...' if len(old) > 3 else ''}): "
                              f"continue it with --resume latest, replace it with --overwrite_output_dir, or choose another --output_dir")
-    gone = run_outputs(config.output_dir)
+    gone = run_outputs(config.output_dir, names, prefix)
     for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
     log.info("overwrite_output_dir: removed %d outputs of the earlier run in %s", len(gone), config.output_dir)
     return gone
@@ -618,6 +633,10 @@ class Run:
     saved_at:tuple|None=None # (epoch, step, batches) of the last checkpoint written, and its folder
     t0:float=0.0 # when the current stretch of the epoch started (time.time())
     window:list=field(default_factory=lambda: [0.0, 0]) # training loss sum and batch count since the last `logging_steps` log
+    prefix:str=CKPT_PREFIX # checkpoint folders: {prefix}_epoch_E, {prefix}_step_S
+    prog:str='mmsent_train' # the command that resumes the run (named in messages)
+    card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
+    extra:dict=field(default_factory=dict) # what another loop built on these parts keeps with the run (`mmsent.pretrain`: the linear probe's loader)
 
 # %% ../nbs/05_train.ipynb #9a3ff06e
 def resume_point(
@@ -668,6 +687,7 @@ def setup_run(
     log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
              json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
     model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config()), cfg.processor())
+    if ckpt is None and cfg.init_from: load_encoders(model, cfg.init_from); log.info("encoders from %s (fusion and heads start fresh)", cfg.init_from)
     teacher, teacher_processor = _teacher(cfg, teacher_model, model, processor, acc)
     train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher, teacher_processor)
     if ckpt is None:   # a resumed model has these in its config already
@@ -696,7 +716,7 @@ def restore(
     cfg, s = run.cfg, ckpt['state']
     run.state = st = TrainState(**{f.name: s[f.name] for f in fields(TrainState) if f.name in s})
     begun = st.epoch + (1 if st.batches else 0)   # the last epoch that has started
-    if cfg.freeze and cfg.unfreeze_epoch and begun >= cfg.unfreeze_epoch: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
+    if getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch and begun >= cfg.unfreeze_epoch: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
     _opt_from_files(run.opt, ckpt['tensors'], s['optimizer'])
     run.sched.load_state_dict({**run.sched.state_dict(), **s['scheduler']})
     if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
@@ -709,9 +729,9 @@ def _prepare(run:Run):
     # DDP fixes the parameters it synchronises when it wraps the model: under several processes, the ones gradual
     # unfreezing will train later are trainable while it wraps, then frozen again until their epoch
     next_start = run.state.epoch + (2 if run.state.batches else 1)   # the next epoch to begin from its first batch
-    wrap_unfrozen = acc.num_processes > 1 and cfg.freeze and cfg.unfreeze_epoch is not None and next_start <= cfg.unfreeze_epoch <= cfg.epochs
+    wrap_unfrozen = acc.num_processes > 1 and getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch is not None and next_start <= cfg.unfreeze_epoch <= cfg.epochs
     if wrap_unfrozen: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
-    fwd = torch.compile(run.model, dynamic=True) if cfg.compile else run.model
+    fwd = torch.compile(run.model, dynamic=True) if getattr(cfg, 'compile', False) else run.model
     run.fwd, run.opt, run.train_dl, run.val_dl, run.sched = acc.prepare(fwd, run.opt, run.train_dl, run.val_dl, run.sched)
     if wrap_unfrozen: run.model.freeze_encoders()
 
@@ -760,7 +780,7 @@ def after_step(
     if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
         run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
         run.window = [0.0, 0]
-    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, STEP_NAME.format(st.step))
+    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, f'{run.prefix}_step_{st.step}')
     if interrupted(run): interrupt(run)
     return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
 
@@ -774,10 +794,11 @@ def _rng_restored(batches, run:Run):
 def train_epoch(
     run:Run, # the run
     epoch:int, # 1-based
+    tally=None, # callable(run, batch, out, loss, kd) adding a batch to `run.state.totals` (default: the supervised loop's)
 )->bool: # True: max_train_steps reached
     "One pass over the training split, or over what is left of it after a mid-epoch resume (the same batches, in the same order)."
     cfg, acc, st = run.cfg, run.acc, run.state
-    if cfg.freeze and cfg.unfreeze_epoch == epoch and st.batches == 0:
+    if getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch == epoch and st.batches == 0:
         run.model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
     run.train_dl.set_epoch(epoch)   # the seedable sampler's order depends on (seed, epoch) only
     dl = acc.skip_first_batches(run.train_dl, st.batches) if st.batches else run.train_dl
@@ -787,7 +808,7 @@ def train_epoch(
     bar = tqdm(batches, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl), disable=not (cfg.progress and acc.is_main_process))
     for batch in bar:
         out, loss, kd = train_step(run, batch)
-        _tally(run, batch, out, loss, kd)
+        (tally or _tally)(run, batch, out, loss, kd)
         bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}")
         if acc.sync_gradients and after_step(run): return True
     return False
@@ -814,7 +835,7 @@ def end_epoch(
         with _saving(out/BEST_NAME): run.model.save_pretrained(out/BEST_NAME, processor=run.processor, extra=model_card(run, rec))
     if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: save_resumable(run, EPOCH_NAME.format(epoch))
     if acc.is_main_process:
-        with _saving(out/HISTORY_NAME): _atomic_json(out/HISTORY_NAME, dict(config=asdict(cfg), best_metric=cfg.metric, best=st.best, epochs=st.history))
+        with _saving(out/HISTORY_NAME): _atomic_json(out/HISTORY_NAME, dict(config=asdict(cfg), init_from=cfg.init_from, best_metric=cfg.metric, best=st.best, epochs=st.history))
     acc.wait_for_everyone()
     if stop: log.info("stopping: %s", f"max_train_steps ({cfg.max_train_steps}) reached" if cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
                       else f"no improvement of val {cfg.metric} for {st.stale} epochs")
@@ -822,11 +843,12 @@ def end_epoch(
 
 # %% ../nbs/05_train.ipynb #157724ea
 def training_command(
-    cfg:TrainConfig, # the run
+    cfg:TrainConfig, # the run (or another command's config dataclass, e.g. `PretrainConfig`)
+    prog:str='mmsent_train', # the command
 )->str:
     "The `mmsent_train` command line of `cfg`: its options that differ from the defaults (what the model card shows)."
-    parts = ['mmsent_train']
-    for f in fields(TrainConfig):
+    parts = [prog]
+    for f in fields(type(cfg)):
         v = getattr(cfg, f.name)
         if f.name in ('resume', 'overwrite_output_dir') or v == f.default: continue
         if f.name == 'progress': parts.append('--no_progress')
@@ -840,8 +862,9 @@ def model_card(
 )->dict:
     "What a saved model's config.json (and its model card) tells about its training: epoch, metrics, settings, command, data."
     st = run.state
+    init = dict(init_from=str(run.cfg.init_from)) if run.cfg.init_from else {}
     return dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(run.cfg),
-                command=training_command(run.cfg), data=run.data)
+                command=training_command(run.cfg), data=run.data, **init)
 
 def save_resumable(
     run:Run, # the run
@@ -852,8 +875,8 @@ def save_resumable(
     d = Path(cfg.output_dir)/name
     if acc.is_main_process:
         state = dict(asdict(st), totals=dict(st.totals, seconds=_elapsed(run)) if st.batches else st.totals, config=asdict(cfg))
-        save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler, extra=model_card(run))
-        rotate_checkpoints(cfg.output_dir, cfg.save_total_limit)
+        save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler, extra=(run.card or model_card)(run))
+        rotate_checkpoints(cfg.output_dir, cfg.save_total_limit, run.prefix)
     acc.wait_for_everyone()
     run.saved_at = (st.epoch, st.step, st.batches, d)
     return d
@@ -881,11 +904,12 @@ class TrainingInterrupted(Exception):
         step:int, # optimizer steps done
         checkpoint:Path, # the checkpoint written
         output_dir:str|Path, # the run's output folder
+        prog:str='mmsent_train', # the command that resumes it
     ):
         self.signum, self.epoch, self.step, self.checkpoint, self.output_dir = signum, epoch, step, Path(checkpoint), output_dir
         self.exit_code = 128 + signum
         super().__init__(f"interrupted at epoch {epoch} step {step} (checkpoint {self.checkpoint}); "
-                         f"resume with: mmsent_train --resume latest --output_dir {shlex.quote(str(output_dir))}")
+                         f"resume with: {prog} --resume latest --output_dir {shlex.quote(str(output_dir))}")
 
 @contextmanager
 def catch_signals(
@@ -917,8 +941,8 @@ def interrupt(
     "Save a step checkpoint where the run stands (unless the last checkpoint is there already) and raise `TrainingInterrupted`."
     st = run.state
     here = (st.epoch, st.step, st.batches)
-    d = run.saved_at[3] if run.saved_at and run.saved_at[:3] == here else save_resumable(run, STEP_NAME.format(st.step))
-    e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir)
+    d = run.saved_at[3] if run.saved_at and run.saved_at[:3] == here else save_resumable(run, f'{run.prefix}_step_{st.step}')
+    e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir, run.prog)
     log.warning("%s", e)
     raise e
 
@@ -926,14 +950,14 @@ def interrupt(
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
-def _setup_logging(log_dir:Path, main:bool):
+def _setup_logging(log_dir:Path, main:bool, name:str=LOG_NAME):
     root = logging.getLogger('mmsent')
     root.setLevel(logging.INFO)
     for h in list(root.handlers):
         if getattr(h, '_mmsent', False): root.removeHandler(h); h.close()
     if not main: return
     log_dir.mkdir(parents=True, exist_ok=True)
-    fh = logging.FileHandler(log_dir/LOG_NAME, encoding='utf-8'); fh._mmsent = True
+    fh = logging.FileHandler(log_dir/name, encoding='utf-8'); fh._mmsent = True
     fh.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     root.addHandler(fh)
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers + logging.getLogger().handlers):
@@ -996,6 +1020,24 @@ def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_lo
                 val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
+# %% ../nbs/05_train.ipynb #e4077151
+def load_encoders(
+    model:EndToEndMultiModalModel, # the run's freshly built model (its fusion and heads are left as they are)
+    directory:str|Path, # a saved model folder: mmsent_pretrain's output, or any model `save_pretrained` wrote
+)->EndToEndMultiModalModel: # `model`, with the encoders' weights of the saved one
+    "Copy the encoders of the model saved in `directory` into `model` (`--init_from`); its fusion and heads stay freshly initialised."
+    d = Path(directory)
+    if not d.is_dir(): raise FileNotFoundError(f"--init_from {d}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")
+    try: src = EndToEndMultiModalModel.from_pretrained(d)
+    except (ModelLoadError, EncoderLoadError) as e: raise ValueError(f"--init_from {d}: {e}") from None
+    if missing := [m for m in model.modalities if m not in src.modalities]:
+        raise ValueError(f"--init_from {d}: it has no {', '.join(missing)} encoder (its modalities: {', '.join(src.modalities)})")
+    for m in model.modalities:
+        try: model.unimodal(m).encoder.load_state_dict(src.unimodal(m).encoder.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"--init_from {d}: its {m} encoder does not fit this run's (a {src.config.preset} model; use the same --preset): {str(e).splitlines()[0]}") from None
+    return model
+
 # %% ../nbs/05_train.ipynb #21e74e9a
 RESULTS_NAME = 'results'
 
@@ -1046,10 +1088,11 @@ def run_seeds(
 def train_parser(
     prog:str='mmsent_train', # the command's name
     description:str="Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set).", # for --help
+    config_class:type=TrainConfig, # the dataclass whose fields are the options (`mmsent_pretrain`: `PretrainConfig`)
     **kwargs, # to `OptionsParser`: the command's own `defaults`, `aliases`, `skip`
 )->OptionsParser:
     "The parser of a training command: every `TrainConfig` field is an option, and `--config FILE` reads more from JSON or YAML."
-    p = OptionsParser(TrainConfig, prog, description, **kwargs)
+    p = OptionsParser(config_class, prog, description, **kwargs)
     p.add_argument('--config', metavar='FILE', help="a JSON or YAML file of option -> value (e.g. mmsent_tune's best_params.json); options on the command line win")
     return p
 
