@@ -649,59 +649,93 @@ def shapley(self:EndToEndMultiModalModel,
 
 # %% ../nbs/04_model.ipynb #1ddada08
 _PIPELINE = {('text',): 'text-classification', ('audio',): 'audio-classification', ('visual',): 'image-classification'}
+_BOOKKEEPING = {'epoch', 'seconds', 'train_samples_per_s', 'val_clips'}   # in an epoch record, but not figures of the model
 
 def _hub_name(name)->str|None:
     "A checkpoint name that is a Hub id (not a local path), for the card's `base_model`."
     s = str(name or '')
     return s if s and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', s) and not Path(s).expanduser().exists() else None
 
-@patch
-def model_card(self:EndToEndMultiModalModel,
-    extra:dict|None=None, # run information: `epoch`, `metrics`, `training`, `command`, `data` (each optional)
-)->str: # the card, YAML front matter and Markdown
-    "A Hugging Face model card for this model: metadata (library, tags, base models, metrics) and what a reader needs to use it."
-    c, x = self.config, dict(extra or {})
-    metrics = {k: float(v) for k, v in (x.get('metrics') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    data = x.get('data') if isinstance(x.get('data'), dict) else {}
-    dataset = data.get('dataset')
-    base = {m: self.unimodal(m).name_or_path or c.checkpoint(m) for m in self.modalities}
-    hub_base = sorted({h for h in map(_hub_name, base.values()) if h})
-    name = x.get('model_name') or f"mmsent-{c.preset}-{c.fusion.kind}-{c.task}"
-    task_type = _PIPELINE.get(tuple(self.modalities), 'text-classification')
-    evals = [EvalResult(task_type=task_type, dataset_type=str(dataset or 'custom'), dataset_name=str(dataset or 'custom'),
+def _card_metrics(x:dict)->dict:
+    "The run's figures for the card: the numbers of `x['metrics']`, bookkeeping (epoch, seconds, throughput) left out."
+    return {k: float(v) for k, v in (x.get('metrics') or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _BOOKKEEPING}
+
+def _card_metadata(model, x:dict, metrics:dict, base:dict, pre:bool)->ModelCardData:
+    "The card's YAML metadata: library, name, base models, dataset, pipeline, tags, and the metrics as `model-index` results."
+    c = model.config
+    dataset = (x.get('data') or {}).get('dataset') if isinstance(x.get('data'), dict) else None
+    name = x.get('model_name') or (f"mmsent-{c.preset}-pretrained-encoders" if pre else f"mmsent-{c.preset}-{c.fusion.kind}-{c.task}")
+    pipeline = 'feature-extraction' if pre else _PIPELINE.get(tuple(model.modalities))
+    evals = [EvalResult(task_type=pipeline or 'text-classification', dataset_type=str(dataset or 'custom'), dataset_name=str(dataset or 'custom'),
                         metric_type=k, metric_value=v, dataset_split='validation' if k.startswith('val_') else None) for k, v in metrics.items()]
-    card = ModelCardData(library_name='mmsent', model_name=name, base_model=hub_base or None, datasets=[str(dataset)] if dataset else None,
-                         pipeline_tag=_PIPELINE.get(tuple(self.modalities)), eval_results=evals or None, metrics=sorted(metrics) or None,
-                         tags=['mmsent', 'multimodal', 'sentiment-analysis', *self.modalities, f'{c.fusion.kind}-fusion', c.task])
-    L = [f"# {name}", "",
-         f"A multimodal sentiment model made with mmsent ({'classification into ' + ', '.join(LABELS) if c.task == 'classification' and c.num_classes == NUM_CLASSES else c.task if c.task == 'regression' else f'{c.num_classes}-class classification'}"
-         f"{': one sentiment score in [-3, 3]' if c.task == 'regression' else ''}) from {', '.join(self.modalities)}.", "",
-         "## Base checkpoints", "", "| modality | encoder | starts from |", "|---|---|---|"]
-    for m in self.modalities:
-        L.append(f"| {m} | {type(self.unimodal(m).encoder).__name__} ({self.unimodal(m).hidden_size}-d) | {base[m] or f'random init ({c.preset} preset config)'} |")
-    L += ["", "## Modalities", "", f"The model has encoders for {', '.join(self.modalities)}. Any of them may be missing from a sample "
-          "(its `modality_mask` entry is False): the fusion layer then ignores it.", "",
-          "## Fusion", "", f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} layer(s), "
-          f"dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} in the loss.", "",
-          "## Data and splits", ""]
-    if data: L += [f"- {k}: {v}" for k, v in data.items()]
-    else: L.append("Not recorded with this save.")
-    L += ["", "## Metrics", ""]
+    tags = ['self-supervised', 'contrastive'] if pre else [f'{c.fusion.kind}-fusion', c.task]
+    return ModelCardData(library_name='mmsent', model_name=name, base_model=sorted({h for h in map(_hub_name, base.values()) if h}) or None,
+                         datasets=[str(dataset)] if dataset else None, pipeline_tag=pipeline, eval_results=evals or None,
+                         metrics=sorted(metrics) or None, tags=['mmsent', 'multimodal', 'sentiment-analysis', *model.modalities, *tags])
+
+# %% ../nbs/04_model.ipynb #fc2b6dd3
+def _card_intro(model, x:dict, pre:bool)->list:
+    "What the model is, and the encoders' starting points (a checkpoint, random weights, or a pre-trained mmsent model)."
+    c = model.config
+    what = ('classification into ' + ', '.join(LABELS) if c.task == 'classification' and c.num_classes == NUM_CLASSES else
+            'regression: one sentiment score in [-3, 3]' if c.task == 'regression' else f'{c.num_classes}-class classification')
+    L = ([f"Encoders for {', '.join(model.modalities)} pre-trained without labels by `mmsent_pretrain`: projection heads on each "
+          "modality's pooled embedding, trained so that the modalities of the same clip match (symmetric InfoNCE between every pair "
+          "of modalities a clip has). The fusion layer and the sentiment heads are untrained: start a supervised run from this folder "
+          "with `mmsent_train --init_from DIR`, which copies the encoders and starts the fusion and heads fresh."] if pre else
+         [f"A multimodal sentiment model made with mmsent ({what}) from {', '.join(model.modalities)}."])
+    start = {m: model.unimodal(m).name_or_path or c.checkpoint(m) or f'random init ({c.preset} preset config)' for m in model.modalities}
+    if x.get('init_from'): start = {m: f"pre-trained by mmsent_pretrain: `{x['init_from']}` (before that: {s})" for m, s in start.items()}
+    L += ["", "## Base checkpoints", "", "| modality | encoder | starts from |", "|---|---|---|",
+          *[f"| {m} | {type(model.unimodal(m).encoder).__name__} ({model.unimodal(m).hidden_size}-d) | {start[m]} |" for m in model.modalities]]
+    if x.get('init_from_command'): L += ["", "The pre-training that made those encoders:", "", "```bash", str(x['init_from_command']), "```"]
+    return L
+def _card_body(model, x:dict, metrics:dict, pre:bool)->list:
+    "The card's middle: modalities, fusion, data and splits, metrics, and how the model was trained (or pre-trained)."
+    c, data = model.config, x.get('data') if isinstance(x.get('data'), dict) else {}
+    L = ["## Modalities", "", f"The model has encoders for {', '.join(model.modalities)}. Any of them may be missing from a sample "
+         "(its `modality_mask` entry is False): the fusion layer then ignores it.", "", "## Fusion", ""]
+    L.append("Untrained (pre-training trains only the encoders, the projection heads and the temperature)." if pre else
+             f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} layer(s), "
+             f"dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} in the loss.")
+    L += ["", "## Data and splits", "", *([f"- {k}: {v}" for k, v in data.items()] or ["Not recorded with this save."]), "", "## Metrics", ""]
     if metrics: L += [f"Epoch {x['epoch']}." if 'epoch' in x else "", "| metric | value |", "|---|---|", *[f"| {k} | {v:.4g} |" for k, v in metrics.items()]]
     else: L.append("No metrics were recorded with this save.")
-    L += ["", "## Training", ""]
+    if pre: L += ["", "`val_mean_R@k`: how often a clip's other modality is among the k nearest of the validation clips (averaged over the "
+                  "directions, e.g. text to audio); `val_linear_probe_accuracy`: a logistic regression on the frozen embeddings."]
+    p = x.get('pretraining') if pre else None
+    L += ["", "## Pre-training" if pre else "## Training", ""]
+    if p: L += [f"- {k}: {v}" for k, v in p.items()] + [""]
     if x.get('command'): L += ["Command:", "", "```bash", str(x['command']), "```", ""]
-    if isinstance(x.get('training'), dict): L += ["Training configuration:", "", "```json", json.dumps(x['training'], indent=2, default=_json_default), "```"]
+    if isinstance(x.get('training'), dict): L += ["Configuration:", "", "```json", json.dumps(x['training'], indent=2, default=_json_default), "```"]
     if not x.get('command') and not isinstance(x.get('training'), dict): L.append("Not recorded with this save.")
-    L += ["", "## How to use", "", "```python", "from mmsent.model import EndToEndMultiModalModel", "from mmsent.encoders import MultiModalProcessor", "",
-          "model = EndToEndMultiModalModel.from_pretrained(path_or_repo)   # or transformers.AutoModel once mmsent is imported",
-          "processor = MultiModalProcessor.from_pretrained(path_or_repo)", "logits = model(**processor(text=[...], audio=[...], image=[...]))",
-          "```", "", "`checksums.sha256` lists the SHA-256 of every file but this card; loading refuses a file that changed.", "",
-          "## Intended use and limitations", "",
-          "Research on sentiment from speech, text and faces. The model learns the biases of its training data (speakers, languages, "
-          "recording conditions, annotation protocol) and is not validated for decisions about people. Scores on other data can differ "
-          "a lot from the metrics above."]
-    return str(ModelCard(f"---\n{card.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
+    return L
+
+def _card_usage(pre:bool)->list:
+    "How to load and use the model, and its intended use."
+    use = (["```bash", "mmsent_train --dataset manifest --data_root labelled.csv --init_from path/to/this/folder", "```", "",
+            "The projection heads and the temperature are in `contrastive_heads.safetensors`: "
+            "`mmsent.pretrain.ContrastiveModel.from_pretrained(folder)` loads them with the encoders (for retrieval, or to continue pre-training)."] if pre else
+           ["```python", "from mmsent.model import EndToEndMultiModalModel", "from mmsent.encoders import MultiModalProcessor", "",
+            "model = EndToEndMultiModalModel.from_pretrained(path_or_repo)   # or transformers.AutoModel once mmsent is imported",
+            "processor = MultiModalProcessor.from_pretrained(path_or_repo)", "logits = model(**processor(text=[...], audio=[...], image=[...]))", "```"])
+    return ["## How to use", "", *use, "", "`checksums.sha256` lists the SHA-256 of every file but this card; loading refuses a file that changed.", "",
+            "## Intended use and limitations", "",
+            "Research on sentiment from speech, text and faces. The model learns the biases of its training data (speakers, languages, "
+            "recording conditions, annotation protocol) and is not validated for decisions about people. Scores on other data can differ "
+            "a lot from the metrics above."]
+
+@patch
+def model_card(self:EndToEndMultiModalModel,
+    extra:dict|None=None, # run information: `epoch`, `metrics`, `training`, `command`, `data`, `init_from`, `pretraining` (each optional)
+)->str: # the card, YAML front matter and Markdown
+    "A Hugging Face model card for this model: metadata (library, tags, base models, metrics) and what a reader needs to use it."
+    x = dict(extra or {})
+    pre, metrics = isinstance(x.get('pretraining'), dict), _card_metrics(x)
+    meta = _card_metadata(self, x, metrics, {m: self.unimodal(m).name_or_path or self.config.checkpoint(m) for m in self.modalities}, pre)
+    L = [f"# {meta.model_name}", "", *_card_intro(self, x, pre), "", *_card_body(self, x, metrics, pre), "", *_card_usage(pre)]
+    return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
 
 # %% ../nbs/04_model.ipynb #384e5507
 def convert_legacy(

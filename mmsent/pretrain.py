@@ -32,7 +32,7 @@ from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
 from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer, load_checkpoint,
                           latest_checkpoint, lock_output_dir, prepare_output_dir, resume_config, restore, catch_signals, interrupted, interrupt,
-                          train_epoch, save_resumable, training_command, train_parser, run_command, _prepare, _setup_logging, _atomic_json,
+                          train_epoch, save_resumable, model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json,
                           _saving, _replace_dir, _quiet_worker, _elapsed, _new_totals)
 
 log = logging.getLogger('mmsent.pretrain')
@@ -417,11 +417,10 @@ def pretrain_card(
     run:Run, # the run
     record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
 )->dict:
-    "What a pre-trained model's config.json (and model card) tells about its pre-training: epoch, figures, settings, command, data."
-    st = run.state
-    rec = record or (st.history[-1] if st.history else None)
+    "What a pre-trained model's config.json (and model card) tells about its pre-training: `train.model_card`'s, the figures flattened, and the objective."
+    rec = record or (run.state.history[-1] if run.state.history else None)
     flat = None if rec is None else {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return dict(epoch=st.epoch, metrics=flat, training=asdict(run.cfg), command=training_command(run.cfg, 'mmsent_pretrain'), data=run.data,
+    return dict(model_card(run, flat, prog='mmsent_pretrain'),
                 pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has (mmsent.pretrain)', heads=HEADS_NAME,
                                  proj_dim=run.cfg.proj_dim, temperature=1/run.model.logit_scale().item()))
 

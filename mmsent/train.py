@@ -859,12 +859,16 @@ def training_command(
 def model_card(
     run:Run, # the run
     record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
+    prog:str='mmsent_train', # the command that made the model (`mmsent_pretrain` for a pre-training)
 )->dict:
-    "What a saved model's config.json (and its model card) tells about its training: epoch, metrics, settings, command, data."
-    st = run.state
-    init = dict(init_from=str(run.cfg.init_from)) if run.cfg.init_from else {}
-    return dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(run.cfg),
-                command=training_command(run.cfg), data=run.data, **init)
+    "What a saved model's config.json (and its model card) tells about its training: epoch, metrics, settings, command, data, where the encoders came from."
+    st, cfg = run.state, run.cfg
+    card = dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(cfg),
+                command=training_command(cfg, prog), data=run.data)
+    if getattr(cfg, 'init_from', None):
+        src = Path(cfg.init_from)/'config.json'
+        card.update(init_from=str(cfg.init_from), init_from_command=json.loads(src.read_text()).get('command') if src.is_file() else None)
+    return card
 
 def save_resumable(
     run:Run, # the run
