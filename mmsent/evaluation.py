@@ -148,7 +148,7 @@ def plot_history(
     fig.tight_layout()
     return _save(fig, path)
 
-# %% ../nbs/06_evaluation.ipynb #031f6c3b
+# %% ../nbs/06_evaluation.ipynb #c13f65c7
 def plot_confusion(
     cm:list|np.ndarray, # (C, C) counts, rows true, columns predicted
     path:str|Path|None=None, # save as PNG here
@@ -166,6 +166,7 @@ def plot_confusion(
     fig.tight_layout()
     return _save(fig, path)
 
+# %% ../nbs/06_evaluation.ipynb #408027ed
 def plot_attention(
     analysis:dict, # from `attention_analysis`
     path:str|Path|None=None, # save as PNG here
@@ -183,6 +184,7 @@ def plot_attention(
     fig.tight_layout()
     return _save(fig, path)
 
+# %% ../nbs/06_evaluation.ipynb #d7ff0252
 def plot_ablation(
     rows:list[dict], # from `ablation`
     path:str|Path|None=None, # save as PNG here
@@ -205,6 +207,7 @@ def plot_ablation(
     fig.tight_layout()
     return _save(fig, path)
 
+# %% ../nbs/06_evaluation.ipynb #92fa708c
 def plot_shapley(
     analysis:dict, # from `shapley_analysis`
     path:str|Path|None=None, # save as PNG here
