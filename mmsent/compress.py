@@ -355,7 +355,7 @@ def eval_loader(
     return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds, modalities=modalities),
                                        batch_size=batch_size, collate_fn=MultiModalCollator(processor))
 
-# %% ../nbs/09_compress.ipynb #019ba7f6
+# %% ../nbs/09_compress.ipynb #4248f5cc
 def _cli_error(cmd:str, e:Exception):
     print(f"{cmd}: error: {e}", file=sys.stderr); sys.exit(2)
 
@@ -405,6 +405,7 @@ def mmsent_distill(
     res = run_command(p, work)
     print(f"student best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
 
+# %% ../nbs/09_compress.ipynb #42b0746a
 def _eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples):
     return dict(dataset=dataset, data_root=data_root, split=split, synth_n=synth_n, batch_size=batch_size, max_audio_seconds=max_audio_seconds, max_samples=max_samples)
 
@@ -436,6 +437,7 @@ def mmsent_quantize(
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_quantize', e)
     _report(o, dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, speed=qm.int8_speed, model=str(src), dataset=dataset, split=split, rows=rows))
 
+# %% ../nbs/09_compress.ipynb #30e3905f
 @call_parse
 def mmsent_prune(
     model:str=None, # a float model directory written by mmsent_train (required)
