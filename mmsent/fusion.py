@@ -79,7 +79,7 @@ class AttentionBlock(nn.Module):
 def _head(d:int, num_classes:int, dropout:float)->nn.Sequential:
     return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, num_classes))
 
-# %% ../nbs/03_fusion.ipynb #e2e54d08
+# %% ../nbs/03_fusion.ipynb #20c196cc
 class Fusion(nn.Module):
     "Base of the fusion layers: per-modality projections to `d_model`, modality-type embeddings and a classification head."
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
@@ -106,8 +106,9 @@ class Fusion(nn.Module):
         if not present.any(-1).all(): raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
         return {m: feats[m].masked_fill(~present[:, j, None], 0.0) for j, m in enumerate(self.modalities)}
 
+# %% ../nbs/03_fusion.ipynb #86670f59
 class AttentionFusion(Fusion):
-    "The seed's fusion: multi-head self-attention over the modality tokens, mean over the present ones, MLP head."
+    "Multi-head self-attention over the modality tokens, mean over the present ones, MLP head."
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
         super().__init__(config, in_dims)
         c = config
@@ -128,9 +129,11 @@ class AttentionFusion(Fusion):
         seqs:dict|None=None, # unused
         seq_masks:dict|None=None, # unused
     )->FusionOutput:
+        "Fused logits, the modality attention `(B, heads, M, M)` and the attention each modality receives."
         feats = self.check(feats, present)
         return self.fuse_tokens(self.tokens(feats, present), present)
 
+# %% ../nbs/03_fusion.ipynb #fbda9c27
 class ConcatFusion(Fusion):
     "Late-fusion baseline: concatenated projections (a learned 'missing' vector for an absent modality), MLP head."
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
@@ -139,12 +142,19 @@ class ConcatFusion(Fusion):
 
     def _fused_dim(self): return self.config.d_model * len(self.modalities)
 
-    def forward(self, feats:dict[str, torch.Tensor], present:torch.Tensor, seqs:dict|None=None, seq_masks:dict|None=None)->FusionOutput:
+    def forward(self,
+        feats:dict[str, torch.Tensor], # modality -> (B, D_m) pooled embedding
+        present:torch.Tensor, # (B, M) bool presence mask
+        seqs:dict|None=None, # unused
+        seq_masks:dict|None=None, # unused
+    )->FusionOutput:
+        "Fused logits from the concatenated projections (no attention, no modality weights)."
         feats = self.check(feats, present)
         t = torch.where(present[..., None], self.tokens(feats, present), self.missing.expand(present.shape[0], -1, -1))
         fused = t.flatten(1)
         return FusionOutput(logits=self.head(fused), fused=fused)
 
+# %% ../nbs/03_fusion.ipynb #5d305090
 class GatedFusion(Fusion):
     "Gated fusion: softmax gates over the present modalities, from each modality and the context of all present ones."
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
@@ -152,7 +162,13 @@ class GatedFusion(Fusion):
         d = config.d_model
         self.gate_h, self.gate_c, self.gate_v = nn.Linear(d, d), nn.Linear(d, d, bias=False), nn.Linear(d, 1, bias=False)
 
-    def forward(self, feats:dict[str, torch.Tensor], present:torch.Tensor, seqs:dict|None=None, seq_masks:dict|None=None)->FusionOutput:
+    def forward(self,
+        feats:dict[str, torch.Tensor], # modality -> (B, D_m) pooled embedding
+        present:torch.Tensor, # (B, M) bool presence mask
+        seqs:dict|None=None, # unused
+        seq_masks:dict|None=None, # unused
+    )->FusionOutput:
+        "Fused logits, and the gates `(B, M)` as `modality_weights`."
         feats = self.check(feats, present)
         h = torch.tanh(self.tokens(feats, present))                               # (B, M, d)
         ctx = masked_mean(h, present)                                             # (B, d) context of the present modalities
@@ -161,6 +177,7 @@ class GatedFusion(Fusion):
         fused = (gates[..., None] * h).sum(1)
         return FusionOutput(logits=self.head(fused), fused=fused, modality_weights=gates)
 
+# %% ../nbs/03_fusion.ipynb #aa31b954
 class CrossModalFusion(AttentionFusion):
     "MulT-style: each modality's token sequence attends over the other present modalities' sequences, then attention fusion."
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
@@ -176,6 +193,7 @@ class CrossModalFusion(AttentionFusion):
         seqs:dict[str, torch.Tensor]|None=None, # modality -> (B, T_m, D_m) token sequence
         seq_masks:dict[str, torch.Tensor]|None=None, # modality -> (B, T_m) bool, True for real tokens
     )->FusionOutput:
+        "Fused logits and modality attention, from each modality's sequence attending over the others'."
         feats = self.check(feats, present)
         if seqs is None or seq_masks is None or any(m not in seqs for m in self.modalities):
             raise ValueError("cross-modal fusion needs every modality's token sequence and mask (`seqs`, `seq_masks`)")
