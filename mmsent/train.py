@@ -40,16 +40,15 @@ log = logging.getLogger('mmsent.train')
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
-           'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'rng_state',
+           'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
            'set_rng_state', 'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
-           'train', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step',
-           'after_step', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
-           'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
-           'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command',
-           'mmsent_train']
+           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step',
+           'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable', 'TrainingInterrupted',
+           'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior', 'class_weights_for',
+           'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -237,6 +236,34 @@ def resume_config(
     cfg = cls(**{**saved, **{k: getattr(config, k) for k in given if k in safe}, 'resume': str(folder or config.resume)})
     cfg.__dict__['_given'] = given_fields(config)
     return cfg
+
+# %% ../nbs/05_train.ipynb #77e38c52
+def train(
+    config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
+    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
+    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
+    **kwargs, # or override fields of the default config
+)->dict: # history, best, metric, best_dir, history_path, model
+    "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
+    cfg, ckpt = resume_point(config or TrainConfig(**kwargs))
+    acc = make_accelerator(cfg)
+    _setup_logging(Path(cfg.log_dir), acc.is_main_process)
+    with lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
+        if acc.is_main_process: prepare_output_dir(cfg)
+        run = setup_run(cfg, acc, ckpt, teacher_model)
+        try:
+            with catch_signals(run):
+                while run.state.epoch < cfg.epochs:
+                    epoch = run.state.epoch + 1
+                    stop = train_epoch(run, epoch)
+                    stop = end_epoch(run, epoch) or stop
+                    if on_epoch_end is not None and on_epoch_end(epoch, run.state.history[-1]):
+                        log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
+                    if stop: break
+                    if interrupted(run): interrupt(run)
+        finally: acc.end_training()
+    out = Path(cfg.output_dir)
+    return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME, history_path=out/HISTORY_NAME, model=run.model)
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:
@@ -570,34 +597,6 @@ def flat_hparams(
 )->dict:
     "The run's settings as the flat str/number/bool dictionary trackers take (TensorBoard's hparams refuse None)."
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(config).items()}
-
-# %% ../nbs/05_train.ipynb #77e38c52
-def train(
-    config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
-    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
-    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
-    **kwargs, # or override fields of the default config
-)->dict: # history, best, metric, best_dir, history_path, model
-    "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
-    cfg, ckpt = resume_point(config or TrainConfig(**kwargs))
-    acc = make_accelerator(cfg)
-    _setup_logging(Path(cfg.log_dir), acc.is_main_process)
-    with lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
-        if acc.is_main_process: prepare_output_dir(cfg)
-        run = setup_run(cfg, acc, ckpt, teacher_model)
-        try:
-            with catch_signals(run):
-                while run.state.epoch < cfg.epochs:
-                    epoch = run.state.epoch + 1
-                    stop = train_epoch(run, epoch)
-                    stop = end_epoch(run, epoch) or stop
-                    if on_epoch_end is not None and on_epoch_end(epoch, run.state.history[-1]):
-                        log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
-                    if stop: break
-                    if interrupted(run): interrupt(run)
-        finally: acc.end_training()
-    out = Path(cfg.output_dir)
-    return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME, history_path=out/HISTORY_NAME, model=run.model)
 
 # %% ../nbs/05_train.ipynb #3d56eff9
 def _new_totals()->dict: return dict(loss=0.0, kd=0.0, seen=0, right=0, seconds=0.0)
