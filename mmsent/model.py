@@ -28,9 +28,42 @@ from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentM
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
-__all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_NAME', 'CARD_NAME', 'ModelConfig',
-           'MultiModalOutput', 'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel',
-           'convert_legacy', 'mmsent_convert']
+__all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_NAME', 'CARD_NAME',
+           'activation_checkpointing_enable', 'activation_checkpointing_disable', 'ModelConfig', 'MultiModalOutput',
+           'EncodedBatch', 'ModelLoadError', 'read_saved', 'EndToEndMultiModalModel', 'convert_legacy',
+           'mmsent_convert']
+
+# %% ../nbs/04_model.ipynb #838ce898
+_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
+               unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
+               n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
+_RANGES['fusion.num_classes'] = (1, None)   # the fusion's output width: 1 for a regressor's score
+
+def _check_fields(values:dict, spec, where:str=''):
+    "Type (and range) of each of `values` against the dataclass fields `spec`; the error names the field."
+    for f in fields(spec):
+        if f.name not in values or f.type in ('FusionConfig',): continue
+        v = values[f.name]
+        if not _type_ok(v, str(f.type)): raise ValueError(f"{where}{f.name} must be {f.type}, got {v!r}")
+        lo, hi = _RANGES.get(where + f.name, _RANGES.get(f.name, (None, None)))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
+            raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
+        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
+            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name == 'modalities' else 'numbers'}, got {v!r}")
+
+def _check_config_types(values:dict):
+    "`ModelConfig` field values checked before use: wrong types from a hand-edited config.json are named, not crashed on."
+    _check_fields(values, ModelConfig)
+    fu = values.get('fusion')
+    if isinstance(fu, dict):
+        unknown = set(fu) - {f.name for f in fields(FusionConfig)}
+        if unknown: raise ValueError(f"unknown fusion config fields {sorted(unknown)}")
+        _check_fields(fu, FusionConfig, 'fusion.')
+    elif not isinstance(fu, (str, FusionConfig)): raise ValueError(f"fusion must be a FusionConfig, its dict or a kind name, got {fu!r}")
+    ec = values.get('encoder_configs')
+    for m, c in (ec or {}).items():
+        if m not in MODALITIES: raise ValueError(f"encoder_configs has an unknown modality {m!r} (expected {MODALITIES})")
+        if not isinstance(c, dict) or not isinstance(c.get('model_type'), str): raise ValueError(f"encoder_configs.{m} must be an object with a model_type")
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
@@ -128,38 +161,6 @@ class ModelConfig(PreTrainedConfig):
     def __eq__(self, other): return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
     __hash__ = None
 
-# %% ../nbs/04_model.ipynb #838ce898
-_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
-               unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
-               n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
-_RANGES['fusion.num_classes'] = (1, None)   # the fusion's output width: 1 for a regressor's score
-
-def _check_fields(values:dict, spec, where:str=''):
-    "Type (and range) of each of `values` against the dataclass fields `spec`; the error names the field."
-    for f in fields(spec):
-        if f.name not in values or f.type in ('FusionConfig',): continue
-        v = values[f.name]
-        if not _type_ok(v, str(f.type)): raise ValueError(f"{where}{f.name} must be {f.type}, got {v!r}")
-        lo, hi = _RANGES.get(where + f.name, _RANGES.get(f.name, (None, None)))
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
-            raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
-        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
-            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name == 'modalities' else 'numbers'}, got {v!r}")
-
-def _check_config_types(values:dict):
-    "`ModelConfig` field values checked before use: wrong types from a hand-edited config.json are named, not crashed on."
-    _check_fields(values, ModelConfig)
-    fu = values.get('fusion')
-    if isinstance(fu, dict):
-        unknown = set(fu) - {f.name for f in fields(FusionConfig)}
-        if unknown: raise ValueError(f"unknown fusion config fields {sorted(unknown)}")
-        _check_fields(fu, FusionConfig, 'fusion.')
-    elif not isinstance(fu, (str, FusionConfig)): raise ValueError(f"fusion must be a FusionConfig, its dict or a kind name, got {fu!r}")
-    ec = values.get('encoder_configs')
-    for m, c in (ec or {}).items():
-        if m not in MODALITIES: raise ValueError(f"encoder_configs has an unknown modality {m!r} (expected {MODALITIES})")
-        if not isinstance(c, dict) or not isinstance(c.get('model_type'), str): raise ValueError(f"encoder_configs.{m} must be an object with a model_type")
-
 # %% ../nbs/04_model.ipynb #4bf6c830
 @dataclass
 class MultiModalOutput(ModelOutput):
@@ -222,7 +223,7 @@ def read_saved(
         raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
     return meta, state
 
-# %% ../nbs/04_model.ipynb #5947afe2
+# %% ../nbs/04_model.ipynb #44f9d5d4
 class EndToEndMultiModalModel(PreTrainedModel):
     "Text + audio + visual sentiment: three fine-tunable encoders with their own heads, fused by attention (a Hugging Face `PreTrainedModel`)."
     config_class = ModelConfig
@@ -263,212 +264,6 @@ class EndToEndMultiModalModel(PreTrainedModel):
         if model is None: raise ValueError(f"this model has no {m} encoder (its modalities: {self.modalities})")
         return model
 
-    # --- forward ----------------------------------------------------------------------------------------------
-    def presence(self, inputs:dict, modality_mask:torch.Tensor|None, B:int, device)->torch.Tensor:
-        "The `(B, M)` presence mask over `self.modalities`, checked against the inputs given."
-        for m, x in inputs.items():
-            if x is not None and m not in self.modalities:
-                raise ValueError(f"{m} inputs were given but this model has no {m} encoder (its modalities: {self.modalities})")
-        if modality_mask is None:
-            present = torch.tensor([inputs[m] is not None for m in self.modalities], device=device).expand(B, -1)
-        else:
-            if modality_mask.shape != (B, len(MODALITIES)):
-                raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got {tuple(modality_mask.shape)}")
-            present = modality_mask.to(device=device, dtype=torch.bool)[:, [MODALITIES.index(m) for m in self.modalities]]
-            for j, m in enumerate(self.modalities):
-                if present[:, j].any() and inputs[m] is None: raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
-        if not present.any(-1).all():
-            raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
-        return present
-
-    def drop_modalities(self,
-        present:torch.Tensor, # (B, M) bool presence mask
-    )->torch.Tensor: # (B, M) bool, a subset of `present` with at least one modality per sample
-        "Modality dropout: hide each present modality of each sample with probability `config.modality_dropout`, keeping at least one."
-        keep = present & (torch.rand(present.shape, device=present.device) >= self.config.modality_dropout)
-        none = ~keep.any(-1)
-        if none.any():   # give such a sample back one of its own modalities, chosen at random
-            r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
-            keep[none] = F.one_hot(r[none].argmax(-1), present.shape[1]).bool()
-        return keep
-
-    def encode(self,
-        text_inputs:torch.Tensor|None=None, # (B, L) token ids
-        audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
-        visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
-        text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
-        audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
-        modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
-        encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
-    )->EncodedBatch:
-        "Run each encoder on the samples that have its modality (after modality dropout, in training): everything fusion needs."
-        inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
-        for m, eo in (encoder_outputs or {}).items():
-            if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
-            inputs[m] = eo['embedding']
-        masks = dict(text=text_attention_mask, audio=audio_attention_mask, visual=None)
-        first = next((x for x in inputs.values() if x is not None), None)
-        if first is None: raise ValueError("no inputs: give at least one of text_inputs, audio_inputs, visual_inputs")
-        B, device = first.shape[0], first.device
-        present = self.presence(inputs, modality_mask, B, device)
-        if self.training and self.config.modality_dropout: present = self.drop_modalities(present)
-        feats, seqs, seq_masks, uni = {}, {}, {}, {}
-        for j, m in enumerate(self.modalities):
-            rows = present[:, j]
-            full = bool(rows.all())
-            idx = None if full else rows.nonzero().flatten()
-            model = self.unimodal(m)
-            nan_rows = lambda dt: torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
-            if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
-                eo = encoder_outputs[m]
-                if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
-                    raise ValueError(f"cross-modal fusion needs {m} token sequences: build the feature cache with level='sequence'")
-                feats[m] = eo['embedding'].masked_fill(~rows[:, None], 0.0)
-                seqs[m] = eo['hidden_states'] if eo.get('hidden_states') is not None else feats[m][:, None]
-                seq_masks[m] = (eo['mask'] if eo.get('mask') is not None else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None]
-                uni[m] = model.classifier(model.dropout(feats[m])).masked_fill(~rows[:, None], float('nan'))
-                continue
-            if not full and idx.numel() == 0:   # nobody has it: placeholders, masked everywhere downstream
-                D, dt = model.hidden_size, model.classifier.weight.dtype
-                feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
-                seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), nan_rows(dt)
-                continue
-            x, mk = inputs[m], masks[m]
-            if not full: x, mk = x[idx], (mk[idx] if mk is not None else None)
-            o = model(x) if m == 'visual' else model(x, mk)
-            if full: feats[m], seqs[m], seq_masks[m], uni[m] = o.embedding, o.hidden_states, o.mask, o.logits
-            else:
-                feats[m] = o.embedding.new_zeros(B, *o.embedding.shape[1:]).index_copy(0, idx, o.embedding)
-                seqs[m] = o.hidden_states.new_zeros(B, *o.hidden_states.shape[1:]).index_copy(0, idx, o.hidden_states)
-                seq_masks[m] = o.mask.new_zeros(B, *o.mask.shape[1:]).index_copy(0, idx, o.mask)
-                uni[m] = nan_rows(o.logits.dtype).index_copy(0, idx, o.logits)
-        return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
-
-    def forward(self,
-        text_inputs:torch.Tensor|None=None, # (B, L) token ids
-        audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
-        visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
-        text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
-        audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
-        modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
-        labels:torch.Tensor|None=None, # (B,) class ids, or float scores for regression: adds the combined loss to the output
-        return_attention:bool=False, # the original interface: also return the attention weights
-        return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
-        encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
-        return_shapley:bool=False, # also compute each modality's Shapley value (`MultiModalOutput.shapley`; implies `return_dict`)
-    ):
-        "Fused logits `(B, C)` (or scores `(B, 1)`); `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
-        enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask, encoder_outputs)
-        fo:FusionOutput = self.fusion(enc.feats, enc.present, enc.seqs, enc.seq_masks)
-        if labels is None and not return_dict and not return_shapley:
-            return (fo.logits, fo.attention) if return_attention else fo.logits
-        loss, losses = None, None
-        if labels is not None:
-            loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
-            if self.training and self.config.unimodal_fusion_weight: loss = loss + self.unimodal_fusion_loss(enc, labels, losses)
-        return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=enc.unimodal, attention=fo.attention,
-                                modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
-                                shapley=self.shapley(enc, fo.logits) if return_shapley else None)
-
-    def criterion(self,
-        logits:torch.Tensor, # (B, num_outputs) one head's prediction
-        target:torch.Tensor, # (B,) class ids, or scores (regression)
-        reduction:str='mean', # 'mean', 'sum' or 'none'
-    )->torch.Tensor:
-        "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, or L1 on the score."
-        c = self.config
-        if c.task == 'regression':
-            if target.is_floating_point(): return F.l1_loss(logits[:, 0].float(), target.float(), reduction=reduction)
-            raise ValueError(f"a regression model needs float scores as labels, got {target.dtype} (class ids?)")
-        if target.is_floating_point(): raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
-        w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
-        return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
-
-    def fuse(self,
-        enc:EncodedBatch, # from `encode`
-        present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
-    )->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
-        "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
-        rows = present.any(-1)
-        pick = lambda d: {m: t[rows] for m, t in d.items()}
-        return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
-
-    def unimodal_fusion_loss(self,
-        enc:EncodedBatch, # from `encode`
-        labels:torch.Tensor, # (B,) class ids or scores
-        losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
-    )->torch.Tensor:
-        "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
-        total = 0.0
-        for j, m in enumerate(self.modalities):
-            only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
-            if not only.any(): continue
-            rows, fo = self.fuse(enc, only)
-            l = self.criterion(fo.logits, labels[rows])
-            if losses is not None: losses[f'fused_{m}_only'] = l.detach()
-            total = total + l
-        return self.config.unimodal_fusion_weight * total
-
-    def loss(self,
-        logits:torch.Tensor, # (B, num_outputs) fused prediction
-        unimodal_logits:dict, # modality -> (B, num_outputs), NaN rows where absent
-        labels:torch.Tensor, # (B,) class ids or scores
-        present:torch.Tensor, # (B, M) presence mask
-    )->tuple[torch.Tensor, dict]:
-        "Fused loss plus `aux_loss_weight` times each unimodal head's loss over the samples that have it."
-        total = self.criterion(logits, labels)
-        losses = {'fused': total.detach()}
-        if self.config.aux_loss_weight:
-            for j, m in enumerate(self.modalities):
-                rows = present[:, j]
-                if not rows.any(): continue
-                l = self.criterion(unimodal_logits[m][rows], labels[rows])
-                losses[m] = l.detach()
-                total = total + self.config.aux_loss_weight * l
-        return total, losses
-
-    # --- freezing and optimizer groups ------------------------------------------------------------------------
-    def freeze_encoders(self):
-        "Freeze every encoder (heads and fusion stay trainable)."
-        for m in self.modalities: self.unimodal(m).freeze()
-        return self
-
-    def unfreeze_encoders(self,
-        top_k:int|None=None, # only the top `top_k` layers of each encoder (None: whole encoders)
-        modalities:tuple|None=None, # which encoders (default: all)
-    ):
-        "Unfreeze the encoders, or their top `top_k` layers: the gradual-unfreezing step."
-        for m in (modalities or self.modalities): self.unimodal(m).unfreeze(top_k)
-        return self
-
-    def set_gradient_checkpointing(self, on:bool=True):
-        "Activation checkpointing in every encoder on or off."
-        for m in self.modalities: self.unimodal(m).set_gradient_checkpointing(on)
-        return self
-
-    def pretrained_parameters(self)->list[nn.Parameter]:
-        "Parameters of the (pretrained) encoders."
-        return [p for m in self.modalities for p in self.unimodal(m).encoder.parameters()]
-
-    def new_parameters(self)->list[nn.Parameter]:
-        "Parameters that start from scratch: the unimodal heads and the fusion layer."
-        pre = {id(p) for p in self.pretrained_parameters()}
-        return [p for p in self.parameters() if id(p) not in pre]
-
-    def parameter_groups(self,
-        lr:float, # learning rate of the new parameters
-        pretrained_lr_ratio:float=0.1, # the encoders get lr * this (the original design: lr / 10)
-        weight_decay:float=0.01, # for weight matrices; biases, norms and other 1-D parameters get none
-    )->list[dict]:
-        "Optimizer parameter groups: pretrained encoders at a lower learning rate, new parameters at `lr`, no decay on 1-D parameters."
-        groups = []
-        for name, params, glr in (('pretrained', self.pretrained_parameters(), lr*pretrained_lr_ratio), ('new', self.new_parameters(), lr)):
-            decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
-            groups += [dict(name=f'{name}', params=decay, lr=glr, weight_decay=weight_decay),
-                       dict(name=f'{name}_no_decay', params=no_decay, lr=glr, weight_decay=0.0)]
-        return [g for g in groups if g['params']]
-
-    # --- Hugging Face machinery -------------------------------------------------------------------------------
     def _init_weights(self, module):
         "Nothing: every module keeps the initialisation it got when built (the encoders their pretrained or config init)."
 
@@ -478,135 +273,186 @@ class EndToEndMultiModalModel(PreTrainedModel):
 
     def _backward_compatibility_gradient_checkpointing(self): pass   # `config.gradient_checkpointing` is ours, applied in `__init__`
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
-        "Hugging Face's switch (the Trainer calls it): activation checkpointing in every encoder."
-        return self.set_gradient_checkpointing(True)
-
-    def gradient_checkpointing_disable(self):
-        "Hugging Face's switch: activation checkpointing off in every encoder."
-        return self.set_gradient_checkpointing(False)
-    activation_checkpointing_enable, activation_checkpointing_disable = gradient_checkpointing_enable, gradient_checkpointing_disable
-
-    # --- saving and loading -----------------------------------------------------------------------------------
-    def save_pretrained(self,
-        save_directory:str|Path, # the model directory (replaced atomically if it exists)
-        processor=None, # a `MultiModalProcessor` to save alongside
-        extra:dict|None=None, # run information, written into config.json and the model card: `epoch`, `metrics`, `training`, `command`, `data`, or any JSON-able key
-        push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
-        **kwargs, # Hugging Face's options that do not apply here (`max_shard_size`, `safe_serialization=True`...) are accepted and ignored
-    )->Path:
-        "Write `model.safetensors`, `config.json`, the processor's files, a model card `README.md` and `checksums.sha256` into `save_directory`, atomically."
-        if push_to_hub: raise ValueError("use model.push_to_hub(repo_id, processor=...) to upload a model")
-        if kwargs.pop('safe_serialization', True) is not True: raise ValueError("mmsent saves safetensors only (safe_serialization=False is not supported)")
-        unknown = set(kwargs) - {'max_shard_size', 'is_main_process', 'variant', 'token', 'state_dict', 'save_function'}
-        if unknown: raise TypeError(f"save_pretrained got unexpected options {sorted(unknown)}")
-        cfg = replace(self.config, encoder_configs={m: self.unimodal(m).encoder.config.to_dict() for m in self.modalities})
-        cfg.architectures = [type(self).__name__]
-        meta = dict(cfg.to_dict(), mmsent_version=mmsent.__version__)
-        extra = dict(extra or {})
-        if set(extra) & (set(meta) | {RUN_KEYS_NAME}): raise ValueError(f"extra keys {sorted(set(extra) & set(meta))} clash with config fields")
-        if extra: meta.update(extra, **{RUN_KEYS_NAME: sorted(extra)})
-        d = Path(save_directory)
-        d.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
-        try:
-            save_model(self, str(tmp/WEIGHTS_NAME), metadata={'format': 'pt'})
-            (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + '\n')
-            if processor is not None: processor.save_pretrained(tmp)
-            (tmp/CARD_NAME).write_text(self.model_card(extra))
-            write_checksums(tmp)
-            old = d.with_name(f'.{d.name}.old-{os.getpid()}')
-            if d.exists(): os.replace(d, old)
-            os.replace(tmp, d)
-            if old.exists(): shutil.rmtree(old)
-        finally:
-            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-        return d
-
-    @classmethod
-    def from_pretrained(cls,
-        pretrained_model_name_or_path:str|Path, # a directory written by `save_pretrained` (or an older mmsent release), or a Hub repository id
-        *model_args,
-        verify:bool=True, # check every file listed in checksums.sha256 (an old directory: the weights' SHA-256 in config.json)
-        device:str|torch.device='cpu', # where to put the weights
-        dtype:torch.dtype|str|None=None, # cast the floating-point weights (None or 'auto': as saved)
-        cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
-        revision:str|None=None, # Hub downloads: branch, tag or commit
-        token:str|bool|None=None, # Hub downloads: access token
-        local_files_only:bool=False, # Hub downloads: use the local cache only
-        **kwargs, # what `AutoModel.from_pretrained` passes on (`config`, `trust_remote_code`...): accepted, the directory's own config is used
-    ):
-        "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle, no random init), every file checked."
-        if model_args: raise TypeError("from_pretrained takes the directory (or Hub id) and keyword options only")
-        if kwargs.get('torch_dtype') is not None and dtype is None: dtype = kwargs['torch_dtype']
-        unknown = set(k for k, v in kwargs.items() if v is not None) - _AUTO_KWARGS
-        if unknown: raise TypeError(f"from_pretrained got unexpected options {sorted(unknown)}")
-        d = resolve_pretrained(pretrained_model_name_or_path, (CONFIG_NAME,), 'model', ModelLoadError,
-                               cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
-        meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
-        if 'model_type' not in meta and 'architecture' in meta: return cls._from_legacy(d, meta, verify, device, dtype)
-        if meta.get('model_type') != ModelConfig.model_type:
-            raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('model_type')!r} model, not an mmsent one (model_type 'mmsent')")
-        if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
-        if verify:
-            if not (d/CHECKSUMS_NAME).is_file():
-                raise ModelLoadError(f"{d/CHECKSUMS_NAME} is missing: the files cannot be checked (re-save the model, or load with verify=False at your own risk)")
-            checked = verify_checksums(d, ModelLoadError)
-            for f in (CONFIG_NAME, WEIGHTS_NAME):
-                if f not in checked: raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with verify=False at your own risk)")
-        cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta)
-        model = cls._build_and_load(cfg, d, device, dtype)
-        model.config.name_or_path = str(pretrained_model_name_or_path)
-        return model
-
-    @classmethod
-    def _from_legacy(cls, d:Path, meta:dict, verify:bool, device, dtype):
-        "A directory of mmsent's first format: config.json with `architecture`, `weights_sha256` and `config`."
-        if meta.get('architecture') != cls.__name__:
-            raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {cls.__name__}")
-        if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
-        if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
-            raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
-                                 f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
-        if not isinstance(meta.get('config'), dict): raise ModelLoadError(f"{d/CONFIG_NAME}: config must be a JSON object")
-        cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta['config'])
-        cfg.run_info = {k: v for k, v in meta.items() if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
-        return cls._build_and_load(cfg, d, device, dtype)
-
-    @classmethod
-    def _build_and_load(cls, cfg:ModelConfig, d:Path, device, dtype):
-        try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
-        except (SafetensorError, OSError) as e:
-            raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
-        try:
-            with init_empty_weights(): model = cls(cfg)   # no random init: every parameter comes from the file
-        except Exception as e: raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        try: model.load_state_dict(state, strict=True, assign=True)
-        except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
-        model = model.to(device)
-        if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
-        return model.eval()
-
-    def push_to_hub(self,
-        repo_id:str, # 'user/name' on the Hugging Face Hub
-        processor=None, # a `MultiModalProcessor` to upload alongside (recommended: the repository then loads with `AutoProcessor`)
-        extra:dict|None=None, # run information for config.json and the model card, as in `save_pretrained`
-        commit_message:str|None=None, # default: 'Upload mmsent model'
-        private:bool|None=None, # a new repository is private
-        token:str|bool|None=None, # access token (default: the stored login)
-        revision:str|None=None, # branch to push to
-        create_pr:bool=False, # open a pull request instead of committing
-        **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
-    ):
-        "Save the model (and processor) into a temporary folder with `save_pretrained` and upload it to the Hub repository `repo_id` (created if needed)."
-        return upload_to_hub(lambda folder: self.save_pretrained(folder, processor=processor, extra=extra), repo_id,
-                             commit_message or 'Upload mmsent model', private, token, revision, create_pr)
-
 # %% ../nbs/04_model.ipynb #a9c2aa2b
 AutoConfig.register(ModelConfig.model_type, ModelConfig, exist_ok=True)
 AutoModel.register(ModelConfig, EndToEndMultiModalModel, exist_ok=True)
 AutoModelForSequenceClassification.register(ModelConfig, EndToEndMultiModalModel, exist_ok=True)
 AutoProcessor.register(ModelConfig, MultiModalProcessor, exist_ok=True)
+
+# %% ../nbs/04_model.ipynb #450d1fa8
+@patch
+def presence(self:EndToEndMultiModalModel, inputs:dict, modality_mask:torch.Tensor|None, B:int, device)->torch.Tensor:
+    "The `(B, M)` presence mask over `self.modalities`, checked against the inputs given."
+    for m, x in inputs.items():
+        if x is not None and m not in self.modalities:
+            raise ValueError(f"{m} inputs were given but this model has no {m} encoder (its modalities: {self.modalities})")
+    if modality_mask is None:
+        present = torch.tensor([inputs[m] is not None for m in self.modalities], device=device).expand(B, -1)
+    else:
+        if modality_mask.shape != (B, len(MODALITIES)):
+            raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got {tuple(modality_mask.shape)}")
+        present = modality_mask.to(device=device, dtype=torch.bool)[:, [MODALITIES.index(m) for m in self.modalities]]
+        for j, m in enumerate(self.modalities):
+            if present[:, j].any() and inputs[m] is None: raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
+    if not present.any(-1).all():
+        raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
+    return present
+
+@patch
+def drop_modalities(self:EndToEndMultiModalModel,
+    present:torch.Tensor, # (B, M) bool presence mask
+)->torch.Tensor: # (B, M) bool, a subset of `present` with at least one modality per sample
+    "Modality dropout: hide each present modality of each sample with probability `config.modality_dropout`, keeping at least one."
+    keep = present & (torch.rand(present.shape, device=present.device) >= self.config.modality_dropout)
+    none = ~keep.any(-1)
+    if none.any():   # give such a sample back one of its own modalities, chosen at random
+        r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+        keep[none] = F.one_hot(r[none].argmax(-1), present.shape[1]).bool()
+    return keep
+
+# %% ../nbs/04_model.ipynb #da8f51e8
+@patch
+def encode(self:EndToEndMultiModalModel,
+    text_inputs:torch.Tensor|None=None, # (B, L) token ids
+    audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
+    visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
+    text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
+    audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
+    modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
+    encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
+)->EncodedBatch:
+    "Run each encoder on the samples that have its modality (after modality dropout, in training): everything fusion needs."
+    inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
+    for m, eo in (encoder_outputs or {}).items():
+        if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
+        inputs[m] = eo['embedding']
+    masks = dict(text=text_attention_mask, audio=audio_attention_mask, visual=None)
+    first = next((x for x in inputs.values() if x is not None), None)
+    if first is None: raise ValueError("no inputs: give at least one of text_inputs, audio_inputs, visual_inputs")
+    B, device = first.shape[0], first.device
+    present = self.presence(inputs, modality_mask, B, device)
+    if self.training and self.config.modality_dropout: present = self.drop_modalities(present)
+    feats, seqs, seq_masks, uni = {}, {}, {}, {}
+    for j, m in enumerate(self.modalities):
+        rows = present[:, j]
+        full = bool(rows.all())
+        idx = None if full else rows.nonzero().flatten()
+        model = self.unimodal(m)
+        nan_rows = lambda dt: torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
+        if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
+            eo = encoder_outputs[m]
+            if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
+                raise ValueError(f"cross-modal fusion needs {m} token sequences: build the feature cache with level='sequence'")
+            feats[m] = eo['embedding'].masked_fill(~rows[:, None], 0.0)
+            seqs[m] = eo['hidden_states'] if eo.get('hidden_states') is not None else feats[m][:, None]
+            seq_masks[m] = (eo['mask'] if eo.get('mask') is not None else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None]
+            uni[m] = model.classifier(model.dropout(feats[m])).masked_fill(~rows[:, None], float('nan'))
+            continue
+        if not full and idx.numel() == 0:   # nobody has it: placeholders, masked everywhere downstream
+            D, dt = model.hidden_size, model.classifier.weight.dtype
+            feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
+            seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), nan_rows(dt)
+            continue
+        x, mk = inputs[m], masks[m]
+        if not full: x, mk = x[idx], (mk[idx] if mk is not None else None)
+        o = model(x) if m == 'visual' else model(x, mk)
+        if full: feats[m], seqs[m], seq_masks[m], uni[m] = o.embedding, o.hidden_states, o.mask, o.logits
+        else:
+            feats[m] = o.embedding.new_zeros(B, *o.embedding.shape[1:]).index_copy(0, idx, o.embedding)
+            seqs[m] = o.hidden_states.new_zeros(B, *o.hidden_states.shape[1:]).index_copy(0, idx, o.hidden_states)
+            seq_masks[m] = o.mask.new_zeros(B, *o.mask.shape[1:]).index_copy(0, idx, o.mask)
+            uni[m] = nan_rows(o.logits.dtype).index_copy(0, idx, o.logits)
+    return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
+
+# %% ../nbs/04_model.ipynb #d8372ebf
+@patch
+def forward(self:EndToEndMultiModalModel,
+    text_inputs:torch.Tensor|None=None, # (B, L) token ids
+    audio_inputs:torch.Tensor|None=None, # (B, S) normalised 16 kHz waveforms
+    visual_inputs:torch.Tensor|None=None, # (B, 3, H, W) pixel values
+    text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
+    audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
+    modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
+    labels:torch.Tensor|None=None, # (B,) class ids, or float scores for regression: adds the combined loss to the output
+    return_attention:bool=False, # the original interface: also return the attention weights
+    return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
+    encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
+    return_shapley:bool=False, # also compute each modality's Shapley value (`MultiModalOutput.shapley`; implies `return_dict`)
+):
+    "Fused logits `(B, C)` (or scores `(B, 1)`); `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
+    enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask, encoder_outputs)
+    fo:FusionOutput = self.fusion(enc.feats, enc.present, enc.seqs, enc.seq_masks)
+    if labels is None and not return_dict and not return_shapley:
+        return (fo.logits, fo.attention) if return_attention else fo.logits
+    loss, losses = None, None
+    if labels is not None:
+        loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
+        if self.training and self.config.unimodal_fusion_weight: loss = loss + self.unimodal_fusion_loss(enc, labels, losses)
+    return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=enc.unimodal, attention=fo.attention,
+                            modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
+                            shapley=self.shapley(enc, fo.logits) if return_shapley else None)
+
+# %% ../nbs/04_model.ipynb #709c1c19
+@patch
+def criterion(self:EndToEndMultiModalModel,
+    logits:torch.Tensor, # (B, num_outputs) one head's prediction
+    target:torch.Tensor, # (B,) class ids, or scores (regression)
+    reduction:str='mean', # 'mean', 'sum' or 'none'
+)->torch.Tensor:
+    "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, or L1 on the score."
+    c = self.config
+    if c.task == 'regression':
+        if target.is_floating_point(): return F.l1_loss(logits[:, 0].float(), target.float(), reduction=reduction)
+        raise ValueError(f"a regression model needs float scores as labels, got {target.dtype} (class ids?)")
+    if target.is_floating_point(): raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
+    w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
+    return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
+
+@patch
+def fuse(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
+)->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
+    "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
+    rows = present.any(-1)
+    pick = lambda d: {m: t[rows] for m, t in d.items()}
+    return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
+
+@patch
+def unimodal_fusion_loss(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    labels:torch.Tensor, # (B,) class ids or scores
+    losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
+)->torch.Tensor:
+    "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
+    total = 0.0
+    for j, m in enumerate(self.modalities):
+        only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
+        if not only.any(): continue
+        rows, fo = self.fuse(enc, only)
+        l = self.criterion(fo.logits, labels[rows])
+        if losses is not None: losses[f'fused_{m}_only'] = l.detach()
+        total = total + l
+    return self.config.unimodal_fusion_weight * total
+
+@patch
+def loss(self:EndToEndMultiModalModel,
+    logits:torch.Tensor, # (B, num_outputs) fused prediction
+    unimodal_logits:dict, # modality -> (B, num_outputs), NaN rows where absent
+    labels:torch.Tensor, # (B,) class ids or scores
+    present:torch.Tensor, # (B, M) presence mask
+)->tuple[torch.Tensor, dict]:
+    "Fused loss plus `aux_loss_weight` times each unimodal head's loss over the samples that have it."
+    total = self.criterion(logits, labels)
+    losses = {'fused': total.detach()}
+    if self.config.aux_loss_weight:
+        for j, m in enumerate(self.modalities):
+            rows = present[:, j]
+            if not rows.any(): continue
+            l = self.criterion(unimodal_logits[m][rows], labels[rows])
+            losses[m] = l.detach()
+            total = total + self.config.aux_loss_weight * l
+    return total, losses
 
 # %% ../nbs/04_model.ipynb #707ece6a
 @patch
@@ -646,6 +492,64 @@ def shapley(self:EndToEndMultiModalModel,
             w = torch.lgamma(k_ + 1.0).exp() * torch.lgamma((n - k_).float()).exp() / torch.lgamma(n + 1.0).exp()   # |S|! (n-|S|-1)! / n!
             phi[:, j] += torch.where(ok, w*(v[s | 1 << j] - v[s]), 0.0)
     return phi.masked_fill(~enc.present, float('nan'))
+
+# %% ../nbs/04_model.ipynb #d5d9012d
+@patch
+def freeze_encoders(self:EndToEndMultiModalModel):
+    "Freeze every encoder (heads and fusion stay trainable)."
+    for m in self.modalities: self.unimodal(m).freeze()
+    return self
+
+@patch
+def unfreeze_encoders(self:EndToEndMultiModalModel,
+    top_k:int|None=None, # only the top `top_k` layers of each encoder (None: whole encoders)
+    modalities:tuple|None=None, # which encoders (default: all)
+):
+    "Unfreeze the encoders, or their top `top_k` layers: the gradual-unfreezing step."
+    for m in (modalities or self.modalities): self.unimodal(m).unfreeze(top_k)
+    return self
+
+@patch
+def set_gradient_checkpointing(self:EndToEndMultiModalModel, on:bool=True):
+    "Activation checkpointing in every encoder on or off."
+    for m in self.modalities: self.unimodal(m).set_gradient_checkpointing(on)
+    return self
+
+@patch
+def pretrained_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
+    "Parameters of the (pretrained) encoders."
+    return [p for m in self.modalities for p in self.unimodal(m).encoder.parameters()]
+
+@patch
+def new_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
+    "Parameters that start from scratch: the unimodal heads and the fusion layer."
+    pre = {id(p) for p in self.pretrained_parameters()}
+    return [p for p in self.parameters() if id(p) not in pre]
+
+@patch
+def parameter_groups(self:EndToEndMultiModalModel,
+    lr:float, # learning rate of the new parameters
+    pretrained_lr_ratio:float=0.1, # the encoders get lr * this (the original design: lr / 10)
+    weight_decay:float=0.01, # for weight matrices; biases, norms and other 1-D parameters get none
+)->list[dict]:
+    "Optimizer parameter groups: pretrained encoders at a lower learning rate, new parameters at `lr`, no decay on 1-D parameters."
+    groups = []
+    for name, params, glr in (('pretrained', self.pretrained_parameters(), lr*pretrained_lr_ratio), ('new', self.new_parameters(), lr)):
+        decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
+        groups += [dict(name=f'{name}', params=decay, lr=glr, weight_decay=weight_decay),
+                   dict(name=f'{name}_no_decay', params=no_decay, lr=glr, weight_decay=0.0)]
+    return [g for g in groups if g['params']]
+
+@patch
+def gradient_checkpointing_enable(self:EndToEndMultiModalModel, gradient_checkpointing_kwargs=None, **kwargs):
+    "Hugging Face's switch (the Trainer calls it): activation checkpointing in every encoder."
+    return self.set_gradient_checkpointing(True)
+
+@patch
+def gradient_checkpointing_disable(self:EndToEndMultiModalModel):
+    "Hugging Face's switch: activation checkpointing off in every encoder."
+    return self.set_gradient_checkpointing(False)
+activation_checkpointing_enable, activation_checkpointing_disable = gradient_checkpointing_enable, gradient_checkpointing_disable
 
 # %% ../nbs/04_model.ipynb #1ddada08
 _PIPELINE = {('text',): 'text-classification', ('audio',): 'audio-classification', ('visual',): 'image-classification'}
@@ -736,6 +640,125 @@ def model_card(self:EndToEndMultiModalModel,
     meta = _card_metadata(self, x, metrics, {m: self.unimodal(m).name_or_path or self.config.checkpoint(m) for m in self.modalities}, pre)
     L = [f"# {meta.model_name}", "", *_card_intro(self, x, pre), "", *_card_body(self, x, metrics, pre), "", *_card_usage(pre)]
     return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
+
+# %% ../nbs/04_model.ipynb #2bc2c483
+@patch
+def save_pretrained(self:EndToEndMultiModalModel,
+    save_directory:str|Path, # the model directory (replaced atomically if it exists)
+    processor=None, # a `MultiModalProcessor` to save alongside
+    extra:dict|None=None, # run information, written into config.json and the model card: `epoch`, `metrics`, `training`, `command`, `data`, or any JSON-able key
+    push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
+    **kwargs, # Hugging Face's options that do not apply here (`max_shard_size`, `safe_serialization=True`...) are accepted and ignored
+)->Path:
+    "Write `model.safetensors`, `config.json`, the processor's files, a model card `README.md` and `checksums.sha256` into `save_directory`, atomically."
+    if push_to_hub: raise ValueError("use model.push_to_hub(repo_id, processor=...) to upload a model")
+    if kwargs.pop('safe_serialization', True) is not True: raise ValueError("mmsent saves safetensors only (safe_serialization=False is not supported)")
+    unknown = set(kwargs) - {'max_shard_size', 'is_main_process', 'variant', 'token', 'state_dict', 'save_function'}
+    if unknown: raise TypeError(f"save_pretrained got unexpected options {sorted(unknown)}")
+    cfg = replace(self.config, encoder_configs={m: self.unimodal(m).encoder.config.to_dict() for m in self.modalities})
+    cfg.architectures = [type(self).__name__]
+    meta = dict(cfg.to_dict(), mmsent_version=mmsent.__version__)
+    extra = dict(extra or {})
+    if set(extra) & (set(meta) | {RUN_KEYS_NAME}): raise ValueError(f"extra keys {sorted(set(extra) & set(meta))} clash with config fields")
+    if extra: meta.update(extra, **{RUN_KEYS_NAME: sorted(extra)})
+    d = Path(save_directory)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
+    try:
+        save_model(self, str(tmp/WEIGHTS_NAME), metadata={'format': 'pt'})
+        (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + '\n')
+        if processor is not None: processor.save_pretrained(tmp)
+        (tmp/CARD_NAME).write_text(self.model_card(extra))
+        write_checksums(tmp)
+        old = d.with_name(f'.{d.name}.old-{os.getpid()}')
+        if d.exists(): os.replace(d, old)
+        os.replace(tmp, d)
+        if old.exists(): shutil.rmtree(old)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+# %% ../nbs/04_model.ipynb #ff74686d
+@patch(cls_method=True)
+def from_pretrained(cls:EndToEndMultiModalModel,
+    pretrained_model_name_or_path:str|Path, # a directory written by `save_pretrained` (or an older mmsent release), or a Hub repository id
+    *model_args,
+    verify:bool=True, # check every file listed in checksums.sha256 (an old directory: the weights' SHA-256 in config.json)
+    device:str|torch.device='cpu', # where to put the weights
+    dtype:torch.dtype|str|None=None, # cast the floating-point weights (None or 'auto': as saved)
+    cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
+    revision:str|None=None, # Hub downloads: branch, tag or commit
+    token:str|bool|None=None, # Hub downloads: access token
+    local_files_only:bool=False, # Hub downloads: use the local cache only
+    **kwargs, # what `AutoModel.from_pretrained` passes on (`config`, `trust_remote_code`...): accepted, the directory's own config is used
+):
+    "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle, no random init), every file checked."
+    if model_args: raise TypeError("from_pretrained takes the directory (or Hub id) and keyword options only")
+    if kwargs.get('torch_dtype') is not None and dtype is None: dtype = kwargs['torch_dtype']
+    unknown = set(k for k, v in kwargs.items() if v is not None) - _AUTO_KWARGS
+    if unknown: raise TypeError(f"from_pretrained got unexpected options {sorted(unknown)}")
+    d = resolve_pretrained(pretrained_model_name_or_path, (CONFIG_NAME,), 'model', ModelLoadError,
+                           cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
+    meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
+    if 'model_type' not in meta and 'architecture' in meta: return cls._from_legacy(d, meta, verify, device, dtype)
+    if meta.get('model_type') != ModelConfig.model_type:
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('model_type')!r} model, not an mmsent one (model_type 'mmsent')")
+    if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
+    if verify:
+        if not (d/CHECKSUMS_NAME).is_file():
+            raise ModelLoadError(f"{d/CHECKSUMS_NAME} is missing: the files cannot be checked (re-save the model, or load with verify=False at your own risk)")
+        checked = verify_checksums(d, ModelLoadError)
+        for f in (CONFIG_NAME, WEIGHTS_NAME):
+            if f not in checked: raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with verify=False at your own risk)")
+    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta)
+    model = cls._build_and_load(cfg, d, device, dtype)
+    model.config.name_or_path = str(pretrained_model_name_or_path)
+    return model
+
+@patch(cls_method=True)
+def _from_legacy(cls:EndToEndMultiModalModel, d:Path, meta:dict, verify:bool, device, dtype):
+    "A directory of mmsent's first format: config.json with `architecture`, `weights_sha256` and `config`."
+    if meta.get('architecture') != cls.__name__:
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {cls.__name__}")
+    if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
+    if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
+                             f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
+    if not isinstance(meta.get('config'), dict): raise ModelLoadError(f"{d/CONFIG_NAME}: config must be a JSON object")
+    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta['config'])
+    cfg.run_info = {k: v for k, v in meta.items() if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
+    return cls._build_and_load(cfg, d, device, dtype)
+
+@patch(cls_method=True)
+def _build_and_load(cls:EndToEndMultiModalModel, cfg:ModelConfig, d:Path, device, dtype):
+    try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+    try:
+        with init_empty_weights(): model = cls(cfg)   # no random init: every parameter comes from the file
+    except Exception as e: raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    try: model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
+    model = model.to(device)
+    if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    return model.eval()
+
+# %% ../nbs/04_model.ipynb #a4a85156
+@patch
+def push_to_hub(self:EndToEndMultiModalModel,
+    repo_id:str, # 'user/name' on the Hugging Face Hub
+    processor=None, # a `MultiModalProcessor` to upload alongside (recommended: the repository then loads with `AutoProcessor`)
+    extra:dict|None=None, # run information for config.json and the model card, as in `save_pretrained`
+    commit_message:str|None=None, # default: 'Upload mmsent model'
+    private:bool|None=None, # a new repository is private
+    token:str|bool|None=None, # access token (default: the stored login)
+    revision:str|None=None, # branch to push to
+    create_pr:bool=False, # open a pull request instead of committing
+    **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
+):
+    "Save the model (and processor) into a temporary folder with `save_pretrained` and upload it to the Hub repository `repo_id` (created if needed)."
+    return upload_to_hub(lambda folder: self.save_pretrained(folder, processor=processor, extra=extra), repo_id,
+                         commit_message or 'Upload mmsent model', private, token, revision, create_pr)
 
 # %% ../nbs/04_model.ipynb #384e5507
 def convert_legacy(
