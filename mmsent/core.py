@@ -69,7 +69,7 @@ class EncoderPreset:
 # %% ../nbs/00_core.ipynb #522ea5bb
 PRESETS = {p.name: p for p in (
     EncoderPreset('base', 'roberta-base', 'facebook/wav2vec2-base-960h', 'google/vit-base-patch16-224',
-                  "the seed's encoders: RoBERTa-base, Wav2Vec2-base-960h, ViT-B/16 (~306M parameters)"),
+                  "the full-size encoders: RoBERTa-base, Wav2Vec2-base-960h, ViT-B/16 (~306M parameters)"),
     EncoderPreset('small', 'distilroberta-base', 'ntu-spml/distilhubert', 'facebook/deit-small-patch16-224',
                   'DistilRoBERTa, DistilHuBERT, DeiT-small (ViT-S/16) (~130M parameters)'),
     EncoderPreset('tiny', None, None, None,

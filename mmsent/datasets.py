@@ -409,14 +409,14 @@ def collate_targets(
     return dict(labels=classes.clone(), meta=meta)
 
 class MultiModalCollator:
-    "Samples (or the original design's column batch) in, model inputs + `labels` (+ `meta`: ids, classes, scores) out, through a processor."
+    "Samples (or a column batch: a dict of lists) in, model inputs + `labels` (+ `meta`: ids, classes, scores) out, through a processor."
     def __init__(self,
         processor, # a `MultiModalProcessor`
         task:str='classification', # what `labels` hold: class ids, or scores ('regression')
     ): self.processor, self.task = processor, task
 
     def __call__(self, samples:list[dict]|dict)->dict:
-        if isinstance(samples, dict):   # the original batch format: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
+        if isinstance(samples, dict):   # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
             b = samples
             inputs = self.processor(text=b.get('text'), audio_path=b.get('audio_path'), audio=b.get('audio'),
                                     image=b.get('image'), image_path=b.get('image_path'))

@@ -84,12 +84,12 @@ class TrainConfig:
     unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does
     init_from:str|None=None # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion and heads start fresh
     class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
-    # optimisation (the seed's flags first)
+    # optimisation
     epochs:int=10 # passes over the training split
     batch_size:int=16 # samples per step and process
-    learning_rate:float|None=None # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise, the seed's)
+    learning_rate:float|None=None # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise)
     warmup_steps:int|None=None # linear warmup, in optimizer steps (default: 10% of all steps)
-    pretrained_lr_ratio:float|None=None # encoders get learning_rate * this (default: the seed's 0.1; 1.0 for tiny, which is not pretrained)
+    pretrained_lr_ratio:float|None=None # encoders get learning_rate * this (default: 0.1; 1.0 for tiny, which is not pretrained)
     weight_decay:float=0.01 # AdamW weight decay (none on biases and norms)
     max_grad_norm:float=1.0 # gradient clipping
     grad_accum:int=1 # gradient accumulation steps

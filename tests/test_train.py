@@ -207,7 +207,7 @@ def test_main_job_defaults_reach_the_fusion_target(tmp_path):
 
 # --- issue 16: step checkpoints, rotation, exact mid-epoch resume, interruptions, locks, a full disk, corrupt checkpoints ---
 # The runner does what `mmsent_train` does with the errors of `train` (TrainingInterrupted -> its message and exit code,
-# CheckpointSaveError -> one line, exit 1); after the CLI has flags for every TrainConfig field these tests can call mmsent_train.
+# CheckpointSaveError -> one line, exit 1), given the TrainConfig as JSON (mmsent_train takes the same fields as flags).
 RUNNER = '''
 import json, sys
 from mmsent.train import train, TrainConfig, TrainingInterrupted, CheckpointSaveError
