@@ -120,7 +120,7 @@ def masked_mean(
     m = mask.bool().unsqueeze(-1)
     return x.masked_fill(~m, 0.0).sum(1) / m.sum(1).clamp(min=1).to(x.dtype)
 
-# %% ../nbs/02_encoders.ipynb #40641252
+# %% ../nbs/02_encoders.ipynb #ea000725
 class UnimodalSentimentModel(nn.Module):
     "Base of the three unimodal models: a pretrained encoder, mask-aware pooling and a sentiment head."
     modality:str = ''
@@ -166,61 +166,67 @@ class UnimodalSentimentModel(nn.Module):
         return h[:, 0] if self.pooling == 'cls' else masked_mean(h, mask)
 
     def forward(self, *args, **kwargs)->UnimodalOutput:
+        "The pooled embedding, this modality's logits, and the encoder's sequence with its mask (arguments: the subclass's `encode`)."
         h, mask = self.encode(*args, **kwargs)
         emb = self.pool(h, mask)
         return UnimodalOutput(embedding=emb, logits=self.classifier(self.dropout(emb)), hidden_states=h, mask=mask)
 
-    # --- freezing -----------------------------------------------------------------------------------------
-    @property
-    def layers(self)->nn.ModuleList:
-        "The encoder's stack of transformer layers (found by size, as module names differ across architectures and versions)."
-        n = self.encoder.config.num_hidden_layers
-        found = [(name, m) for name, m in self.encoder.named_modules()
-                 if isinstance(m, nn.ModuleList) and len(m) == n and 'conv' not in name]
-        if not found: raise RuntimeError(f"no stack of {n} layers found in the {self.modality} encoder {type(self.encoder).__name__}")
-        return min(found, key=lambda o: o[0].count('.'))[1]
+# %% ../nbs/02_encoders.ipynb #6e361300
+@patch(as_prop=True)
+def layers(self:UnimodalSentimentModel)->nn.ModuleList:
+    "The encoder's stack of transformer layers (found by size, as module names differ across architectures and versions)."
+    n = self.encoder.config.num_hidden_layers
+    found = [(name, m) for name, m in self.encoder.named_modules()
+             if isinstance(m, nn.ModuleList) and len(m) == n and 'conv' not in name]
+    if not found: raise RuntimeError(f"no stack of {n} layers found in the {self.modality} encoder {type(self.encoder).__name__}")
+    return min(found, key=lambda o: o[0].count('.'))[1]
 
-    def _top_modules(self)->list[nn.Module]:
-        "Modules applied after the layer stack (unfrozen together with the top layers)."
-        return []
+@patch
+def _top_modules(self:UnimodalSentimentModel)->list[nn.Module]:
+    "Modules applied after the layer stack (unfrozen together with the top layers)."
+    return []
 
-    def _always_frozen(self)->list[nn.Module]:
-        "Modules that `unfreeze` leaves frozen."
-        return []
+@patch
+def _always_frozen(self:UnimodalSentimentModel)->list[nn.Module]:
+    "Modules that `unfreeze` leaves frozen."
+    return []
 
-    def freeze(self):
-        "Freeze the whole encoder (the head stays trainable)."
+@patch
+def freeze(self:UnimodalSentimentModel):
+    "Freeze the whole encoder (the head stays trainable)."
+    self.encoder.requires_grad_(False)
+    return self
+
+@patch
+def unfreeze(self:UnimodalSentimentModel,
+    top_k:int|None=None, # unfreeze only the top `top_k` transformer layers (None: the whole encoder)
+):
+    "Make the encoder (or its top `top_k` layers) trainable again."
+    if top_k is None: self.encoder.requires_grad_(True)
+    else:
+        n = len(self.layers)
+        if not 0 <= top_k <= n: raise ValueError(f"top_k={top_k} but the {self.modality} encoder has {n} layers")
         self.encoder.requires_grad_(False)
-        return self
+        if top_k:
+            for layer in self.layers[n-top_k:]: layer.requires_grad_(True)
+            for m in self._top_modules(): m.requires_grad_(True)
+    for m in self._always_frozen(): m.requires_grad_(False)
+    return self
 
-    def unfreeze(self,
-        top_k:int|None=None, # unfreeze only the top `top_k` transformer layers (None: the whole encoder)
-    ):
-        "Make the encoder (or its top `top_k` layers) trainable again."
-        if top_k is None: self.encoder.requires_grad_(True)
-        else:
-            n = len(self.layers)
-            if not 0 <= top_k <= n: raise ValueError(f"top_k={top_k} but the {self.modality} encoder has {n} layers")
-            self.encoder.requires_grad_(False)
-            if top_k:
-                for layer in self.layers[n-top_k:]: layer.requires_grad_(True)
-                for m in self._top_modules(): m.requires_grad_(True)
-        for m in self._always_frozen(): m.requires_grad_(False)
-        return self
+@patch
+def set_gradient_checkpointing(self:UnimodalSentimentModel, on:bool=True):
+    "Turn activation (gradient) checkpointing of the encoder on or off."
+    enc, kw = self.encoder, {'use_reentrant': False}
+    if hasattr(enc, 'activation_checkpointing_enable'):  # transformers >= 5
+        enc.activation_checkpointing_enable(activation_checkpointing_kwargs=kw) if on else enc.activation_checkpointing_disable()
+    else: enc.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw) if on else enc.gradient_checkpointing_disable()
+    return self
 
-    def set_gradient_checkpointing(self, on:bool=True):
-        "Turn activation (gradient) checkpointing of the encoder on or off."
-        enc, kw = self.encoder, {'use_reentrant': False}
-        if hasattr(enc, 'activation_checkpointing_enable'):  # transformers >= 5
-            enc.activation_checkpointing_enable(activation_checkpointing_kwargs=kw) if on else enc.activation_checkpointing_disable()
-        else: enc.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw) if on else enc.gradient_checkpointing_disable()
-        return self
-
-    @property
-    def gradient_checkpointing(self)->bool:
-        "Whether the encoder recomputes activations in the backward pass."
-        enc = self.encoder
-        return enc.is_activation_checkpointing if hasattr(enc, 'is_activation_checkpointing') else enc.is_gradient_checkpointing
+@patch(as_prop=True)
+def gradient_checkpointing(self:UnimodalSentimentModel)->bool:
+    "Whether the encoder recomputes activations in the backward pass."
+    enc = self.encoder
+    return enc.is_activation_checkpointing if hasattr(enc, 'is_activation_checkpointing') else enc.is_gradient_checkpointing
 
 # %% ../nbs/02_encoders.ipynb #c1d385db
 class TextSentimentModel(UnimodalSentimentModel):
@@ -464,7 +470,7 @@ class ProcessorConfig:
     sampling_rate:int=SAMPLING_RATE # audio rate the encoder expects
     n_frames:int=1 # frames taken from each video (1: the middle one); recorded so that evaluation and prediction decode videos as training did
 
-# %% ../nbs/02_encoders.ipynb #416ff2dc
+# %% ../nbs/02_encoders.ipynb #e770d208
 def _as_list(x, name):
     if x is None: return None
     if isinstance(x, (str, Path, Image.Image, np.ndarray, torch.Tensor)): raise TypeError(f"`{name}` must be a list (one entry per sample), got {type(x).__name__}")
@@ -492,7 +498,6 @@ class MultiModalProcessor(ProcessorMixin):
         d.pop('config', None)
         return {**d, **asdict(self.config), 'mmsent_version': mmsent.__version__}
 
-    # --- saving and loading ---------------------------------------------------------------------------------
     def save_pretrained(self,
         save_directory:str|Path, # the folder (created if needed); a model directory when saved by the model
         push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
@@ -504,150 +509,7 @@ class MultiModalProcessor(ProcessorMixin):
         super().save_pretrained(str(d))
         return d
 
-    @classmethod
-    def from_pretrained(cls,
-        name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base')
-        verify:bool=True, # check the processor files against the directory's `checksums.sha256`, when it has one
-        cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
-        revision:str|None=None, # Hub downloads: branch, tag or commit
-        token:str|bool|None=None, # Hub downloads: access token
-        local_files_only:bool=False, # Hub downloads: use the local cache only
-        **kwargs, # override `ProcessorConfig` fields
-    ):
-        "Load a processor saved with `save_pretrained` (or an older mmsent release), from a folder or the Hub, or build the one of a preset."
-        for k in ('trust_remote_code', 'force_download', 'subfolder', '_from_auto', 'proxies', 'user_agent', 'repo_type'): kwargs.pop(k, None)
-        kwargs = _processor_settings(kwargs, f'{cls.__name__}.from_pretrained')
-        if isinstance(name_or_path, EncoderPreset): return cls._from_preset(name_or_path, **kwargs)
-        p = resolve_pretrained(name_or_path, (PROCESSOR_CONFIG, LEGACY_PROCESSOR_CONFIG), 'processor', EncoderLoadError,
-                               presets=True, cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
-        if p is None: return cls._from_preset(get_preset(str(name_or_path)), **kwargs)
-        if (p/PROCESSOR_CONFIG).is_file() and _processor_class(p) == cls.__name__: return cls._from_directory(p, verify, **kwargs)
-        if (p/LEGACY_PROCESSOR_CONFIG).is_file(): return cls._from_legacy_directory(p, verify, **kwargs)
-        raise EncoderLoadError(f"{p/PROCESSOR_CONFIG} describes a {_processor_class(p)!r}, not a {cls.__name__}")
-
-    @classmethod
-    def _from_preset(cls, preset:EncoderPreset, **kwargs):
-        if not preset.pretrained: return cls._from_legacy_directory(ASSETS/'tiny-processor', False, **kwargs)
-        return cls(_load(AutoTokenizer, 'tokenizer', preset.text), _load(AutoFeatureExtractor, 'feature extractor', preset.audio),
-                   _load(AutoImageProcessor, 'image processor', preset.visual), ProcessorConfig(**kwargs))
-
-    @classmethod
-    def _from_directory(cls, p:Path, verify:bool, **kwargs):
-        "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
-        if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
-        cfg = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
-        for name in ('feature_extractor', 'image_processor'):
-            sub = cfg.get(name)
-            if not isinstance(sub, dict) or not isinstance(sub.get(f'{name}_type'), str):
-                raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name} must be an object with a {name}_type")
-        settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
-        _check_setting_types(settings, p/PROCESSOR_CONFIG)
-        return cls(_load(AutoTokenizer, 'tokenizer', p), _load(AutoFeatureExtractor, 'feature extractor', p),
-                   _load(AutoImageProcessor, 'image processor', p), ProcessorConfig(**{**settings, **kwargs}))
-
-    @classmethod
-    def _from_legacy_directory(cls, p:Path, verify:bool, **kwargs):
-        "mmsent's first layout: `tokenizer/`, `feature_extractor/`, `image_processor/` and `mmsent_processor.json`."
-        if verify: verify_checksums(p, EncoderLoadError, only=lambda r: r.split('/')[0] in ('tokenizer', 'feature_extractor', 'image_processor', LEGACY_PROCESSOR_CONFIG))
-        cfg = _read_json_object(p/LEGACY_PROCESSOR_CONFIG, EncoderLoadError)
-        settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
-        _check_setting_types(settings, p/LEGACY_PROCESSOR_CONFIG)
-        return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
-                   _load(AutoImageProcessor, 'image processor', p/'image_processor'), ProcessorConfig(**{**settings, **kwargs}))
-
-    def push_to_hub(self,
-        repo_id:str, # 'user/name' on the Hugging Face Hub
-        commit_message:str|None=None, # default: 'Upload mmsent processor'
-        private:bool|None=None, # a new repository is private
-        token:str|bool|None=None, # access token (default: the stored login)
-        revision:str|None=None, # branch to push to
-        create_pr:bool=False, # open a pull request instead of committing
-        **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
-    ):
-        "Save the processor into a temporary folder and upload it to the Hub repository `repo_id` (created if needed)."
-        def save(folder):
-            d = self.save_pretrained(folder); write_checksums(d); return d
-        return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision, create_pr)
-
-    # --- the three modalities --------------------------------------------------------------------------------
-    def encode_text(self, texts:list[str])->dict:
-        "Tokenize with dynamic padding and truncation."
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_text_tokens, return_tensors='pt')
-        return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
-
-    def read_audio(self, audio)->torch.Tensor:
-        "One clip (path, or 16 kHz waveform) as a cropped 1-D float tensor."
-        c = self.config
-        if isinstance(audio, (str, Path)): return load_audio(audio, c.sampling_rate, c.max_audio_seconds)
-        w = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio, dtype=torch.float32)
-        if w.ndim != 1: raise ValueError(f"a waveform must be 1-D mono at {c.sampling_rate} Hz, got shape {tuple(w.shape)}")
-        if w.numel() == 0: raise ValueError("a waveform is empty (0 samples)")
-        if not torch.isfinite(w).all(): raise ValueError("a waveform contains NaN or infinite samples")
-        return w[:int(round(c.max_audio_seconds*c.sampling_rate))]
-
-    def encode_audio(self, waves:list[torch.Tensor])->dict:
-        "Normalise each clip on its own, then zero-pad the batch with a sample mask."
-        c = self.config
-        vals = [np.asarray(self.feature_extractor(w.numpy(), sampling_rate=c.sampling_rate, return_tensors='np')['input_values'][0], np.float32)
-                for w in waves]
-        n = max(int(c.min_audio_seconds*c.sampling_rate), max(len(v) for v in vals))
-        x, mask = torch.zeros(len(vals), n), torch.zeros(len(vals), n, dtype=torch.long)
-        for i, v in enumerate(vals):
-            k = max(len(v), int(c.min_audio_seconds*c.sampling_rate))  # a very short clip counts its zero padding as real
-            x[i, :len(v)] = torch.from_numpy(v); mask[i, :k] = 1
-        return dict(audio_inputs=x, audio_attention_mask=mask)
-
-    def encode_images(self, images:list)->dict:
-        "RGB conversion, resizing and normalisation; an entry that is a list of frames gives `(B, F, 3, H, W)`."
-        frames = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
-        if any(len(f) == 0 for f in frames): raise ValueError("an image entry is an empty list of frames")
-        F = max(len(f) for f in frames)
-        if F == 1: return dict(visual_inputs=self.image_processor(images=[load_image(f[0]) for f in frames], return_tensors='pt')['pixel_values'])
-        # samples with fewer frames (a still image next to videos) repeat their last one: the mean embedding is unchanged
-        flat = [load_image(f[min(i, len(f) - 1)]) for f in frames for i in range(F)]
-        px = self.image_processor(images=flat, return_tensors='pt')['pixel_values']
-        return dict(visual_inputs=px.view(len(frames), F, *px.shape[1:]))
-
-    def _blank_image(self):
-        size = getattr(self.image_processor, 'size', None) or {}
-        h, w = size.get('height', size.get('shortest_edge', 224)), size.get('width', size.get('shortest_edge', 224))
-        return Image.new('RGB', (w, h))
-
-    def __call__(self,
-        text:list[str|None]|None=None, # one string per sample (None: no text for that sample)
-        audio:list|None=None, # one 16 kHz mono waveform (array/tensor) or audio file path per sample, or None
-        image:list|None=None, # one PIL image or image path (or a list of video frames) per sample, or None
-        audio_path:list|None=None, # a list of audio file paths (same as `audio`)
-        image_path:list|None=None, # a list of image paths (same as `image`)
-    )->BatchFeature:
-        "Model inputs for a batch: `text_inputs`, `text_attention_mask`, `audio_inputs`, `audio_attention_mask`, `visual_inputs`, `modality_mask`."
-        if audio is not None and audio_path is not None: raise ValueError("give `audio` or `audio_path`, not both")
-        if image is not None and image_path is not None: raise ValueError("give `image` or `image_path`, not both")
-        cols = dict(text=_as_list(text, 'text'), audio=_as_list(audio if audio is not None else audio_path, 'audio'),
-                    visual=_as_list(image if image is not None else image_path, 'image'))
-        sizes = {k: len(v) for k, v in cols.items() if v is not None}
-        if not sizes: raise ValueError("no input: give at least one of `text`, `audio`/`audio_path`, `image`/`image_path`")
-        if len(set(sizes.values())) > 1: raise ValueError(f"inputs disagree on the batch size: {sizes}")
-        B = next(iter(sizes.values()))
-        present = torch.zeros(B, len(MODALITIES), dtype=torch.bool)
-        out = {}
-        for j, m in enumerate(MODALITIES):
-            col = cols[m]
-            if col is None: continue
-            for i, v in enumerate(col): present[i, j] = v is not None
-            if m == 'text':
-                for i, t in enumerate(col):
-                    if t is not None and not isinstance(t, str): raise TypeError(f"text of sample {i} must be a str or None, got {type(t).__name__}")
-                out.update(self.encode_text([t if t is not None else '' for t in col]))
-            elif m == 'audio':
-                waves = [self.read_audio(a) if a is not None else None for a in col]
-                blank = torch.zeros(int(self.config.min_audio_seconds*self.config.sampling_rate))
-                out.update(self.encode_audio([w if w is not None else blank for w in waves]))
-            else:
-                out.update(self.encode_images([im if im is not None else self._blank_image() for im in col]))
-        out['modality_mask'] = present
-        return BatchFeature(out)
-
+# %% ../nbs/02_encoders.ipynb #8a543df1
 def _load(auto, what, name):
     markers = ('tokenizer_config.json',) if what == 'tokenizer' else ('preprocessor_config.json', 'processor_config.json')
     try: return auto.from_pretrained(_hub_or_local(name, markers))
@@ -667,3 +529,157 @@ def _check_setting_types(settings:dict, file:Path):
     for f in fields(ProcessorConfig):
         if f.name in settings and not _type_ok(settings[f.name], f.type):
             raise EncoderLoadError(f"{file}: {f.name} must be {f.type}, got {settings[f.name]!r}")
+
+# %% ../nbs/02_encoders.ipynb #ff69c68b
+@patch(cls_method=True)
+def from_pretrained(cls:MultiModalProcessor,
+    name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base')
+    verify:bool=True, # check the processor files against the directory's `checksums.sha256`, when it has one
+    cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
+    revision:str|None=None, # Hub downloads: branch, tag or commit
+    token:str|bool|None=None, # Hub downloads: access token
+    local_files_only:bool=False, # Hub downloads: use the local cache only
+    **kwargs, # override `ProcessorConfig` fields
+):
+    "Load a processor saved with `save_pretrained` (or an older mmsent release), from a folder or the Hub, or build the one of a preset."
+    for k in ('trust_remote_code', 'force_download', 'subfolder', '_from_auto', 'proxies', 'user_agent', 'repo_type'): kwargs.pop(k, None)
+    kwargs = _processor_settings(kwargs, f'{cls.__name__}.from_pretrained')
+    if isinstance(name_or_path, EncoderPreset): return cls._from_preset(name_or_path, **kwargs)
+    p = resolve_pretrained(name_or_path, (PROCESSOR_CONFIG, LEGACY_PROCESSOR_CONFIG), 'processor', EncoderLoadError,
+                           presets=True, cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
+    if p is None: return cls._from_preset(get_preset(str(name_or_path)), **kwargs)
+    if (p/PROCESSOR_CONFIG).is_file() and _processor_class(p) == cls.__name__: return cls._from_directory(p, verify, **kwargs)
+    if (p/LEGACY_PROCESSOR_CONFIG).is_file(): return cls._from_legacy_directory(p, verify, **kwargs)
+    raise EncoderLoadError(f"{p/PROCESSOR_CONFIG} describes a {_processor_class(p)!r}, not a {cls.__name__}")
+
+@patch(cls_method=True)
+def _from_preset(cls:MultiModalProcessor, preset:EncoderPreset, **kwargs):
+    if not preset.pretrained: return cls._from_legacy_directory(ASSETS/'tiny-processor', False, **kwargs)
+    return cls(_load(AutoTokenizer, 'tokenizer', preset.text), _load(AutoFeatureExtractor, 'feature extractor', preset.audio),
+               _load(AutoImageProcessor, 'image processor', preset.visual), ProcessorConfig(**kwargs))
+
+@patch(cls_method=True)
+def _from_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
+    "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
+    if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
+    cfg = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
+    for name in ('feature_extractor', 'image_processor'):
+        sub = cfg.get(name)
+        if not isinstance(sub, dict) or not isinstance(sub.get(f'{name}_type'), str):
+            raise EncoderLoadError(f"{p/PROCESSOR_CONFIG}: {name} must be an object with a {name}_type")
+    settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
+    _check_setting_types(settings, p/PROCESSOR_CONFIG)
+    return cls(_load(AutoTokenizer, 'tokenizer', p), _load(AutoFeatureExtractor, 'feature extractor', p),
+               _load(AutoImageProcessor, 'image processor', p), ProcessorConfig(**{**settings, **kwargs}))
+
+@patch(cls_method=True)
+def _from_legacy_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
+    "mmsent's first layout: `tokenizer/`, `feature_extractor/`, `image_processor/` and `mmsent_processor.json`."
+    if verify: verify_checksums(p, EncoderLoadError, only=lambda r: r.split('/')[0] in ('tokenizer', 'feature_extractor', 'image_processor', LEGACY_PROCESSOR_CONFIG))
+    cfg = _read_json_object(p/LEGACY_PROCESSOR_CONFIG, EncoderLoadError)
+    settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
+    _check_setting_types(settings, p/LEGACY_PROCESSOR_CONFIG)
+    return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
+               _load(AutoImageProcessor, 'image processor', p/'image_processor'), ProcessorConfig(**{**settings, **kwargs}))
+
+# %% ../nbs/02_encoders.ipynb #e9ffa610
+@patch
+def push_to_hub(self:MultiModalProcessor,
+    repo_id:str, # 'user/name' on the Hugging Face Hub
+    commit_message:str|None=None, # default: 'Upload mmsent processor'
+    private:bool|None=None, # a new repository is private
+    token:str|bool|None=None, # access token (default: the stored login)
+    revision:str|None=None, # branch to push to
+    create_pr:bool=False, # open a pull request instead of committing
+    **kwargs, # Hugging Face's other push options, accepted and ignored (e.g. `max_shard_size`)
+):
+    "Save the processor into a temporary folder and upload it to the Hub repository `repo_id` (created if needed)."
+    def save(folder):
+        d = self.save_pretrained(folder); write_checksums(d); return d
+    return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision, create_pr)
+
+# %% ../nbs/02_encoders.ipynb #ecba1009
+@patch
+def encode_text(self:MultiModalProcessor, texts:list[str])->dict:
+    "Tokenize with dynamic padding and truncation."
+    enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_text_tokens, return_tensors='pt')
+    return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
+
+@patch
+def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
+    "One clip (path, or 16 kHz waveform) as a cropped 1-D float tensor."
+    c = self.config
+    if isinstance(audio, (str, Path)): return load_audio(audio, c.sampling_rate, c.max_audio_seconds)
+    w = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio, dtype=torch.float32)
+    if w.ndim != 1: raise ValueError(f"a waveform must be 1-D mono at {c.sampling_rate} Hz, got shape {tuple(w.shape)}")
+    if w.numel() == 0: raise ValueError("a waveform is empty (0 samples)")
+    if not torch.isfinite(w).all(): raise ValueError("a waveform contains NaN or infinite samples")
+    return w[:int(round(c.max_audio_seconds*c.sampling_rate))]
+
+@patch
+def encode_audio(self:MultiModalProcessor, waves:list[torch.Tensor])->dict:
+    "Normalise each clip on its own, then zero-pad the batch with a sample mask."
+    c = self.config
+    vals = [np.asarray(self.feature_extractor(w.numpy(), sampling_rate=c.sampling_rate, return_tensors='np')['input_values'][0], np.float32)
+            for w in waves]
+    n = max(int(c.min_audio_seconds*c.sampling_rate), max(len(v) for v in vals))
+    x, mask = torch.zeros(len(vals), n), torch.zeros(len(vals), n, dtype=torch.long)
+    for i, v in enumerate(vals):
+        k = max(len(v), int(c.min_audio_seconds*c.sampling_rate))  # a very short clip counts its zero padding as real
+        x[i, :len(v)] = torch.from_numpy(v); mask[i, :k] = 1
+    return dict(audio_inputs=x, audio_attention_mask=mask)
+
+@patch
+def encode_images(self:MultiModalProcessor, images:list)->dict:
+    "RGB conversion, resizing and normalisation; an entry that is a list of frames gives `(B, F, 3, H, W)`."
+    frames = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
+    if any(len(f) == 0 for f in frames): raise ValueError("an image entry is an empty list of frames")
+    F = max(len(f) for f in frames)
+    if F == 1: return dict(visual_inputs=self.image_processor(images=[load_image(f[0]) for f in frames], return_tensors='pt')['pixel_values'])
+    # samples with fewer frames (a still image next to videos) repeat their last one: the mean embedding is unchanged
+    flat = [load_image(f[min(i, len(f) - 1)]) for f in frames for i in range(F)]
+    px = self.image_processor(images=flat, return_tensors='pt')['pixel_values']
+    return dict(visual_inputs=px.view(len(frames), F, *px.shape[1:]))
+
+@patch
+def _blank_image(self:MultiModalProcessor):
+    size = getattr(self.image_processor, 'size', None) or {}
+    h, w = size.get('height', size.get('shortest_edge', 224)), size.get('width', size.get('shortest_edge', 224))
+    return Image.new('RGB', (w, h))
+
+# %% ../nbs/02_encoders.ipynb #c36b3b55
+@patch
+def __call__(self:MultiModalProcessor,
+    text:list[str|None]|None=None, # one string per sample (None: no text for that sample)
+    audio:list|None=None, # one 16 kHz mono waveform (array/tensor) or audio file path per sample, or None
+    image:list|None=None, # one PIL image or image path (or a list of video frames) per sample, or None
+    audio_path:list|None=None, # a list of audio file paths (same as `audio`)
+    image_path:list|None=None, # a list of image paths (same as `image`)
+)->BatchFeature:
+    "Model inputs for a batch: `text_inputs`, `text_attention_mask`, `audio_inputs`, `audio_attention_mask`, `visual_inputs`, `modality_mask`."
+    if audio is not None and audio_path is not None: raise ValueError("give `audio` or `audio_path`, not both")
+    if image is not None and image_path is not None: raise ValueError("give `image` or `image_path`, not both")
+    cols = dict(text=_as_list(text, 'text'), audio=_as_list(audio if audio is not None else audio_path, 'audio'),
+                visual=_as_list(image if image is not None else image_path, 'image'))
+    sizes = {k: len(v) for k, v in cols.items() if v is not None}
+    if not sizes: raise ValueError("no input: give at least one of `text`, `audio`/`audio_path`, `image`/`image_path`")
+    if len(set(sizes.values())) > 1: raise ValueError(f"inputs disagree on the batch size: {sizes}")
+    B = next(iter(sizes.values()))
+    present = torch.zeros(B, len(MODALITIES), dtype=torch.bool)
+    out = {}
+    for j, m in enumerate(MODALITIES):
+        col = cols[m]
+        if col is None: continue
+        for i, v in enumerate(col): present[i, j] = v is not None
+        if m == 'text':
+            for i, t in enumerate(col):
+                if t is not None and not isinstance(t, str): raise TypeError(f"text of sample {i} must be a str or None, got {type(t).__name__}")
+            out.update(self.encode_text([t if t is not None else '' for t in col]))
+        elif m == 'audio':
+            waves = [self.read_audio(a) if a is not None else None for a in col]
+            blank = torch.zeros(int(self.config.min_audio_seconds*self.config.sampling_rate))
+            out.update(self.encode_audio([w if w is not None else blank for w in waves]))
+        else:
+            out.update(self.encode_images([im if im is not None else self._blank_image() for im in col]))
+    out['modality_mask'] = present
+    return BatchFeature(out)
