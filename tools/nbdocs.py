@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import nbformat, yaml
 from bs4 import BeautifulSoup, NavigableString, Tag
 from nbconvert import HTMLExporter
-from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath, MathInlineParser
 from jinja2 import pass_context
 from nbdev.config import get_config
 
@@ -125,9 +125,15 @@ class MathRenderer(IPythonRenderer):
         return f'<span class="math display">\\[\\begin{{{name}}}{self.escape_html(body)}\\end{{{name}}}\\]</span>'
 
 
+class PandocMathInlineParser(MathInlineParser):
+    "Inline `$...$` math by pandoc's rule: no space inside either dollar, no digit right after the closing one (`5$ or 6$` is text)."
+    SPECIFICATION = {**MathInlineParser.SPECIFICATION,
+                     'inline_math_tex': r'(?s:(?<![$\\])\$(?=[^\s$])(?P<math_inline_tex>.*?[^\s\\$])\$(?!\d))'}
+
+
 def md2html(src:str, **kw)->str:
     "Markdown to HTML as the pages render it (math marked for KaTeX)."
-    return MarkdownWithMath(renderer=MathRenderer(escape=False, **kw)).render(src)
+    return MarkdownWithMath(renderer=MathRenderer(escape=False, **kw), inline=PandocMathInlineParser(hard_wrap=False)).render(src)
 
 
 def md_inline(src:str)->str:
@@ -294,6 +300,8 @@ def prepare(nb, api:ApiDocs|None=None, default_mod:str|None=None)->dict:
         c.outputs = [o for o in c.get('outputs', []) if not (o.get('output_type') == 'stream' and not o.get('text'))]
         if c.source.strip() or c.outputs: cells.append(c)
     nb.cells = cells
+    if not any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for c in cells for o in c.get('outputs', [])):
+        nb.metadata.pop('widgets', None)   # nbdev saves an empty widget state; with it nbconvert loads a widget manager from unpkg.com
     return fm
 
 
@@ -366,11 +374,11 @@ def search_docs(soup, href:str, page_title:str, max_chars:int=3000)->list[dict]:
             docs.append(cur); cur = dict(href=f"{href}#{el['id']}", page=page_title, title=_heading_text(el), text=[])
         elif isinstance(el, NavigableString) and el.strip():
             if el.find_parent(['h1', 'h2', 'h3', *_SKIP_TEXT]) or inside_plain_output(el): continue
-            cur['text'].append(el.strip())
+            cur['text'].append(str(el) if el.find_parent('pre') else f' {el.strip()} ')   # code as written, prose word-separated
     docs.append(cur)
     res = []
     for d in docs:
-        text = re.sub(r'\s+', ' ', ' '.join(d['text'])).strip()[:max_chars]
+        text = re.sub(r'\s+', ' ', ''.join(d['text'])).strip()[:max_chars]
         if text or d['title'] != page_title: res.append(dict(d, text=text))
     return res
 
