@@ -155,10 +155,25 @@ class _Exporter(HTMLExporter):
 MISSING_DOCS:list[str] = []   # documented callables without a docstring of their own, for the build's report
 
 
-def _own_doc(sym)->str:
-    "The docstring `sym` itself has: not one inherited (`nn.Module.forward`'s) nor a dataclass's generated signature."
+def _inherited_doc(sym, lib:str)->str|None:
+    "The docstring a method without one inherits from a base class of this library (never from `nn.Module` and such)."
+    mod = sys.modules.get(getattr(sym, '__module__', '') or '')
+    owner, *_ = (getattr(sym, '__qualname__', '') or '').rpartition('.')
+    cls = mod
+    for part in owner.split('.') if owner else []: cls = getattr(cls, part, None)
+    if not inspect.isclass(cls): return None
+    for base in cls.__mro__[1:]:
+        f = base.__dict__.get(sym.__name__)
+        if f is not None and getattr(f, '__doc__', None):
+            return f.__doc__ if base.__module__.split('.')[0] == lib else None
+    return None
+
+
+def _own_doc(sym, lib:str='mmsent')->str:
+    "The docstring `sym` has, or inherits from this library: not `nn.Module.forward`'s, nor a dataclass's generated signature."
     d = sym.__dict__.get('__doc__') if inspect.isclass(sym) else getattr(sym, '__doc__', None)
     if inspect.isclass(sym) and d and re.match(rf'{re.escape(sym.__name__)}\(', d): d = None
+    if not d and not inspect.isclass(sym): d = _inherited_doc(sym, lib)
     return inspect.cleandoc(d) if isinstance(d, str) and d.strip() else ''
 
 
