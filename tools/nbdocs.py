@@ -206,14 +206,16 @@ def api_doc(sym, name:str|None=None, title_level:int=3)->str|None:
     if not hasattr(sym, '__signature__'): sym = getattr(sym, '__wrapped__', sym)
     if not callable(sym): return None
     try: sig = inspect.signature(sym)
-    except (TypeError, ValueError): return None
+    except (TypeError, ValueError):   # an exception class without its own __init__, a builtin
+        sig = None
+        if not inspect.isclass(sym): return None
     try: dm = docments(sym, full=True)
     except Exception: dm = {}
     nm = name or qual_name(sym)
     short = nm.rsplit('.', 1)[-1]
     is_cls = inspect.isclass(sym)
     kind = kind or ('class' if is_cls else 'async def' if inspect.iscoroutinefunction(sym) else 'def')
-    ps = [p for i, p in enumerate(sig.parameters.values()) if not (i == 0 and p.name in ('self', 'cls') and not is_cls)]
+    ps = [p for i, p in enumerate(sig.parameters.values()) if not (i == 0 and p.name in ('self', 'cls') and not is_cls)] if sig else []
     info = lambda p: dm.get(p.name, {}) if isinstance(dm.get(p.name), dict) else {}
     def anno(p): a = info(p).get('anno', p.annotation); return _nm(a)
     def fmt(p):
@@ -221,8 +223,9 @@ def api_doc(sym, name:str|None=None, title_level:int=3)->str|None:
         a, d = anno(p), _default(p.default)
         return pre + p.name + (f':{a}' if a else '') + (f'={d}' if d else '')
     ret = dm.get('return', {}) if isinstance(dm.get('return'), dict) else {}
-    ret_anno = _nm(ret.get('anno', sig.return_annotation)) if not is_cls else ''
+    ret_anno = _nm(ret.get('anno', sig.return_annotation)) if not is_cls and sig else ''
     if kind == 'property': code = f"property {short}" + (f": {ret_anno}" if ret_anno else '')
+    elif sig is None: code = f'class {short}' + (f"({', '.join(b.__name__ for b in sym.__bases__)})" if sym.__bases__ != (object,) else '')
     else: code = _wrap_sig(f'{kind} {short}', [fmt(p) for p in ps], f'->{ret_anno}' if ret_anno else '')
     doc = _own_doc(sym)
     if not doc: MISSING_DOCS.append(nm)
