@@ -383,17 +383,19 @@ def search_docs(soup, href:str, page_title:str, max_chars:int=3000)->list[dict]:
     "The page split at its h1-h3 headings: one search document per part, with the markdown, API docs and code it holds."
     main = soup.find('main')
     if main is None: return []
-    docs, cur = [], dict(href=href, page=page_title, title=page_title, text=[])
-    def inside_plain_output(s):
-        out = s.find_parent(class_='jp-OutputArea-output')
-        return out is not None and 'jp-RenderedMarkdown' not in (out.get('class') or [])
-    for el in main.descendants:
-        if isinstance(el, Tag) and el.name in ('h1', 'h2', 'h3') and el.get('id') and not el.find_parent(class_='mm-title'):
-            docs.append(cur); cur = dict(href=f"{href}#{el['id']}", page=page_title, title=_heading_text(el), text=[])
-        elif isinstance(el, NavigableString) and el.strip():
-            if el.find_parent(['h1', 'h2', 'h3', *_SKIP_TEXT]) or inside_plain_output(el): continue
-            cur['text'].append(str(el) if el.find_parent('pre') else f' {el.strip()} ')   # code as written, prose word-separated
-    docs.append(cur)
+    docs = [dict(href=href, page=page_title, title=page_title, text=[])]
+    def walk(node, in_pre:bool):
+        for ch in node.children:
+            if isinstance(ch, Tag):
+                cls = ch.get('class') or []
+                if ch.name in ('h1', 'h2', 'h3') and ch.get('id'):
+                    docs.append(dict(href=f"{href}#{ch['id']}", page=page_title, title=_heading_text(ch), text=[])); continue
+                if ch.name in _SKIP_TEXT or 'mm-title' in cls: continue
+                if 'jp-OutputArea-output' in cls and 'jp-RenderedMarkdown' not in cls: continue   # plain outputs: logs, tables
+                walk(ch, in_pre or ch.name == 'pre')
+            elif type(ch) is NavigableString and (in_pre or ch.strip()):
+                docs[-1]['text'].append(str(ch) if in_pre else f' {ch.strip()} ')   # code as written, prose word-separated
+    walk(main, False)
     res = []
     for d in docs:
         text = re.sub(r'\s+', ' ', ''.join(d['text'])).strip()[:max_chars]
