@@ -35,7 +35,7 @@
     var out = esc(s);
     terms.forEach(function (t) {
       if (t.length < 2) return;
-      out = out.replace(new RegExp('(' + t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ')', 'gi'), '<mark>$1</mark>');
+      out = out.replace(new RegExp('(^|[^A-Za-z0-9])(' + t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ')', 'gi'), '$1<mark>$2</mark>');   // at word starts
     });
     return out;
   }
