@@ -10,6 +10,14 @@ CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 needs_browser = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get('CI'), reason='no chromium (apt-get install chromium)')
 
 
+def screenshot_app():
+    "tools/screenshot_app.py (the docs' app screenshot) as a module: `save_screenshot`, `is_blank`."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('screenshot_app', Path(__file__).resolve().parent.parent/'tools'/'screenshot_app.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
 def free_port()->int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -104,7 +112,8 @@ def test_text_wav_png_prediction_and_heatmap(browser, server, files):
     page.get_by_text('Class probabilities').wait_for()
     page.get_by_text('Modality Shapley values', exact=True).wait_for()   # the section heading, with its figure
     assert page.locator('[data-testid="stImage"] img, [data-testid="stPyplot"] img').count() >= 2
-    page.screenshot(path=str(files/'app.png'), full_page=True)
+    shot = screenshot_app().save_screenshot(page, files/'app.png')   # as tools/screenshot_app.py makes nbs/images/app.png
+    assert not screenshot_app().is_blank(shot)
     assert not page.locator('[data-testid="stException"]').count()
 
 

@@ -1,8 +1,10 @@
-"The offline docs site: a page per notebook, an API entry per exported symbol, no broken internal links."
-import os
+"The offline docs site: a page per notebook, an API entry per exported symbol, no broken internal links; parameter tables, math (KaTeX), a table of contents, search, sidebar sections and the app's screenshot."
+import json, os, re, shutil
 from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 
 
 @pytest.fixture(scope='module')
@@ -10,8 +12,9 @@ def site(root, nbdocs):
     "The built site in _docs/, (re)built here when missing or older than a notebook."
     os.chdir(root)
     out = root/'_docs'
-    newest_nb = max(p.stat().st_mtime for p in (root/'nbs').rglob('*.ipynb'))
-    if not (out/'index.html').exists() or (out/'index.html').stat().st_mtime < newest_nb: nbdocs.build_site(out)
+    sources = [*(root/'nbs').rglob('*.ipynb'), *(root/'tools'/'docs_template').rglob('*'), root/'tools'/'nbdocs.py', *(root/'nbs'/'images').glob('*')]
+    newest = max(p.stat().st_mtime for p in sources if p.is_file())
+    if not (out/'index.html').exists() or (out/'index.html').stat().st_mtime < newest: nbdocs.build_site(out)
     return out
 
 
@@ -61,3 +64,172 @@ def test_check_finds_broken_links(site, nbdocs, tmp_path):
     page.write_text(page.read_text().replace('</main>', '<a href="nowhere.html">x</a><a href="index.html#no-such-anchor">y</a></main>', 1))
     problems = nbdocs.check_site(bad)
     assert any('nowhere.html' in p for p in problems) and any('no-such-anchor' in p for p in problems), problems
+
+
+def page(site, name): return BeautifulSoup((site/name).read_text(encoding='utf-8'), 'html.parser')
+
+
+def api_entry(soup, anchor):
+    "The `.mm-api` block of one API entry, by its heading id."
+    h = soup.find(id=anchor)
+    assert h is not None, f'no API entry #{anchor}'
+    return h.find_parent(class_='mm-api')
+
+
+def param_rows(entry)->dict:
+    "Parameter name -> (type, default, details) of an entry's parameter table."
+    tbl = entry.find('table', class_='mm-params')
+    assert tbl is not None, 'no parameter table'
+    assert [th.get_text(strip=True) for th in tbl.find_all('th')] == ['Parameter', 'Type', 'Default', 'Details']
+    return {tds[0].get_text(strip=True): [td.get_text(' ', strip=True) for td in tds[1:]]
+            for tds in (tr.find_all('td') for tr in tbl.tbody.find_all('tr'))}
+
+
+def test_trainconfig_has_a_parameter_table(site):
+    "A dataclass: one row per field with its type, default and docment comment; shown as a class, not a `def`."
+    e = api_entry(page(site, 'train.html'), 'trainconfig')
+    rows = param_rows(e)
+    assert len(rows) >= 40, len(rows)
+    typ, default, details = rows['learning_rate']
+    assert typ == 'float | None' and default == 'None' and details, rows['learning_rate']
+    assert rows['epochs'][:2] == ['int', '10'] and rows['epochs'][2]
+    sig = e.find('pre').get_text()
+    assert sig.startswith('class TrainConfig(') and 'def ' not in sig and '#' not in sig, sig[:200]
+    assert 'Everything a training run depends on' in e.get_text()          # its own docstring
+
+
+def test_fusion_configs_and_functions_have_tables(site):
+    soup = page(site, 'fusion.html')
+    for anchor, field in [('fusionconfig', 'd_model'), ('fusionoutput', 'logits'), ('build_fusion', 'config')]:
+        assert field in param_rows(api_entry(soup, anchor)), (anchor, field)
+    assert api_entry(soup, 'build_fusion').find('pre').get_text().startswith('def build_fusion(')
+
+
+def test_docment_markdown_is_rendered(site):
+    "Backticked names in a docment become links to their API entry (or code), never raw markdown."
+    e = api_entry(page(site, 'cache.html'), 'encoder_fingerprint')
+    details = [tr.find_all('td')[3] for tr in e.find('table', class_='mm-params').tbody.find_all('tr')]
+    a = [d for d in details if 'UnimodalSentimentModel' in d.get_text()][0]
+    assert a.find('a', href=re.compile(r'^encoders\.html#unimodalsentimentmodel$')) and '`' not in a.get_text()
+
+
+def test_no_raw_markdown_in_signatures_or_tables(site):
+    for f in sorted(site.glob('*.html')):
+        for el in page(site, f.name).select('.mm-api pre, table.mm-params'):
+            t = el.get_text()
+            assert '](http' not in t and '[`' not in t, f'{f.name}: raw markdown link in {t[:200]!r}'
+
+
+def test_forwards_show_their_own_docstring(site):
+    "A `forward` without a docstring shows none, never `nn.Module.forward`'s."
+    for f in sorted(site.glob('*.html')):
+        assert 'Define the computation performed at every call' not in f.read_text(encoding='utf-8'), f.name
+
+
+def test_no_raw_math(site, nbdocs):
+    "Math is marked for KaTeX (as pandoc marks it) on every page; the checker finds `$...$` left in text."
+    n_math = 0
+    for f in sorted(site.glob('*.html')):
+        soup = page(site, f.name)
+        assert nbdocs.raw_math(soup) == [], f.name
+        n_math += len(soup.select('span.math'))
+        if soup.select_one('span.math'): assert soup.find('script', src='assets/katex/katex.min.js'), f.name
+    assert n_math > 0
+    bad = BeautifulSoup('<div class="jp-RenderedMarkdown"><p>the loss $L = -\\log p$ and <code>$HOME</code></p></div>', 'html.parser')
+    assert nbdocs.raw_math(bad) == ['the loss $L = -\\log p$ and']
+
+
+def test_markdown_math_is_marked():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('nbdocs2', Path(__file__).resolve().parent.parent/'tools'/'nbdocs.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    h = m.md2html('inline $a^2$ and\n\n$$\\sum_i x_i$$\n\ncosts 5$ only `$x$`')
+    assert '<span class="math inline">\\(a^2\\)</span>' in h and '<span class="math display">\\[\\sum_i x_i\\]</span>' in h
+    assert '<code>$x$</code>' in h
+
+
+def test_katex_and_search_assets(site):
+    for f in ['assets/katex/katex.min.js', 'assets/katex/katex.min.css', 'assets/katex/LICENSE', 'assets/katex/fonts/KaTeX_Main-Regular.woff2',
+              'assets/minisearch/minisearch.js', 'assets/minisearch/LICENSE', 'assets/site.js', 'assets/site.css']:
+        assert (site/f).is_file(), f
+    for font in re.findall(r'url\((fonts/[^)]+\.woff2)\)', (site/'assets/katex/katex.min.css').read_text()):
+        assert (site/'assets/katex'/font).is_file(), font
+
+
+def test_table_of_contents(site):
+    soup = page(site, 'train.html')
+    toc = soup.find('nav', class_='mm-toc')
+    assert toc is not None and 'On this page' in toc.get_text()
+    links = [a['href'] for a in toc.find_all('a')]
+    h2 = [h['id'] for h in soup.find('main').find_all('h2')]
+    assert len(h2) >= 2 and all(f'#{i}' in links for i in h2), (h2, links)
+    assert '#trainconfig' in links
+    ids = {t['id'] for t in soup.find_all(id=True)}
+    assert all(l[1:] in ids for l in links)
+
+
+def search_index(site):
+    js = (site/'search-index.js').read_text(encoding='utf-8')
+    assert js.startswith('window.MMSENT_SEARCH_DOCS = ')
+    return json.loads(js[len('window.MMSENT_SEARCH_DOCS = '):].rstrip().rstrip(';'))
+
+
+def test_search_index(site):
+    docs = search_index(site)
+    assert len({d['id'] for d in docs}) == len(docs) > 50
+    train = [d for d in docs if d['href'].startswith('train.html')]
+    assert any('learning_rate' in d['text'] for d in train)
+    assert any(d['href'] == 'train.html#trainconfig' and d['title'] == 'TrainConfig' for d in train)
+    for f in site.glob('*.html'):
+        soup = page(site, f.name)
+        assert soup.find('input', id='mm-search-input') and soup.find('script', src='assets/site.js'), f.name
+        for d in (d for d in docs if d['href'].partition('#')[0] == f.name and '#' in d['href']):
+            assert soup.find(id=d['href'].partition('#')[2]), d['href']
+
+
+def test_sidebar_sections(site, root, nbdocs):
+    "Sections by notebook name, in reading order; nbs/sidebar.yml (Quarto's sidebar too) is what the rule gives."
+    soup = page(site, 'index.html')
+    got = [t.get_text(strip=True) for t in soup.select('nav.mm-side .mm-section-title')]
+    want = [s for s in nbdocs.SECTIONS if s in got]
+    assert got == want and got[:2] == ['Get started', 'Tutorials'] and {'How-to', 'API', 'Benchmarks'} <= set(got), got
+    sec = {t.get_text(strip=True): [a['href'] for a in t.find_parent(class_='mm-section').find_all('a')] for t in soup.select('.mm-section-title')}
+    assert sec['Get started'] == ['index.html'] and 'tutorial.html' in sec['Tutorials'] and 'benchmarks.html' in sec['Benchmarks']
+    assert 'train.html' in sec['API'] and 'tutorial.html' not in sec['API']
+    assert (root/'nbs'/'sidebar.yml').read_text() == nbdocs.sidebar_yml(root/'nbs')
+    assert 'custom_sidebar = True' in (root/'settings.ini').read_text()
+    for name, want in [('07_tutorial.ipynb', 'Tutorials'), ('91_tutorial.own_data.ipynb', 'Tutorials'), ('94_tutorial.pretraining.ipynb', 'Tutorials'),
+                       ('92_howto.reproduce.ipynb', 'How-to'), ('96_howto.benchmarks.ipynb', 'How-to'), ('98_benchmarks.ipynb', 'Benchmarks'),
+                       ('05_train.ipynb', 'API'), ('04a_cache.ipynb', 'API'), ('index.ipynb', 'Get started')]:
+        assert nbdocs.section_of(name) == want, name
+
+
+def test_app_page_shows_the_screenshot(site, root):
+    img = page(site, 'app.html').find('img', src=re.compile(r'images/app\.png$'))
+    assert img is not None, 'app.html has no screenshot'
+    png = site/img['src']
+    assert png.is_file() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 20_000
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='no chromium (apt-get install chromium)')
+def test_site_in_a_browser(site):
+    "From file://: KaTeX renders the math, nothing widens the page, and typing in the search box lists results."
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu'])
+        try:
+            pg = b.new_page(viewport={'width': 1280, 'height': 900})
+            errors = []
+            pg.on('pageerror', lambda e: errors.append(str(e)))
+            for name in ['train.html', 'tutorial.html', 'fusion.html', 'index.html']:
+                pg.goto((site/name).as_uri())
+                pg.wait_for_load_state('load')
+                width, inner = pg.evaluate('[document.documentElement.scrollWidth, window.innerWidth]')
+                assert width <= inner, f'{name} is {width}px wide in a {inner}px window'
+                n_math = pg.locator('span.math').count()
+                if n_math: pg.wait_for_function(f'document.querySelectorAll("span.math .katex").length == {n_math}', timeout=10_000)
+            pg.fill('#mm-search-input', 'learning rate')
+            pg.wait_for_selector('#mm-search-results a', timeout=10_000)
+            assert 'train' in pg.locator('#mm-search-results').inner_text()
+            assert errors == [], errors
+        finally: b.close()
