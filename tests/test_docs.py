@@ -233,3 +233,10 @@ def test_site_in_a_browser(site):
             assert 'train' in pg.locator('#mm-search-results').inner_text()
             assert errors == [], errors
         finally: b.close()
+
+
+def test_readme_images_point_into_the_notebooks_folder(nbdocs, root):
+    "An image the index notebook shows as `images/x.svg` (right for the docs site) is `nbs/images/x.svg` in README.md; web links stay."
+    assert nbdocs._readme_images('![a](images/x.svg) ![b](https://x.org/y.png)', 'nbs') == '![a](nbs/images/x.svg) ![b](https://x.org/y.png)'
+    readme = (root/'README.md').read_text()
+    assert '](nbs/images/architecture.svg)' in readme and (root/'nbs'/'images'/'architecture.svg').exists()
