@@ -121,7 +121,9 @@ class Int8DynamicLinear(nn.Module):
         new.load_state_dict(self.state_dict())
         return new
 
-    def extra_repr(self): return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, weights=int8 per-channel, kernel={self.kernel}'
+    def extra_repr(self):
+        "What `print(model)` shows for the layer."
+        return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, weights=int8 per-channel, kernel={self.kernel}'
 
 # %% ../nbs/09_compress.ipynb #4297cc14
 def int8_candidates()->list[str]:

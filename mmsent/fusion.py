@@ -63,6 +63,7 @@ class AttentionBlock(nn.Module):
         context:torch.Tensor|None=None, # (B, S, d) keys/values (default: `x`, self-attention)
         need_weights:bool=False, # also return the (B, heads, L, S) attention
     )->tuple[torch.Tensor, torch.Tensor|None]:
+        "The updated queries `(B, L, d)` (pre-norm attention, then feed-forward, both residual) and, if asked, the attention."
         q = self.norm_q(x)
         kv = q if context is None else self.norm_kv(context)
         # a row with no key at all (e.g. a modality whose partners are all absent) attends to nothing: open one
