@@ -89,7 +89,7 @@ class TrainConfig:
     batch_size:int=16 # samples per step and process
     learning_rate:float|None=None # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise)
     warmup_steps:int|None=None # linear warmup, in optimizer steps (default: 10% of all steps)
-    pretrained_lr_ratio:float|None=None # encoders get learning_rate * this (default: 0.1; 1.0 for tiny, which is not pretrained)
+    pretrained_lr_ratio:float|None=None # encoders get learning_rate * this (default: 0.1 for pretrained encoders, from a preset or --init_from; 1.0 for tiny's random ones)
     weight_decay:float=0.01 # AdamW weight decay (none on biases and norms)
     max_grad_norm:float=1.0 # gradient clipping
     grad_accum:int=1 # gradient accumulation steps
@@ -178,7 +178,7 @@ class TrainConfig:
                     raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = get_preset(self.preset).pretrained
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
-        if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre else 1.0
+        if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
 
     @property
     def frozen_throughout(self)->bool:
