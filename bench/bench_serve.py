@@ -16,7 +16,8 @@ Reported per level: requests/s, p50 and p99 latency, failed requests (any status
 error or timeout), the mean batch size of the server's model calls (deltas of `mmsent_batch_size_sum` and
 `_count` on GET /metrics over the timed requests), and the resident memory (RSS) of the server's whole process
 tree before the load, after each level and after the load. The goal: with batching, >= 3x the requests/s of batch-1 serving at
-concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json; asserts nothing.
+concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json (with `--device cuda`, the model on the
+GPU: serve_cuda.json); asserts nothing.
 """
 import argparse, asyncio, base64, io, json, os, re, shutil, statistics, subprocess, tempfile, time
 from pathlib import Path
@@ -52,6 +53,7 @@ def save_model(preset:str, d:Path)->Path:
         EndToEndMultiModalModel.from_preset('tiny').save_pretrained(d, processor=MultiModalProcessor.from_pretrained('tiny'))
     else:
         model, proc = C.build(preset)
+        proc.image_processor.size = {'height': 224, 'width': 224}   # the tiny processor's 64 px; the base ViT takes 224 px
         model.save_pretrained(d, processor=proc)
     return d
 
@@ -180,6 +182,7 @@ def main():
     ap.add_argument('--request_timeout', type=float, default=60, help="the client's timeout per request, seconds")
     ap.add_argument('--client', choices=['auto', 'wrk', 'httpx'], default='auto',
                     help="the load generator: wrk where it is installed (a C program: on 2 cores an httpx client takes about 1.7 ms of CPU a request that the server needs), else httpx")
+    ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help="where the servers run the model (mmsent_serve --device)")
     ap.add_argument('--serve_args', nargs=argparse.REMAINDER, default=[], help='more mmsent_serve options for both servers (last on the line)')
     a = ap.parse_args()
     from mmsent.serve import running_server
@@ -198,7 +201,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix='mmsent-bench-serve-') as tmp:
             model_dir = save_model(preset, Path(tmp)/preset)
             for mode, args in modes.items():
-                args = [*args, *a.serve_args]
+                args = [*args, '--device', a.device, *a.serve_args]
                 print(f"  {preset}, {mode}: mmsent_serve {' '.join(args)}", flush=True)
                 t0 = time.perf_counter()
                 with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
@@ -229,7 +232,7 @@ def main():
                   + (' (met)' if g['value'] >= GOAL else f", short by {GOAL - g['value']:.2f}x"))
     print(f"goal: 0 failed requests: {failed} of {sent} failed" + (' (met)' if failed == 0 else ''))
     shutil.rmtree(work, ignore_errors=True)
-    C.write('serve', dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
+    C.write('serve' + ('_cuda' if a.device == 'cuda' else ''), dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
 
 
 if __name__ == '__main__':

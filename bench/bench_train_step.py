@@ -7,8 +7,10 @@ For each preset, batch size and precision it times full training steps (forward,
 the AdamW step `mmsent.train` builds) on a batch made by the real processor (32 tokens, 2 s of audio, one
 image per sample), counts the model FLOPs of one step with `torch.utils.flop_counter.FlopCounterMode`, and
 divides FLOPs by step time. The limit is the dense matmul peak measured in the same run (fp32 and bf16).
-On a CUDA machine (`--device cuda`) it also times the steps under `torch.compile` and reports memory with
-`torch.cuda.max_memory_allocated`.
+On a CUDA machine (`--device cuda`) it uses larger batches (tiny 32 and 128, base 8 and 32), also times the steps
+under `torch.compile` (as `mmsent_train --compile` does it, `dynamic=True`) at the largest batch of each preset, reports
+memory with `torch.cuda.max_memory_allocated`, sets against each step the GPU's dense bf16 peak from its datasheet where
+`common.DATASHEET_BF16_TFLOPS` knows the GPU, and writes bench/results/train_step_cuda.json.
 
 Memory (`--memory`, default on the CPU): activation memory of a base training step, the peak RSS of forward +
 backward above what the process holds before it (weights, gradients, AdamW state, the batch), with and
@@ -39,7 +41,7 @@ def bench_step(preset, precision, B, steps, device='cpu', compile=False):
     opt = C.optimizer(model, device)
     inputs, labels = C.batch(proc, preset, B)
     inputs, labels = {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
-    fwd = torch.compile(model) if compile else model
+    fwd = torch.compile(model, dynamic=True) if compile else model   # as train() compiles it
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     def run(): step_fn(fwd, opt, inputs, labels, precision, device); sync()
     run()   # warm-up: allocations, AdamW state (and compilation)
@@ -70,7 +72,7 @@ loss.backward(); print(r0, C.status_mib('VmHWM'))""")
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--presets', nargs='+', default=['tiny', 'base'])
-    ap.add_argument('--batches', nargs='+', type=int, help='batch sizes (default: tiny 8 16 32, base 1 2 4)')
+    ap.add_argument('--batches', nargs='+', type=int, help='batch sizes (default: tiny 8 16 32, base 1 2 4; on CUDA tiny 32 128, base 8 32)')
     ap.add_argument('--steps', type=int, default=3, help='timed steps per setting (median)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--no-memory', action='store_true', help='skip the activation-memory measurements')
@@ -81,21 +83,27 @@ def main():
     peaks = {'fp32': C.matmul_peak(torch.float32, dev), 'bf16': C.matmul_peak(torch.bfloat16, dev)}
     print(f"machine: {C.machine()}")
     print(f"dense matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    sheet = C.datasheet_bf16_gflops(dev)
+    if sheet: print(f"datasheet dense bf16 peak of {torch.cuda.get_device_name(0)}: {sheet:.0f} GFLOP/s")
     rows = []
     for preset in a.presets:
-        for B in a.batches or ([1, 2, 4] if preset == 'base' else [8, 16, 32]):
-            for prec, comp in [('fp32', False), ('bf16', False)] + ([('bf16', True)] if dev == 'cuda' else []):
+        batches = a.batches or {('base', 'cpu'): [1, 2, 4], ('tiny', 'cpu'): [8, 16, 32], ('base', 'cuda'): [8, 32], ('tiny', 'cuda'): [32, 128]}[preset, dev]
+        for B in batches:
+            for prec, comp in [('fp32', False), ('bf16', False)] + ([('bf16', True)] if dev == 'cuda' and B == max(batches) else []):
                 r = bench_step(preset, prec, B, a.steps, dev, comp)
                 r['frac_fp32_peak'], r['frac_bf16_peak'] = r['gflops']/peaks['fp32'], r['gflops']/peaks['bf16']
+                if sheet: r['frac_datasheet_bf16'] = r['gflops']/sheet
                 rows.append(r); print(f"  {preset} batch {B} {prec}{' compiled' if comp else ''}: {r['step_s']:.3f} s/step", flush=True)
     print('\n' + C.table(rows, [('preset', 'preset', 's'), ('precision', 'prec', 's'), ('compile', 'compile', ''), ('batch', 'batch', 'd'),
                                 ('step_s', 'step s', '.3f'), ('samples_per_s', 'samples/s', '.1f'), ('gflop_per_step', 'GFLOP/step', '.1f'),
-                                ('gflops', 'GFLOP/s', '.1f'), ('frac_fp32_peak', '/fp32 peak', '.0%'), ('frac_bf16_peak', '/bf16 peak', '.0%')]))
+                                ('gflops', 'GFLOP/s', '.1f'), ('frac_fp32_peak', '/fp32 peak', '.0%'), ('frac_bf16_peak', '/bf16 peak', '.0%')]
+                                + ([('frac_datasheet_bf16', '/datasheet bf16', '.0%'), ('peak_mem_mib', 'GPU MiB', '.0f')] if dev == 'cuda' else [])))
     base_bf16 = [r for r in rows if r['preset'] == 'base' and r['precision'] == 'bf16']
     goals = {}
     if base_bf16:
         best = next((r for r in base_bf16 if r['batch'] == 2), None) or max(base_bf16, key=lambda r: r['frac_bf16_peak'])   # batch 2: the goal's setting
         fp32 = next((r for r in rows if r['preset'] == 'base' and r['precision'] == 'fp32' and r['batch'] == best['batch']), None)
+        if sheet: goals['base_bf16_frac_of_datasheet_bf16'] = dict(value=best['gflops']/sheet, batch=best['batch'], compile=best['compile'], datasheet_gflops=sheet)
         goals['base_bf16_frac_of_bf16_peak'] = dict(value=best['frac_bf16_peak'], goal=GOAL_BF16_PEAK, batch=best['batch'],
                                                     speedup_over_fp32=fp32['step_s']/best['step_s'] if fp32 else None)
         v = best['frac_bf16_peak']
@@ -121,7 +129,7 @@ def main():
             goals['checkpointing_activation_cut'] = dict(value=m['cut_by_checkpointing'], goal=GOAL_CKPT_CUT, batch=m['batch'])
             print(f"goal: gradient checkpointing cuts activation memory by >= {GOAL_CKPT_CUT:.0%}: {m['cut_by_checkpointing']:.0%} at batch {m['batch']} (fp32)"
                   + ('' if m['cut_by_checkpointing'] >= GOAL_CKPT_CUT else f", short by {100*(GOAL_CKPT_CUT - m['cut_by_checkpointing']):.0f} points"))
-    C.write('train_step', dict(matmul_peak_gflops=peaks, steps=rows, memory=mem, goals=goals))
+    C.write('train_step' + ('_cuda' if dev == 'cuda' else ''), dict(matmul_peak_gflops=peaks, datasheet_bf16_gflops=sheet, steps=rows, memory=mem, goals=goals))
 
 
 if __name__ == '__main__':

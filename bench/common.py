@@ -25,6 +25,17 @@ def matmul_peak(dtype, device:str='cpu', seconds:float=1.0)->float:
     return best
 
 
+# Dense (not 2:4 sparse) bf16 tensor-core peaks from NVIDIA's datasheets, in TFLOP/s: the SXM boards; the H100 PCIe card is slower.
+DATASHEET_BF16_TFLOPS = {'H100 PCIe': 756.0, 'H100': 989.4, 'H200': 989.4, 'A100': 312.0, 'L4': 121.0, 'L40S': 362.0}
+
+
+def datasheet_bf16_gflops(device:str='cuda')->float|None:
+    "The datasheet's dense bf16 peak of this CUDA GPU in GFLOP/s (the first name in `DATASHEET_BF16_TFLOPS` found in the device's name), else None."
+    if device != 'cuda' or not torch.cuda.is_available(): return None
+    name = torch.cuda.get_device_name(0)
+    return next((v*1e3 for k, v in DATASHEET_BF16_TFLOPS.items() if k in name), None)
+
+
 def build(preset:str, grad_ckpt:bool=False):
     "(model, processor) of a preset; base from its configs (random init: FLOPs and time do not depend on the weights)."
     if preset == 'base':
