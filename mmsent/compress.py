@@ -34,7 +34,7 @@ log = logging.getLogger('mmsent.compress')
 # %% auto #0
 __all__ = ['log', 'INT8_KERNELS', 'QUANT_ARCH', 'QUANT_SCHEME', 'distill', 'Int8DynamicLinear', 'int8_candidates', 'time_linears',
            'quantize_int8', 'save_quantized', 'load_quantized', 'encoder_linears', 'sparsity', 'prune_encoders',
-           'compare_models', 'format_table', 'eval_loader', 'distill_parser', 'mmsent_distill', 'mmsent_quantize',
+           'eval_loader', 'compare_models', 'format_table', 'distill_parser', 'mmsent_distill', 'mmsent_quantize',
            'mmsent_prune']
 
 # %% ../nbs/09_compress.ipynb #8877910f
@@ -290,7 +290,29 @@ def prune_encoders(
         for l in lins: prune.remove(l, 'weight')
     return model
 
-# %% ../nbs/09_compress.ipynb #b6763124
+# %% ../nbs/09_compress.ipynb #965f9852
+def eval_loader(
+    processor:MultiModalProcessor, # the model's processor
+    modalities:tuple=MODALITIES, # the model's modalities
+    dataset:str='synth', # synth, manifest, meld, mosi or mosei
+    data_root:str|None=None, # where the data is (synth: the default set in the cache)
+    split:str='test', # train, val, test or all
+    synth_n:int=1500, # size of the default synthetic set
+    batch_size:int=32, # samples per batch
+    max_audio_seconds:float=10.0, # audio crop
+    n_frames:int=1, # video frames per sample
+    skip_bad:bool=False, # drop unusable samples
+    max_samples:int|None=None, # evaluate on the first this many samples only
+):
+    "A DataLoader over an evaluation split, as `mmsent_eval` builds it."
+    recs = eval_records(dataset, data_root, split, synth_config=SynthConfig(n=synth_n, seed=0))
+    if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
+    recs, _ = prepare_records(recs, skip_bad=skip_bad, name=f'{dataset}/{split}')
+    if max_samples: recs = recs[:max_samples]
+    return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds, modalities=modalities),
+                                       batch_size=batch_size, collate_fn=MultiModalCollator(processor))
+
+# %% ../nbs/09_compress.ipynb #46ef32f7
 def _latency_ms(model, batch:dict, repeats:int=10)->float:
     inputs = {k: v for k, v in batch.items() if k not in ('labels', 'meta')}
     with torch.inference_mode():
@@ -327,6 +349,7 @@ def compare_models(
                          agreement=round((preds == ref).float().mean().item(), 4), n=len(preds)))
     return rows
 
+# %% ../nbs/09_compress.ipynb #d4d64bf0
 def format_table(
     rows:list[dict], # from `compare_models` (or any list of flat dicts)
 )->str:
@@ -335,27 +358,6 @@ def format_table(
     out = ['| ' + ' | '.join(cols) + ' |', '|' + '---|'*len(cols)]
     out += ['| ' + ' | '.join('' if r.get(c) is None else str(r.get(c)) for c in cols) + ' |' for r in rows]
     return '\n'.join(out)
-
-def eval_loader(
-    processor:MultiModalProcessor, # the model's processor
-    modalities:tuple=MODALITIES, # the model's modalities
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
-    data_root:str|None=None, # where the data is (synth: the default set in the cache)
-    split:str='test', # train, val, test or all
-    synth_n:int=1500, # size of the default synthetic set
-    batch_size:int=32, # samples per batch
-    max_audio_seconds:float=10.0, # audio crop
-    n_frames:int=1, # video frames per sample
-    skip_bad:bool=False, # drop unusable samples
-    max_samples:int|None=None, # evaluate on the first this many samples only
-):
-    "A DataLoader over an evaluation split, as `mmsent_eval` builds it."
-    recs = eval_records(dataset, data_root, split, synth_config=SynthConfig(n=synth_n, seed=0))
-    if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
-    recs, _ = prepare_records(recs, skip_bad=skip_bad, name=f'{dataset}/{split}')
-    if max_samples: recs = recs[:max_samples]
-    return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds, modalities=modalities),
-                                       batch_size=batch_size, collate_fn=MultiModalCollator(processor))
 
 # %% ../nbs/09_compress.ipynb #4248f5cc
 def _cli_error(cmd:str, e:Exception):

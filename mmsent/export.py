@@ -23,20 +23,21 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'GRAPH_NAME', 'INT8_NAME', 'EXPORT_NAME', 'graph_inputs', 'ExportGraph', 'export_onnx', 'quantize_onnx',
            'mmsent_export']
 
-# %% ../nbs/08b_export.ipynb #b64c6525
+# %% ../nbs/08b_export.ipynb #e8baf258
 GRAPH_NAME, INT8_NAME, EXPORT_NAME = 'model.onnx', 'model.int8.onnx', 'export.json'
 
+def graph_inputs(model:EndToEndMultiModalModel)->list[str]:
+    "The graph's input names for `model`: the presence mask, then each of its modalities' tensors."
+    names = dict(text=['text_inputs', 'text_attention_mask'], audio=['audio_inputs', 'audio_attention_mask'], visual=['visual_inputs'])
+    return ['modality_mask'] + [n for m in model.modalities for n in names[m]]
+
+# %% ../nbs/08b_export.ipynb #763f14b6
 @contextlib.contextmanager
 def _unchecked(fusion:nn.Module):
     "Within the block, `fusion.check` zeroes absent rows without raising on data (the traced graph cannot branch on it)."
     fusion.check = lambda feats, present: {m: feats[m].masked_fill(~present[:, j, None], 0.0) for j, m in enumerate(fusion.modalities)}
     try: yield fusion
     finally: del fusion.check
-
-def graph_inputs(model:EndToEndMultiModalModel)->list[str]:
-    "The graph's input names for `model`: the presence mask, then each of its modalities' tensors."
-    names = dict(text=['text_inputs', 'text_attention_mask'], audio=['audio_inputs', 'audio_attention_mask'], visual=['visual_inputs'])
-    return ['modality_mask'] + [n for m in model.modalities for n in names[m]]
 
 class ExportGraph(nn.Module):
     "The model's inference pass with tensors only: every encoder on every row, the presence mask applied after."

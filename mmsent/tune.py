@@ -72,16 +72,7 @@ def pruning_callback(
         if trial.should_prune(): raise optuna.TrialPruned(f"trial {trial.number} pruned at epoch {epoch} (val {metric} {v:.4f})")
     return on_epoch_end
 
-# %% ../nbs/10_tune.ipynb #24df9974
-BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.db'
-_FIXED = ('dataset', 'data_root', 'synth_n', 'preset', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
-          'max_train_steps', 'device', 'precision')
-
-def _total_steps(cfg:TrainConfig)->int:
-    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=SynthConfig(n=cfg.synth_n, seed=0)))
-    steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs
-    return min(steps, cfg.max_train_steps) if cfg.max_train_steps else steps
-
+# %% ../nbs/10_tune.ipynb #bd545b44
 def storage(
     path:str|Path, # the SQLite file
     grace_period:int=600, # seconds without a heartbeat after which a RUNNING trial counts as failed (a killed process)
@@ -93,6 +84,10 @@ def storage(
         return optuna.storages.RDBStorage(f'sqlite:///{p.resolve()}', heartbeat_interval=max(1, grace_period//10), grace_period=grace_period,
                                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
+# %% ../nbs/10_tune.ipynb #9f96a478
+_FIXED = ('dataset', 'data_root', 'synth_n', 'preset', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
+          'max_train_steps', 'device', 'precision')
+
 def best_params(
     study:optuna.Study, # a study with at least one complete trial
     base:TrainConfig, # the fixed part of the runs
@@ -101,6 +96,14 @@ def best_params(
     t = study.best_trial
     fixed = {k: getattr(base, k) for k in _FIXED if getattr(base, k) != getattr(TrainConfig, k, None) or k in ('dataset', 'preset', 'epochs', 'batch_size')}
     return {**fixed, **t.user_attrs['train_options']}
+
+# %% ../nbs/10_tune.ipynb #24b30141
+BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.db'
+
+def _total_steps(cfg:TrainConfig)->int:
+    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=SynthConfig(n=cfg.synth_n, seed=0)))
+    steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs
+    return min(steps, cfg.max_train_steps) if cfg.max_train_steps else steps
 
 def _trial_rows(study):
     return [dict(number=t.number, state=t.state.name, value=t.value, params=t.params, train_options=t.user_attrs.get('train_options'),

@@ -106,32 +106,7 @@ def attention_figure(
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/08a_app.ipynb #009a3805
-_LOAD_ERRORS = (mmodel.ModelLoadError, mencoders.EncoderLoadError, OSError, ValueError, ImportError)
-
-def _streamlit():
-    try: import streamlit
-    except ImportError as e: raise ImportError("the mmsent app needs Streamlit: pip install 'mmsent[app]'") from e
-    return streamlit
-
-def _parser()->argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='mmsent_app', allow_abbrev=False, description="Start the mmsent Streamlit app "
-                                 "(options Streamlit knows, such as --server.maxUploadSize 500, are passed on to it).")
-    ap.add_argument('--model', default=os.environ.get('MMSENT_MODEL', 'models/end_to_end_multimodal_best'),
-                    help='model directory written by mmsent_train (default: $MMSENT_MODEL or %(default)s)')
-    ap.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'), help='where the model runs')
-    ap.add_argument('--backend', default='torch', choices=mpredict.BACKENDS, help='torch, or onnxruntime: --model is then an export directory written by mmsent_export')
-    return ap
-
-def _load(model_dir:str, device:str, stamp:float, backend:str='torch')->mpredict.Predictor:
-    "The predictor of a model directory (`stamp`, its weights' mtime, is only part of the cache key)."
-    return mpredict.Predictor.from_pretrained(model_dir, backend=backend, device=device)
-
-def _stamp(model_dir:str)->float:
-    w = Path(model_dir)/mmodel.WEIGHTS_NAME
-    if not w.is_file(): w = Path(model_dir)/'model.onnx'   # an export directory
-    return w.stat().st_mtime if w.is_file() else 0.0
-
+# %% ../../nbs/08a_app.ipynb #9af58297
 def show_prediction(st, p:mpredict.Prediction):
     "Render one prediction: label, probabilities (or score), each modality's own prediction, Shapley values, attention."
     st.subheader(f"Predicted sentiment: {p.label}")
@@ -163,6 +138,33 @@ def show_prediction(st, p:mpredict.Prediction):
         if p.modality_weights and p.attention is not None:
             st.caption('attention each modality receives (where the fusion looks, not what it contributes): ' +
                        ', '.join(f'{m} {v:.2f}' for m, v in p.modality_weights.items()))
+
+# %% ../../nbs/08a_app.ipynb #6a94f120
+def _streamlit():
+    try: import streamlit
+    except ImportError as e: raise ImportError("the mmsent app needs Streamlit: pip install 'mmsent[app]'") from e
+    return streamlit
+
+def _parser()->argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog='mmsent_app', allow_abbrev=False, description="Start the mmsent Streamlit app "
+                                 "(options Streamlit knows, such as --server.maxUploadSize 500, are passed on to it).")
+    ap.add_argument('--model', default=os.environ.get('MMSENT_MODEL', 'models/end_to_end_multimodal_best'),
+                    help='model directory written by mmsent_train (default: $MMSENT_MODEL or %(default)s)')
+    ap.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'), help='where the model runs')
+    ap.add_argument('--backend', default='torch', choices=mpredict.BACKENDS, help='torch, or onnxruntime: --model is then an export directory written by mmsent_export')
+    return ap
+
+# %% ../../nbs/08a_app.ipynb #2190371c
+_LOAD_ERRORS = (mmodel.ModelLoadError, mencoders.EncoderLoadError, OSError, ValueError, ImportError)
+
+def _load(model_dir:str, device:str, stamp:float, backend:str='torch')->mpredict.Predictor:
+    "The predictor of a model directory (`stamp`, its weights' mtime, is only part of the cache key)."
+    return mpredict.Predictor.from_pretrained(model_dir, backend=backend, device=device)
+
+def _stamp(model_dir:str)->float:
+    w = Path(model_dir)/mmodel.WEIGHTS_NAME
+    if not w.is_file(): w = Path(model_dir)/'model.onnx'   # an export directory
+    return w.stat().st_mtime if w.is_file() else 0.0
 
 def main(argv:list|None=None):
     "The page (Streamlit runs it on every interaction)."
