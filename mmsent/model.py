@@ -392,7 +392,7 @@ def forward(self:EndToEndMultiModalModel,
                             modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
                             shapley=self.shapley(enc, fo.logits) if return_shapley else None)
 
-# %% ../nbs/04_model.ipynb #709c1c19
+# %% ../nbs/04_model.ipynb #727983b8
 @patch
 def criterion(self:EndToEndMultiModalModel,
     logits:torch.Tensor, # (B, num_outputs) one head's prediction
@@ -408,33 +408,7 @@ def criterion(self:EndToEndMultiModalModel,
     w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
     return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
 
-@patch
-def fuse(self:EndToEndMultiModalModel,
-    enc:EncodedBatch, # from `encode`
-    present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
-)->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
-    "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
-    rows = present.any(-1)
-    pick = lambda d: {m: t[rows] for m, t in d.items()}
-    return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
-
-@patch
-def unimodal_fusion_loss(self:EndToEndMultiModalModel,
-    enc:EncodedBatch, # from `encode`
-    labels:torch.Tensor, # (B,) class ids or scores
-    losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
-)->torch.Tensor:
-    "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
-    total = 0.0
-    for j, m in enumerate(self.modalities):
-        only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
-        if not only.any(): continue
-        rows, fo = self.fuse(enc, only)
-        l = self.criterion(fo.logits, labels[rows])
-        if losses is not None: losses[f'fused_{m}_only'] = l.detach()
-        total = total + l
-    return self.config.unimodal_fusion_weight * total
-
+# %% ../nbs/04_model.ipynb #5ae93f71
 @patch
 def loss(self:EndToEndMultiModalModel,
     logits:torch.Tensor, # (B, num_outputs) fused prediction
@@ -453,6 +427,35 @@ def loss(self:EndToEndMultiModalModel,
             losses[m] = l.detach()
             total = total + self.config.aux_loss_weight * l
     return total, losses
+
+# %% ../nbs/04_model.ipynb #2b6cd4bd
+@patch
+def fuse(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
+)->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
+    "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
+    rows = present.any(-1)
+    pick = lambda d: {m: t[rows] for m, t in d.items()}
+    return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
+
+# %% ../nbs/04_model.ipynb #6bc15605
+@patch
+def unimodal_fusion_loss(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    labels:torch.Tensor, # (B,) class ids or scores
+    losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
+)->torch.Tensor:
+    "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
+    total = 0.0
+    for j, m in enumerate(self.modalities):
+        only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
+        if not only.any(): continue
+        rows, fo = self.fuse(enc, only)
+        l = self.criterion(fo.logits, labels[rows])
+        if losses is not None: losses[f'fused_{m}_only'] = l.detach()
+        total = total + l
+    return self.config.unimodal_fusion_weight * total
 
 # %% ../nbs/04_model.ipynb #707ece6a
 @patch

@@ -82,9 +82,7 @@ def contrastive_loss(
     loss = loss + 0.0*sum(g.sum() for g in gz.values())   # every process's backward takes part in every all_gather, pairs or not
     return loss, {k: v.detach() for k, v in losses.items()}
 
-# %% ../nbs/05a_pretrain.ipynb #2bceb9a5
-HEADS_NAME = 'contrastive_heads.safetensors'
-
+# %% ../nbs/05a_pretrain.ipynb #bdb50e21
 @dataclass
 class ContrastiveOutput(ModelOutput):
     "What `ContrastiveModel` returns."
@@ -93,6 +91,9 @@ class ContrastiveOutput(ModelOutput):
     features:dict|None = None # modality -> (B, D_m) the encoder's pooled embedding (zeros where absent)
     present:torch.Tensor|None = None # (B, M) bool presence mask, columns in `model.modalities` order
     pair_losses:dict|None = None # 'text-audio' etc. -> that pair's loss (detached)
+
+# %% ../nbs/05a_pretrain.ipynb #38baa679
+HEADS_NAME = 'contrastive_heads.safetensors'
 
 class ContrastiveModel(nn.Module):
     "The encoders of an `EndToEndMultiModalModel`, a projection head per modality and a learned temperature: what `pretrain` trains."
@@ -380,7 +381,7 @@ class PretrainConfig:
         "The backbone's configuration: the preset's encoders, no modality dropout."
         return replace(self.train_config().model_config(), modality_dropout=0.0)
 
-# %% ../nbs/05a_pretrain.ipynb #d13415ac
+# %% ../nbs/05a_pretrain.ipynb #8f5df228
 PRETRAIN_PREFIX = 'pretrain_multimodal'   # checkpoints: pretrain_multimodal_epoch_E, pretrain_multimodal_step_S
 PRETRAINED_NAME, PRETRAIN_HISTORY_NAME, PRETRAIN_LOG_NAME = 'pretrained_multimodal', 'pretraining_history.json', 'pretraining.log'
 PRETRAIN_RESUME_SAFE = tuple(k for k in RESUME_SAFE if k != 'early_stopping_patience') + ('linear_probe',)
@@ -398,6 +399,19 @@ def resume_point(
     if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)
     return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
+# %% ../nbs/05a_pretrain.ipynb #6b9d3211
+def pretrain_card(
+    run:Run, # the run
+    record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
+)->dict:
+    "What a pre-trained model's config.json (and model card) tells about its pre-training: `train.model_card`'s, the figures flattened, and the objective."
+    rec = record or (run.state.history[-1] if run.state.history else None)
+    flat = None if rec is None else {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(model_card(run, flat, prog='mmsent_pretrain'),
+                pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has (mmsent.pretrain)', heads=HEADS_NAME,
+                                 proj_dim=run.cfg.proj_dim, temperature=1/run.model.logit_scale().item()))
+
+# %% ../nbs/05a_pretrain.ipynb #d3431c95
 def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
     "Train, validation and (linear probe) unshuffled training loaders, after the integrity checks."
     sc, splits = cfg.train_config().synth_config(), {}
@@ -412,17 +426,6 @@ def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
     DL = torch.utils.data.DataLoader
     return (DL(ds['train'], shuffle=True, drop_last=len(ds['train']) > cfg.batch_size, **kw),   # no last batch of one clip, which has no negative
             DL(ds['val'], shuffle=False, **kw), DL(ds['train'], shuffle=False, **kw) if cfg.linear_probe else None)
-
-def pretrain_card(
-    run:Run, # the run
-    record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
-)->dict:
-    "What a pre-trained model's config.json (and model card) tells about its pre-training: `train.model_card`'s, the figures flattened, and the objective."
-    rec = record or (run.state.history[-1] if run.state.history else None)
-    flat = None if rec is None else {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return dict(model_card(run, flat, prog='mmsent_pretrain'),
-                pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has (mmsent.pretrain)', heads=HEADS_NAME,
-                                 proj_dim=run.cfg.proj_dim, temperature=1/run.model.logit_scale().item()))
 
 def setup_pretrain(
     cfg:PretrainConfig, # the run

@@ -41,7 +41,7 @@ log = logging.getLogger('mmsent.train')
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
            'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
-           'set_rng_state', 'CheckpointError', 'CheckpointSaveError', 'save_checkpoint', 'load_checkpoint',
+           'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
@@ -310,11 +310,8 @@ def _atomic_json(path:Path, obj):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/05_train.ipynb #7e1d5bde
+# %% ../nbs/05_train.ipynb #f81e2c76
 STEP_NAME = 'end_to_end_multimodal_step_{}'
-
-class CheckpointError(ValueError):
-    "A checkpoint to resume from is missing, incomplete, truncated or corrupt."
 
 class CheckpointSaveError(RuntimeError):
     "Writing a model or checkpoint failed (disk full, permissions); `path` is what could not be written."
@@ -364,6 +361,10 @@ def save_checkpoint(
             _replace_dir(tmp/'c', d)
         finally: shutil.rmtree(tmp, ignore_errors=True)
     return d
+
+# %% ../nbs/05_train.ipynb #fc1b018d
+class CheckpointError(ValueError):
+    "A checkpoint to resume from is missing, incomplete, truncated or corrupt."
 
 def load_checkpoint(
     directory:str|Path, # a folder written by `save_checkpoint`
@@ -637,7 +638,7 @@ class Run:
     card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
     extra:dict=field(default_factory=dict) # what another loop built on these parts keeps with the run (`mmsent.pretrain`: the linear probe's loader)
 
-# %% ../nbs/05_train.ipynb #9a3ff06e
+# %% ../nbs/05_train.ipynb #76453a5a
 def resume_point(
     config:TrainConfig, # the run as asked for
 )->tuple[TrainConfig, dict|None]: # (the config to run, the checkpoint: dir, state, tensors, model, processor)
@@ -651,6 +652,7 @@ def resume_point(
     if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)   # the folder it was found in, even if it moved
     return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
+# %% ../nbs/05_train.ipynb #7e9ee256
 def make_accelerator(
     cfg:TrainConfig, # the run
 )->Accelerator:
@@ -663,6 +665,7 @@ def make_accelerator(
         raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} available?)")
     return acc
 
+# %% ../nbs/05_train.ipynb #61b9068b
 def _teacher(cfg, teacher_model, model, processor, acc):
     "The distillation teacher on the run's device, and its processor where it differs from the student's."
     teacher, tproc = teacher_model, None
@@ -949,10 +952,11 @@ def interrupt(
     log.warning("%s", e)
     raise e
 
-# %% ../nbs/05_train.ipynb #cd470632
+# %% ../nbs/05_train.ipynb #351f890e
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
+# %% ../nbs/05_train.ipynb #756f8f74
 def _setup_logging(log_dir:Path, main:bool, name:str=LOG_NAME):
     root = logging.getLogger('mmsent')
     root.setLevel(logging.INFO)
@@ -995,6 +999,15 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
             torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
 
+def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):
+    extra = {} if kd_loss is None else dict(train_kd_loss=kd_loss)
+    reg = {} if 'modality_mae' not in ev else dict(val_MAE=ev['MAE'], val_Corr=ev['Corr'], val_modality_mae=ev['modality_mae'])
+    return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
+                val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], **reg,
+                val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
+                seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
+
+# %% ../nbs/05_train.ipynb #308e518b
 def training_prior(
     records:list, # the training split's records
     task:str, # 'classification' or 'regression'
@@ -1004,6 +1017,7 @@ def training_prior(
     counts = np.bincount([r.label for r in records], minlength=len(LABELS)).astype(float)
     return tuple((counts/counts.sum()).tolist())
 
+# %% ../nbs/05_train.ipynb #6e0b39c5
 def class_weights_for(
     spec:str|None, # 'balanced', 'w0,w1,w2', or None
     records:list, # the training split's records
@@ -1014,14 +1028,6 @@ def class_weights_for(
     counts = np.bincount([r.label for r in records], minlength=len(LABELS))
     if (counts == 0).any(): raise ValueError(f"--class_weights balanced: the training split has no {[LABELS[i] for i in np.flatnonzero(counts == 0)]} samples")
     return tuple((counts.sum()/(len(LABELS)*counts)).tolist())
-
-def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):
-    extra = {} if kd_loss is None else dict(train_kd_loss=kd_loss)
-    reg = {} if 'modality_mae' not in ev else dict(val_MAE=ev['MAE'], val_Corr=ev['Corr'], val_modality_mae=ev['modality_mae'])
-    return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
-                val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], **reg,
-                val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
-                seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
 # %% ../nbs/05_train.ipynb #e4077151
 def load_encoders(
