@@ -82,7 +82,7 @@ def contrastive_loss(
     loss = loss + 0.0*sum(g.sum() for g in gz.values())   # every process's backward takes part in every all_gather, pairs or not
     return loss, {k: v.detach() for k, v in losses.items()}
 
-# %% ../nbs/05a_pretrain.ipynb #bdb50e21
+# %% ../nbs/05a_pretrain.ipynb #ac9e9635
 @dataclass
 class ContrastiveOutput(ModelOutput):
     "What `ContrastiveModel` returns."
@@ -92,7 +92,7 @@ class ContrastiveOutput(ModelOutput):
     present:torch.Tensor|None = None # (B, M) bool presence mask, columns in `model.modalities` order
     pair_losses:dict|None = None # 'text-audio' etc. -> that pair's loss (detached)
 
-# %% ../nbs/05a_pretrain.ipynb #38baa679
+# %% ../nbs/05a_pretrain.ipynb #aa86654f
 HEADS_NAME = 'contrastive_heads.safetensors'
 
 class ContrastiveModel(nn.Module):
@@ -381,7 +381,7 @@ class PretrainConfig:
         "The backbone's configuration: the preset's encoders, no modality dropout."
         return replace(self.train_config().model_config(), modality_dropout=0.0)
 
-# %% ../nbs/05a_pretrain.ipynb #8f5df228
+# %% ../nbs/05a_pretrain.ipynb #55aa0c8c
 PRETRAIN_PREFIX = 'pretrain_multimodal'   # checkpoints: pretrain_multimodal_epoch_E, pretrain_multimodal_step_S
 PRETRAINED_NAME, PRETRAIN_HISTORY_NAME, PRETRAIN_LOG_NAME = 'pretrained_multimodal', 'pretraining_history.json', 'pretraining.log'
 PRETRAIN_RESUME_SAFE = tuple(k for k in RESUME_SAFE if k != 'early_stopping_patience') + ('linear_probe',)
@@ -399,7 +399,7 @@ def resume_point(
     if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)
     return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
-# %% ../nbs/05a_pretrain.ipynb #6b9d3211
+# %% ../nbs/05a_pretrain.ipynb #3878d154
 def pretrain_card(
     run:Run, # the run
     record:dict|None=None, # the epoch record of the model saved (default: the last epoch's)
@@ -411,7 +411,7 @@ def pretrain_card(
                 pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has (mmsent.pretrain)', heads=HEADS_NAME,
                                  proj_dim=run.cfg.proj_dim, temperature=1/run.model.logit_scale().item()))
 
-# %% ../nbs/05a_pretrain.ipynb #d3431c95
+# %% ../nbs/05a_pretrain.ipynb #cf69a629
 def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
     "Train, validation and (linear probe) unshuffled training loaders, after the integrity checks."
     sc, splits = cfg.train_config().synth_config(), {}
