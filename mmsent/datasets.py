@@ -58,16 +58,18 @@ class Record:
                    visual=self.image_path is not None or self.video_path is not None)
         return tuple(m for m in MODALITIES if has[m])
 
-# %% ../nbs/01b_datasets.ipynb #98e4a403
+# %% ../nbs/01b_datasets.ipynb #2233a47e
 class DataError(ValueError):
     "A dataset cannot be used as it is: the message names the files and the reasons."
 
 SPLIT_ALIASES = {'train': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val', 'dev': 'val', 'test': 'test'}
 
+# %% ../nbs/01b_datasets.ipynb #67d239f0
 def fix_text(s:str)->str:
     "Repair mojibake (UTF-8 decoded as Windows-1252/Latin-1) and stray control characters, keeping curly quotes."
     return ftfy.fix_text(s, uncurl_quotes=False).strip()
 
+# %% ../nbs/01b_datasets.ipynb #bddd43f8
 def _read_utf8(p:Path)->str:
     "The text of `p`, or a `DataError` naming the file and the first byte that is not UTF-8."
     raw = p.read_bytes()
@@ -77,6 +79,7 @@ def _read_utf8(p:Path)->str:
         line = raw[:e.start].count(b'\n') + 1
         raise DataError(f"{p} is not UTF-8: byte 0x{raw[e.start]:02x} at line {line} (byte {e.start}) cannot be decoded; save it as UTF-8") from None
 
+# %% ../nbs/01b_datasets.ipynb #7da8bfbe
 def _cell(row, k):
     v = row.get(k)
     if v is None: return None
@@ -241,7 +244,7 @@ def load_records(
     if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
     return [r for r in recs if r.split == split]
 
-# %% ../nbs/01b_datasets.ipynb #8c2e4972
+# %% ../nbs/01b_datasets.ipynb #c7699c3a
 @dataclass
 class ScanResult:
     "What the scan found for one record."
@@ -251,6 +254,7 @@ class ScanResult:
     video_seconds:float|None=None # duration of the video
     audio_rate:int|None=None # sampling rate of the audio file (not set for a video's track)
 
+# %% ../nbs/01b_datasets.ipynb #c32e1004
 def _check_finite(p:Path, info)->None:
     "Read a float WAV/AIFF/... block by block; raise `NonFiniteAudio` at the first NaN or infinite sample."
     if info.subtype not in ('FLOAT', 'DOUBLE'): return   # integer PCM (and FLAC, MP3, ...) cannot hold NaN or Inf
@@ -314,6 +318,7 @@ def scan_record(r:Record)->ScanResult:
             res.problems.append((k, str(p), 'unreadable: ' + str(e).replace(f' {p}', '').replace(str(p), 'file')))
     return res
 
+# %% ../nbs/01b_datasets.ipynb #7dd0b8dd
 def _notes(recs:list[Record], results:list[ScanResult])->dict:
     "What the scan noticed that is not a problem: videos without an audio track, repaired texts, audio that will be resampled."
     rs = list(zip(recs, results))
@@ -324,6 +329,7 @@ def _notes(recs:list[Record], results:list[ScanResult])->dict:
 
 def _reason(problem:tuple)->str: return problem[2].split(':')[0]
 
+# %% ../nbs/01b_datasets.ipynb #188501d3
 def prepare_records(
     records:list[Record], # from `load_records` or a reader
     skip_bad:bool=False, # drop samples with unusable files (and report them) instead of raising

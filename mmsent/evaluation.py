@@ -250,7 +250,7 @@ def evaluate_model(
     rep['ablation'] = ablation(model, loader, full=pr, progress=progress) if ablate and len(model.modalities) > 1 else None
     return rep, pr
 
-# %% ../nbs/06_evaluation.ipynb #28b66bc4
+# %% ../nbs/06_evaluation.ipynb #a24db5b0
 _NAMES = dict(weighted_f1='weighted F1')
 
 def _f(v, pct=False): return '-' if v is None else (f'{100*v:.1f}' if pct else f'{v:.4f}')
@@ -334,6 +334,7 @@ def format_report(
               '| ' + ' | '.join(f'{v:.3f}' for v in share.values()) + ' |']
     return '\n'.join(L) + '\n'
 
+# %% ../nbs/06_evaluation.ipynb #b23969fe
 def write_report(
     rep:dict, # from `evaluate_model`
     pr:Predictions, # the predictions behind it
