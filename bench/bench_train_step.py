@@ -34,14 +34,15 @@ def step_fn(model, opt, inputs, labels, precision, device='cpu'):
     out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
 
 
-def bench_step(preset, precision, B, steps, device='cpu', compile=False):
+def bench_step(preset, precision, B, steps, device='cpu', compile:str|None=None):
+    "One setting's step time, FLOPs and peak memory; `compile`: None (eager), 'dynamic' (as `mmsent_train --compile`) or 'static' shapes."
     torch.manual_seed(0)
     model, proc = C.build(preset)
     model.to(device).train()
     opt = C.optimizer(model, device)
     inputs, labels = C.batch(proc, preset, B)
     inputs, labels = {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
-    fwd = torch.compile(model, dynamic=True) if compile else model   # as train() compiles it
+    fwd = torch.compile(model, dynamic=compile == 'dynamic') if compile else model
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     def run(): step_fn(fwd, opt, inputs, labels, precision, device); sync()
     run()   # warm-up: allocations, AdamW state (and compilation)
@@ -75,6 +76,8 @@ def main():
     ap.add_argument('--batches', nargs='+', type=int, help='batch sizes (default: tiny 8 16 32, base 1 2 4; on CUDA tiny 32 128, base 8 32)')
     ap.add_argument('--steps', type=int, default=3, help='timed steps per setting (median)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--compile', nargs='*', default=['dynamic', 'static'], choices=['dynamic', 'static'],
+                    help="on CUDA, torch.compile rows at each preset's largest batch: dynamic shapes (as mmsent_train --compile) and/or static")
     ap.add_argument('--no-memory', action='store_true', help='skip the activation-memory measurements')
     ap.add_argument('--memory_batches', nargs='+', type=int, default=[2, 8])
     a = ap.parse_args()
@@ -89,20 +92,24 @@ def main():
     for preset in a.presets:
         batches = a.batches or {('base', 'cpu'): [1, 2, 4], ('tiny', 'cpu'): [8, 16, 32], ('base', 'cuda'): [8, 32], ('tiny', 'cuda'): [32, 128]}[preset, dev]
         for B in batches:
-            for prec, comp in [('fp32', False), ('bf16', False)] + ([('bf16', True)] if dev == 'cuda' and B == max(batches) else []):
-                r = bench_step(preset, prec, B, a.steps, dev, comp)
+            for prec, comp in [('fp32', None), ('bf16', None)] + ([('bf16', c) for c in a.compile] if dev == 'cuda' and B == max(batches) else []):
+                try: r = bench_step(preset, prec, B, a.steps, dev, comp)
+                except Exception as e:   # a compiler failure is a result to report, not a reason to lose the other rows
+                    rows.append(dict(preset=preset, precision=prec, compile=comp, batch=B, error=f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"))
+                    print(f"  {preset} batch {B} {prec} compile={comp}: failed: {rows[-1]['error']}", flush=True); torch.cuda.empty_cache(); continue
                 r['frac_fp32_peak'], r['frac_bf16_peak'] = r['gflops']/peaks['fp32'], r['gflops']/peaks['bf16']
                 if sheet: r['frac_datasheet_bf16'] = r['gflops']/sheet
-                rows.append(r); print(f"  {preset} batch {B} {prec}{' compiled' if comp else ''}: {r['step_s']:.3f} s/step", flush=True)
-    print('\n' + C.table(rows, [('preset', 'preset', 's'), ('precision', 'prec', 's'), ('compile', 'compile', ''), ('batch', 'batch', 'd'),
+                rows.append(r); print(f"  {preset} batch {B} {prec}{f' compiled ({comp} shapes)' if comp else ''}: {r['step_s']:.3f} s/step", flush=True)
+    ok = [r for r in rows if 'error' not in r]
+    print('\n' + C.table(ok, [('preset', 'preset', 's'), ('precision', 'prec', 's'), ('compile', 'compile', ''), ('batch', 'batch', 'd'),
                                 ('step_s', 'step s', '.3f'), ('samples_per_s', 'samples/s', '.1f'), ('gflop_per_step', 'GFLOP/step', '.1f'),
                                 ('gflops', 'GFLOP/s', '.1f'), ('frac_fp32_peak', '/fp32 peak', '.0%'), ('frac_bf16_peak', '/bf16 peak', '.0%')]
                                 + ([('frac_datasheet_bf16', '/datasheet bf16', '.0%'), ('peak_mem_mib', 'GPU MiB', '.0f')] if dev == 'cuda' else [])))
-    base_bf16 = [r for r in rows if r['preset'] == 'base' and r['precision'] == 'bf16']
+    base_bf16 = [r for r in ok if r['preset'] == 'base' and r['precision'] == 'bf16']
     goals = {}
     if base_bf16:
         best = next((r for r in base_bf16 if r['batch'] == 2), None) or max(base_bf16, key=lambda r: r['frac_bf16_peak'])   # batch 2: the goal's setting
-        fp32 = next((r for r in rows if r['preset'] == 'base' and r['precision'] == 'fp32' and r['batch'] == best['batch']), None)
+        fp32 = next((r for r in ok if r['preset'] == 'base' and r['precision'] == 'fp32' and r['batch'] == best['batch']), None)
         if sheet: goals['base_bf16_frac_of_datasheet_bf16'] = dict(value=best['gflops']/sheet, batch=best['batch'], compile=best['compile'], datasheet_gflops=sheet)
         goals['base_bf16_frac_of_bf16_peak'] = dict(value=best['frac_bf16_peak'], goal=GOAL_BF16_PEAK, batch=best['batch'],
                                                     speedup_over_fp32=fp32['step_s']/best['step_s'] if fp32 else None)

@@ -33,20 +33,35 @@ def machine_line(r:dict)->str:
     mc = r['machine']
     cap = mc.get('cpu_capability') or 'not recorded (run before the field existed)'
     bf16 = '+'.join(k.upper() for k, v in mc.get('cpu_bf16', {}).items() if v)
-    return (f"`{r['command']}` ({r['date']}; {mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {cap}{'+' + bf16 if bf16 else ''}, "
+    gpu = f"GPU {mc['cuda']}, " if mc.get('cuda') else ''
+    return (f"`{r['command']}` ({r['date']}; {gpu}{mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {cap}{'+' + bf16 if bf16 else ''}, "
             f"{mc['cores']} cores, {mc['threads']} threads, torch {mc['torch']}")
+
+
+def train_step_section(r:dict, title:str)->str:
+    "The training-step benchmark's tables and goals (CPU, or CUDA with compiled rows and the datasheet peak)."
+    p, sheet = r['matmul_peak_gflops'], r.get('datasheet_bf16_gflops')
+    ok, failed = [x for x in r['steps'] if 'error' not in x], [x for x in r['steps'] if 'error' in x]
+    cols = [('preset', 'preset', 's'), ('precision', 'precision', 's')] + ([('compile', 'torch.compile', 's')] if any(x.get('compile') for x in ok) else []) + [
+            ('batch', 'batch', 'd'), ('step_s', 's/step', '.3f'), ('samples_per_s', 'samples/s', '.1f'), ('gflop_per_step', 'GFLOP/step', '.1f'), ('gflops', 'GFLOP/s', '.0f'),
+            ('frac_fp32_peak', 'of fp32 peak', '.0%'), ('frac_bf16_peak', 'of bf16 peak', '.0%')]
+    if sheet: cols.append(('frac_datasheet_bf16', 'of datasheet bf16', '.1%'))
+    if any('peak_mem_mib' in x for x in ok): cols.append(('peak_mem_mib', 'GPU MiB', '.0f'))
+    s = [f"## {title}\n\n{machine_line(r)})\n",
+         f"Dense matmul peak measured in the same run: fp32 **{p['fp32']:.0f}** GFLOP/s, bf16 **{p['bf16']:.0f}** GFLOP/s"
+         + (f"; the GPU's datasheet gives **{sheet:.0f}** GFLOP/s dense bf16" if sheet else '') + ". "
+         "A step is forward, combined loss, backward and the AdamW step; FLOPs are counted with `FlopCounterMode`.\n",
+         md_table([{**x, 'frac_fp32_peak': x['frac_fp32_peak'] if x['precision'] == 'fp32' else None, 'compile': x.get('compile') or '–'} for x in ok], cols)]
+    if failed: s += ['\nFailed:\n'] + [f"- {x['preset']}, batch {x['batch']}, {x['precision']}, torch.compile with {x['compile']} shapes: `{x['error']}`" for x in failed]
+    if r.get('notes'): s.append('\n' + r['notes'])
+    return '\n'.join(s)
 
 
 def sections(res:dict)->list[str]:
     out = []
     if 'train_step' in res:
-        r = res['train_step']; p = r['matmul_peak_gflops']
-        s = [f"## Training step\n\n{machine_line(r)})\n",
-             f"Dense matmul peak measured in the same run: fp32 **{p['fp32']:.0f}** GFLOP/s, bf16 **{p['bf16']:.0f}** GFLOP/s. "
-             "A step is forward, combined loss, backward and the AdamW step; FLOPs are counted with `FlopCounterMode`.\n",
-             md_table([{**x, 'frac_fp32_peak': x['frac_fp32_peak'] if x['precision'] == 'fp32' else None} for x in r['steps']], [('preset', 'preset', 's'), ('precision', 'precision', 's'), ('batch', 'batch', 'd'), ('step_s', 's/step', '.3f'),
-                                   ('samples_per_s', 'samples/s', '.1f'), ('gflop_per_step', 'GFLOP/step', '.1f'), ('gflops', 'GFLOP/s', '.0f'),
-                                   ('frac_fp32_peak', 'of fp32 peak', '.0%'), ('frac_bf16_peak', 'of bf16 peak', '.0%')])]
+        r = res['train_step']
+        s = [train_step_section(r, 'Training step')]
         if r.get('memory'):
             s += ["\nActivation memory of a base training step: peak RSS of forward + backward above what the process holds before it "
                   "(weights, gradients, AdamW state, the batch), each in a fresh process.\n",
@@ -59,6 +74,10 @@ def sections(res:dict)->list[str]:
                                                                              f"({g['base_bf16_frac_of_bf16_peak']['speedup_over_fp32']:.2f}x the fp32 step)", g['base_bf16_frac_of_bf16_peak'], '%'))
         if 'checkpointing_activation_cut' in g: s.append(goal_line(f"gradient checkpointing, activation memory cut at batch {g['checkpointing_activation_cut']['batch']}", g['checkpointing_activation_cut'], '%'))
         out.append('\n'.join(s))
+    if 'train_step_cuda' in res:
+        r = res['train_step_cuda']; g = r.get('goals', {}).get('base_bf16_frac_of_bf16_peak')
+        out.append(train_step_section(r, 'Training step on a GPU') + ('\n\nGoal:\n\n' + goal_line(
+            f"base bf16 step at batch {g['batch']}, share of the measured bf16 peak ({g['speedup_over_fp32']:.2f}x the fp32 step)", g, '%') if g else ''))
     if 'data' in res:
         r = res['data']
         out.append('\n'.join([f"## Data pipeline\n\n{machine_line(r)})\n",
@@ -139,10 +158,11 @@ def sections(res:dict)->list[str]:
                               "as MMML does: a clip's result no longer depends on its neighbours, but every clip pays for 10 s, and "
                               "a short clip's result is not what it would be unpadded. A batch without padding takes the ordinary path "
                               "in `per-clip` too, so batch-1 latency and the equal-length batches of the inference benchmark are unchanged."]))
-    if 'serve' in res:
-        r = res['serve']; pl, o = r['payload'], r['options']
+    for key, title in (('serve', 'HTTP serving'), ('serve_cuda', 'HTTP serving, the model on a GPU')):
+        if key not in res: continue
+        r = res[key]; pl, o = r['payload'], r['options']
         modes = ', '.join(f"{k} `{' '.join(v)}`" for k, v in o['modes'].items())
-        s = [f"## HTTP serving\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, {r['load_average'][1][0]:.1f} at the end)\n",
+        s = [f"## {title}\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, {r['load_average'][1][0]:.1f} at the end)\n",
              f"`mmsent_serve` (LitServe, one worker, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop load generator "
              + (f"(wrk, one thread: a C program, so that the client takes little of the CPU the server needs) keeping 1 to {max(o['concurrency'])} requests "
                 f"in flight for {o['max_seconds']:g} s a level" if o.get('client') == 'wrk' else
@@ -162,6 +182,7 @@ def sections(res:dict)->list[str]:
               for k, x in g.items() if k.startswith('batching_speedup')]
         f = g['failed_requests']
         s.append(f"- **failed requests**: {f['value']} of {f['sent']} (goal 0): " + ('met' if f['value'] == 0 else '**not met**'))
+        if r.get('notes'): s.append('\n' + r['notes'])
         out.append('\n'.join(s))
     return out
 
@@ -170,8 +191,9 @@ def write_page(res:dict):
     intro = ("# Benchmarks\n> Speed and memory of mmsent on the machine the figures come from, and how far they are from its limit.",
              "Each table comes from a script in `bench/` (run them all with `python bench/run_all.py`, which also rewrites this page "
              "from `bench/results/*.json`). The figures are wall-clock times on the machine named under each heading, with nothing "
-             "else running; the limit is the dense matmul peak measured in the same run. No GPU figures here: this machine has none "
-             "(`bench_train_step.py --device cuda` adds `torch.compile` rows and `torch.cuda.max_memory_allocated` on one).")
+             "else running; the limit is the dense matmul peak measured in the same run. The sections without a GPU in their heading come "
+             "from a 2-core CPU machine; those with one come from `bash bench/gpu_checks.sh` on the GPU they name (training steps with "
+             "bf16 and `torch.compile`, and serving with the model on the GPU).")
     cells = [dict(cell_type='markdown', id=f'b{i:07d}', metadata={}, source=s.splitlines(True)) for i, s in enumerate([*intro, *sections(res)])]
     PAGE.write_text(json.dumps(dict(cells=cells, metadata={'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
                                     nbformat=4, nbformat_minor=5), indent=1, ensure_ascii=False) + '\n')

@@ -1,9 +1,10 @@
-"The notebooks read in order: every exported definition is followed, before the next export cell, by prose or a test; no function in mmsent/ runs past 60 lines."
+"The notebooks read in order: every exported definition is followed, before the next export cell, by prose or a test; a long export cell holds one public definition; no function in mmsent/ runs past 60 lines."
 import ast, json, re
 from pathlib import Path
 
 _DIRECTIVE = re.compile(r'#\|\s*([\w-]+)')
 MAX_FUNCTION_LINES = 60
+MAX_GROUP_LINES = 60   # an export cell longer than this holds one public definition (with its private helpers)
 
 
 def cell_kind(cell:dict)->str:
@@ -33,6 +34,17 @@ def unexplained_exports(nb:dict)->list[int]:
     return bad
 
 
+def crowded_exports(nb:dict, limit:int=MAX_GROUP_LINES)->list[int]:
+    "Indexes of export cells longer than `limit` lines that define more than one public function or class."
+    bad = []
+    for i, c in enumerate(nb['cells']):
+        if cell_kind(c) != 'export': continue
+        src = ''.join(c['source'])
+        public = [n.name for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith('_')]
+        if len(src.splitlines()) > limit and len(public) > 1: bad.append(i)
+    return bad
+
+
 def long_functions(path:Path, limit:int=MAX_FUNCTION_LINES)->list[str]:
     "`name (N lines)` for each function or method of a module longer than `limit` lines."
     tree = ast.parse(path.read_text())
@@ -53,6 +65,17 @@ def test_every_export_is_followed_by_prose_or_a_test(root):
     bad = {p.name: unexplained_exports(json.loads(p.read_text())) for p in sorted((root/'nbs').glob('*.ipynb')) if not p.name.startswith('_')}
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, f"export cells (by index) with no prose or test before the next export cell: {bad}"
+
+
+def test_long_export_cells_hold_one_definition(root):
+    code = lambda s: dict(cell_type='code', source=[s])
+    body = '    x = 1\n'*60
+    nb = dict(cells=[code('#| export\ndef f():\n' + body + 'def _h(): pass'), code('#| export\ndef f():\n' + body + 'def g(): pass'),
+                     code('#| export\ndef f(): pass\ndef g(): pass')])
+    assert crowded_exports(nb) == [1]
+    bad = {p.name: crowded_exports(json.loads(p.read_text())) for p in sorted((root/'nbs').glob('*.ipynb')) if not p.name.startswith('_')}
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, f"export cells (by index) over {MAX_GROUP_LINES} lines with more than one public definition: split them, each part with prose and a test: {bad}"
 
 
 def test_functions_fit_in_a_reader_s_head(root, tmp_path):
