@@ -203,6 +203,7 @@ def api_doc(sym, name:str|None=None, title_level:int=3)->str|None:
     from nbdev.doclinks import NbdevLookup
     kind = 'property' if isinstance(sym, property) else None
     sym = getattr(sym, 'fget', None) or getattr(sym, '__func__', None) or sym
+    outer = sym   # a decorated method (`@patch` over `@torch.no_grad()`) has its class in the wrapper's name, not the wrapped function's
     if not hasattr(sym, '__signature__'): sym = getattr(sym, '__wrapped__', sym)
     if not callable(sym): return None
     try: sig = inspect.signature(sym)
@@ -211,7 +212,7 @@ def api_doc(sym, name:str|None=None, title_level:int=3)->str|None:
         if not inspect.isclass(sym): return None
     try: dm = docments(sym, full=True)
     except Exception: dm = {}
-    nm = name or qual_name(sym)
+    nm = name or qual_name(outer)
     short = nm.rsplit('.', 1)[-1]
     is_cls = inspect.isclass(sym)
     kind = kind or ('class' if is_cls else 'async def' if inspect.iscoroutinefunction(sym) else 'def')
@@ -335,11 +336,13 @@ def _page_name(nb_rel:str)->str:
 
 
 def _rewrite(soup, page:str, cfg):
-    "Relative doc links, `.ipynb` links to pages, Quarto-style heading ids."
+    "Relative doc links, `.ipynb` links to pages, no links to private names (they have no entry), Quarto-style heading ids."
     base = (cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/') + '/').replace('//', '/').replace(':/', '://')
     depth = page.count('/')
     for a in soup.find_all('a', href=True):
         href = a['href']
+        if urlsplit(href).fragment.startswith('_') and a.get_text().lstrip('`').startswith('_'):   # nbdev links `_helper` in prose to an entry that is never shown
+            a.unwrap(); continue
         if href.startswith(base): href = '../'*depth + href[len(base):]
         parts = urlsplit(href)
         if not parts.scheme and parts.path.endswith('.ipynb'):
@@ -479,7 +482,7 @@ def raw_math(soup)->list[str]:
 
 
 def check_site(out:Path|None=None)->list[str]:
-    "Problems in a built site: missing pages, exported symbols without API docs, broken internal links, raw math, assets."
+    "Problems in a built site: missing pages, exported symbols without API docs or with two, broken internal links, raw math, assets."
     cfg = get_config()
     out = Path(out or cfg.doc_path)
     problems, ids, soups = [], {}, {}
@@ -490,6 +493,8 @@ def check_site(out:Path|None=None)->list[str]:
         soup = BeautifulSoup(f.read_text(encoding='utf-8'), 'html.parser')
         soups[f] = soup
         ids[f.resolve()] = {t['id'] for t in soup.find_all(id=True)}
+        entries = [h.get('id') for h in soup.select('.mm-api [id]')]   # an API entry shown twice (nbdev adds one after each exported definition)
+        problems += [f'{f.relative_to(out)}: API entry #{i} appears {entries.count(i)} times' for i in sorted(set(entries)) if entries.count(i) > 1]
     for f, soup in soups.items():
         for a in soup.find_all('a', href=True):
             parts = urlsplit(a['href'])
