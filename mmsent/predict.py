@@ -18,7 +18,7 @@ from .core import LABELS, MODALITIES, resolve_device
 from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
-from .model import CONFIG_NAME, EndToEndMultiModalModel, ModelLoadError
+from .model import EndToEndMultiModalModel, ModelLoadError
 from .metrics import score_to_class
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,7 @@ def from_pretrained(cls:Predictor,
     "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
     if backend not in BACKENDS: raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
     if backend == 'onnxruntime': return cls(OnnxBackend(model_dir, device=kwargs.get('device', 'auto')), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
-    try: model = EndToEndMultiModalModel.from_pretrained(model_dir)
-    except (TypeError, AttributeError, KeyError) as e:   # a config.json that parses but is not a model's (a list, "n_heads": "four")
-        raise ModelLoadError(f"{Path(model_dir)/CONFIG_NAME} does not describe an mmsent model ({type(e).__name__}: {e})") from None
-    return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)
+    return cls(EndToEndMultiModalModel.from_pretrained(model_dir), MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
 
 # %% ../nbs/08_predict.ipynb #d1929822
 @patch

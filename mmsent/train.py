@@ -636,6 +636,7 @@ class Run:
     prefix:str=CKPT_PREFIX # checkpoint folders: {prefix}_epoch_E, {prefix}_step_S
     prog:str='mmsent_train' # the command that resumes the run (named in messages)
     card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
+    init_from:dict=field(default_factory=dict) # where the encoders came from (`--init_from`) and the command that made them, read once
     extra:dict=field(default_factory=dict) # what another loop built on these parts keeps with the run (`mmsent.pretrain`: the linear probe's loader)
 
 # %% ../nbs/05_train.ipynb #76453a5a
@@ -678,6 +679,12 @@ def _teacher(cfg, teacher_model, model, processor, acc):
              "its own processor" if tproc is not None else "the student's processor")
     return teacher.to(acc.device).eval().requires_grad_(False), tproc
 
+def _init_from(cfg)->dict:
+    "The pre-trained folder the encoders came from and the `mmsent_pretrain` command that made it (from its config.json), for the model card."
+    if not getattr(cfg, 'init_from', None): return {}
+    src = Path(cfg.init_from)/'config.json'
+    return dict(init_from=str(cfg.init_from), init_from_command=json.loads(src.read_text()).get('command') if src.is_file() else None)
+
 def setup_run(
     cfg:TrainConfig, # the run
     acc:Accelerator, # from `make_accelerator`
@@ -703,7 +710,8 @@ def setup_run(
     P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
     run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=get_linear_schedule_with_warmup(opt, warmup*P, total*P),
               train_dl=train_dl, val_dl=val_dl, state=TrainState(), teacher=teacher,
-              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)))
+              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)),
+              init_from=_init_from(cfg))
     if ckpt is not None: restore(run, ckpt)
     _prepare(run)
     if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=flat_hparams(cfg))
@@ -867,10 +875,7 @@ def model_card(
     st, cfg = run.state, run.cfg
     card = dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(cfg),
                 command=training_command(cfg, prog), data=run.data)
-    if getattr(cfg, 'init_from', None):
-        src = Path(cfg.init_from)/'config.json'
-        card.update(init_from=str(cfg.init_from), init_from_command=json.loads(src.read_text()).get('command') if src.is_file() else None)
-    return card
+    return dict(card, **run.init_from)
 
 def save_resumable(
     run:Run, # the run
