@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OPTIONAL = {'streamlit': 'app', 'optuna': 'tune', 'pandas': 'app', 'onnxruntime': 'onnx', 'onnx': 'onnx', 'onnxscript': 'onnx',
             'litserve': 'serve', 'fastapi': 'serve', 'prometheus_client': 'serve'}
 # notebook tools: the dev extra only
-DEV_ONLY = {'nbdev', 'execnb', 'ghapi', 'jupyterlab', 'ipywidgets', 'nbconvert', 'pytest', 'playwright'}
+DEV_ONLY = {'nbdev', 'execnb', 'ghapi', 'jupyterlab', 'ipywidgets', 'nbconvert', 'pytest', 'pytest-xdist', 'playwright'}
 
 
 def settings():
