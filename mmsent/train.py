@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #266dbab9
 from __future__ import annotations
-import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile, threading, time
+import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile, threading, time, traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -1116,12 +1116,14 @@ def run_command(
     p:OptionsParser, # the command's parser (its `prog` starts every message)
     fn, # callable(): the work
 ):
-    "`fn()`, with what a command line user must see when it fails: one line and status 2 for a mistake, 130/143 after Ctrl-C/SIGTERM, 1 when a save failed."
+    "`fn()`, with what a command line user must see when it fails: one line and status 2 for a mistake, 130/143 after Ctrl-C/SIGTERM, 1 when a save failed, the traceback (and an exit) for anything else."
     try: return fn()
     except TrainingInterrupted as e: print(f"{p.prog}: {e}", file=sys.stderr); sys.exit(e.exit_code)
     except CheckpointSaveError as e: print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(1)
     except KeyboardInterrupt: print(f"{p.prog}: interrupted; stopped at once without saving (the newest checkpoint, if any, resumes with --resume latest)", file=sys.stderr); sys.exit(130)
     except USER_ERRORS as e: p.fail(e)
+    except Exception as e:   # a fault shows its traceback; its frames first let go of the DataLoader, whose workers then stop (they ignore the SIGTERM that would end them at exit: `_quiet_worker`)
+        traceback.clear_frames(e.__traceback__); raise
 
 def mmsent_train(
     argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
