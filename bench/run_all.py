@@ -9,7 +9,8 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py']
+BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py',
+           'bench_modality_seeds.py', 'bench_numerics.py']
 PAGE = HERE.parent/'nbs'/'98_benchmarks.ipynb'
 
 
@@ -184,11 +185,50 @@ def sections(res:dict)->list[str]:
         s.append(f"- **failed requests**: {f['value']} of {f['sent']} (goal 0): " + ('met' if f['value'] == 0 else '**not met**'))
         if r.get('notes'): s.append('\n' + r['notes'])
         out.append('\n'.join(s))
+    if 'modality_seeds' in res: out.append(modality_seeds_section(res['modality_seeds']))
+    if 'numerics' in res: out.append(numerics_section(res['numerics']))
     return out
 
 
+def modality_seeds_section(r:dict)->str:
+    "The default run over seeds: every claim the README, the tutorial and the tests make about it, per seed."
+    rows = [dict(x, **{f'{m}_gap': x[f'{m}_margin'] for m in ('text', 'audio', 'visual')}) for x in r['rows']]
+    cols = [('seed', 'seed', 'd'), ('best_val', 'best val acc', '.3f'), ('fused', 'held-out acc', '.3f')] + [
+            c for m, name in (('text', 'text'), ('audio', 'audio'), ('visual', 'image')) for c in (
+            (f'{m}_only', f'fused, {name} only', '.3f'), (f'{m}_head', f'{name} head', '.3f'), (f'{m}_gap', 'difference', '+.3f'))] + [('holds', 'all claims hold', '')]
+    claims = list(r['rows'][0]['claims'])
+    failed = [f"seed {x['seed']}: {', '.join(k for k, v in x['claims'].items() if not v)}" for x in r['rows'] if not x['holds']]
+    worst = ', '.join(f"{'image' if m == 'visual' else m} {v:+.3f}" for m, v in r['worst_margin'].items())
+    fused = [x['fused'] for x in r['rows']]
+    return '\n'.join([
+        f"## The default run over seeds\n\n{machine_line(r)})\n",
+        f"`{r['recipe']}` (the tiny preset on the built-in synthetic set) with each seed, one thread per run, then `mmsent_eval` on a held-out "
+        f"synthetic set ({r['heldout']['n']} samples, seed {r['heldout']['seed']}). `fused, X only` is the fused model given only modality X (the "
+        f"ablation's row), `X head` that modality's own head on the same samples; the promise is that the first is at most "
+        f"{r['margin']*100:.0f} points below the second, for every modality. The claims checked on every seed: " + '; '.join(claims) + '.\n',
+        md_table(rows, cols),
+        f"\nHeld-out accuracy {min(fused):.3f} to {max(fused):.3f}; the smallest difference per modality over the seeds: {worst}. "
+        + ('Every claim holds on every seed.' if not failed else 'Claims that fail: ' + '; '.join(failed) + '.')])
+
+
+def numerics_section(r:dict)->str:
+    "What each kernel setting changes on this machine: reloads and resumes against the original, bit for bit."
+    cols = [('setting', 'setting', 's'), ('capability', 'PyTorch CPU capability', 's'), ('misaligned_seeds', f"misaligned reload differs (of {r['seeds']} seeds)", 'd'),
+            ('vs_native', 'largest difference from native', '.1e'), ('resume_differ', 'resume: tensors not bit-equal', 'd'),
+            ('resume_misaligned_differ', 'misaligned resume: tensors not bit-equal', 'd'), ('resume_misaligned_max', 'largest difference', '.1e')]
+    n = r['rows'][0]['resume_tensors']
+    return '\n'.join([
+        f"## Numerics on other kernels\n\n{machine_line(r)})\n",
+        "`python bench/bench_numerics.py`: for each environment setting, fresh processes compare the tiny model's outputs with the same weights "
+        "placed 8 bytes past a 64-byte boundary (`mmsent.core.misaligned_copy`, where a file can leave them), and a 2-epoch training run with the "
+        f"same run resumed from its step-4 checkpoint ({n} weight tensors at the end): once through mmsent's load path, which copies every restored "
+        "tensor into PyTorch's memory (`mmsent.core.aligned_copy`), and once with the restored tensors left misaligned. CI runs the "
+        "numerics-sensitive tests a second time under the last row's setting (`bash tools/dev.sh test-forced`).\n",
+        md_table(r['rows'], cols)])
+
+
 def write_page(res:dict):
-    intro = ("# Benchmarks\n> Speed and memory of mmsent on the machine the figures come from, and how far they are from its limit.",
+    intro = ("# Benchmarks\n> Speed and memory of mmsent on the machine the figures come from, how far they are from its limit, and the default run's claims over seeds and CPU kernels.",
              "Each table comes from a script in `bench/` (run them all with `python bench/run_all.py`, which also rewrites this page "
              "from `bench/results/*.json`). The figures are wall-clock times on the machine named under each heading, with nothing "
              "else running; the limit is the dense matmul peak measured in the same run. The sections without a GPU in their heading come "

@@ -18,7 +18,7 @@ from safetensors.torch import save_model
 from fastcore.script import call_parse, store_true
 
 import mmsent
-from .core import MODALITIES, resolve_device
+from .core import MODALITIES, resolve_device, aligned_copy
 from .synth import SynthConfig
 from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import write_checksums, MultiModalProcessor, EncoderLoadError
@@ -246,7 +246,7 @@ def load_quantized(
         lin = model.get_submodule(n)
         if type(lin) is not nn.Linear: raise ModelLoadError(f"{d/CONFIG_NAME}: quantized module {n!r} is not a linear layer of this architecture")
         _set_module(model, n, Int8DynamicLinear(lin.in_features, lin.out_features, lin.bias is not None))
-    try: model.load_state_dict(state, strict=True, assign=True)
+    try: model.load_state_dict(aligned_copy(state), strict=True, assign=True)
     except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
     if kernel is None:
         saved = meta['quantization'].get('kernel')

@@ -22,9 +22,9 @@ log = logging.getLogger('mmsent.core')
 # %% auto #0
 __all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MODALITIES', 'PRESETS', 'PRECISIONS', 'label_id',
            'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support', 'cpu_capability', 'native_bf16',
-           'bf16_matmul_slowdown', 'resolve_precision', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError',
-           'check_options', 'option_types', 'check_types', 'record_given', 'given_fields', 'read_config',
-           'OptionsParser']
+           'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close', 'aligned_copy', 'misaligned_copy',
+           'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options', 'option_types',
+           'check_types', 'record_given', 'given_fields', 'read_config', 'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
@@ -168,6 +168,60 @@ def resolve_precision(
         return 'bf16' if dev.type == 'cuda' and native_bf16(dev) else 'no'
     if precision == 'bf16' and dev.type == 'cpu' and not native_bf16(dev): _warn_emulated_bf16(cpu_capability())
     return {'fp32': 'no'}.get(precision, precision)
+
+# %% ../nbs/00_core.ipynb #d32d619a
+def _comparable(x):
+    "`x` as nested dicts and lists of tensors: dataclasses (model outputs) become dicts, None fields are dropped."
+    if dataclasses.is_dataclass(x) and not isinstance(x, type): x = {f.name: getattr(x, f.name) for f in fields(x)}
+    if isinstance(x, typing.Mapping): return {k: _comparable(v) for k, v in x.items() if v is not None}
+    if isinstance(x, (list, tuple)): return [_comparable(v) for v in x]
+    return x
+
+def assert_close(
+    actual, # a tensor, a model output, or a dict or list of them
+    expected, # the same structure
+    msg:str|None=None, # added to the error
+)->None:
+    "Assert `actual` equals `expected` within the tolerance of their dtype (`torch.testing.assert_close`), NaN equal to NaN."
+    torch.testing.assert_close(_comparable(actual), _comparable(expected), equal_nan=True, msg=msg)
+
+def all_close(actual, expected)->bool:
+    "Whether `assert_close(actual, expected)` passes."
+    try: assert_close(actual, expected)
+    except AssertionError: return False
+    return True
+
+# %% ../nbs/00_core.ipynb #1856e360
+def aligned_copy(
+    tensors:dict, # name -> tensor (other values are kept as they are)
+)->dict: # the same names, each tensor contiguous, in memory of its own from PyTorch's allocator
+    "Copy each tensor into PyTorch's own memory (64-byte aligned on a CPU, contiguous), as the tensors of a freshly built model are."
+    return {k: v.clone(memory_format=torch.contiguous_format) if torch.is_tensor(v) else v for k, v in tensors.items()}
+
+def misaligned_copy(
+    tensors:dict, # name -> CPU tensor
+    offset:int=8, # bytes past a 64-byte boundary (a multiple of 8, so that every dtype can be viewed there)
+)->dict: # the same values, each tensor starting `offset` bytes past a 64-byte boundary
+    "For tests: copy each CPU tensor to memory that starts `offset` bytes past a 64-byte boundary, where a file could leave it."
+    assert offset % 8 == 0 and 0 < offset < 64, "offset must be a multiple of 8 in (0, 64)"
+    out = {}
+    for k, v in tensors.items():
+        if not torch.is_tensor(v) or v.numel() == 0: out[k] = v; continue
+        nbytes = v.numel()*v.element_size()
+        buf = torch.empty(nbytes + 64, dtype=torch.uint8).untyped_storage()
+        start = (offset - buf.data_ptr()) % 64
+        storage = buf[start:start + nbytes]   # a storage of exactly the tensor's bytes, as a file's tensors have
+        out[k] = torch.empty(0, dtype=v.dtype).set_(storage, 0, v.shape).copy_(v)
+    return out
+
+# %% ../nbs/00_core.ipynb #c643bb72
+def forced_kernels(
+    capability:str|None=None, # PyTorch's CPU capability (default: this machine's)
+)->dict: # environment variable -> value
+    "Settings that move PyTorch's, MKL's and oneDNN's CPU kernels off this CPU's best path: AVX2 on an AVX-512 CPU, else the portable kernels."
+    cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
+    if cap.startswith('AVX512'): return {'ATEN_CPU_CAPABILITY': 'avx2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
+    return {'ATEN_CPU_CAPABILITY': 'default', 'MKL_ENABLE_INSTRUCTIONS': 'SSE4_2', 'ONEDNN_MAX_CPU_ISA': 'SSE41'}
 
 # %% ../nbs/00_core.ipynb #058d2128
 def cache_dir(

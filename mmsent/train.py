@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
 import mmsent
-from .core import LABELS, MODALITIES, get_preset, cache_dir
+from .core import LABELS, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability
 from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
                          resolve_precision)
 from .synth import SynthConfig
@@ -41,7 +41,7 @@ log = logging.getLogger('mmsent.train')
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
            'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
-           'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
+           'set_rng_state', 'CheckpointSaveError', 'kernels', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
@@ -334,6 +334,12 @@ def _replace_dir(tmp:Path, d:Path):
     os.replace(tmp, d)
     if old.exists(): shutil.rmtree(old, ignore_errors=True)
 
+def kernels(
+    device:torch.device, # where the run computes
+)->dict:
+    "What decides which kernels a run computes with: the device, PyTorch's version, its CPU capability and its threads."
+    return dict(device=device.type, torch=torch.__version__, cpu_capability=cpu_capability(), threads=torch.get_num_threads())
+
 def save_checkpoint(
     directory:str|Path, # checkpoint folder (replaced atomically)
     model:EndToEndMultiModalModel, # the (unwrapped) model
@@ -357,7 +363,8 @@ def save_checkpoint(
             sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
             sc = None if scaler is None else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()}
             (tmp/'c'/'trainer_state.json').write_text(json.dumps(dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
-                                                                       mmsent_version=mmsent.__version__), indent=2, default=str))
+                                                                       mmsent_version=mmsent.__version__, kernels=kernels(model.device)),
+                                                                  indent=2, default=str))
             _replace_dir(tmp/'c', d)
         finally: shutil.rmtree(tmp, ignore_errors=True)
     return d
@@ -376,7 +383,7 @@ def load_checkpoint(
         if not (d/f).is_file(): raise CheckpointError(f"{d} is not a resumable checkpoint: {f} is missing")
     try: state = json.loads((d/'trainer_state.json').read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{d/'trainer_state.json'} is corrupt ({e}); resume from another checkpoint") from None
-    try: tensors = load_file(str(d/'optimizer.safetensors'))
+    try: tensors = aligned_copy(load_file(str(d/'optimizer.safetensors')))   # the saved run's memory layout (see `mmsent.core.aligned_copy`)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{d/'optimizer.safetensors'} is corrupt or truncated ({str(e)[:120]}); resume from another checkpoint") from None
     return state, tensors
@@ -732,6 +739,10 @@ def restore(
     if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
     run.rng, run.saved_at = (ckpt['tensors'], s['rng']), (st.epoch, st.step, st.batches, ckpt['dir'])
     log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches, st.step)
+    was, now = s.get('kernels'), kernels(run.model.device)
+    if was and was != now:
+        log.warning("resuming on other kernels than the checkpoint was written with (%s, now %s): the run continues within rounding "
+                    "of an uninterrupted one, not bit for bit", was, now)
 
 def _prepare(run:Run):
     "Wrap the model, optimizer, loaders and schedule for the devices and processes (Accelerate)."

@@ -22,3 +22,5 @@ def nbdocs():
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes tens of seconds (still part of the default run and of CI)')
+    config.addinivalue_line('markers', 'numerics: compares results computed twice (reload, resume, export, batch composition, a trained '
+                                       "model's claims); CI runs these again with the CPU kernels forced elsewhere (bash tools/dev.sh test-forced)")

@@ -34,6 +34,7 @@ def samples():
     return text, audio, image
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize('fusion', ['attention', 'crossmodal', 'concat'])
 def test_alone_vs_batched(group_audio_dir, fusion):
     torch.manual_seed(0)

@@ -37,6 +37,7 @@ def exported(tmp_path_factory):
     return d
 
 
+@pytest.mark.numerics
 def test_onnxruntime_predicts_as_torch(exported):
     "mmsent_predict --backend onnxruntime --json gives the PyTorch backend's label and probabilities (within 1e-4); no Shapley values."
     from mmsent.predict import Predictor

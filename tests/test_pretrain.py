@@ -64,6 +64,7 @@ def test_pretrain_writes_the_model_history_and_log(reference):
     assert (reference/'logs'/'pretraining.log').exists()
 
 
+@pytest.mark.numerics
 def test_kill_after_a_step_checkpoint_resumes_exactly(unlabeled, reference, tmp_path):
     "kill -9 just after a mid-epoch step checkpoint; `--resume latest` ends with the uninterrupted run's weights, bit for bit."
     p = run('mmsent_pretrain', ['--dataset', 'manifest', '--data_root', unlabeled, *ARGS, '--output_dir', 'b', '--log_dir', 'b/logs'], tmp_path, popen=True)

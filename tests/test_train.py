@@ -24,6 +24,7 @@ def history(out):
     return json.loads((Path(out)/'training_history_end_to_end.json').read_text())['epochs']
 
 
+@pytest.mark.numerics
 def test_kill_and_resume_matches_uninterrupted(synth, tmp_path):
     args = ['--data_root', str(synth), '--epochs', '3', '--save_every', '1', '--learning_rate', '1e-3', *FAST]
     a = run([*args, '--output_dir', 'a', '--log_dir', 'a/logs'], tmp_path)
@@ -169,6 +170,7 @@ def test_base_preset_two_steps_with_gradient_checkpointing(synth, tmp_path):
     assert cfg['encoder_configs']['text']['hidden_size'] == 768
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_main_job_defaults_reach_the_fusion_target(tmp_path):
     "`mmsent_train` with no arguments (the README's main job): the fused model beats every single modality by 15+ points; `mmsent_eval` on it."
@@ -264,6 +266,7 @@ def test_save_total_limit_keeps_the_newest_checkpoints_and_the_best(reference):
     assert card['data']['train_samples'] + card['data']['val_samples'] < 160 and card['data']['dataset'] == 'synth'
 
 
+@pytest.mark.numerics
 def test_kill_after_a_step_checkpoint_resumes_bit_equal(synth, reference, tmp_path):
     "kill -9 just after a mid-epoch step checkpoint; `resume latest` ends with the uninterrupted run's weights, bit for bit."
     p = runner(dict(STEPS, data_root=str(synth), output_dir='b', log_dir='b/logs'), tmp_path, popen=True)
@@ -278,6 +281,7 @@ def test_kill_after_a_step_checkpoint_resumes_bit_equal(synth, reference, tmp_pa
     assert_same_run(reference, tmp_path/'b')
 
 
+@pytest.mark.numerics
 def test_sigint_saves_a_checkpoint_and_resume_latest_finishes_the_run(synth, reference, tmp_path):
     p = runner(dict(STEPS, data_root=str(synth), output_dir='c', log_dir='c/logs'), tmp_path, popen=True)
     wait_for(tmp_path/'c'/'end_to_end_multimodal_step_8'/'trainer_state.json', p)
