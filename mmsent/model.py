@@ -740,7 +740,7 @@ def _build_and_load(cls:EndToEndMultiModalModel, cfg:ModelConfig, d:Path, device
     try:
         with init_empty_weights(): model = cls(cfg)   # no random init: every parameter comes from the file
     except Exception as e: raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    try: model.load_state_dict(aligned_copy(state), strict=True, assign=True)   # the saved model's memory layout, so its kernels
+    try: model.load_state_dict(aligned_copy(state), strict=True, assign=True)   # laid out as the saved tensors were
     except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
     model = model.to(device)
     if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)

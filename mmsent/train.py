@@ -79,13 +79,13 @@ class TrainConfig:
     d_model:int|None=None # fusion width (default: 64 for tiny, 256 otherwise)
     n_heads:int=4 # fusion attention heads
     dropout:float=0.1 # fusion and head dropout
-    aux_loss_weight:float=0.3 # weight of each unimodal head's loss
+    aux_loss_weight:float|None=None # weight of each unimodal head's loss (default: 1.0 for tiny, whose encoders learn from scratch; 0.3 otherwise)
     modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
-    unimodal_fusion_weight:float=UNIMODAL_FUSION_WEIGHT # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does
+    unimodal_fusion_weight:float|None=None # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does (default: 2.0 for tiny, 1.0 otherwise)
     init_from:str|None=None # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion and heads start fresh
     class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
     # optimisation
-    epochs:int=10 # passes over the training split
+    epochs:int|None=None # passes over the training split (default: 20 for tiny, whose encoders learn from scratch; 10 otherwise)
     batch_size:int=16 # samples per step and process
     learning_rate:float|None=None # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise)
     warmup_steps:int|None=None # linear warmup, in optimizer steps (default: 10% of all steps)
@@ -143,8 +143,8 @@ class TrainConfig:
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
-            at_least('aux_loss_weight', 0), at_least('unimodal_fusion_weight', 0),
-            at_least('epochs', 1), at_least('batch_size', 1), at_least('grad_accum', 1),
+            at_least('aux_loss_weight', 0, unset=True), at_least('unimodal_fusion_weight', 0, unset=True),
+            at_least('epochs', 1, unset=True), at_least('batch_size', 1), at_least('grad_accum', 1),
             (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {n('learning_rate')}"),
             at_least('warmup_steps', 0, unset=True), at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
             (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {n('max_grad_norm')}"),
@@ -177,6 +177,11 @@ class TrainConfig:
                 if len(w) != len(LABELS) or min(w) <= 0:
                     raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = get_preset(self.preset).pretrained
+        # tiny (encoders from scratch): fewer epochs or lighter head and single-modality losses broke the default run's
+        # claims on some seeds (bench/bench_modality_seeds.py)
+        if self.epochs is None: self.epochs = 10 if pre else 20
+        if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
+        if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
 
@@ -363,7 +368,7 @@ def save_checkpoint(
             sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
             sc = None if scaler is None else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()}
             (tmp/'c'/'trainer_state.json').write_text(json.dumps(dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
-                                                                       mmsent_version=mmsent.__version__, kernels=kernels(model.device)),
+                                                                       mmsent_version=mmsent.__version__, kernels=kernels(next(model.parameters()).device)),
                                                                   indent=2, default=str))
             _replace_dir(tmp/'c', d)
         finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -739,7 +744,7 @@ def restore(
     if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
     run.rng, run.saved_at = (ckpt['tensors'], s['rng']), (st.epoch, st.step, st.batches, ckpt['dir'])
     log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches, st.step)
-    was, now = s.get('kernels'), kernels(run.model.device)
+    was, now = s.get('kernels'), kernels(next(run.model.parameters()).device)
     if was and was != now:
         log.warning("resuming on other kernels than the checkpoint was written with (%s, now %s): the run continues within rounding "
                     "of an uninterrupted one, not bit for bit", was, now)
