@@ -231,7 +231,7 @@ def numerics_section(r:dict)->str:
         f"same run resumed from its step-4 checkpoint ({n} weight tensors at the end): once through mmsent's load path, which copies every restored "
         "tensor into PyTorch's memory (`mmsent.core.aligned_copy`), and once with the restored tensors left misaligned. CI runs the "
         "numerics-sensitive tests a second time under the last row's setting (`bash tools/dev.sh test-forced`).\n",
-        md_table(r['rows'], cols)])
+        md_table(r['rows'], cols)] + (['\n' + r['notes']] if r.get('notes') else []))
 
 
 def write_page(res:dict):
