@@ -41,7 +41,7 @@ log = logging.getLogger('mmsent.train')
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
            'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
-           'set_rng_state', 'CheckpointSaveError', 'kernels', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
+           'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
@@ -339,7 +339,7 @@ def _replace_dir(tmp:Path, d:Path):
     os.replace(tmp, d)
     if old.exists(): shutil.rmtree(old, ignore_errors=True)
 
-def kernels(
+def _kernels(
     device:torch.device, # where the run computes
 )->dict:
     "What decides which kernels a run computes with: the device, PyTorch's version, its CPU capability and its threads."
@@ -368,7 +368,7 @@ def save_checkpoint(
             sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
             sc = None if scaler is None else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()}
             (tmp/'c'/'trainer_state.json').write_text(json.dumps(dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
-                                                                       mmsent_version=mmsent.__version__, kernels=kernels(next(model.parameters()).device)),
+                                                                       mmsent_version=mmsent.__version__, kernels=_kernels(next(model.parameters()).device)),
                                                                   indent=2, default=str))
             _replace_dir(tmp/'c', d)
         finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -744,7 +744,7 @@ def restore(
     if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
     run.rng, run.saved_at = (ckpt['tensors'], s['rng']), (st.epoch, st.step, st.batches, ckpt['dir'])
     log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches, st.step)
-    was, now = s.get('kernels'), kernels(next(run.model.parameters()).device)
+    was, now = s.get('kernels'), _kernels(next(run.model.parameters()).device)
     if was and was != now:
         log.warning("resuming on other kernels than the checkpoint was written with (%s, now %s): the run continues within rounding "
                     "of an uninterrupted one, not bit for bit", was, now)
