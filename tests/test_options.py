@@ -33,7 +33,7 @@ def test_every_field_is_a_flag():
 
 def test_help_is_the_docments():
     h = run('mmsent_train', ['--help'], '.').stdout
-    assert 'passes over the training split (default: 10)' in h and '--seeds' in h and '--config FILE' in h
+    assert 'passes over the training split (default: 20 for tiny' in h and '--seeds' in h and '--config FILE' in h
 
 
 BAD = [   # (arguments, what the one line must say)
@@ -52,7 +52,7 @@ BAD = [   # (arguments, what the one line must say)
     (['--report_to', 'mlflow'], 'argument --report_to: mlflow is not installed: pip install mlflow'),
     (['--precision', 'fp8'], "argument --precision: must be auto, fp32, bf16 or fp16, got 'fp8'"),
     (['--epochs', 'three'], "argument --epochs: invalid int value: 'three'"),
-    (['--config', 'wrong_type.yaml'], "argument --epochs (from --config wrong_type.yaml): must be an int, got 'three'"),
+    (['--config', 'wrong_type.yaml'], "argument --epochs (from --config wrong_type.yaml): must be an int or null, got 'three'"),
     (['--config', 'list.yaml'], 'argument --config: list.yaml must hold a mapping of option -> value, got a list'),
     (['--config', 'missing.yaml'], 'argument --config: missing.yaml: no such file'),
     (['--config', 'unknown.json'], "argument --config: unknown.json: unknown options ['learning_rat'] (learning_rat: did you mean learning_rate?)"),
@@ -114,7 +114,7 @@ def test_config_file_yaml_and_json(tmp_path):
 def test_python_api_gets_the_same_checks():
     with pytest.raises(ConfigError) as e: TrainConfig(save_every=0)
     assert (e.value.name, str(e.value)) == ('save_every', 'save_every must be >= 1, got 0')
-    with pytest.raises(ValueError, match="epochs must be an int, got 'three'"): TrainConfig(epochs='three')
+    with pytest.raises(ValueError, match="epochs must be an int or null, got 'three'"): TrainConfig(epochs='three')
     with pytest.raises(ValueError, match=r'n_heads 3 must divide the fusion width d_model \(64'): TrainConfig(n_heads=3)
 
 
