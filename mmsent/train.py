@@ -177,8 +177,6 @@ class TrainConfig:
                 if len(w) != len(LABELS) or min(w) <= 0:
                     raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = get_preset(self.preset).pretrained
-        # tiny (encoders from scratch): fewer epochs or lighter head and single-modality losses broke the default run's
-        # claims on some seeds (bench/bench_modality_seeds.py)
         if self.epochs is None: self.epochs = 10 if pre else 20
         if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
         if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0

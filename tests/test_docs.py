@@ -95,7 +95,8 @@ def test_trainconfig_has_a_parameter_table(site):
     assert len(rows) >= 40, len(rows)
     typ, default, details = rows['learning_rate']
     assert typ == 'float | None' and default == 'None' and details, rows['learning_rate']
-    assert rows['epochs'][:2] == ['int', '10'] and rows['epochs'][2]
+    assert rows['batch_size'][:2] == ['int', '16'] and rows['batch_size'][2]
+    assert rows['epochs'][:2] == ['int | None', 'None'] and '20 for tiny' in rows['epochs'][2]
     sig = e.find('pre').get_text()
     assert sig.startswith('class TrainConfig(') and 'def ' not in sig and '#' not in sig, sig[:200]
     assert 'Everything a training run depends on' in e.get_text()          # its own docstring
