@@ -3,7 +3,7 @@
 #
 #   bash tools/dev.sh train [ARGS]  the main job: mmsent_train (default: tiny preset on the built-in synthetic set)
 #   bash tools/dev.sh test          the whole test suite: nbdev_test (slow cells too), offline docs build, pytest
-#   bash tools/dev.sh test-forced   the numerics-sensitive notebooks and tests again, with the CPU kernels forced to AVX2
+#   bash tools/dev.sh test-forced   the numerics-sensitive notebooks and tests again, the CPU kernels forced elsewhere
 #   bash tools/dev.sh check         notebooks clean, library in sync with notebooks, README up to date
 #   bash tools/dev.sh docs          offline docs site from the notebooks into _docs/
 #   bash tools/dev.sh readme        regenerate README.md from nbs/index.ipynb (offline, no quarto)
