@@ -107,7 +107,7 @@ class FeatureCache:
         if not todo: return dict(hits=n_hit, computed=0)
         ds = MultiModalDataset([records[i] for i in todo], n_frames=self.n_frames, max_audio_seconds=self.max_audio_seconds,
                                modalities=self.model.modalities)
-        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(self.processor))
+        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(self.processor, modalities=self.model.modalities))
         by_id = {records[i].id: records[i] for i in todo}
         was_training = self.model.training
         self.model.eval().to(device)

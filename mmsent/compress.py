@@ -321,7 +321,7 @@ def eval_loader(
     recs, _ = prepare_records(recs, skip_bad=skip_bad, name=f'{dataset}/{split}')
     if max_samples: recs = recs[:max_samples]
     return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds, modalities=modalities),
-                                       batch_size=batch_size, collate_fn=MultiModalCollator(processor))
+                                       batch_size=batch_size, collate_fn=MultiModalCollator(processor, modalities=modalities))
 
 # %% ../nbs/09_compress.ipynb #46ef32f7
 def _latency_ms(model, batch:dict, repeats:int=10)->float:

@@ -419,18 +419,20 @@ class MultiModalCollator:
     def __init__(self,
         processor, # a `MultiModalProcessor`
         task:str='classification', # what `labels` hold: class ids, or scores ('regression')
-    ): self.processor, self.task = processor, task
+        modalities:tuple=MODALITIES, # the model's modalities: the others are left out of the batch
+    ): self.processor, self.task, self.modalities = processor, task, tuple(modalities)
 
     def __call__(self, samples:list[dict]|dict)->dict:
         if isinstance(samples, dict):   # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
             b = samples
-            inputs = self.processor(text=b.get('text'), audio_path=b.get('audio_path'), audio=b.get('audio'),
-                                    image=b.get('image'), image_path=b.get('image_path'))
+            use = lambda k, m: b.get(k) if m in self.modalities else None
+            inputs = self.processor(text=use('text', 'text'), audio_path=use('audio_path', 'audio'), audio=use('audio', 'audio'),
+                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'))
             y = torch.as_tensor(b['label'], dtype=torch.float if self.task == 'regression' else torch.long)
             classes = y.long() if self.task != 'regression' else torch.full_like(y, -1, dtype=torch.long)
             return {**inputs, 'labels': y, 'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
-        inputs = self.processor(text=[s['text'] for s in samples], audio=[s['audio'] for s in samples],
-                                image=[s['image'] for s in samples])
+        col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
+        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
         return {**inputs, **collate_targets(samples, self.task)}
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398

@@ -456,7 +456,7 @@ def mmsent_eval(
                                          name=f'{dataset}/{split}')
         c = proc.config
         dl = torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=c.n_frames, max_audio_seconds=c.max_audio_seconds, modalities=m.modalities),
-                                         batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(proc, m.config.task))
+                                         batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(proc, m.config.task, m.modalities))
         samples = dict(skipped={f'unusable files ({k})': v for k, v in data_rep['dropped_by_reason'].items()}, truncated=truncation_counts(recs, proc),
                        preprocessing=prep)
         rep, pr = evaluate_model(m, dl, ablate=not no_ablation, shapley=not no_shapley, progress=not no_progress, samples=samples)

@@ -51,7 +51,7 @@ class ExportGraph(nn.Module):
         enc = self.model.unimodal(m)
         if m == 'visual': return enc(x['visual_inputs'])
         if m == 'text': return enc(x['text_inputs'], x['text_attention_mask'])
-        if enc.encoder.config.feat_extract_norm != 'group': return enc(x['audio_inputs'], x['audio_attention_mask'])
+        if getattr(enc.encoder.config, 'feat_extract_norm', 'layer') != 'group': return enc(x['audio_inputs'], x['audio_attention_mask'])
         h, mask = self._group_norm_audio(enc, x['audio_inputs'], x['audio_attention_mask'])
         emb = enc.pool(h, mask)
         return UnimodalOutput(embedding=emb, logits=enc.classifier(enc.dropout(emb)), hidden_states=h, mask=mask)
@@ -109,8 +109,12 @@ def _example(model:EndToEndMultiModalModel, processor:MultiModalProcessor)->tupl
     b = processor(text=['an example', 'a somewhat longer example text'], audio=[np.zeros(n + 800, np.float32), np.zeros(n + 1600, np.float32)],
                   image=[[img]*F if F > 1 else img]*2)
     B, L, S = torch.export.Dim('batch'), torch.export.Dim('tokens', max=c.max_text_tokens), torch.export.Dim('samples', min=n)
-    axes = dict(modality_mask={0: B}, text_inputs={0: B, 1: L}, text_attention_mask={0: B, 1: L}, audio_inputs={0: B, 1: S},
-                audio_attention_mask={0: B, 1: S}, visual_inputs={0: B, 1: torch.export.Dim('frames')} if F > 1 else {0: B})
+    fam = {m: model.unimodal(m).family for m in model.modalities}
+    log_mel, video = 'audio' in fam and fam['audio'].inputs == 'log-mel', 'visual' in fam and fam['visual'].inputs == 'video'
+    axes = dict(modality_mask={0: B}, text_inputs={0: B, 1: L}, text_attention_mask={0: B, 1: L},
+                audio_inputs={0: B} if log_mel else {0: B, 1: S},   # Whisper's log-mel windows have a fixed length
+                audio_attention_mask={0: B} if log_mel else {0: B, 1: S},
+                visual_inputs={0: B, 1: torch.export.Dim('frames')} if F > 1 and not video else {0: B})   # VideoMAE: a fixed number of frames
     names = graph_inputs(model)
     return tuple(b[k] for k in names), tuple(axes[k] for k in names)
 
@@ -149,7 +153,7 @@ def export_onnx(
     onnx = _onnx()
     model_dir, out = Path(model_dir), Path(out_dir)
     if not (model_dir/CONFIG_NAME).is_file(): raise ModelLoadError(f"{model_dir} is not a saved mmsent model: {CONFIG_NAME} is missing")
-    model, processor = EndToEndMultiModalModel.from_pretrained(model_dir).float().eval(), MultiModalProcessor.from_pretrained(model_dir)
+    model, processor = EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora().float().eval(), MultiModalProcessor.from_pretrained(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     args, axes = _example(model, processor)
     graph, names = ExportGraph(model).eval(), graph_inputs(model)

@@ -24,7 +24,7 @@ import mmsent
 from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, aligned_copy
 from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentModel, UnimodalSentimentModel,
                              load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file, write_checksums,
-                             verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object, _type_ok)
+                             verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object, _type_ok, encoder_family)
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
@@ -81,6 +81,8 @@ class ModelConfig(PreTrainedConfig):
     audio_model:str|None=None # audio checkpoint name or directory (None: the preset's)
     visual_model:str|None=None # image checkpoint name or directory (None: the preset's)
     modalities:tuple=MODALITIES # which encoders the model has (any non-empty subset)
+    pooling:dict|None=None # slot -> 'mean' or 'cls' (None, or a slot left out: that encoder family's default)
+    lora:dict|None=None # LoRA adapters on every encoder: {'r', 'alpha', 'dropout', 'targets'} as `UnimodalSentimentModel.add_lora` takes them (None: full fine-tuning)
     task:str='classification' # 'classification' (class logits, cross-entropy) or 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss)
     num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
     fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer (a `FusionConfig`, its dict, or just its kind)
@@ -129,6 +131,14 @@ class ModelConfig(PreTrainedConfig):
             if self.task != 'classification': raise ValueError("class_weights apply to classification only")
             if len(self.class_weights) != self.num_classes or min(self.class_weights) <= 0:
                 raise ValueError(f"class_weights must be {self.num_classes} positive numbers, got {self.class_weights}")
+        for m, how in (self.pooling or {}).items():
+            if m not in self.modalities or how not in ('mean', 'cls'):
+                raise ValueError(f"pooling must map the model's slots {self.modalities} to 'mean' or 'cls', got {self.pooling}")
+        if self.lora is not None:
+            unknown = set(self.lora) - {'r', 'alpha', 'dropout', 'targets'}
+            r = self.lora.get('r')
+            if unknown or not isinstance(r, int) or isinstance(r, bool) or r < 1:
+                raise ValueError(f"lora must be {{'r': a rank >= 1, 'alpha', 'dropout', 'targets'}}, got {self.lora}")
         if self.prior is not None:
             self.prior = tuple(float(p) for p in self.prior)
             if len(self.prior) != self.num_outputs: raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
@@ -245,13 +255,15 @@ class EndToEndMultiModalModel(PreTrainedModel):
 
     def _build_unimodal(self, m:str)->UnimodalSentimentModel:
         c, cls = self.config, UNIMODAL_MODELS[m]
-        kw = dict(num_classes=c.num_outputs, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing)
+        kw = dict(num_classes=c.num_outputs, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing, pooling=(c.pooling or {}).get(m))
         if m == 'audio': kw['freeze_feature_encoder'] = c.freeze_feature_encoder
         if c.encoder_configs and m in c.encoder_configs:   # a saved model: the exact architecture, weights come later
             d = dict(c.encoder_configs[m])
-            return cls(config=AutoConfig.for_model(d.pop('model_type'), **d), **kw)
+            uni = cls(config=AutoConfig.for_model(d.pop('model_type'), **d), **kw)
+            return uni.add_lora(**c.lora) if c.lora else uni
         name = c.checkpoint(m)
-        return cls(name, **kw) if name is not None else cls(config=tiny_config(m), **kw)
+        uni = cls(name, **kw) if name is not None else cls(config=tiny_config(m), **kw)
+        return uni.add_lora(**c.lora) if c.lora else uni
 
     @classmethod
     def from_preset(cls, preset:str='tiny', **kwargs):
@@ -520,8 +532,15 @@ def set_gradient_checkpointing(self:EndToEndMultiModalModel, on:bool=True):
 
 @patch
 def pretrained_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
-    "Parameters of the (pretrained) encoders."
-    return [p for m in self.modalities for p in self.unimodal(m).encoder.parameters()]
+    "Parameters of the (pretrained) encoders; LoRA adapters are new parameters."
+    return [p for m in self.modalities for n, p in self.unimodal(m).encoder.named_parameters() if 'lora_' not in n]
+
+@patch
+def merge_lora(self:EndToEndMultiModalModel):
+    "Fold every encoder's LoRA adapters into its weights (`UnimodalSentimentModel.merge_lora`): the same function, as a plain model."
+    for m in self.modalities: self.unimodal(m).merge_lora()
+    self.config.lora = None
+    return self
 
 @patch
 def new_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
@@ -713,10 +732,15 @@ def from_pretrained(cls:EndToEndMultiModalModel,
         checked = verify_checksums(d, ModelLoadError)
         for f in (CONFIG_NAME, WEIGHTS_NAME):
             if f not in checked: raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with verify=False at your own risk)")
-    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta)
+    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, _with_pooling(meta))
     model = cls._build_and_load(cfg, d, device, dtype)
     model.config.name_or_path = str(pretrained_model_name_or_path)
     return model
+
+def _with_pooling(d:dict)->dict:
+    "A saved config from before `pooling` existed: every image encoder then pooled with its first token, as ViT does."
+    if 'pooling' in d or 'visual' not in (d.get('modalities') or MODALITIES): return d
+    return {**d, 'pooling': {'visual': 'cls'}}
 
 @patch(cls_method=True)
 def _from_legacy(cls:EndToEndMultiModalModel, d:Path, meta:dict, verify:bool, device, dtype):
@@ -728,7 +752,7 @@ def _from_legacy(cls:EndToEndMultiModalModel, d:Path, meta:dict, verify:bool, de
         raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
                              f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
     if not isinstance(meta.get('config'), dict): raise ModelLoadError(f"{d/CONFIG_NAME}: config must be a JSON object")
-    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, meta['config'])
+    cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, _with_pooling(meta['config']))
     cfg.run_info = {k: v for k, v in meta.items() if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
     return cls._build_and_load(cfg, d, device, dtype)
 

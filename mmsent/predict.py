@@ -144,7 +144,8 @@ def from_pretrained(cls:Predictor,
     "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
     if backend not in BACKENDS: raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
     if backend == 'onnxruntime': return cls(OnnxBackend(model_dir, device=kwargs.get('device', 'auto')), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
-    return cls(EndToEndMultiModalModel.from_pretrained(model_dir), MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
+    model = EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora()   # LoRA adapters folded into the weights: the same function, one matmul each
+    return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
 
 # %% ../nbs/08_predict.ipynb #d1929822
 @patch

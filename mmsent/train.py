@@ -28,7 +28,7 @@ from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_option
                          resolve_precision)
 from .synth import SynthConfig
 from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
-from .encoders import MultiModalProcessor, EncoderLoadError, base_config
+from .encoders import MultiModalProcessor, EncoderLoadError, EncoderFamilyError, base_config, encoder_family, _config_of
 from .fusion import FusionConfig, FUSION_KINDS
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, TASKS
 from .metrics import (collect_predictions, task_metrics, modality_metrics, is_better, score_to_class, to_device, SELECTION_METRICS,
@@ -74,6 +74,15 @@ class TrainConfig:
     # model
     task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
     preset:str='tiny' # encoders: tiny, small or base
+    text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder (e.g. microsoft/deberta-v3-base)
+    audio_model:str|None=None # the audio encoder instead of the preset's, likewise (e.g. microsoft/wavlm-base-plus)
+    visual_model:str|None=None # the image or video encoder instead of the preset's, likewise (e.g. google/siglip2-base-patch16-224)
+    modalities:str='text,audio,visual' # the encoders the model has: any non-empty subset, comma-separated (e.g. text,audio)
+    pooling:str|None=None # pooling per slot, e.g. text=cls,visual=mean (default: each encoder family's)
+    lora_r:int|None=None # fine-tune the encoders with LoRA adapters of this rank (PEFT) instead of fully; the fusion and heads train fully
+    lora_alpha:float|None=None # LoRA scaling: updates are scaled by lora_alpha / lora_r (default: 2 * lora_r)
+    lora_dropout:float=0.05 # dropout on the LoRA adapters' input
+    lora_targets:str|None=None # module names the adapters go on, comma-separated, for every encoder (default: each family's attention projections)
     random_init:bool=False # build the preset's encoders from their configs with random weights (benchmarks, smoke tests; base or tiny only)
     fusion:str='attention' # attention, concat, gated or crossmodal
     d_model:int|None=None # fusion width (default: 64 for tiny, 256 otherwise)
@@ -165,6 +174,8 @@ class TrainConfig:
         if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
             extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
             raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
+        self._check_encoders()
+        self._check_lora()
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
         if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
         if self.metric not in SELECTION_METRICS[self.task]:
@@ -176,12 +187,60 @@ class TrainConfig:
                 except ValueError: w = []
                 if len(w) != len(LABELS) or min(w) <= 0:
                     raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
-        pre = get_preset(self.preset).pretrained
+        pre = self.pretrained_encoders
         if self.epochs is None: self.epochs = 10 if pre else 20
         if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
         if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
+
+    def _check_encoders(self):
+        "The modality subset, the pooling, and each checkpoint given for a slot: a supported family of that slot, read from its config only."
+        mods = [m.strip() for m in self.modalities.split(',')]
+        if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
+            raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, got {self.modalities!r}")
+        self.modalities = ','.join(m for m in MODALITIES if m in mods)
+        pooling = self.pooling_by_slot()
+        for m in MODALITIES:
+            name = getattr(self, f'{m}_model')
+            if name is None: continue
+            if m not in mods: raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
+            try: fam = encoder_family(m, name)
+            except (EncoderFamilyError, EncoderLoadError) as e: raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
+            if fam.inputs == 'video' and self.n_frames != (n := _config_of(name).num_frames):
+                raise ConfigError('n_frames', f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
+        if set(pooling) - set(mods): raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
+
+    def _check_lora(self):
+        "LoRA's options: only with a rank, and only where peft is installed."
+        check_options([(self.lora_r is None or self.lora_r >= 1, 'lora_r', f"must be >= 1 or unset, got {self.lora_r}"), (self.lora_alpha is None or self.lora_alpha > 0, 'lora_alpha', f"must be > 0, got {self.lora_alpha}"),
+                       (0.0 <= self.lora_dropout < 1.0, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout}")])
+        if self.lora_r is None:
+            given = [k for k in ('lora_alpha', 'lora_targets') if getattr(self, k) is not None]
+            if given: raise ConfigError(given[0], "needs --lora_r (the adapters' rank)")
+        elif importlib.util.find_spec('peft') is None: raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
+
+    def lora_config(self)->dict|None:
+        "`ModelConfig.lora` of this run (None without `lora_r`)."
+        if self.lora_r is None: return None
+        targets = [t.strip() for t in self.lora_targets.split(',')] if self.lora_targets else None
+        return dict(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, targets=targets)
+
+    def pooling_by_slot(self)->dict:
+        "`pooling` as a dict, slot -> 'mean' or 'cls'."
+        if not self.pooling: return {}
+        out = {}
+        for part in self.pooling.split(','):
+            m, _, how = part.partition('=')
+            if m.strip() not in MODALITIES or how.strip() not in ('mean', 'cls'):
+                raise ConfigError('pooling', f"must be slot=mean or slot=cls pairs, comma-separated (e.g. text=cls,visual=mean), got {self.pooling!r}")
+            out[m.strip()] = how.strip()
+        return out
+
+    @property
+    def pretrained_encoders(self)->bool:
+        "Whether any encoder starts from a checkpoint (the preset's or one given for a slot): the learning-rate defaults follow."
+        return (get_preset(self.preset).pretrained and not self.random_init) or any(getattr(self, f'{m}_model') for m in MODALITIES)
 
     @property
     def frozen_throughout(self)->bool:
@@ -195,7 +254,9 @@ class TrainConfig:
     def model_config(self)->ModelConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        mc = ModelConfig(preset=self.preset, task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
+        mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model, visual_model=self.visual_model,
+                         modalities=tuple(self.modalities.split(',')), pooling=self.pooling_by_slot() or None, lora=self.lora_config(),
+                         task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing)
         if self.random_init and self.preset != 'tiny':
@@ -204,12 +265,15 @@ class TrainConfig:
         return mc
 
     def processor(self)->MultiModalProcessor:
-        "The processor of this run: the preset's, or (random_init) the tiny one at the encoders' image size."
+        "The processor of this run: each encoder's own pre-processor (the tiny preset's for a slot without a checkpoint), or (random_init) the tiny one at the encoders' image size."
+        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
         if self.random_init and self.preset != 'tiny':   # nothing pretrained to match: the offline tiny tokenizer will do
-            p = MultiModalProcessor.from_pretrained('tiny', max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
+            p = MultiModalProcessor.from_pretrained('tiny', **kw)
             p.image_processor.size = {'height': 224, 'width': 224}
             return p
-        return MultiModalProcessor.from_pretrained(self.preset, max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
+        names = {m: getattr(self, f'{m}_model') or getattr(get_preset(self.preset), m) for m in self.modalities.split(',')}
+        if not any(names.values()): return MultiModalProcessor.from_pretrained('tiny', **kw)
+        return MultiModalProcessor.from_encoders(**names, **kw)
 
     def synth_config(self)->SynthConfig|None:
         "The generated synthetic set of this run (None unless the dataset is synth without data_root)."
@@ -1002,7 +1066,7 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
-    if cfg.frozen_throughout and cfg.feature_cache and teacher is None:   # a teacher needs the raw inputs
+    if cfg.frozen_throughout and cfg.feature_cache and teacher is None and cfg.lora_r is None:   # a teacher needs the raw inputs; LoRA trains in the encoders
         level = 'sequence' if cfg.fusion == 'crossmodal' else 'pooled'
         fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds)
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
@@ -1011,7 +1075,7 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities, cfg.task)
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-        collate = MultiModalCollator(processor, cfg.task)
+        collate = MultiModalCollator(processor, cfg.task, model.modalities)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
               worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
@@ -1061,8 +1125,13 @@ def load_encoders(
     if missing := [m for m in model.modalities if m not in src.modalities]:
         raise ValueError(f"--init_from {d}: it has no {', '.join(missing)} encoder (its modalities: {', '.join(src.modalities)})")
     for m in model.modalities:
-        try: model.unimodal(m).encoder.load_state_dict(src.unimodal(m).encoder.state_dict())
-        except RuntimeError as e:
+        enc, state = model.unimodal(m).encoder, src.unimodal(m).encoder.state_dict()
+        try:
+            if model.unimodal(m).lora:   # the saved weights go under the adapters, which start fresh
+                own = enc.state_dict()
+                state = {k: own[k] if 'lora_' in k else state[k.replace('.base_layer.', '.')] for k in own}
+            enc.load_state_dict(state)
+        except (RuntimeError, KeyError) as e:
             raise ValueError(f"--init_from {d}: its {m} encoder does not fit this run's (a {src.config.preset} model; use the same --preset): {str(e).splitlines()[0]}") from None
     return model
 
@@ -1081,7 +1150,7 @@ def split_loader(
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
     ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
     return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers,
-                                       collate_fn=MultiModalCollator(processor, config.task)), report
+                                       collate_fn=MultiModalCollator(processor, config.task, modalities)), report
 
 def run_seeds(
     config:TrainConfig, # the run; its `seed`, `output_dir` and `log_dir` are replaced per seed

@@ -85,7 +85,8 @@ def storage(
                                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 # %% ../nbs/10_tune.ipynb #9f96a478
-_FIXED = ('dataset', 'data_root', 'synth_n', 'preset', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
+_FIXED = ('dataset', 'data_root', 'synth_n', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
+          'lora_r', 'lora_alpha', 'lora_dropout', 'lora_targets', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
           'max_train_steps', 'device', 'precision')
 
 def best_params(
