@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BENCHES = ['bench_train_step.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py',
-           'bench_modality_seeds.py', 'bench_modality_seeds.py --forced', 'bench_numerics.py']
+           'bench_modality_seeds.py', 'bench_modality_seeds.py --forced', 'bench_numerics.py', 'bench_lora.py']
 PAGE = HERE.parent/'nbs'/'98_benchmarks.ipynb'
 
 
@@ -187,7 +187,27 @@ def sections(res:dict)->list[str]:
         out.append('\n'.join(s))
     if 'modality_seeds' in res: out.append(modality_seeds_section(res['modality_seeds'], res.get('modality_seeds_forced')))
     if 'numerics' in res: out.append(numerics_section(res['numerics']))
+    if 'lora' in res: out.append(lora_section(res['lora']))
     return out
+
+
+def lora_section(r:dict)->str:
+    "LoRA against full fine-tuning: trainable parameters, optimizer state and peak memory of a base training step."
+    rows = [dict(x, trainable_m=x['trainable']/1e6, total_m=x['total']/1e6) for x in r['rows']]
+    cols = [('setting', 'setting', 's'), ('grad_checkpointing', 'gradient checkpointing', ''), ('trainable_m', 'trainable (M)', '.2f'),
+            ('total_m', 'of (M)', '.0f'), ('optimizer_state_mib', 'optimizer state (MiB)', ',.0f'), ('peak_rss_mib', 'peak memory (MiB)', ',.0f'),
+            ('added_mib', 'added by training (MiB)', ',.0f')]
+    B = r['rows'][0]['batch']
+    s = [f"## LoRA against full fine-tuning\n\n{machine_line(r)})\n",
+         f"`python bench/bench_lora.py`: the base preset (built from its configs) at batch {B}, fp32, three AdamW steps in a fresh process per row. "
+         "*Peak memory* is the process's resident-memory high-water mark over the steps (weights, gradients, AdamW state, activations); "
+         "*added by training* is that peak above the process with the model and batch loaded.\n", md_table(rows, cols), '\nGoals:\n']
+    for k, g in r['goals'].items():
+        rank, ck = k.split('_')[1][1:], '_ckpt' in k
+        s.append(goal_line(f"peak memory of full fine-tuning over LoRA r={rank}{', both with gradient checkpointing' if ck else ''}", g, 'x')
+                 + f" ({g['added_cut']:.1f}x of what training adds to the loaded model)")
+    if r.get('notes'): s.append('\n' + r['notes'])
+    return '\n'.join(s)
 
 
 def modality_seeds_section(r:dict, forced:dict|None=None)->str:

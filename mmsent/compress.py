@@ -40,7 +40,7 @@ __all__ = ['log', 'INT8_KERNELS', 'QUANT_ARCH', 'QUANT_SCHEME', 'distill', 'Int8
 # %% ../nbs/09_compress.ipynb #8877910f
 def distill(
     teacher:str|Path, # the teacher's model directory (e.g. models/end_to_end_multimodal_best)
-    student_preset:str='tiny', # the student's encoders: tiny, small or base
+    student_preset:str='tiny', # the student's encoders: tiny, small, base or modern
     alpha:float=0.5, # weight of the distillation term (1 - alpha: the label loss)
     temperature:float=2.0, # softening temperature
     **kwargs, # any other `TrainConfig` field (data, optimisation, output_dir, ...)

@@ -72,6 +72,8 @@ PRESETS = {p.name: p for p in (
                   "the full-size encoders: RoBERTa-base, Wav2Vec2-base-960h, ViT-B/16 (~306M parameters)"),
     EncoderPreset('small', 'distilroberta-base', 'ntu-spml/distilhubert', 'facebook/deit-small-patch16-224',
                   'DistilRoBERTa, DistilHuBERT, DeiT-small (ViT-S/16) (~130M parameters)'),
+    EncoderPreset('modern', 'microsoft/deberta-v3-base', 'microsoft/wavlm-base-plus', 'google/siglip2-base-patch16-224',
+                  "current encoders: DeBERTa-v3-base, WavLM-base-plus, SigLIP 2 base vision tower (~371M parameters; tokenizer: pip install 'mmsent[modern]')"),
     EncoderPreset('tiny', None, None, None,
                   'random-init RoBERTa/Wav2Vec2/ViT from small configs, for tests and demos only (<1M parameters)'),
 )}

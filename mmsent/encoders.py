@@ -642,7 +642,7 @@ def resolve_pretrained(
     files:tuple, # the file names that make a folder count as one of these (any of them)
     what:str, # 'model' or 'processor', for messages
     error:type=OSError, # the exception class to raise
-    presets:bool=False, # a preset name ('tiny', 'small', 'base') wins over a folder of that name that is not one
+    presets:bool=False, # a preset name ('tiny', 'small', 'base', 'modern') wins over a folder of that name that is not one
     **hub_kwargs, # `cache_dir`, `revision`, `token`, `local_files_only` for `huggingface_hub.snapshot_download`
 )->Path|None: # the local folder (a Hub snapshot in the cache), or None for a preset
     "Where a saved model or processor is: a local folder holding one of `files`; else a preset name; else a Hub repository, downloaded to (or found in) the cache."
@@ -701,9 +701,9 @@ def _as_list(x, name):
 class MultiModalProcessor(ProcessorMixin):
     "Tokenizer + audio feature extractor + image processor: a raw batch in, model inputs out (a Hugging Face `ProcessorMixin`)."
     def __init__(self,
-        tokenizer, # a Hugging Face tokenizer (RoBERTa family)
-        feature_extractor, # the audio feature extractor (Wav2Vec2 family)
-        image_processor, # the image processor (ViT family)
+        tokenizer, # the text encoder's Hugging Face tokenizer
+        feature_extractor, # the audio encoder's feature extractor (a waveform normaliser, or Whisper's log-mel features)
+        image_processor, # the visual encoder's image processor (or VideoMAE's video processor)
         config:ProcessorConfig|None=None, # the limits (default: `ProcessorConfig(**kwargs)`)
         **kwargs, # `ProcessorConfig` fields, when `config` is not given
     ):
@@ -755,7 +755,7 @@ def _check_setting_types(settings:dict, file:Path):
 # %% ../nbs/02_encoders.ipynb #ff69c68b
 @patch(cls_method=True)
 def from_pretrained(cls:MultiModalProcessor,
-    name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base')
+    name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base', 'modern')
     verify:bool=True, # check the processor files against the directory's `checksums.sha256`, when it has one
     cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
     revision:str|None=None, # Hub downloads: branch, tag or commit

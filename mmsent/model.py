@@ -267,7 +267,7 @@ class EndToEndMultiModalModel(PreTrainedModel):
 
     @classmethod
     def from_preset(cls, preset:str='tiny', **kwargs):
-        "A model with the encoders of `preset` ('tiny', 'small', 'base')."
+        "A model with the encoders of `preset` ('tiny', 'small', 'base', 'modern')."
         return cls(ModelConfig(preset=preset, **kwargs))
 
     def unimodal(self, m:str)->UnimodalSentimentModel:

@@ -158,14 +158,19 @@ def read(self:Predictor,
     "Decode the inputs of one sample: `{'text', 'audio', 'image'}` (None where absent), raising errors that name the input."
     if text is not None and not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
     if all(x is None for x in (text, audio, image, video)): raise ValueError("no input: give at least one of text, audio, image, video")
+    mods = self.backend.modalities
+    for name, m, x in (('text', 'text', text), ('audio', 'audio', audio), ('image', 'visual', image)):
+        if x is not None and m not in mods: raise ValueError(f"this model has no {m} encoder (its modalities: {', '.join(mods)}): leave out the {name}")
+    if video is not None and not {'audio', 'visual'} & set(mods):
+        raise ValueError(f"this model uses neither the sound nor the frames of a video (its modalities: {', '.join(mods)})")
     c = self.processor.config
     if audio is not None: audio = self.processor.read_audio(audio)
     if image is not None: image = load_image(image)
-    if video is not None:
-        if audio is None:
+    if video is not None:   # only the parts the model uses are decoded
+        if audio is None and 'audio' in mods:
             try: audio = load_audio(video, c.sampling_rate, c.max_audio_seconds)
             except NoAudioStream: audio = None   # a silent film: the sample has no audio
-        if image is None:
+        if image is None and 'visual' in mods:
             frames = load_video_frames(video, self.n_frames, c.max_audio_seconds)
             image = frames[0] if self.n_frames == 1 else frames
     return dict(text=text, audio=audio, image=image)
@@ -177,8 +182,9 @@ def predict_samples(self:Predictor,
     samples:list[dict], # decoded samples, as from `read` or `MultiModalDataset`
 )->list[Prediction]:
     "Predictions for a batch of decoded samples."
-    inputs = self.processor(text=[s.get('text') for s in samples], audio=[s.get('audio') for s in samples],
-                            image=[s.get('image') for s in samples])
+    mods = self.backend.modalities
+    col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
+    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
     out = self.backend(inputs)   # the one step that depends on the backend
     reg, mods = self.backend.task == 'regression', self.backend.modalities
     logits = torch.from_numpy(out['logits']).float()

@@ -304,9 +304,10 @@ def unlabeled_records(
 
 class PretrainCollator:
     "Decoded clips in, model inputs out (no labels needed), with `classes`: each clip's class id, -1 where unlabelled (for the linear probe)."
-    def __init__(self, processor:MultiModalProcessor): self.processor = processor
+    def __init__(self, processor:MultiModalProcessor, modalities:tuple=MODALITIES): self.processor, self.modalities = processor, tuple(modalities)
     def __call__(self, samples:list[dict])->dict:
-        inputs = self.processor(text=[s['text'] for s in samples], audio=[s['audio'] for s in samples], image=[s['image'] for s in samples])
+        col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
+        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
         return {**inputs, 'classes': torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples], dtype=torch.long)}
 
 # %% ../nbs/05a_pretrain.ipynb #c90a3b46
@@ -324,7 +325,12 @@ class PretrainConfig:
     n_frames:int=1 # video frames per clip
     num_workers:int=0 # DataLoader worker processes
     # model
-    preset:str='tiny' # encoders: tiny, small or base
+    preset:str='tiny' # encoders: tiny, small, base or modern
+    text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder
+    audio_model:str|None=None # the audio encoder instead of the preset's, likewise
+    visual_model:str|None=None # the image or video encoder instead of the preset's, likewise
+    modalities:str='text,audio,visual' # the encoders pre-trained together: two or three of them, comma-separated
+    pooling:str|None=None # pooling per slot, e.g. text=cls (default: each encoder family's)
     random_init:bool=False # build the preset's encoders from their configs with random weights (base or tiny only)
     proj_dim:int=64 # width of each modality's projection head: the space the modalities are compared in
     temperature:float=0.07 # initial softmax temperature of InfoNCE (learned from there; CLIP's initial value)
@@ -363,7 +369,8 @@ class PretrainConfig:
                        (self.temperature > 0, 'temperature', f"must be > 0, got {self.temperature:g}"),
                        (self.max_logit_scale >= 1/self.temperature if self.temperature > 0 else True, 'max_logit_scale',
                         f"must be >= 1/temperature ({1/self.temperature:g}), got {self.max_logit_scale:g}" if self.temperature > 0 else '')])
-        pre = self.preset not in ('tiny',) and not self.random_init
+        if len(self.modalities.split(',')) < 2: raise ConfigError('modalities', f"must name at least two modalities to compare, got {self.modalities!r}")
+        pre = (self.preset not in ('tiny',) and not self.random_init) or any(getattr(self, f'{m}_model') for m in MODALITIES)
         if self.learning_rate is None: self.learning_rate = 1e-4 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre else 1.0
         self.train_config()   # checks every shared field, with mmsent_train's messages
@@ -421,7 +428,7 @@ def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and acc.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
     ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, collate_fn=PretrainCollator(processor),
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, collate_fn=PretrainCollator(processor, model.modalities),
               worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
     DL = torch.utils.data.DataLoader
     return (DL(ds['train'], shuffle=True, drop_last=len(ds['train']) > cfg.batch_size, **kw),   # no last batch of one clip, which has no negative

@@ -99,6 +99,7 @@ def decode_request(
     mods = predictor.backend.modalities
     feeds = {_USES[k] for k in given if k in _USES} | ({'audio', 'visual'} if 'video' in given else set())
     if not feeds & set(mods): raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
+    if text is not None and 'text' not in mods: raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
     sample = dict(text=text, audio=None, image=None)
     with tempfile.TemporaryDirectory(prefix='mmsent-serve-') as tmp:
         for f in ('audio', 'image', 'video'):

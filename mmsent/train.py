@@ -73,7 +73,7 @@ class TrainConfig:
     num_workers:int=0 # DataLoader worker processes (decoding happens there)
     # model
     task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
-    preset:str='tiny' # encoders: tiny, small or base
+    preset:str='tiny' # encoders: tiny, small, base or modern
     text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder (e.g. microsoft/deberta-v3-base)
     audio_model:str|None=None # the audio encoder instead of the preset's, likewise (e.g. microsoft/wavlm-base-plus)
     visual_model:str|None=None # the image or video encoder instead of the preset's, likewise (e.g. google/siglip2-base-patch16-224)

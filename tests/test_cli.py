@@ -8,7 +8,7 @@ BIN = Path(sys.executable).parent
 def test_mmsent_info_json():
     r = subprocess.run([str(BIN/'mmsent_info'), '--json'], capture_output=True, text=True, check=True)
     info = json.loads(r.stdout)
-    assert set(info['presets']) == {'tiny', 'small', 'base'}
+    assert set(info['presets']) == {'tiny', 'small', 'base', 'modern'}
     assert info['presets']['base']['text'] == 'roberta-base'
     assert info['default_device'] in ('cpu', 'cuda', 'mps')
 

@@ -114,3 +114,36 @@ def test_modality_subset(tmp_path):
     with pytest.raises(ConfigError, match='visual_model is given but visual is not in --modalities'):
         TrainConfig(modalities='text,audio', visual_model='x')
     with pytest.raises(ConfigError, match='modalities must be a non-empty subset'): TrainConfig(modalities='text,smell')
+
+
+@pytest.mark.parametrize('parser', ['mmsent.train:train_parser', 'mmsent.pretrain:pretrain_parser', 'mmsent.tune:tune_parser',
+                                    'mmsent.compress:distill_parser'])
+def test_every_command_takes_the_encoder_options(parser):
+    "mmsent_train, mmsent_pretrain, mmsent_tune and mmsent_distill (for its student) all take --text_model, --audio_model, --visual_model, --modalities."
+    import importlib
+    mod, fn = parser.split(':')
+    help_text = getattr(importlib.import_module(mod), fn)().format_help()
+    for opt in ('--text_model', '--audio_model', '--visual_model', '--modalities', '--pooling'): assert opt in help_text, (parser, opt)
+    if 'pretrain' not in parser: assert '--lora_r' in help_text, parser
+
+
+def test_a_model_without_a_slot_predicts_and_refuses_that_input(tmp_path):
+    "A text+audio model: Predictor, the server's request path and a video (its sound only); an image is refused in one line naming it."
+    import soundfile as sf
+    from mmsent.model import EndToEndMultiModalModel
+    from mmsent.encoders import MultiModalProcessor
+    from mmsent.predict import Predictor
+    from mmsent.serve import decode_request, RequestError
+    from mmsent.data import write_test_mp4
+    torch.manual_seed(0)
+    EndToEndMultiModalModel.from_preset('tiny', modalities=('text', 'audio')).save_pretrained(tmp_path/'m', processor=MultiModalProcessor.from_pretrained('tiny'))
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path/'v.wav', rng.normal(0, 0.1, 12_000).astype(np.float32), 16_000)
+    write_test_mp4(tmp_path/'clip.mp4', rng.normal(0, 0.1, 16_000).astype(np.float32), frames=[np.zeros((32, 32, 3), np.uint8)]*4, fps=4)
+    pred = Predictor.from_pretrained(tmp_path/'m', device='cpu')
+    p = pred.predict(text='fine', audio=tmp_path/'v.wav').to_dict()
+    assert p['modalities'] == ['text', 'audio']
+    assert pred.predict(video=tmp_path/'clip.mp4').to_dict()['modalities'] == ['audio']
+    with pytest.raises(ValueError, match='this model has no visual encoder .*: leave out the image'): pred.predict(text='fine', image=tmp_path/'v.wav')
+    with pytest.raises(RequestError, match='no visual encoder'):
+        decode_request(pred, dict(text='fine', image=base64.b64encode(b'\x89PNG....').decode()))
