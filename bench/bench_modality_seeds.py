@@ -8,7 +8,7 @@ is `fused given one modality >= its head - 3 points` for every modality on every
     python bench/bench_modality_seeds.py                      # seeds 42 (the default) and 0-4, two runs at a time (one thread each)
     python bench/bench_modality_seeds.py --forced             # the same with the CPU kernels forced elsewhere (mmsent.core.forced_kernels())
     python bench/bench_modality_seeds.py --seeds 42 --jobs 1  # one seed
-    python bench/bench_modality_seeds.py --extra --unimodal_fusion_weight 2   # another recipe (mmsent_train flags)
+    python bench/bench_modality_seeds.py --extra --epochs 10 --modality_dropout 0.2   # another recipe (mmsent_train flags)
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor

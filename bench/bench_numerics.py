@@ -16,6 +16,8 @@ For each setting, fresh processes compare:
 import argparse, json, os, subprocess, sys, tempfile
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).parent))
 from common import table, write
 
@@ -98,7 +100,6 @@ def main():
         if r.returncode: raise RuntimeError(f'{name}: {r.stderr[-2000:]}')
         resume = json.loads(r.stdout.strip().splitlines()[-1])
         if native is None: native = res
-        import torch
         vs = max((torch.tensor(x['logits']) - torch.tensor(n['logits'])).abs().max().item() for x, n in zip(res['rows'], native['rows']))
         row = dict(setting=name, capability=res['capability'], misaligned_seeds=sum(x['misaligned_diff'] > 0 for x in res['rows']),
                    misaligned_max=max(x['misaligned_diff'] for x in res['rows']), vs_native=vs,

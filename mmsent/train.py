@@ -187,7 +187,7 @@ class TrainConfig:
                 except ValueError: w = []
                 if len(w) != len(LABELS) or min(w) <= 0:
                     raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
-        pre = self.pretrained_encoders
+        pre = self._pretrained_encoders
         if self.epochs is None: self.epochs = 10 if pre else 20
         if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
         if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0
@@ -200,7 +200,7 @@ class TrainConfig:
         if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
             raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, got {self.modalities!r}")
         self.modalities = ','.join(m for m in MODALITIES if m in mods)
-        pooling = self.pooling_by_slot()
+        pooling = self._pooling_by_slot()
         for m in MODALITIES:
             name = getattr(self, f'{m}_model')
             if name is None: continue
@@ -220,13 +220,13 @@ class TrainConfig:
             if given: raise ConfigError(given[0], "needs --lora_r (the adapters' rank)")
         elif importlib.util.find_spec('peft') is None: raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
 
-    def lora_config(self)->dict|None:
+    def _lora_config(self)->dict|None:
         "`ModelConfig.lora` of this run (None without `lora_r`)."
         if self.lora_r is None: return None
         targets = [t.strip() for t in self.lora_targets.split(',')] if self.lora_targets else None
         return dict(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, targets=targets)
 
-    def pooling_by_slot(self)->dict:
+    def _pooling_by_slot(self)->dict:
         "`pooling` as a dict, slot -> 'mean' or 'cls'."
         if not self.pooling: return {}
         out = {}
@@ -238,7 +238,7 @@ class TrainConfig:
         return out
 
     @property
-    def pretrained_encoders(self)->bool:
+    def _pretrained_encoders(self)->bool:
         "Whether any encoder starts from a checkpoint (the preset's or one given for a slot): the learning-rate defaults follow."
         return (get_preset(self.preset).pretrained and not self.random_init) or any(getattr(self, f'{m}_model') for m in MODALITIES)
 
@@ -255,7 +255,7 @@ class TrainConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model, visual_model=self.visual_model,
-                         modalities=tuple(self.modalities.split(',')), pooling=self.pooling_by_slot() or None, lora=self.lora_config(),
+                         modalities=tuple(self.modalities.split(',')), pooling=self._pooling_by_slot() or None, lora=self._lora_config(),
                          task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing)

@@ -27,7 +27,9 @@ def support_table()->str:
     tested = {f.name for combo in COMBOS for f in combo}
     for f in ENCODER_FAMILIES:
         ok = 'yes' if f.name in tested else 'no'
-        rows.append(f"| {f.modality} | {f.name} | {f.inputs} | {f.pooling} | {', '.join(f.lora_targets)} | `{f.example}` | " + ' | '.join([ok]*len(STEPS)) + ' |')
+        lora = ('query and value projections' if set(f.lora_targets) == {'query', 'value', 'q_proj', 'v_proj'}
+                else ', '.join(f'`{t}`' for t in f.lora_targets))
+        rows.append(f"| {f.modality} | {f.name} | {f.inputs} | {f.pooling} | {lora} | `{f.example}` | " + ' | '.join([ok]*len(STEPS)) + ' |')
     return '\n'.join(rows)
 
 
@@ -65,6 +67,8 @@ def test_family_end_to_end(combo, media, tmp_path):
     best = tmp_path/'models'/BEST_NAME
     saved = json.loads((best/'config.json').read_text())
     assert [saved[f'{m}_model'] for m in MODALITIES] == [str(ckpt[m]) for m in MODALITIES]   # config.json names the checkpoints
+    card = (best/'README.md').read_text()
+    assert all(f"| {m} | " in card and str(ckpt[m]) in card for m in MODALITIES), card   # and so does the model card
     assert {saved['encoder_configs'][f.modality]['model_type'] for f in combo} <= {t for f in combo for t in f.model_types}
     model = EndToEndMultiModalModel.from_pretrained(best)
     assert [model.unimodal(m).family for m in MODALITIES] == list(combo)
@@ -114,6 +118,9 @@ def test_modality_subset(tmp_path):
     with pytest.raises(ConfigError, match='visual_model is given but visual is not in --modalities'):
         TrainConfig(modalities='text,audio', visual_model='x')
     with pytest.raises(ConfigError, match='modalities must be a non-empty subset'): TrainConfig(modalities='text,smell')
+    save_tiny_family(next(f for f in ENCODER_FAMILIES if f.name == 'VideoMAE'), tmp_path/'videomae')
+    with pytest.raises(ConfigError, match=r'n_frames must be 4 for the VideoMAE encoder .* \(its num_frames\), got 2'):
+        TrainConfig(visual_model=str(tmp_path/'videomae'), n_frames=2)
 
 
 @pytest.mark.parametrize('parser', ['mmsent.train:train_parser', 'mmsent.pretrain:pretrain_parser', 'mmsent.tune:tune_parser',

@@ -86,6 +86,16 @@ def test_two_process_cpu_run_keeps_ranks_identical(synth, tmp_path):
     assert all((init.state_dict()[k] == w0[k]).all() for k in w0)   # the saved best model is the trained one
 
 
+def test_two_process_lora(synth, tmp_path):
+    "LoRA under DDP: ranks stay identical and the adapters learn (their B matrices start at zero)."
+    pytest.importorskip('peft')
+    torchrun_2(synth, tmp_path, 29535, epochs=1, lora_r=2, learning_rate=1e-3)
+    from safetensors.torch import load_file
+    w0, w1 = load_file(str(tmp_path/'out'/'rank0.safetensors')), load_file(str(tmp_path/'out'/'rank1.safetensors'))
+    assert w0.keys() == w1.keys() and all((w0[k] == w1[k]).all() for k in w0)
+    assert any(w0[k].abs().sum() > 0 for k in w0 if 'lora_B' in k)
+
+
 def test_two_process_gradual_unfreezing(synth, tmp_path):
     "Frozen encoders in epoch 1, unfrozen (top layer) in epoch 2, under DDP: ranks stay identical and exactly the right weights move."
     torchrun_2(synth, tmp_path, 29534, epochs=2, freeze=True, unfreeze_epoch=2, unfreeze_top_k=1, save_every=1, learning_rate=1e-3)
