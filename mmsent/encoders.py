@@ -219,6 +219,7 @@ def tiny_family_config(
          'videomae': dict(**small, **image, num_frames=4, tubelet_size=2)}[mt]
     return AutoConfig.for_model(mt, **{**d, **overrides})
 
+# %% ../nbs/02_encoders.ipynb #13208ddc
 def tiny_family_processor(
     family:str|EncoderFamily, # a family's name or the family
 ):
@@ -367,6 +368,7 @@ def unfreeze(self:UnimodalSentimentModel,
     for m in self._always_frozen(): m.requires_grad_(False)
     return self
 
+# %% ../nbs/02_encoders.ipynb #561c4bf2
 @patch
 def set_gradient_checkpointing(self:UnimodalSentimentModel, on:bool=True):
     "Turn activation (gradient) checkpointing of the encoder on or off."
@@ -775,24 +777,6 @@ def from_pretrained(cls:MultiModalProcessor,
     raise EncoderLoadError(f"{p/PROCESSOR_CONFIG} describes a {_processor_class(p)!r}, not a {cls.__name__}")
 
 @patch(cls_method=True)
-def from_encoders(cls:MultiModalProcessor,
-    text:str|Path|None=None, # the text checkpoint whose tokenizer to use (None: the tiny preset's)
-    audio:str|Path|None=None, # the audio checkpoint whose feature extractor to use (None: the tiny preset's)
-    visual:str|Path|None=None, # the image checkpoint whose image processor to use (None: the tiny preset's)
-    **kwargs, # `ProcessorConfig` fields
-):
-    "The processor of a model whose encoders come from these checkpoints (Hub ids or folders): each one's own pre-processor."
-    tiny = ASSETS/'tiny-processor'
-    return cls(_load(AutoTokenizer, 'tokenizer', text or tiny/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', audio or tiny/'feature_extractor'),
-               _load(AutoImageProcessor, 'image processor', visual or tiny/'image_processor'),
-               ProcessorConfig(**_processor_settings(kwargs, f'{cls.__name__}.from_encoders')))
-
-@patch(cls_method=True)
-def _from_preset(cls:MultiModalProcessor, preset:EncoderPreset, **kwargs):
-    if not preset.pretrained: return cls._from_legacy_directory(ASSETS/'tiny-processor', False, **kwargs)
-    return cls.from_encoders(preset.text, preset.audio, preset.visual, **kwargs)
-
-@patch(cls_method=True)
 def _from_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
     "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
     if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
@@ -815,6 +799,25 @@ def _from_legacy_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwarg
     _check_setting_types(settings, p/LEGACY_PROCESSOR_CONFIG)
     return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
                _load(AutoImageProcessor, 'image processor', p/'image_processor'), ProcessorConfig(**{**settings, **kwargs}))
+
+# %% ../nbs/02_encoders.ipynb #fcdaa50a
+@patch(cls_method=True)
+def from_encoders(cls:MultiModalProcessor,
+    text:str|Path|None=None, # the text checkpoint whose tokenizer to use (None: the tiny preset's)
+    audio:str|Path|None=None, # the audio checkpoint whose feature extractor to use (None: the tiny preset's)
+    visual:str|Path|None=None, # the image checkpoint whose image processor to use (None: the tiny preset's)
+    **kwargs, # `ProcessorConfig` fields
+):
+    "The processor of a model whose encoders come from these checkpoints (Hub ids or folders): each one's own pre-processor."
+    tiny = ASSETS/'tiny-processor'
+    return cls(_load(AutoTokenizer, 'tokenizer', text or tiny/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', audio or tiny/'feature_extractor'),
+               _load(AutoImageProcessor, 'image processor', visual or tiny/'image_processor'),
+               ProcessorConfig(**_processor_settings(kwargs, f'{cls.__name__}.from_encoders')))
+
+@patch(cls_method=True)
+def _from_preset(cls:MultiModalProcessor, preset:EncoderPreset, **kwargs):
+    if not preset.pretrained: return cls._from_legacy_directory(ASSETS/'tiny-processor', False, **kwargs)
+    return cls.from_encoders(preset.text, preset.audio, preset.visual, **kwargs)
 
 # %% ../nbs/02_encoders.ipynb #e9ffa610
 @patch

@@ -536,13 +536,6 @@ def pretrained_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
     return [p for m in self.modalities for n, p in self.unimodal(m).encoder.named_parameters() if 'lora_' not in n]
 
 @patch
-def merge_lora(self:EndToEndMultiModalModel):
-    "Fold every encoder's LoRA adapters into its weights (`UnimodalSentimentModel.merge_lora`): the same function, as a plain model."
-    for m in self.modalities: self.unimodal(m).merge_lora()
-    self.config.lora = None
-    return self
-
-@patch
 def new_parameters(self:EndToEndMultiModalModel)->list[nn.Parameter]:
     "Parameters that start from scratch: the unimodal heads and the fusion layer."
     pre = {id(p) for p in self.pretrained_parameters()}
@@ -769,6 +762,14 @@ def _build_and_load(cls:EndToEndMultiModalModel, cfg:ModelConfig, d:Path, device
     model = model.to(device)
     if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     return model.eval()
+
+# %% ../nbs/04_model.ipynb #79f8b7d7
+@patch
+def merge_lora(self:EndToEndMultiModalModel):
+    "Fold every encoder's LoRA adapters into its weights (`UnimodalSentimentModel.merge_lora`): the same function, as a plain model."
+    for m in self.modalities: self.unimodal(m).merge_lora()
+    self.config.lora = None
+    return self
 
 # %% ../nbs/04_model.ipynb #a4a85156
 @patch

@@ -175,7 +175,6 @@ class TrainConfig:
             extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
             raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
         self._check_encoders()
-        self._check_lora()
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
         if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
         if self.metric not in SELECTION_METRICS[self.task]:
@@ -195,7 +194,7 @@ class TrainConfig:
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
 
     def _check_encoders(self):
-        "The modality subset, the pooling, and each checkpoint given for a slot: a supported family of that slot, read from its config only."
+        "The modality subset, the pooling, each checkpoint given for a slot (a supported family of that slot, read from its config only), LoRA."
         mods = [m.strip() for m in self.modalities.split(',')]
         if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
             raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, got {self.modalities!r}")
@@ -210,6 +209,7 @@ class TrainConfig:
             if fam.inputs == 'video' and self.n_frames != (n := _config_of(name).num_frames):
                 raise ConfigError('n_frames', f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
         if set(pooling) - set(mods): raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
+        self._check_lora()
 
     def _check_lora(self):
         "LoRA's options: only with a rank, and only where peft is installed."

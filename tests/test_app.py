@@ -111,6 +111,7 @@ def test_text_wav_png_prediction_and_heatmap(browser, server, files):
     assert heatmap.evaluate('i => i.complete && i.naturalWidth') > 100   # the figure, rendered
     page.get_by_text('Class probabilities').wait_for()
     page.get_by_text('Modality Shapley values', exact=True).wait_for()   # the section heading, with its figure
+    page.locator('[data-testid="stImage"] img, [data-testid="stPyplot"] img').nth(1).wait_for()   # rendered after the heading, on a busy machine later
     assert page.locator('[data-testid="stImage"] img, [data-testid="stPyplot"] img').count() >= 2
     shot = screenshot_app().save_screenshot(page, files/'app.png')   # as tools/screenshot_app.py makes nbs/images/app.png
     assert not screenshot_app().is_blank(shot)

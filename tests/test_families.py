@@ -154,3 +154,23 @@ def test_a_model_without_a_slot_predicts_and_refuses_that_input(tmp_path):
     with pytest.raises(ValueError, match='this model has no visual encoder .*: leave out the image'): pred.predict(text='fine', image=tmp_path/'v.wav')
     with pytest.raises(RequestError, match='no visual encoder'):
         decode_request(pred, dict(text='fine', image=base64.b64encode(b'\x89PNG....').decode()))
+
+
+@pytest.mark.slow
+def test_server_answers_for_other_families(media, tmp_path):
+    "mmsent_serve on a model of DeBERTa, Whisper and VideoMAE encoders answers a JSON request over HTTP (loopback)."
+    import httpx
+    from mmsent.model import EndToEndMultiModalModel, ModelConfig
+    from mmsent.encoders import MultiModalProcessor
+    from mmsent.serve import running_server
+    fams = {f.name: f for f in ENCODER_FAMILIES}
+    ckpt = {m: save_tiny_family(fams[n], tmp_path/m) for m, n in (('text', 'DeBERTa-v2/v3'), ('audio', 'Whisper (encoder)'), ('visual', 'VideoMAE'))}
+    torch.manual_seed(0)
+    model = EndToEndMultiModalModel(ModelConfig(preset='tiny', **{f'{m}_model': str(p) for m, p in ckpt.items()}))
+    model.save_pretrained(tmp_path/'model', processor=MultiModalProcessor.from_encoders(**{m: str(p) for m, p in ckpt.items()}, n_frames=4))
+    payload = dict(text='what a lovely day', audio=base64.b64encode((media/'voice.wav').read_bytes()).decode(),
+                   image=base64.b64encode((media/'face.png').read_bytes()).decode())
+    with running_server(tmp_path/'model') as url:
+        r = httpx.post(url + '/predict', json=payload, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()['modalities'] == ['text', 'audio', 'visual'] and set(r.json()['probs']) == {'negative', 'neutral', 'positive'}
