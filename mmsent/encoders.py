@@ -184,8 +184,12 @@ def load_encoder(
         enc = AutoModel.from_config(config, **kwargs)
     else:
         cls = getattr(transformers, fam.tower) if fam.tower else AutoModel
+        quiet = fam.tower is not None and _config_of(name_or_path).model_type in fam.composite   # the other tower is left out on purpose
+        level = transformers.logging.get_verbosity()
+        if quiet: transformers.logging.set_verbosity_error()   # no table of the other tower's "unexpected" weights
         try: enc = cls.from_pretrained(_hub_or_local(name_or_path, ('config.json',)), **kwargs)
         except (OSError, ValueError) as e: raise _load_error(f'{modality} encoder', str(name_or_path), e) from e
+        finally: transformers.logging.set_verbosity(level)
     return enc.get_encoder() if fam.sub_model else enc
 
 # %% ../nbs/02_encoders.ipynb #b7f388ee
