@@ -177,14 +177,15 @@ def load_encoder(
     "A Hugging Face encoder (no task head) of a supported family for `modality`, from a checkpoint or a config."
     if modality not in MODALITIES: raise ValueError(f"unknown modality {modality!r}: expected one of {MODALITIES}")
     if config is None and name_or_path is None: raise ValueError("give a checkpoint name/path or a config")
-    fam = encoder_family(modality, config if config is not None else name_or_path)
+    source = config if config is not None else _config_of(name_or_path)   # config.json, read once
+    fam = encoder_family(modality, source)
     if fam.pooler_kwarg: kwargs.setdefault('add_pooling_layer', False)
     if config is not None:
         if config.model_type in fam.composite: config = config.vision_config   # the tower's own config
         enc = AutoModel.from_config(config, **kwargs)
     else:
         cls = getattr(transformers, fam.tower) if fam.tower else AutoModel
-        quiet = fam.tower is not None and _config_of(name_or_path).model_type in fam.composite   # the other tower is left out on purpose
+        quiet = source.model_type in fam.composite   # the other tower is left out on purpose
         level = transformers.logging.get_verbosity()
         if quiet: transformers.logging.set_verbosity_error()   # no table of the other tower's "unexpected" weights
         try: enc = cls.from_pretrained(_hub_or_local(name_or_path, ('config.json',)), **kwargs)

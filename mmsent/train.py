@@ -204,9 +204,11 @@ class TrainConfig:
             name = getattr(self, f'{m}_model')
             if name is None: continue
             if m not in mods: raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
-            try: fam = encoder_family(m, name)
+            try:
+                cfg = _config_of(name)   # config.json, read once
+                fam = encoder_family(m, cfg)
             except (EncoderFamilyError, EncoderLoadError) as e: raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
-            if fam.inputs == 'video' and self.n_frames != (n := _config_of(name).num_frames):
+            if fam.inputs == 'video' and self.n_frames != (n := cfg.num_frames):
                 raise ConfigError('n_frames', f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
         if set(pooling) - set(mods): raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
         self._check_lora()
