@@ -192,25 +192,28 @@ def sections(res:dict)->list[str]:
 
 
 def lora_section(r:dict)->str:
-    "LoRA against full fine-tuning: trainable parameters, optimizer state and peak memory of a base training step."
-    rows = [dict(x, trainable_m=x['trainable']/1e6, total_m=x['total']/1e6) for x in r['rows']]
-    cols = [('setting', 'setting', 's'), ('grad_checkpointing', 'gradient checkpointing', ''), ('trainable_m', 'trainable (M)', '.2f'),
+    "LoRA against full fine-tuning: trainable parameters, optimizer state and peak memory of a base training step, in fp32 and bf16."
+    rows = [dict(x, trainable_m=x['trainable']/1e6, total_m=x['total']/1e6, precision=x.get('precision', 'fp32')) for x in r['rows']]
+    cols = [('setting', 'setting', 's'), ('precision', 'precision', 's'), ('grad_checkpointing', 'gradient checkpointing', ''), ('trainable_m', 'trainable (M)', '.2f'),
             ('total_m', 'of (M)', '.0f'), ('optimizer_state_mib', 'optimizer state (MiB)', ',.0f'), ('peak_rss_mib', 'peak memory (MiB)', ',.0f'),
             ('model_peak_mib', 'above the libraries (MiB)', ',.0f'), ('added_mib', 'above the loaded model (MiB)', ',.0f')]
     B = r['rows'][0]['batch']
     s = [f"## LoRA against full fine-tuning\n\n{machine_line(r)})\n",
-         f"`python bench/bench_lora.py`: the base preset (built from its configs) at batch {B}, fp32, three AdamW steps in a fresh process per row. "
+         f"`python bench/bench_lora.py`: the base preset (built from its configs) at batch {B}, three AdamW steps in a fresh process per row, in fp32 and under bf16 "
+         "autocast (where bf16 is native), LoRA in bf16 holding the encoders' frozen linear weights in bf16 as `mmsent_train` does. "
          "*Peak memory* is the process's resident-memory high-water mark over the steps (weights, gradients, AdamW state, activations); "
          "*above the libraries* is that peak less the process's memory once PyTorch and Transformers are imported (the model and its training); "
-         "*above the loaded model* less the process with the model and the batch in memory (what the steps add).\n", md_table(rows, cols), '\nGoals:\n']
+         "*above the loaded model* less the process with the model and the batch in memory (what the steps add).\n", md_table(rows, cols),
+         '\nGoals (each against full fine-tuning without checkpointing in the same precision):\n']
     for k, g in r['goals'].items():
-        rank, ck = k.split('_')[1][1:], '_ckpt' in k
-        s.append(goal_line(f"memory of full fine-tuning over LoRA r={rank}{' with gradient checkpointing' if ck else ''} (above the libraries)", g, 'x')
-                 + f"; whole process {g['total_cut']:.1f}x, above the loaded model {g['added_cut']:.1f}x")
+        rank, ck, prec = k.split('_')[1][1:], '_ckpt' in k, g.get('precision', 'fp32')
+        s.append(goal_line(f"memory of full fine-tuning over LoRA r={rank} in {prec}{' with gradient checkpointing' if ck else ''} (above the libraries)", g, 'x')
+                 + f"; whole process {g['total_cut']:.1f}x, above the loaded model {g['added_cut']:.1f}x"
+                 + (f", against full fine-tuning with the same checkpointing {g['same_checkpointing_cut']:.1f}x" if 'same_checkpointing_cut' in g else ''))
     full = next(x for x in r['rows'] if x['lora_r'] is None and not x['grad_checkpointing'])
-    s.append(f"\nWhere the memory goes: the weights take {full['total']*4/2**20:,.0f} MiB in every row and the activations grow with the batch; "
+    s.append(f"\nWhere the memory goes: the weights take {full['total']*4/2**20:,.0f} MiB in float32 and the activations grow with the batch; "
              f"LoRA removes the gradients of the encoders' weights and AdamW's state ({full['optimizer_state_mib']:,.0f} MiB of it here), "
-             "not the activations, which gradient checkpointing cuts.")
+             "not the activations, which gradient checkpointing cuts; in bf16 the frozen weights and the activations take half as much.")
     if r.get('notes'): s.append('\n' + r['notes'])
     return '\n'.join(s)
 

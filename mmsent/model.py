@@ -771,6 +771,37 @@ def merge_lora(self:EndToEndMultiModalModel):
     self.config.lora = None
     return self
 
+# %% ../nbs/04_model.ipynb #6c80f7c9
+def _frozen_linear_weights(model:EndToEndMultiModalModel)->dict:
+    "The frozen weights and biases of the linear layers of every encoder that has LoRA adapters, by their `state_dict` names."
+    out = {}
+    for m in model.modalities:
+        uni = model.unimodal(m)
+        if not uni.lora: continue
+        for name, mod in uni.encoder.named_modules():
+            if type(mod) is not nn.Linear: continue
+            for pn, p in mod.named_parameters(recurse=False):
+                if not p.requires_grad: out[f"{m}_model.encoder.{name}.{pn}"] = p
+    return out
+
+def _float32_state(module, state_dict, prefix, local_metadata):
+    "A `state_dict` hook: the weights held in a lower precision are given as float32."
+    for k, v in state_dict.items():
+        if v.is_floating_point() and v.dtype != torch.float32 and k[len(prefix):] in module._held_low: state_dict[k] = v.float()
+
+@patch
+def frozen_weights_to(self:EndToEndMultiModalModel,
+    dtype:torch.dtype, # torch.bfloat16 (for training under bf16 autocast) or torch.float32 (back to the usual)
+)->int: # how many tensors changed their dtype
+    "Hold the LoRA encoders' frozen linear weights in `dtype`: half their memory in bf16 with the same products under bf16 autocast; `state_dict` still gives float32."
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16): raise ValueError(f"dtype must be torch.float32, bfloat16 or float16, got {dtype}")
+    held = _frozen_linear_weights(self)
+    if not hasattr(self, '_held_low'): self._held_low = set(); self.register_state_dict_post_hook(_float32_state)
+    changed = [p for p in held.values() if p.dtype != dtype]
+    for p in changed: p.data = p.data.to(dtype)
+    self._held_low = set(held) if dtype != torch.float32 else set()
+    return len(changed)
+
 # %% ../nbs/04_model.ipynb #a4a85156
 @patch
 def push_to_hub(self:EndToEndMultiModalModel,

@@ -330,7 +330,7 @@ def train(
                         log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
                     if stop: break
                     if interrupted(run): interrupt(run)
-        finally: acc.end_training()
+        finally: acc.end_training(); run.model.frozen_weights_to(torch.float32)   # the model returned is a plain float32 one
     out = Path(cfg.output_dir)
     return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME, history_path=out/HISTORY_NAME, model=run.model)
 
@@ -789,6 +789,8 @@ def setup_run(
               data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)),
               init_from=_init_from(cfg))
     if ckpt is not None: restore(run, ckpt)
+    if model.config.lora and acc.mixed_precision == 'bf16' and model.frozen_weights_to(torch.bfloat16):   # products unchanged under autocast
+        log.info("LoRA under bf16: the encoders' frozen linear weights are held in bf16 (saved models stay float32)")
     _prepare(run)
     if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=flat_hparams(cfg))
     return run
