@@ -83,17 +83,23 @@ def test_resume_with_lora_is_exact(synth, lora_run, tmp_path):
 
 def test_lora_in_bf16_holds_frozen_weights_in_bf16_saves_float32_and_resumes(synth, tmp_path):
     "Under --precision bf16 the frozen base weights are held in bf16 while training; every saved model and the returned one are float32; a resumed run ends bit for bit where an uninterrupted one does."
-    import shutil
+    import os, shutil, subprocess, sys
     from safetensors.torch import load_file
-    from mmsent.train import TrainConfig, train
-    kw = dict(data_root=str(synth), epochs=2, save_every=1, lora_r=4, precision='bf16', **FAST)
-    r = train(TrainConfig(output_dir=str(tmp_path/'a'), log_dir=str(tmp_path/'a'/'logs'), **kw))
+    child = f"""import json, torch
+from mmsent.train import TrainConfig, train
+kw = dict(data_root={str(synth)!r}, epochs=2, save_every=1, lora_r=4, precision='bf16', batch_size=8, max_audio_seconds=2.0, progress=False)
+r = train(TrainConfig(output_dir={str(tmp_path/'a')!r}, log_dir={str(tmp_path/'a'/'logs')!r}, **kw))
+print(json.dumps(sorted({{str(p.dtype) for p in r['model'].parameters()}})))"""   # in a process of its own: Accelerate fixes the precision once per process
+    r = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == '["torch.float32"]'
     assert "frozen linear weights are held in bf16" in (tmp_path/'a'/'logs'/'training_end_to_end.log').read_text()
-    assert {p.dtype for p in r['model'].parameters()} == {torch.float32}
     for d in ('end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_1', 'end_to_end_multimodal_epoch_2'):
         assert {t.dtype for t in load_file(str(tmp_path/'a'/d/'model.safetensors')).values() if t.is_floating_point()} == {torch.float32}, d
     shutil.copytree(tmp_path/'a', tmp_path/'b', ignore=shutil.ignore_patterns('end_to_end_multimodal_epoch_2', 'end_to_end_multimodal_best'))
-    train(TrainConfig(resume=str(tmp_path/'b'/'end_to_end_multimodal_epoch_1'), output_dir=str(tmp_path/'b'), progress=False))
+    r = subprocess.run([str(Path(sys.executable).parent/'mmsent_train'), '--resume', str(tmp_path/'b'/'end_to_end_multimodal_epoch_1'), '--output_dir', str(tmp_path/'b'),
+                        '--no_progress'], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-2000:]
     wa = load_file(str(tmp_path/'a'/'end_to_end_multimodal_epoch_2'/'model.safetensors'))
     wb = load_file(str(tmp_path/'b'/'end_to_end_multimodal_epoch_2'/'model.safetensors'))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
