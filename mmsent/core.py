@@ -21,10 +21,10 @@ log = logging.getLogger('mmsent.core')
 
 # %% auto #0
 __all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MODALITIES', 'PRESETS', 'PRECISIONS', 'label_id',
-           'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support', 'cpu_capability', 'native_bf16',
-           'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close', 'aligned_copy', 'misaligned_copy',
-           'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options', 'option_types',
-           'check_types', 'record_given', 'given_fields', 'read_config', 'OptionsParser']
+           'parse_labels', 'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support', 'cpu_capability',
+           'native_bf16', 'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close', 'aligned_copy',
+           'misaligned_copy', 'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options',
+           'option_types', 'check_types', 'record_given', 'given_fields', 'read_config', 'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
@@ -35,18 +35,37 @@ label2id = {l: i for i, l in id2label.items()}
 # %% ../nbs/00_core.ipynb #b973d8db
 def label_id(
     label, # an int id, a numpy integer, a class name in any case, or an id written as a string
-)->int: # the class id in `range(NUM_CLASSES)`
-    "Normalise one label to its integer id, raising a `ValueError` that names the bad value."
-    if isinstance(label, bool): raise ValueError(f"label {label!r} is a bool, expected one of {LABELS} or an id 0-{NUM_CLASSES-1}")
+    labels:tuple=LABELS, # the label set: class names in id order
+)->int: # the class id in `range(len(labels))`
+    "Normalise one label to its integer id in `labels`, raising a `ValueError` that names the bad value."
+    n, names = len(labels), ', '.join(labels)
+    if isinstance(label, bool): raise ValueError(f"label {label!r} is a bool, expected one of {names} or an id 0-{n-1}")
     if isinstance(label, Integral) or (isinstance(label, float) and float(label).is_integer()):
         i = int(label)
-        if 0 <= i < NUM_CLASSES: return i
-        raise ValueError(f"label id {label!r} is out of range: expected 0-{NUM_CLASSES-1} ({', '.join(f'{k} {v}' for k, v in id2label.items())})")
+        if 0 <= i < n: return i
+        raise ValueError(f"label id {label!r} is out of range: expected 0-{n-1} ({', '.join(f'{k} {v}' for k, v in enumerate(labels))})")
     if isinstance(label, str):
         s = label.strip().lower()
-        if s in label2id: return label2id[s]
-        if s.lstrip('+-').isdigit(): return label_id(int(s))
-    raise ValueError(f"unknown label {label!r}: expected one of {LABELS} or an id 0-{NUM_CLASSES-1}")
+        ids = {l.lower(): k for k, l in enumerate(labels)}
+        if s in ids: return ids[s]
+        if s.lstrip('+-').isdigit(): return label_id(int(s), labels)
+    raise ValueError(f"unknown label {label!r}: expected one of {names} or an id 0-{n-1}")
+
+# %% ../nbs/00_core.ipynb #340a50d6
+def parse_labels(
+    labels:str|list|tuple, # 'a,b,c', or the names
+    flag:str='--labels', # what to call it in errors
+)->tuple: # the class names in id order
+    "A label set from the command line or a config, checked: at least two distinct non-numeric names."
+    names = [str(l).strip() for l in (labels.split(',') if isinstance(labels, str) else labels)]
+    if len(names) < 2: raise ValueError(f"{flag}: needs at least two class names separated by commas, got {labels!r}")
+    bad = [l for l in names if not l or l.lstrip('+-').replace('.', '', 1).isdigit()]
+    if bad: raise ValueError(f"{flag}: class names must be non-empty and not numbers, got {bad[0]!r}")
+    seen = {}
+    for l in names:
+        if l.lower() in seen: raise ValueError(f"{flag}: {l!r} appears twice (names are compared ignoring case)")
+        seen[l.lower()] = l
+    return tuple(names)
 
 # %% ../nbs/00_core.ipynb #a53010ec
 MODALITIES = ('text', 'audio', 'visual')

@@ -18,7 +18,7 @@ import ftfy
 from PIL import Image
 from fastcore.script import call_parse
 
-from .core import LABELS, MODALITIES, label_id
+from .core import LABELS, MODALITIES, label_id, parse_labels
 from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError, NonFiniteAudio,
                          ImageReadError, VideoReadError, write_test_mp4)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
@@ -26,10 +26,11 @@ from .synth import SynthConfig, synth_dataset_dir, synthesize
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'DATASETS', 'Record', 'DataError', 'fix_text', 'read_manifest', 'meld_clip_dir',
-           'read_meld', 'score_to_label', 'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'ScanResult',
-           'scan_record', 'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator',
-           'write_meld_fixture', 'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
+__all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'DATASETS', 'Record', 'DataError', 'fix_text',
+           'manifest_path', 'manifest_label_set', 'read_manifest', 'meld_clip_dir', 'read_meld', 'score_to_label',
+           'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'dataset_labels', 'ScanResult', 'scan_record',
+           'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator', 'write_meld_fixture',
+           'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -79,6 +80,32 @@ def _read_utf8(p:Path)->str:
         line = raw[:e.start].count(b'\n') + 1
         raise DataError(f"{p} is not UTF-8: byte 0x{raw[e.start]:02x} at line {line} (byte {e.start}) cannot be decoded; save it as UTF-8") from None
 
+# %% ../nbs/01b_datasets.ipynb #71d2f4e2
+def manifest_path(
+    path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
+)->Path:
+    "The manifest file `path` names."
+    p = Path(path)
+    if p.is_dir():
+        found = [p/n for n in ('manifest.csv', 'manifest.jsonl') if (p/n).exists()]
+        if not found: raise FileNotFoundError(f"no manifest.csv or manifest.jsonl in {p}")
+        p = found[0]
+    if not p.exists(): raise FileNotFoundError(f"manifest not found: {p}")
+    return p
+
+def manifest_label_set(
+    rows:list, # (line, row) pairs from a manifest, or a manifest's path
+)->tuple: # class names in id order
+    "A manifest's label set: negative, neutral, positive when its names are among those or two of them appear, else its distinct names in alphabetical order (ignoring case)."
+    if not isinstance(rows, list): rows = _manifest_rows(manifest_path(rows))
+    names = {}
+    for _, r in rows:
+        v = _cell(r, 'label')
+        if v is not None and not v.strip().lstrip('+-').replace('.', '', 1).isdigit(): names.setdefault(v.strip().lower(), v.strip())
+    if set(names) <= set(LABELS) or len(set(names) & set(LABELS)) >= 2: return LABELS   # then another name is an error naming its row (a typo is not a class)
+    if len(names) < 2: raise DataError(f"the manifest's label column has one class ({next(iter(names.values()))}): give the others with --labels")
+    return tuple(names[k] for k in sorted(names))
+
 # %% ../nbs/01b_datasets.ipynb #7da8bfbe
 def _cell(row, k):
     v = row.get(k)
@@ -108,15 +135,12 @@ def _manifest_rows(p:Path)->list[tuple[int, dict]]:
 def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
     require_label:bool=True, # False: rows without a label are allowed (label None), for prediction
+    labels:tuple|None=None, # the label set: class names in id order (None: the manifest's own, `manifest_label_set`)
 )->list[Record]:
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
-    p = Path(path)
-    if p.is_dir():
-        found = [p/n for n in ('manifest.csv', 'manifest.jsonl') if (p/n).exists()]
-        if not found: raise FileNotFoundError(f"no manifest.csv or manifest.jsonl in {p}")
-        p = found[0]
-    if not p.exists(): raise FileNotFoundError(f"manifest not found: {p}")
+    p = manifest_path(path)
     rows = _manifest_rows(p)
+    labels = tuple(labels) if labels else manifest_label_set(rows)
     if require_label and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
@@ -127,8 +151,9 @@ def read_manifest(
         if score is not None and not math.isfinite(score): raise DataError(f"{where}: score {score!r} is not a finite number")
         lab = _cell(r, 'label')
         if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
-        try: y = label_id(lab) if lab is not None else (score_to_label(score) if score is not None else None)
+        try: y = label_id(lab, labels) if lab is not None else (score_to_label(score) if score is not None and labels == LABELS else None)
         except ValueError as e: raise DataError(f"{where}: {e}") from None
+        if y is None and require_label: raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
         rid = _cell(r, 'id') or str(line)
         if rid in seen: raise DataError(f"{where}: duplicate id {rid!r}")
         seen.add(rid)
@@ -156,22 +181,28 @@ def meld_clip_dir(root:Path, split:str)->Path:
         if d.is_dir(): return d
     return root/name
 
+MELD_EMOTIONS = ('anger', 'disgust', 'fear', 'joy', 'neutral', 'sadness', 'surprise')
+TARGETS = dict(sentiment=LABELS, emotion=MELD_EMOTIONS)   # MELD's label columns, lower-cased, and their classes
+
 def read_meld(
     root:str|Path, # the MELD folder
     split:str='train', # 'train', 'val' (MELD's dev) or 'test'
+    target:str='sentiment', # the label: 'sentiment' (3 classes) or 'emotion' (the 7 of `MELD_EMOTIONS`)
 )->list[Record]:
-    "MELD records of one split: text, the clip (audio track and frames) and the sentiment."
+    "MELD records of one split: text, the clip (audio track and frames) and the sentiment or emotion."
     root, split = Path(root), SPLIT_ALIASES.get(split, split)
     if split not in MELD_SPLITS: raise ValueError(f"unknown MELD split {split!r}: use train, val or test")
+    if target not in TARGETS: raise ValueError(f"unknown MELD target {target!r}: use {' or '.join(TARGETS)}")
+    col = target.capitalize()
     csv_path = root/MELD_SPLITS[split][0]
     if not csv_path.exists(): raise FileNotFoundError(f"MELD annotation file not found: {csv_path}")
     clips, out = meld_clip_dir(root, split), []
     rows = list(csv.DictReader(io.StringIO(_read_utf8(csv_path), newline='')))
-    need = {'Utterance', 'Sentiment', 'Dialogue_ID', 'Utterance_ID'}
+    need = {'Utterance', col, 'Dialogue_ID', 'Utterance_ID'}
     if rows and not need <= set(rows[0]): raise DataError(f"{csv_path} lacks the MELD columns {sorted(need - set(rows[0]))}")
     for i, r in enumerate(rows, 2):
-        try: y = label_id(r['Sentiment'])
-        except ValueError as e: raise DataError(f"{csv_path}:{i}: {e}") from None
+        try: y = label_id(r[col], TARGETS[target])
+        except ValueError as e: raise DataError(f"{csv_path}:{i}: {col}: {e}") from None
         d, u = r['Dialogue_ID'].strip(), r['Utterance_ID'].strip()
         text = fix_text(r['Utterance'])
         out.append(Record(id=f'dia{d}_utt{u}', label=y, text=text, video_path=clips/f'dia{d}_utt{u}.mp4', split=split,
@@ -229,20 +260,43 @@ def load_records(
     data_root:str|Path|None=None, # where the data is (synth: None generates the default set into the cache)
     split:str='train', # 'train', 'val' or 'test'
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
+    labels:tuple|None=None, # a manifest's label set (None: `dataset_labels`)
+    target:str='sentiment', # meld: the label column, sentiment or emotion
 )->list[Record]:
     "The records of one split of a dataset."
     split = SPLIT_ALIASES.get(split, split)
+    if target != 'sentiment' and dataset != 'meld': raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
     if split not in ('train', 'val', 'test'): raise ValueError(f"unknown split {split!r}: use train, val or test")
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
     if dataset in ('meld', 'mosi', 'mosei') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
     if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
-    if dataset == 'meld': return read_meld(data_root, split)
+    if dataset == 'meld': return read_meld(data_root, split, target)
     if dataset in ('mosi', 'mosei'): return read_mmsa(data_root, split)
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
     if dataset == 'manifest' and data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
-    recs = read_manifest(data_root)
+    recs = read_manifest(data_root, labels=labels)
     if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
     return [r for r in recs if r.split == split]
+
+def dataset_labels(
+    dataset:str='synth', # one of DATASETS
+    data_root:str|Path|None=None, # where the data is
+    labels:str|tuple|None=None, # `--labels`: class names in id order, 'a,b,c' or a tuple (None: the data's own)
+    target:str='sentiment', # meld: sentiment or emotion
+    synth_config:SynthConfig|None=None, # for `synth` without `data_root`
+)->tuple: # the class names in id order
+    "The label set a run on this data uses: `labels` where given, MELD's and CMU-MOSI/MOSEI's own, or a manifest's (`manifest_label_set`)."
+    fixed = TARGETS.get(target) if dataset == 'meld' else LABELS if dataset in ('mosi', 'mosei') else None
+    if target not in TARGETS: raise ValueError(f"unknown --target {target!r}: use {' or '.join(TARGETS)}")
+    if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
+    if fixed is not None:
+        if labels is not None and tuple(l.lower() for l in parse_labels(labels)) != fixed:
+            raise ValueError(f"--labels: {dataset}{' ' + target if dataset == 'meld' else ''} has the classes {', '.join(fixed)}, in this order")
+        return fixed
+    if labels is not None: return parse_labels(labels)
+    if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
+    if data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
+    return manifest_label_set(data_root)
 
 # %% ../nbs/01b_datasets.ipynb #c7699c3a
 @dataclass
@@ -436,6 +490,8 @@ class MultiModalCollator:
         return {**inputs, **collate_targets(samples, self.task)}
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398
+_FIXTURE_EMOTIONS = dict(positive=('joy', 'surprise'), neutral=('neutral', 'neutral'), negative=('anger', 'sadness'))   # agree with the sentiment, as MELD's do
+
 def write_meld_fixture(
     root:str|Path, # folder to create
 )->Path:
@@ -447,7 +503,7 @@ def write_meld_fixture(
         write_test_mp4(path, (0.3*np.sin(2*np.pi*220*t)).astype(np.float32) if audio else None, frames=frames, fps=4)
     rows = {s: [] for s in MELD_SPLITS}
     def add(split, d, u, text, sentiment, kind='good'):
-        rows[split].append(dict(Utterance=text, Speaker='Joey', Emotion='neutral', Sentiment=sentiment, Dialogue_ID=d, Utterance_ID=u))
+        rows[split].append(dict(Utterance=text, Speaker='Joey', Emotion=_FIXTURE_EMOTIONS[sentiment][int(u) % 2], Sentiment=sentiment, Dialogue_ID=d, Utterance_ID=u))
         p = root/MELD_SPLITS[split][1]/f'dia{d}_utt{u}.mp4'; p.parent.mkdir(parents=True, exist_ok=True)
         if kind == 'good': clip(p)
         elif kind == 'corrupt': p.write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
@@ -498,11 +554,15 @@ def check_data(
     dataset:str, # one of DATASETS
     data_root:str|Path|None=None, # where the data is
     splits:tuple=('train', 'val', 'test'), # which splits to check
+    target:str='sentiment', # meld: sentiment or emotion
+    labels:str|tuple|None=None, # the label set (None: the data's own, `dataset_labels`)
 )->dict:
     "Scan every split of a dataset; return the per-split report: problems (unusable files) and notes (what will be handled)."
     out = {}
+    try: names = dataset_labels(dataset, data_root, labels, target)
+    except (OSError, ValueError) as e: return {s: dict(error=str(e)) for s in splits}
     for split in splits:
-        try: recs = load_records(dataset, data_root, split)
+        try: recs = load_records(dataset, data_root, split, labels=names, target=target)
         except (OSError, ValueError) as e: out[split] = dict(error=str(e)); continue   # DataError is a ValueError
         with ThreadPoolExecutor(4) as ex: results = list(ex.map(scan_record, recs))
         files = defaultdict(Counter)
@@ -514,7 +574,7 @@ def check_data(
                    problems=dict(Counter(_reason(p) for x in results for p in x.problems)),
                    files={k: dict(v) for k, v in files.items()}, videos_without_audio=sum(x.no_audio_track for x in results),
                    audio_seconds=dict(min=round(min(durs), 2), mean=round(float(np.mean(durs)), 2), max=round(max(durs), 2)) if durs else None,
-                   labels={LABELS[k]: v for k, v in sorted(Counter(r.label for r in recs).items())},
+                   labels={names[k]: v for k, v in sorted(Counter(r.label for r in recs).items())},
                    bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results) for k, p, why in x.problems],
                    notes=_notes(recs, results))
         if dataset == 'meld':
@@ -551,11 +611,13 @@ def mmsent_check_data(
     dataset:str='synth', # synth, manifest, meld, mosi or mosei
     data_root:str=None, # where the data is (synth: default set in the cache)
     split:str=None, # one split (default: train, val and test)
+    target:str='sentiment', # meld: the label column, sentiment or emotion
+    labels:str=None, # the class names in id order, comma-separated (default: the data's own)
     json:bool=False, # print the report as JSON
 ):
     "Scan a dataset and print a per-split integrity report; exit with status 1 if anything is unusable."
     import json as _json, sys
-    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'))
+    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'), target=target, labels=labels)
     if json: print(_json.dumps(rep, indent=2))
     else:
         for s, r in rep.items():

@@ -14,7 +14,7 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
-from .datasets import DataError, MultiModalCollator, MultiModalDataset, load_records, prepare_records
+from .datasets import DataError, MELD_EMOTIONS, MultiModalCollator, MultiModalDataset, load_records, prepare_records
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
 from .metrics import (Predictions, collect_predictions, task_metrics, modality_metrics, classification_metrics, regression_metrics,
@@ -41,10 +41,10 @@ def attention_analysis(
     mean = lambda t: t.mean(0).tolist()
     return dict(n=int(full.sum()), modalities=list(pr.modalities), heads=int(a.shape[1]),
                 overall=mean(a.mean(1)), per_head=mean(a),
-                per_class={c: mean(a[y == k].mean(1)) for k, c in enumerate(LABELS) if (y == k).any()},
+                per_class={c: mean(a[y == k].mean(1)) for k, c in enumerate(pr.class_names) if (y == k).any()},
                 per_outcome={name: mean(a[sel].mean(1)) for name, sel in (('correct', ok), ('incorrect', ~ok)) if sel.any()},
                 received={m: float(w[:, j].mean()) for j, m in enumerate(pr.modalities)},
-                received_per_class={c: {m: float(w[y == k][:, j].mean()) for j, m in enumerate(pr.modalities)} for k, c in enumerate(LABELS) if (y == k).any()})
+                received_per_class={c: {m: float(w[y == k][:, j].mean()) for j, m in enumerate(pr.modalities)} for k, c in enumerate(pr.class_names) if (y == k).any()})
 
 def gate_analysis(
     pr:Predictions, # from `collect_predictions` with a gated fusion
@@ -70,7 +70,7 @@ def shapley_analysis(
     every = torch.ones(len(phi), dtype=torch.bool)
     return dict(explains='the score' if pr.task == 'regression' else 'the log-probability of the predicted class',
                 baseline="the model's prior (training split's mean score)" if pr.task == 'regression' else "the model's prior (training split's class frequencies)",
-                n=int(len(phi)), overall=stats(every), per_class={c: stats(y == k) for k, c in enumerate(LABELS) if (y == k).any()})
+                n=int(len(phi)), overall=stats(every), per_class={c: stats(y == k) for k, c in enumerate(pr.class_names) if (y == k).any()})
 
 # %% ../nbs/06_evaluation.ipynb #e3182617
 def headline(
@@ -243,7 +243,7 @@ def evaluate_model(
     md = model.config.modality_dropout
     rep = dict(task=pr.task, n=len(pr.ids), samples=s, loss=pr.loss, fused=task_metrics(pr), modalities=modality_metrics(pr),
                modality_dropout=md, unimodal_fusion_weight=model.config.unimodal_fusion_weight, attention=attention_analysis(pr), gates=gate_analysis(pr), shapley=shapley_analysis(pr))
-    if pr.task == 'classification' and pr.scores is not None and not torch.isnan(pr.scores).all():   # a classifier on scored data
+    if pr.task == 'classification' and pr.polar and pr.scores is not None and not torch.isnan(pr.scores).all():   # a classifier on scored data
         known = ~torch.isnan(pr.scores)
         rep['regression'] = dict(regression_metrics(pr.pred_scores[known], pr.scores[known]),
                                  note='from the expected polarity 3 (P(positive) - P(negative)); train with --task regression for the literature protocol')
@@ -268,8 +268,9 @@ def _fused_lines(rep:dict)->list[str]:
              f"| loss | {rep['loss']:.4f} |", '']
     L += ['| class | precision | recall | F1 | support |', '|---|---|---|---|---|']
     L += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in f['per_class'].items()]
-    L += ['', 'Confusion matrix (rows true, columns predicted):', '', '| | ' + ' | '.join(LABELS) + ' |', '|---' * (len(LABELS) + 1) + '|']
-    L += [f"| {c} | " + ' | '.join(str(v) for v in row) + ' |' for c, row in zip(LABELS, f['confusion_matrix'])]
+    names = list(f['per_class'])   # the model's classes, in id order
+    L += ['', 'Confusion matrix (rows true, columns predicted):', '', '| | ' + ' | '.join(names) + ' |', '|---' * (len(names) + 1) + '|']
+    L += [f"| {c} | " + ' | '.join(str(v) for v in row) + ' |' for c, row in zip(names, f['confusion_matrix'])]
     return L
 
 def _sample_lines(rep:dict)->list[str]:
@@ -351,10 +352,10 @@ def write_report(
         with open(out/'shapley.csv', 'w', newline='') as fh:
             w = csv.writer(fh); w.writerow(['id', 'prediction', *pr.modalities])
             for i, sid in enumerate(pr.ids):
-                w.writerow([sid, LABELS[int(pr.preds[i])], *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
+                w.writerow([sid, pr.class_names[int(pr.preds[i])], *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
         plot_shapley(rep['shapley'], out/'shapley.png')
     cm = rep['fused']['classes' if pr.task == 'regression' else 'confusion_matrix']
-    plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png')
+    plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png', class_names=pr.class_names)
     if rep.get('attention') and rep['attention'].get('n'): _write_attention(rep['attention'], out)
     if rep.get('ablation'): plot_ablation(rep['ablation'], out/'ablation.png', metric='MAE' if pr.task == 'regression' else 'accuracy')
     if history is not None and Path(history).exists(): plot_history(history, out/'training_curves.png')
@@ -366,7 +367,7 @@ def _write_predictions(pr:Predictions, path:Path):
     reg = pr.task == 'regression'
     with open(path, 'w', newline='') as fh:
         w = csv.writer(fh)
-        w.writerow(['id', 'label', 'prediction', *(['score', 'pred_score'] if reg else [f'p_{c}' for c in LABELS]),
+        w.writerow(['id', 'label', 'prediction', *(['score', 'pred_score'] if reg else [f'p_{c}' for c in pr.class_names]),
                     *[f'{m}_prediction' for m in pr.modalities], *(['score'] if pr.scores is not None and not reg else [])])
         probs, preds, truth = pr.probs, pr.preds, pr.true_classes
         for i, sid in enumerate(pr.ids):
@@ -376,9 +377,9 @@ def _write_predictions(pr:Predictions, path:Path):
                 uni = [f"{float(pr.unimodal_logits[m][i, 0]):.4f}" if here(j) else '' for j, m in enumerate(pr.modalities)]
             else:
                 vals = [f'{float(p):.5f}' for p in probs[i]]
-                uni = [LABELS[int(pr.unimodal_preds(m)[i])] if here(j) else '' for j, m in enumerate(pr.modalities)]
+                uni = [pr.class_names[int(pr.unimodal_preds(m)[i])] if here(j) else '' for j, m in enumerate(pr.modalities)]
             extra = [f'{float(pr.scores[i]):.4f}'] if pr.scores is not None and not reg else []
-            w.writerow([sid, LABELS[int(truth[i])] if truth[i] >= 0 else '', LABELS[int(preds[i])], *vals, *uni, *extra])
+            w.writerow([sid, pr.class_names[int(truth[i])] if truth[i] >= 0 else '', pr.class_names[int(preds[i])], *vals, *uni, *extra])
 
 def _write_attention(a:dict, out:Path):
     "attention.json, attention.csv and attention.png."
@@ -398,10 +399,13 @@ def eval_records(
     data_root:str|Path|None, # where the data is
     split:str='test', # 'train', 'val', 'test', or 'all' (every split, e.g. of a held-out set)
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
+    labels:tuple|None=None, # the model's classes (None: the data's own)
+    target:str='sentiment', # meld: sentiment or emotion
 )->list:
     "The records to evaluate on: one split, or all of them."
-    if split != 'all': return load_records(dataset, data_root, split, synth_config=synth_config)
-    return [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, synth_config=synth_config)]
+    kw = dict(synth_config=synth_config, labels=labels, target=target)
+    if split != 'all': return load_records(dataset, data_root, split, **kw)
+    return [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, **kw)]
 
 def truncation_counts(
     records:list, # scanned records (`prepare_records` sets their audio length)
@@ -430,6 +434,7 @@ def mmsent_eval(
     dataset:str='synth', # synth, manifest, meld, mosi or mosei
     data_root:str=None, # where the data is (synth: the default set in the cache)
     split:str='test', # train, val, test, or all (e.g. a held-out set)
+    target:str=None, # meld: sentiment or emotion (default: emotion for a model of MELD's 7 emotions, else sentiment)
     out:str='eval', # output folder
     batch_size:int=32, # samples per batch
     num_workers:int=0, # DataLoader workers
@@ -450,7 +455,9 @@ def mmsent_eval(
         m = EndToEndMultiModalModel.from_pretrained(model).to(resolve_device(device))
         proc, prep = _preprocessing(MultiModalProcessor.from_pretrained(model), n_frames, max_audio_seconds, max_text_tokens)
         sc = SynthConfig(n=synth_n, seed=0, task=m.config.task)
-        recs = eval_records(dataset, data_root, split, synth_config=sc)
+        cls = m.config.class_names if m.config.task == 'classification' else None
+        target = target or ('emotion' if dataset == 'meld' and cls == MELD_EMOTIONS else 'sentiment')
+        recs = eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target)
         if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
         recs, data_rep = prepare_records(recs, skip_bad=skip_bad, report_path=Path(out)/f'data_report_{split}.json' if skip_bad else None,
                                          name=f'{dataset}/{split}')

@@ -119,6 +119,12 @@ class Predictions:
     modality_weights:torch.Tensor|None=None # (N, M) attention received, or gates (gated fusion)
     shapley:torch.Tensor|None=None # (N, M) modality Shapley values, NaN where absent (when asked for)
     skipped:int=0 # samples not scored because no modality was left
+    class_names:tuple=LABELS # the classes 0..C-1 (a regressor's: the three its score maps to)
+
+    @property
+    def polar(self)->bool:
+        "Whether the classes are negative, neutral and positive (in any case), so that a classifier has an expected polarity."
+        return tuple(c.lower() for c in self.class_names) == LABELS
 
     @property
     def probs(self)->torch.Tensor|None:
@@ -128,7 +134,9 @@ class Predictions:
     @property
     def pred_scores(self)->torch.Tensor:
         "(N,) the predicted score: the regression output, or a classifier's expected polarity."
-        return self.logits[:, 0] if self.task == 'regression' else torch.from_numpy(expected_score(self.probs)).float()
+        if self.task == 'regression': return self.logits[:, 0]
+        if not self.polar: raise ValueError(f"classes {', '.join(self.class_names)} have no polarity score (only negative, neutral, positive do)")
+        return torch.from_numpy(expected_score(self.probs)).float()
 
     @property
     def preds(self)->torch.Tensor:
@@ -202,7 +210,8 @@ def collect_predictions(
     return Predictions(task=base.config.task, modalities=mods, ids=ids if accelerator is None else None, labels=cat('labels'),
                        scores=cat('scores') if has_scores else None, logits=cat('logits'),
                        unimodal_logits={m: uni[:, j] for j, m in enumerate(mods)}, present=cat('present'), loss=loss/n,
-                       attention=cat('attention'), modality_weights=cat('weights'), shapley=cat('shapley'), skipped=skipped)
+                       attention=cat('attention'), modality_weights=cat('weights'), shapley=cat('shapley'), skipped=skipped,
+                       class_names=base.config.class_names if base.config.task == 'classification' else LABELS)
 
 # %% ../nbs/04b_metrics.ipynb #0f9cae86
 def task_metrics(
@@ -212,10 +221,10 @@ def task_metrics(
     if pr.task == 'regression':
         known = ~torch.isnan(pr.scores) if pr.scores is not None else torch.zeros(len(pr.logits), dtype=torch.bool)
         if not known.any(): raise ValueError("a regression model can only be scored on data with scores")
-        cls = classification_metrics(pr.true_classes[known], pr.preds[known])
+        cls = classification_metrics(pr.true_classes[known], pr.preds[known], pr.class_names)
         return dict(regression_metrics(pr.pred_scores[known], pr.scores[known]), loss=pr.loss, classes=cls,
                     accuracy=cls['accuracy'], weighted_f1=cls['weighted_f1'])
-    return dict(classification_metrics(pr.labels, pr.preds), loss=pr.loss)
+    return dict(classification_metrics(pr.labels, pr.preds, pr.class_names), loss=pr.loss)
 
 def modality_metrics(
     pr:Predictions, # from `collect_predictions`
@@ -229,7 +238,7 @@ def modality_metrics(
             known = rows & ~torch.isnan(pr.scores)
             res[m] = dict(regression_metrics(pr.unimodal_logits[m][known, 0], pr.scores[known]),
                           accuracy=float((pr.unimodal_preds(m)[known] == pr.true_classes[known]).float().mean()))
-        else: res[m] = classification_metrics(pr.labels[rows], pr.unimodal_preds(m)[rows])
+        else: res[m] = classification_metrics(pr.labels[rows], pr.unimodal_preds(m)[rows], pr.class_names)
     return res
 
 # %% ../nbs/04b_metrics.ipynb #d2465731

@@ -21,7 +21,7 @@ from transformers.utils import ModelOutput
 from fastcore.basics import patch
 
 import mmsent
-from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, aligned_copy
+from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, aligned_copy, parse_labels
 from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentModel, UnimodalSentimentModel,
                              load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file, write_checksums,
                              verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object, _type_ok, encoder_family)
@@ -48,8 +48,8 @@ def _check_fields(values:dict, spec, where:str=''):
         lo, hi = _RANGES.get(where + f.name, _RANGES.get(f.name, (None, None)))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
             raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
-        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name == 'modalities' else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
-            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name == 'modalities' else 'numbers'}, got {v!r}")
+        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name in ('modalities', 'labels') else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
+            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name in ('modalities', 'labels') else 'numbers'}, got {v!r}")
 
 def _check_config_types(values:dict):
     "`ModelConfig` field values checked before use: wrong types from a hand-edited config.json are named, not crashed on."
@@ -85,6 +85,7 @@ class ModelConfig(PreTrainedConfig):
     lora:dict|None=None # LoRA adapters on every encoder: {'r', 'alpha', 'dropout', 'targets'} as `UnimodalSentimentModel.add_lora` takes them (None: full fine-tuning)
     task:str='classification' # 'classification' (class logits, cross-entropy) or 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss)
     num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
+    labels:tuple|None=None # the class names in id order, saved as `id2label` too (None: negative, neutral, positive with 3 classes, else LABEL_0, LABEL_1...)
     fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer (a `FusionConfig`, its dict, or just its kind)
     head_dropout:float=0.1 # dropout before each unimodal head
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss in the combined loss (0: fused loss only)
@@ -100,6 +101,7 @@ class ModelConfig(PreTrainedConfig):
 
     def __init__(self, **kwargs):
         own = {f.name for f in fields(ModelConfig) if f.name not in _HF_KEYS}
+        if kwargs.get('labels') is not None and 'num_classes' not in kwargs and isinstance(kwargs['labels'], (list, tuple)): kwargs['num_classes'] = len(kwargs['labels'])
         for f in fields(ModelConfig):
             default = f.default if f.default is not MISSING else f.default_factory()
             setattr(self, f.name, kwargs.pop(f.name, default))
@@ -112,7 +114,7 @@ class ModelConfig(PreTrainedConfig):
             if f.name in own and f.type in ('int', 'float'): setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
         self._validate()
         kwargs.pop('num_labels', None)
-        self.id2label = {i: LABELS[i] if self.num_outputs == NUM_CLASSES else f'LABEL_{i}' for i in range(self.num_outputs)}
+        self.id2label = dict(enumerate(self.class_names)) if self.task == 'classification' else {0: 'LABEL_0'}
         self.label2id = {v: k for k, v in self.id2label.items()}
         self.problem_type = 'regression' if self.task == 'regression' else 'single_label_classification'
         super().__post_init__(**kwargs)
@@ -126,6 +128,11 @@ class ModelConfig(PreTrainedConfig):
         bad = [m for m in self.modalities if m not in MODALITIES]
         if bad or not self.modalities: raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         self.modalities = tuple(m for m in MODALITIES if m in self.modalities)  # canonical order
+        if self.labels is not None:
+            self.labels = parse_labels(self.labels, 'labels')
+            if len(self.labels) != self.num_classes: raise ValueError(f"labels has {len(self.labels)} names but num_classes is {self.num_classes}")
+            if self.task == 'regression' and tuple(l.lower() for l in self.labels) != LABELS:
+                raise ValueError(f"a regression model's score maps to {', '.join(LABELS)}: labels cannot be {', '.join(self.labels)}")
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights)
             if self.task != 'classification': raise ValueError("class_weights apply to classification only")
@@ -143,6 +150,12 @@ class ModelConfig(PreTrainedConfig):
             self.prior = tuple(float(p) for p in self.prior)
             if len(self.prior) != self.num_outputs: raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
         get_preset(self.preset)
+
+    @property
+    def class_names(self)->tuple:
+        "The class names in id order: `labels`, else negative, neutral, positive (3 classes) or LABEL_0, LABEL_1..."
+        if self.labels: return tuple(self.labels)
+        return LABELS if self.num_classes == NUM_CLASSES else tuple(f'LABEL_{i}' for i in range(self.num_classes))
 
     @property
     def num_outputs(self)->int:
@@ -597,8 +610,8 @@ def _card_metadata(model, x:dict, metrics:dict, base:dict, pre:bool)->ModelCardD
 def _card_intro(model, x:dict, pre:bool)->list:
     "What the model is, and the encoders' starting points (a checkpoint, random weights, or a pre-trained mmsent model)."
     c = model.config
-    what = ('classification into ' + ', '.join(LABELS) if c.task == 'classification' and c.num_classes == NUM_CLASSES else
-            'regression: one sentiment score in [-3, 3]' if c.task == 'regression' else f'{c.num_classes}-class classification')
+    what = ('regression: one sentiment score in [-3, 3]' if c.task == 'regression' else
+            f"{c.num_classes}-class classification into {', '.join(c.class_names)}")
     L = ([f"Encoders for {', '.join(model.modalities)} pre-trained without labels by `mmsent_pretrain`: projection heads on each "
           "modality's pooled embedding, trained so that the modalities of the same clip match (symmetric InfoNCE between every pair "
           "of modalities a clip has). The fusion layer and the sentiment heads are untrained: start a supervised run from this folder "

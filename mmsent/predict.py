@@ -40,6 +40,7 @@ class TorchBackend:
     ):
         self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
         self.modalities, self.task = tuple(model.modalities), model.config.task
+        self.class_names = model.config.class_names if self.task == 'classification' else LABELS
 
     @torch.no_grad()
     def __call__(self, inputs:dict)->dict:
@@ -72,6 +73,7 @@ class OnnxBackend:
         if threads: so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         self.session = ort.InferenceSession(str(graph), sess_options=so, providers=providers)
         self.modalities, self.task = tuple(info['modalities']), info['task']
+        self.class_names = tuple(info.get('labels') or LABELS)   # exports before label sets: negative, neutral, positive
         self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
 
     def __call__(self, inputs:dict)->dict:
@@ -186,23 +188,23 @@ def predict_samples(self:Predictor,
     col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
     inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
     out = self.backend(inputs)   # the one step that depends on the backend
-    reg, mods = self.backend.task == 'regression', self.backend.modalities
+    reg, mods, names = self.backend.task == 'regression', self.backend.modalities, self.backend.class_names
     logits = torch.from_numpy(out['logits']).float()
     res = []
     for i in range(len(samples)):
         here = [j for j in range(len(mods)) if out['modality_mask'][i, j]]
         used = [mods[j] for j in here]
         head = lambda j: torch.from_numpy(out['unimodal_logits'][i, j]).float()
-        uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(LABELS, head(j).softmax(-1).tolist()))) for j in here}
+        uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(names, head(j).softmax(-1).tolist()))) for j in here}
         att = out['attention'][i][:, here][:, :, here].tolist() if out['attention'] is not None else None
         w = {mods[j]: float(out['modality_weights'][i, j]) for j in here} if out['modality_weights'] is not None else None
         shap = {mods[j]: float(out['shapley'][i, j]) for j in here} if out['shapley'] is not None else None
         if reg:
             s = float(logits[i, 0])
-            res.append(Prediction(label=LABELS[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
+            res.append(Prediction(label=names[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
                                   attention=att, modality_weights=w, score=s, shapley=shap))
         else:
-            p = dict(zip(LABELS, logits[i].softmax(-1).tolist()))
+            p = dict(zip(names, logits[i].softmax(-1).tolist()))
             res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap))
     return res
 
@@ -261,11 +263,12 @@ def write_predictions(
     elif out.suffix == '.csv':
         with open(out, 'w', newline='', encoding='utf-8') as f:
             w = csv.writer(f)
-            w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in LABELS], 'modalities', *[f'{m}_prediction' for m in MODALITIES],
+            names = next((list(p.probs) for _, p in preds if p.probs), LABELS)   # the model's classes
+            w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in names], 'modalities', *[f'{m}_prediction' for m in MODALITIES],
                         *[f'{m}_shapley' for m in MODALITIES]])
             for sid, p in preds:
                 head = lambda m: (f"{p.unimodal[m]['score']:.4f}" if p.score is not None else max(p.unimodal[m], key=p.unimodal[m].get)) if m in p.unimodal else ''
-                w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}', *[f'{p.probs[c]:.5f}' if p.probs else '' for c in LABELS],
+                w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}', *[f'{p.probs[c]:.5f}' if p.probs else '' for c in names],
                             '+'.join(p.modalities), *[head(m) for m in MODALITIES],
                             *[f'{p.shapley[m]:.5f}' if p.shapley and m in p.shapley else '' for m in MODALITIES]])
     else: raise ValueError(f"--out must end in .csv or .jsonl, got {out}")

@@ -23,11 +23,11 @@ from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
 import mmsent
-from .core import LABELS, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability
+from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability, parse_labels
 from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
                          resolve_precision)
 from .synth import SynthConfig
-from .datasets import (DATASETS, load_records, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
+from .datasets import (DATASETS, TARGETS, load_records, dataset_labels, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
 from .encoders import MultiModalProcessor, EncoderLoadError, EncoderFamilyError, base_config, encoder_family, _config_of
 from .fusion import FusionConfig, FUSION_KINDS
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, TASKS
@@ -66,6 +66,8 @@ class TrainConfig:
     dataset:str='synth' # synth, manifest, meld, mosi or mosei
     data_root:str|None=None # where the data is (synth: None generates the default set into the cache)
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
+    labels:str|None=None # the class names in id order, comma-separated, e.g. anger,joy,sadness (default: negative,neutral,positive, or a manifest's own names in alphabetical order)
+    target:str='sentiment' # meld: the label column, sentiment (3 classes) or emotion (7 classes)
     skip_bad:bool=False # drop samples with unusable files (listed in models/data_report_*.json) instead of stopping
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
@@ -176,22 +178,33 @@ class TrainConfig:
             raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
         self._check_encoders()
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
+        self._check_labels()
         if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
         if self.metric not in SELECTION_METRICS[self.task]:
             raise ConfigError('metric', f"{self.metric!r} is not one of {SELECTION_METRICS[self.task]} for {self.task}")
-        if self.class_weights is not None:
-            if self.task != 'classification': raise ConfigError('class_weights', "apply to classification only")
-            if self.class_weights != 'balanced':
-                try: w = [float(x) for x in str(self.class_weights).split(',')]
-                except ValueError: w = []
-                if len(w) != len(LABELS) or min(w) <= 0:
-                    raise ConfigError('class_weights', f"must be 'balanced' or {len(LABELS)} positive numbers like '1,2,1', got {self.class_weights!r}")
         pre = self._pretrained_encoders
         if self.epochs is None: self.epochs = 10 if pre else 20
         if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
         if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
+
+    def _check_labels(self):
+        "`target` (MELD's label column), `labels` (a label set, for classification) and `class_weights` (one per class)."
+        check_options([(self.target in TARGETS, 'target', f"must be one of {', '.join(TARGETS)}, got {self.target!r}"),
+                       (self.target == 'sentiment' or self.dataset == 'meld', 'target', f"{self.target} is for --dataset meld (the others have sentiment labels)")])
+        if self.labels is not None:
+            try: parse_labels(self.labels)
+            except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
+            if self.task == 'regression': raise ConfigError('labels', "apply to classification (a regression's score maps to negative, neutral, positive)")
+        if self.class_weights is None: return
+        if self.task != 'classification': raise ConfigError('class_weights', "apply to classification only")
+        if self.class_weights == 'balanced': return
+        try: w = [float(x) for x in str(self.class_weights).split(',')]
+        except ValueError: w = []
+        n = len(parse_labels(self.labels)) if self.labels else len(TARGETS[self.target]) if self.dataset != 'manifest' else None   # a manifest's: when the run starts
+        if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
+            raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
 
     def _check_encoders(self):
         "The modality subset, the pooling, each checkpoint given for a slot (a supported family of that slot, read from its config only), LoRA."
@@ -253,12 +266,15 @@ class TrainConfig:
         "Accelerate's `mixed_precision` for this run ('no', 'bf16' or 'fp16'; `precision` auto as `resolve_precision` picks it)."
         return resolve_precision(self.precision, self.device)
 
-    def model_config(self)->ModelConfig:
+    def model_config(self,
+        labels:tuple|None=None, # the class names (classification; None: negative, neutral, positive)
+    )->ModelConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model, visual_model=self.visual_model,
                          modalities=tuple(self.modalities.split(',')), pooling=self._pooling_by_slot() or None, lora=self._lora_config(),
-                         task=self.task, fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
+                         task=self.task, labels=labels if self.task == 'classification' else None,
+                         fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing)
         if self.random_init and self.preset != 'tiny':
@@ -750,6 +766,9 @@ def _teacher(cfg, teacher_model, model, processor, acc):
     if teacher is None: return None, None
     if tuple(teacher.modalities) != tuple(model.modalities):
         raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has {model.modalities}")
+    if (teacher.config.task, teacher.config.class_names) != (model.config.task, model.config.class_names):
+        raise ValueError(f"teacher {cfg.teacher or ''} predicts {', '.join(teacher.config.class_names)} ({teacher.config.task}) but the student "
+                         f"{', '.join(model.config.class_names)} ({model.config.task}): distil between models of the same classes")
     if tproc is not None and same_processor(tproc, processor): tproc = None
     log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
              "its own processor" if tproc is not None else "the student's processor")
@@ -771,14 +790,17 @@ def setup_run(
     set_seed(cfg.seed)
     log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
              json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
-    model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config()), cfg.processor())
+    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, cfg.synth_config()) if cfg.task == 'classification' else None
+    model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config(labels)), cfg.processor())
+    if labels and model.config.class_names != labels:
+        raise CheckpointError(f"cannot resume from {ckpt['dir']}: its classes are {', '.join(model.config.class_names)}, the data's are {', '.join(labels)}")
     if ckpt is None and cfg.init_from: load_encoders(model, cfg.init_from); log.info("encoders from %s (fusion and heads start fresh)", cfg.init_from)
     teacher, teacher_processor = _teacher(cfg, teacher_model, model, processor, acc)
     train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher, teacher_processor)
     if ckpt is None:   # a resumed model has these in its config already
-        model.config.prior = training_prior(train_recs, cfg.task)
-        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs)
-        if model.config.class_weights: log.info("class weights %s", dict(zip(LABELS, map(lambda w: round(w, 3), model.config.class_weights))))
+        model.config.prior = training_prior(train_recs, cfg.task, model.config.num_classes)
+        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs, model.config.class_names)
+        if model.config.class_weights: log.info("class weights %s", dict(zip(model.config.class_names, map(lambda w: round(w, 3), model.config.class_weights))))
     steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
     total = steps_per_epoch*cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
@@ -1066,7 +1088,7 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     sc = cfg.synth_config()
     splits = {}
     for split in ('train', 'val'):
-        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc)
+        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task == 'classification' else None, target=cfg.target)
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
@@ -1098,23 +1120,28 @@ def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_lo
 def training_prior(
     records:list, # the training split's records
     task:str, # 'classification' or 'regression'
+    num_classes:int=NUM_CLASSES, # how many classes the model has
 )->tuple: # class frequencies, or (mean score,)
     "What a model knows with no modality at all: the training split's class frequencies, or its mean score (the Shapley baseline)."
     if task == 'regression': return (float(np.mean([r.score for r in records])),)
-    counts = np.bincount([r.label for r in records], minlength=len(LABELS)).astype(float)
+    counts = np.bincount([r.label for r in records], minlength=num_classes).astype(float)
     return tuple((counts/counts.sum()).tolist())
 
 # %% ../nbs/05_train.ipynb #6e0b39c5
 def class_weights_for(
     spec:str|None, # 'balanced', 'w0,w1,w2', or None
     records:list, # the training split's records
+    class_names:tuple=LABELS, # the model's classes
 )->tuple|None:
     "The per-class cross-entropy weights of `--class_weights`: 'balanced' gives n / (classes * count), scikit-learn's rule."
     if spec is None: return None
-    if spec != 'balanced': return tuple(float(x) for x in spec.split(','))
-    counts = np.bincount([r.label for r in records], minlength=len(LABELS))
-    if (counts == 0).any(): raise ValueError(f"--class_weights balanced: the training split has no {[LABELS[i] for i in np.flatnonzero(counts == 0)]} samples")
-    return tuple((counts.sum()/(len(LABELS)*counts)).tolist())
+    if spec != 'balanced':
+        w = tuple(float(x) for x in spec.split(','))
+        if len(w) != len(class_names): raise ValueError(f"--class_weights has {len(w)} numbers but the data has {len(class_names)} classes ({', '.join(class_names)})")
+        return w
+    counts = np.bincount([r.label for r in records], minlength=len(class_names))
+    if (counts == 0).any(): raise ValueError(f"--class_weights balanced: the training split has no {[class_names[i] for i in np.flatnonzero(counts == 0)]} samples")
+    return tuple((counts.sum()/(len(class_names)*counts)).tolist())
 
 # %% ../nbs/05_train.ipynb #e4077151
 def load_encoders(
@@ -1147,9 +1174,10 @@ def split_loader(
     processor:MultiModalProcessor, # the model's processor
     modalities:tuple, # the model's modalities
     split:str='test', # which split
+    labels:tuple|None=None, # the model's classes (classification)
 ):
     "A loader over one split of the run's dataset, decoded as training decoded it."
-    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config())
+    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels, target=config.target)
     if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
     ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
@@ -1168,7 +1196,7 @@ def run_seeds(
         res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'), log_dir=str(Path(config.log_dir)/f'seed_{s}')))
         d = out/f'seed_{s}'/BEST_NAME
         model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
-        dl, report = split_loader(config, proc, model.modalities)
+        dl, report = split_loader(config, proc, model.modalities, labels=model.config.class_names if config.task == 'classification' else None)
         tm = task_metrics(collect_predictions(model, dl))
         per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
         per_seed[s]['skipped'] = report['dropped']
