@@ -66,7 +66,7 @@ def probability_table(
     if p.score is not None:
         return pd.DataFrame({'fused': {'score': p.score}, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}})
     cols = {'fused': p.probs, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}}
-    return pd.DataFrame(cols).loc[list(mcore.LABELS)]
+    return pd.DataFrame(cols).loc[list(p.probs)]   # the model's classes, in id order
 
 def shapley_figure(
     p:mpredict.Prediction, # one prediction
@@ -116,7 +116,7 @@ def show_prediction(st, p:mpredict.Prediction):
     with left:
         if p.probs is not None:
             st.markdown('#### Class probabilities')
-            st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(mcore.LABELS)], y_label='probability')
+            st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(p.probs)], y_label='probability')
         st.markdown('#### Each modality on its own')
         t = probability_table(p).T
         if p.score is None: t.insert(0, 'prediction', t.idxmax(axis=1))
@@ -172,8 +172,8 @@ def main(argv:list|None=None):
     args, _ = _parser().parse_known_args(argv)
     st.set_page_config(page_title='mmsent', page_icon='💬', layout='wide')
     st.title('mmsent: multimodal sentiment')
-    st.caption('Enter a text and/or upload an audio file, an image or a video (any subset): the model predicts negative, '
-               'neutral or positive, and shows what each modality said and where the fusion looked.')
+    st.caption('Enter a text and/or upload an audio file, an image or a video (any subset): the model predicts one of its '
+               'classes (negative, neutral or positive for a sentiment model), and shows what each modality said and where the fusion looked.')
     with st.sidebar:
         st.header('Model')
         model_dir = st.text_input('Model directory', value=args.model, help='a directory written by mmsent_train')
