@@ -140,7 +140,12 @@ def read_manifest(
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
     p = manifest_path(path)
     rows = _manifest_rows(p)
-    labels = tuple(labels) if labels else manifest_label_set(rows)
+    if labels: labels = tuple(labels)
+    else:
+        try: labels = manifest_label_set(rows)
+        except DataError:   # one class only: prediction and pre-training, which need no labels, then read none
+            if require_label: raise
+            labels = None
     if require_label and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
@@ -151,7 +156,7 @@ def read_manifest(
         if score is not None and not math.isfinite(score): raise DataError(f"{where}: score {score!r} is not a finite number")
         lab = _cell(r, 'label')
         if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
-        try: y = label_id(lab, labels) if lab is not None else (score_to_label(score) if score is not None and labels == LABELS else None)
+        try: y = label_id(lab, labels) if lab is not None and labels else (score_to_label(score) if score is not None and labels == LABELS else None)
         except ValueError as e: raise DataError(f"{where}: {e}") from None
         if y is None and require_label: raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
         rid = _cell(r, 'id') or str(line)

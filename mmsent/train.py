@@ -621,13 +621,14 @@ def distillation_loss(
     temperature:float=2.0, # softening temperature T
     unimodal_weight:float=0.0, # weight of each unimodal head's distillation term (0: the fused logits only)
 )->tuple[torch.Tensor, torch.Tensor]: # (total loss, the distillation term, detached)
-    "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss."
-    kd = kd_loss(out.logits, teacher_out.logits, temperature)
+    "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss; a regressor's KD is the squared score difference."
+    term = kd_loss if out.logits.shape[-1] > 1 else (lambda s, t, T: F.mse_loss(s.float(), t.float()))   # regression: one score, no temperature
+    kd = term(out.logits, teacher_out.logits, temperature)
     if unimodal_weight:
         for m, s in out.unimodal_logits.items():
             t = teacher_out.unimodal_logits[m]
             rows = torch.isfinite(s).all(-1) & torch.isfinite(t).all(-1)   # NaN rows: the sample lacks m (or it was dropped)
-            if rows.any(): kd = kd + unimodal_weight*kd_loss(s[rows], t[rows], temperature)
+            if rows.any(): kd = kd + unimodal_weight*term(s[rows], t[rows], temperature)
     if alpha < 1 and out.loss is None: raise ValueError("distillation_loss needs the student's label loss (call the model with labels) when alpha < 1")
     total = alpha*kd if alpha == 1 else alpha*kd + (1 - alpha)*out.loss
     return total, kd.detach()

@@ -14,7 +14,8 @@ from fastcore.script import call_parse, store_true
 from .core import get_preset
 from .core import OptionsParser
 from .synth import SynthConfig
-from .datasets import load_records
+from .datasets import load_records, dataset_labels
+from .metrics import LOWER_IS_BETTER
 from .fusion import FUSION_KINDS
 from .train import TrainConfig, train, TrainingDiverged
 
@@ -63,11 +64,11 @@ class SearchSpace:
 # %% ../nbs/10_tune.ipynb #0d6ac3ef
 def pruning_callback(
     trial:optuna.Trial, # the running trial
-    metric:str='accuracy', # accuracy or weighted_f1 (the history's `val_` + metric)
+    metric:str='accuracy', # a validation metric of the task (`mmsent.metrics.SELECTION_METRICS`)
 ):
     "An `on_epoch_end(epoch, record)` for `train`: report the validation metric, raise `optuna.TrialPruned` when the pruner says so."
     def on_epoch_end(epoch:int, record:dict):
-        v = record[f'val_{metric}']
+        v = record['val_metrics'][metric]
         trial.report(v, epoch)
         if trial.should_prune(): raise optuna.TrialPruned(f"trial {trial.number} pruned at epoch {epoch} (val {metric} {v:.4f})")
     return on_epoch_end
@@ -85,7 +86,7 @@ def storage(
                                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 # %% ../nbs/10_tune.ipynb #9f96a478
-_FIXED = ('dataset', 'data_root', 'synth_n', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
+_FIXED = ('dataset', 'data_root', 'synth_n', 'labels', 'target', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
           'lora_r', 'lora_alpha', 'lora_dropout', 'lora_targets', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
           'max_train_steps', 'device', 'precision')
 
@@ -102,7 +103,9 @@ def best_params(
 BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.db'
 
 def _total_steps(cfg:TrainConfig)->int:
-    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=SynthConfig(n=cfg.synth_n, seed=0)))
+    sc = SynthConfig(n=cfg.synth_n, seed=0)
+    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc) if cfg.task == 'classification' else None
+    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target))
     steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs
     return min(steps, cfg.max_train_steps) if cfg.max_train_steps else steps
 
@@ -128,7 +131,7 @@ def tune(
     st = storage(out/STUDY_DB, grace_period)
     stored = study_name in optuna.study.get_all_study_names(st)
     n_before = len(optuna.load_study(study_name=study_name, storage=st).trials) if stored else 0
-    study = optuna.create_study(study_name=study_name, storage=st, load_if_exists=True, direction='maximize',
+    study = optuna.create_study(study_name=study_name, storage=st, load_if_exists=True, direction='minimize' if base.metric in LOWER_IS_BETTER else 'maximize',
                                 sampler=optuna.samplers.TPESampler(seed=base.seed + n_before, n_startup_trials=n_startup_trials),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=prune_warmup_epochs))
     study.set_user_attr('metric', base.metric)

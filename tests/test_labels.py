@@ -120,3 +120,21 @@ def test_meld_emotions_through_check_data(tmp_path):
     assert set(rep['labels']) <= set(MELD_EMOTIONS) and {'joy', 'anger', 'neutral'} <= set(rep['labels']), rep['labels']
     r = cli('mmsent_check_data', '--dataset', 'meld', '--data_root', meld, '--target', 'joy', '--split', 'train')
     assert r.returncode == 1 and "unknown --target 'joy': use sentiment or emotion" in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_distillation_needs_the_teacher_s_classes_and_works_for_regression(data, tmp_path):
+    "A teacher of other classes is refused in one line; a regression teacher distils into a regression student (the squared score difference)."
+    import torch
+    from mmsent.model import EndToEndMultiModalModel
+    from mmsent.synth import synthesize
+    from mmsent.train import TrainConfig, train
+    kw = dict(epochs=1, batch_size=16, max_audio_seconds=2.0, progress=False, max_train_steps=2)
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="predicts negative, neutral, positive .classification. but the student bad, good"):
+        train(TrainConfig(dataset='manifest', data_root=str(data/'two.csv'), output_dir=str(tmp_path/'a'), log_dir=str(tmp_path/'a'), **kw),
+              teacher_model=EndToEndMultiModalModel.from_preset('tiny'))
+    synthesize(tmp_path/'reg', n=60, seed=1, task='regression')
+    res = train(TrainConfig(data_root=str(tmp_path/'reg'), task='regression', output_dir=str(tmp_path/'b'), log_dir=str(tmp_path/'b'), **kw),
+                teacher_model=EndToEndMultiModalModel.from_preset('tiny', task='regression'))
+    rec = res['history'][-1]
+    assert np.isfinite(rec['train_kd_loss']) and rec['train_kd_loss'] > 0
