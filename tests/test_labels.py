@@ -52,7 +52,6 @@ def test_a_two_class_model_keeps_its_names_through_eval_predict_and_export(data,
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert list(rep['fused']['per_class']) == ['bad', 'good'] and np.array(rep['fused']['confusion_matrix']).shape == (2, 2)
-    assert 'regression' not in rep   # bad/good have no polarity score
     assert set(rep['shapley']['per_class']) <= {'bad', 'good'}
     head = (tmp_path/'eval'/'predictions.csv').read_text().splitlines()[0].split(',')
     assert head[:5] == ['id', 'label', 'prediction', 'p_bad', 'p_good']
