@@ -1,5 +1,5 @@
-"""Every supported encoder family, end to end: train -> save -> reload -> mmsent_eval -> Predictor -> the server's request path
--> mmsent_export + ONNX Runtime, on small random checkpoints written with `save_pretrained` (offline).
+"""Every supported encoder family, end to end: train -> save -> reload -> mmsent_eval -> Predictor -> the app's page -> the
+server's request path -> mmsent_export + ONNX Runtime, on small random checkpoints written with `save_pretrained` (offline).
 
 `COMBOS` puts every family of `ENCODER_FAMILIES` in at least one run (a run has one family per slot); the support
 table of the "Choosing encoders" page is made from the same list (`support_table`)."""
@@ -17,7 +17,18 @@ ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
 BY_SLOT = {m: [f for f in ENCODER_FAMILIES if f.modality == m] for m in MODALITIES}
 N_RUNS = max(len(v) for v in BY_SLOT.values())
 COMBOS = [tuple(BY_SLOT[m][i % len(BY_SLOT[m])] for m in MODALITIES) for i in range(N_RUNS)]
-STEPS = ('train', 'save', 'reload', 'mmsent_eval', 'Predictor', 'server request', 'ONNX export')
+STEPS = ('train', 'save', 'reload', 'mmsent_eval', 'Predictor', 'app page', 'server request', 'ONNX export')
+
+
+class Page:
+    "Stands in for the `streamlit` module in the app's `show_prediction`: records each call as (name, first argument)."
+    def __init__(self): self.log = []
+    def columns(self, n): return [self]*n
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    def __getattr__(self, name):
+        def call(*args, **kwargs): self.log.append((name, args[0] if args else None)); return self
+        return call
 
 
 def support_table()->str:
@@ -60,6 +71,7 @@ def test_family_end_to_end(combo, media, tmp_path):
     from mmsent.predict import Predictor
     from mmsent.serve import decode_request
     from mmsent.export import export_onnx
+    from mmsent.app.streamlit_app import show_prediction
     ckpt = {f.modality: save_tiny_family(f, tmp_path/'ckpt'/f.modality) for f in combo}
     video = combo[2].inputs == 'video'
     train(TrainConfig(**{f'{m}_model': str(p) for m, p in ckpt.items()}, n_frames=4 if video else 1, synth_n=60, epochs=1,
@@ -76,7 +88,11 @@ def test_family_end_to_end(combo, media, tmp_path):
     metrics = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert 0 <= metrics['fused']['accuracy'] <= 1
     pred = Predictor.from_pretrained(best, device='cpu')
-    t = pred.predict(text='what a lovely day', audio=media/'voice.wav', image=media/'face.png').to_dict()
+    p = pred.predict(text='what a lovely day', audio=media/'voice.wav', image=media/'face.png')
+    t = p.to_dict()
+    page = Page(); show_prediction(page, p)   # the app's page for this prediction
+    assert [a for n, a in page.log if n == 'markdown'] == ['#### Class probabilities', '#### Each modality on its own', '#### Modality Shapley values', '#### Modality attention']
+    assert [n for n, a in page.log].count('pyplot') == 3
     assert set(t['probs']) == {'negative', 'neutral', 'positive'} and abs(sum(t['probs'].values()) - 1) < 1e-5
     payload = dict(text='what a lovely day', audio=base64.b64encode((media/'voice.wav').read_bytes()).decode(),
                    image=base64.b64encode((media/'face.png').read_bytes()).decode())
