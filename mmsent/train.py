@@ -193,8 +193,9 @@ class TrainConfig:
         "`target` (MELD's label column), `labels` (a label set, for classification) and `class_weights` (one per class)."
         check_options([(self.target in TARGETS, 'target', f"must be one of {', '.join(TARGETS)}, got {self.target!r}"),
                        (self.target == 'sentiment' or self.dataset == 'meld', 'target', f"{self.target} is for --dataset meld (the others have sentiment labels)")])
+        names = None
         if self.labels is not None:
-            try: parse_labels(self.labels)
+            try: names = parse_labels(self.labels)
             except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
             if self.task == 'regression': raise ConfigError('labels', "apply to classification (a regression's score maps to negative, neutral, positive)")
         if self.class_weights is None: return
@@ -202,7 +203,7 @@ class TrainConfig:
         if self.class_weights == 'balanced': return
         try: w = [float(x) for x in str(self.class_weights).split(',')]
         except ValueError: w = []
-        n = len(parse_labels(self.labels)) if self.labels else len(TARGETS[self.target]) if self.dataset != 'manifest' else None   # a manifest's: when the run starts
+        n = len(names) if names else len(TARGETS[self.target]) if self.dataset != 'manifest' else None   # a manifest's: when the run starts
         if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
             raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
 

@@ -81,8 +81,12 @@ def test_resume_with_lora_is_exact(synth, lora_run, tmp_path):
     assert wa.keys() == wb.keys() and any('lora_' in k for k in wa) and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.numerics
 def test_lora_in_bf16_holds_frozen_weights_in_bf16_saves_float32_and_resumes(synth, tmp_path):
-    "Under --precision bf16 the frozen base weights are held in bf16 while training; every saved model and the returned one are float32; a resumed run ends bit for bit where an uninterrupted one does."
+    """Under --precision bf16 the frozen base weights are held in bf16 while training; every saved model and the returned one are
+    float32; a resumed run ends bit for bit where an uninterrupted one does. Exact by construction, on the same kernels: the saved
+    float32 values are the bf16 values widened, so the resumed run's bf16 weights are the same numbers, and in both runs they are
+    made by PyTorch's allocator (`frozen_weights_to`), as `aligned_copy` makes every other restored tensor."""
     import os, shutil, subprocess, sys
     from safetensors.torch import load_file
     child = f"""import json, torch
