@@ -26,7 +26,7 @@ from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
 from .train import train_parser, run_command
 from .core import ConfigError, OptionsParser
-from .evaluation import eval_records
+from .evaluation import model_records
 from .metrics import collect_predictions
 
 log = logging.getLogger('mmsent.compress')
@@ -314,9 +314,10 @@ def eval_loader(
     n_frames:int=1, # video frames per sample
     skip_bad:bool=False, # drop unusable samples
     max_samples:int|None=None, # evaluate on the first this many samples only
+    config:ModelConfig|None=None, # the model's config: the data is read with its task and classes (None: the sentiment classes)
 ):
     "A DataLoader over an evaluation split, as `mmsent_eval` builds it."
-    recs = eval_records(dataset, data_root, split, synth_config=SynthConfig(n=synth_n, seed=0))
+    recs = model_records(config or ModelConfig(), dataset, data_root, split, synth_n)
     if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
     recs, _ = prepare_records(recs, skip_bad=skip_bad, name=f'{dataset}/{split}')
     if max_samples: recs = recs[:max_samples]
@@ -448,7 +449,7 @@ def mmsent_quantize(
         if not hasattr(qm, 'quantized_modules'): _slower_than_fp32(qm.int8_speed)
         q = save_quantized(qm, o, proc, extra=dict(quantized_from=str(src)))
         rows = [] if no_eval else compare_models({'fp32': (fp, src), 'int8': (load_quantized(o), o)},
-                                                eval_loader(proc, fp.modalities, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
+                                                eval_loader(proc, fp.modalities, config=fp.config, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_quantize', e)
     _report(o, dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, speed=qm.int8_speed, model=str(src), dataset=dataset, split=split, rows=rows))
 
@@ -483,6 +484,6 @@ def mmsent_prune(
             models = {'fp32': (fp, src)}
             for s in levels:
                 models[f'sparsity {s:g}'] = (pruned, o) if s == sparsity else (prune_encoders(EndToEndMultiModalModel.from_pretrained(src), s, scope), None)
-            rows = compare_models(models, eval_loader(proc, fp.modalities, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
+            rows = compare_models(models, eval_loader(proc, fp.modalities, config=fp.config, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_prune', e)
     _report(o, dict(technique='L1 unstructured pruning of the encoder linear layers', scope=scope, model=str(src), dataset=dataset, split=split, rows=rows))

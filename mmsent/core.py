@@ -20,17 +20,19 @@ import mmsent
 log = logging.getLogger('mmsent.core')
 
 # %% auto #0
-__all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MODALITIES', 'PRESETS', 'PRECISIONS', 'label_id',
-           'parse_labels', 'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support', 'cpu_capability',
-           'native_bf16', 'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close', 'aligned_copy',
-           'misaligned_copy', 'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options',
-           'option_types', 'check_types', 'record_given', 'given_fields', 'read_config', 'OptionsParser']
+__all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MOSEI_EMOTIONS', 'MODALITIES', 'PRESETS', 'PRECISIONS',
+           'label_id', 'parse_labels', 'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support',
+           'cpu_capability', 'native_bf16', 'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close',
+           'aligned_copy', 'misaligned_copy', 'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError',
+           'check_options', 'option_types', 'check_types', 'record_given', 'given_fields', 'read_config',
+           'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
 NUM_CLASSES = len(LABELS)
 id2label = dict(enumerate(LABELS))
 label2id = {l: i for i, l in id2label.items()}
+MOSEI_EMOTIONS = ('happy', 'sad', 'anger', 'surprise', 'disgust', 'fear')   # CMU-MOSEI's six emotions, in the order of its label sequence
 
 # %% ../nbs/00_core.ipynb #b973d8db
 def label_id(

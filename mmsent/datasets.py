@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'DATASETS', 'Record', 'DataError', 'fix_text',
            'manifest_path', 'manifest_label_set', 'read_manifest', 'meld_clip_dir', 'read_meld', 'score_to_label',
-           'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'load_records', 'dataset_labels', 'ScanResult', 'scan_record',
-           'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator', 'write_meld_fixture',
-           'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
+           'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'attach_context', 'load_records', 'dataset_labels',
+           'ScanResult', 'scan_record', 'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator',
+           'write_meld_fixture', 'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -47,6 +47,10 @@ class Record:
     no_audio_track:bool=False # set by the scan: the video has no audio, so the sample has no audio
     audio_seconds:float|None=None # set by the scan: seconds of audio in the file (or the video's track), before any crop
     text_repaired:bool=False # set by the reader: `fix_text` repaired the text (mojibake, control characters)
+    dialogue_id:str|None=None # the conversation the utterance belongs to (MELD: the split and its Dialogue_ID)
+    turn:int|None=None # its position in the conversation (MELD: Utterance_ID)
+    speaker:str|None=None # who says it
+    context:tuple|None=None # set by `attach_context`: the previous turns' text, oldest first, each as 'Speaker: text'
 
     @property
     def files(self)->dict:
@@ -132,6 +136,17 @@ def _manifest_rows(p:Path)->list[tuple[int, dict]]:
     if not rows: raise DataError(f"{p} has no rows: only a header, no samples")
     return rows
 
+def _dialogue_cells(r:dict, where:str)->dict:
+    "The row's `dialogue_id`, `turn` and `speaker`, checked: a turn is a whole number >= 0, and one goes with the other."
+    d, t, s = _cell(r, 'dialogue_id'), _cell(r, 'turn'), _cell(r, 'speaker')
+    if (d is None) != (t is None): raise DataError(f"{where}: {'turn' if d is not None else 'dialogue_id'} is empty: a dialogue row needs both dialogue_id and turn")
+    if t is not None:
+        try: t = float(t)
+        except ValueError: t = None
+        if t is None or not t.is_integer() or t < 0: raise DataError(f"{where}: turn {_cell(r, 'turn')!r} is not a whole number >= 0")
+        t = int(t)
+    return dict(dialogue_id=d, turn=t, speaker=fix_text(s) if s is not None else None)
+
 def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
     require_label:bool=True, # False: rows without a label are allowed (label None), for prediction
@@ -170,7 +185,7 @@ def read_manifest(
         raw = r.get('text') if isinstance(r.get('text'), str) else None
         text = fix_text(raw) if raw is not None else None
         out.append(Record(id=rid, label=y, text=text if text not in (None, '') else None, score=score, split=split,
-                          text_repaired=raw is not None and text != raw.strip(), **paths))
+                          text_repaired=raw is not None and text != raw.strip(), **paths, **_dialogue_cells(r, where)))
         if not out[-1].modalities(): raise DataError(f"{where}: the sample has no text, audio, image or video")
     return out
 
@@ -210,8 +225,10 @@ def read_meld(
         except ValueError as e: raise DataError(f"{csv_path}:{i}: {col}: {e}") from None
         d, u = r['Dialogue_ID'].strip(), r['Utterance_ID'].strip()
         text = fix_text(r['Utterance'])
+        if not u.isdigit(): raise DataError(f"{csv_path}:{i}: Utterance_ID {u!r} is not a whole number")
         out.append(Record(id=f'dia{d}_utt{u}', label=y, text=text, video_path=clips/f'dia{d}_utt{u}.mp4', split=split,
-                          text_repaired=text != r['Utterance'].strip()))
+                          text_repaired=text != r['Utterance'].strip(), dialogue_id=f'{split}/{d}', turn=int(u),
+                          speaker=fix_text(r['Speaker']) if r.get('Speaker', '').strip() else None))
     return out
 
 # %% ../nbs/01b_datasets.ipynb #e6cccdb6
@@ -257,6 +274,26 @@ def read_mmsa(
                           video_path=root/'Raw'/vid/f'{cid}.mp4', split=split, text_repaired=text != raw.strip()))
     return out
 
+# %% ../nbs/01b_datasets.ipynb #95e67e6f
+def attach_context(
+    records:list[Record], # every record that may be context: all splits of the dataset
+    turns:int, # how many previous turns to attach (0: none)
+)->list[Record]: # copies, with `context` set (None for a record outside any dialogue or at its first turn)
+    "Give each record the text of the `turns` turns before it in its dialogue, oldest first, as 'Speaker: text'; never a later turn."
+    if turns < 0: raise ValueError(f"context turns must be >= 0, got {turns}")
+    by_dialogue = defaultdict(list)
+    for r in records:
+        if r.dialogue_id is not None: by_dialogue[r.dialogue_id].append(r)
+    ctx = {}
+    for d, rs in by_dialogue.items():
+        rs = sorted(rs, key=lambda r: r.turn)
+        for a, b in zip(rs, rs[1:]):
+            if a.turn == b.turn: raise DataError(f"dialogue {d!r}: records {a.id!r} and {b.id!r} are both turn {a.turn}")
+        for i, r in enumerate(rs):
+            prev = [p for p in rs[max(0, i - turns):i] if p.text is not None]
+            ctx[id(r)] = tuple(f'{p.speaker}: {p.text}' if p.speaker else p.text for p in prev) or None
+    return [replace(r, context=ctx.get(id(r)) if turns else None) for r in records]
+
 # %% ../nbs/01b_datasets.ipynb #d42a8404
 DATASETS = ('synth', 'manifest', 'meld', 'mosi', 'mosei')
 
@@ -267,9 +304,15 @@ def load_records(
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
     labels:tuple|None=None, # a manifest's label set (None: `dataset_labels`)
     target:str='sentiment', # meld: the label column, sentiment or emotion
+    context_turns:int=0, # > 0: attach each record's previous turns (`attach_context`), read from every split
 )->list[Record]:
-    "The records of one split of a dataset."
+    "The records of one split of a dataset (with their dialogue context when `context_turns` > 0)."
     split = SPLIT_ALIASES.get(split, split)
+    if context_turns:   # a dialogue's earlier turns may sit in another split: read them all, attach, then keep the split
+        every = [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, synth_config, labels, target)]
+        if not any(r.dialogue_id is not None for r in every):
+            raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs dialogue_id and turn columns)")
+        return [r for r in attach_context(every, context_turns) if r.split == split]
     if target != 'sentiment' and dataset != 'meld': raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
     if split not in ('train', 'val', 'test'): raise ValueError(f"unknown split {split!r}: use train, val or test")
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
@@ -420,7 +463,7 @@ def prepare_records(
 
 # %% ../nbs/01b_datasets.ipynb #e514ef44
 class MultiModalDataset(torch.utils.data.Dataset):
-    "Records in, decoded samples out: `{'id', 'text', 'audio' (16 kHz waveform), 'image' (PIL, or frames), 'label', 'score'}`."
+    "Records in, decoded samples out: `{'id', 'text', 'audio' (16 kHz waveform), 'image' (PIL, or frames), 'label', 'score', 'context'}`."
     def __init__(self,
         records:list[Record], # usually from `prepare_records`
         n_frames:int=1, # frames per video: 1 is the middle frame, k are spaced uniformly
@@ -449,7 +492,7 @@ class MultiModalDataset(torch.utils.data.Dataset):
         text = r.text if 'text' in m else None
         if text is None and audio is None and image is None:
             raise DataError(f"sample {r.id!r} has none of the modalities {m}")
-        return dict(id=r.id, text=text, audio=audio, image=image, label=r.label, score=r.score)
+        return dict(id=r.id, text=text, audio=audio, image=image, label=r.label, score=r.score, context=r.context if text is not None else None)
 
     def label_counts(self)->dict:
         "Samples per class name."
@@ -486,12 +529,13 @@ class MultiModalCollator:
             b = samples
             use = lambda k, m: b.get(k) if m in self.modalities else None
             inputs = self.processor(text=use('text', 'text'), audio_path=use('audio_path', 'audio'), audio=use('audio', 'audio'),
-                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'))
+                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'), context=use('context', 'text'))
             y = torch.as_tensor(b['label'], dtype=torch.float if self.task == 'regression' else torch.long)
             classes = y.long() if self.task != 'regression' else torch.full_like(y, -1, dtype=torch.long)
             return {**inputs, 'labels': y, 'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
         col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
-        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
+        ctx = col('context', 'text') if 'text' in self.modalities and any(s.get('context') for s in samples) else None
+        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
         return {**inputs, **collate_targets(samples, self.task)}
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398
@@ -587,8 +631,20 @@ def check_data(
             d = meld_clip_dir(Path(data_root), split)
             extra = sorted(p.name for p in d.glob('*.mp4') if p.name not in named) if d.is_dir() else []
             rep['unlisted_clips'] = dict(count=len(extra), examples=extra[:5])
+        if any(r.dialogue_id is not None for r in recs): rep['dialogues'] = _dialogue_report(recs)
         out[split] = rep
     return out
+
+def _dialogue_report(recs:list[Record])->dict:
+    "How the records group into dialogues: counts, turns that two rows claim (`duplicate_turns`, unusable), dialogues with gaps."
+    by = defaultdict(list)
+    for r in recs:
+        if r.dialogue_id is not None: by[r.dialogue_id].append(r.turn)
+    dup = sorted((d, t) for d, ts in by.items() for t, n in Counter(ts).items() if n > 1)
+    gaps = sorted(d for d, ts in by.items() if sorted(set(ts)) != list(range(min(ts), max(ts) + 1)))
+    return dict(count=len(by), utterances=sum(map(len, by.values())), outside=sum(r.dialogue_id is None for r in recs),
+                speakers=len({r.speaker for r in recs if r.speaker}), longest=max(map(len, by.values())),
+                duplicate_turns=[dict(dialogue=d, turn=t) for d, t in dup], with_gaps=dict(count=len(gaps), examples=gaps[:5]))
 
 # %% ../nbs/01b_datasets.ipynb #6e765264
 _NOTE_TEXT = dict(videos_without_audio=('video without an audio track (the sample has no audio)', 'videos without an audio track (those samples have no audio)'),
@@ -602,6 +658,9 @@ def _print_split(s:str, r:dict, show:int=20)->None:
     for k, v in r['files'].items(): print(f"    {k}: {v}")
     if r['audio_seconds']: print(f"    audio seconds: {r['audio_seconds']}")
     if r.get('unlisted_clips', {}).get('count'): print(f"    clips no row names: {r['unlisted_clips']}")
+    if d := r.get('dialogues'):
+        print(f"    dialogues: {d['count']} ({d['utterances']} utterances, longest {d['longest']}, {d['speakers']} speakers); "
+              f"duplicate turns: {len(d['duplicate_turns'])}; with missing turns: {d['with_gaps']['count']}")
     for b in r['bad_files'][:show]: print(f"    BAD {b['file']}: {b['reason']}")
     if len(r['bad_files']) > show: print(f"    ... and {len(r['bad_files']) - show} more (all in --json)")
     for k, items in r['notes'].items():

@@ -28,8 +28,8 @@ from .data import SAMPLING_RATE, load_audio, load_image
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'ENCODER_FAMILIES', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CONFIG', 'LEGACY_PROCESSOR_CONFIG', 'tiny_config',
-           'base_config', 'EncoderLoadError', 'EncoderFamily', 'EncoderFamilyError', 'encoder_family',
+__all__ = ['log', 'ENCODER_FAMILIES', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CONFIG', 'LEGACY_PROCESSOR_CONFIG', 'CONTEXT_SEP',
+           'tiny_config', 'base_config', 'EncoderLoadError', 'EncoderFamily', 'EncoderFamilyError', 'encoder_family',
            'encoder_hidden_size', 'load_encoder', 'tiny_family_config', 'tiny_family_processor', 'save_tiny_family',
            'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel', 'TextSentimentModel', 'AudioSentimentModel',
            'VisualSentimentModel', 'sha256_file', 'write_checksums', 'verify_checksums', 'resolve_pretrained',
@@ -698,6 +698,7 @@ class ProcessorConfig:
     min_audio_seconds:float=0.1 # zero-pad shorter clips to this (the encoder's receptive field is 25 ms)
     sampling_rate:int=SAMPLING_RATE # audio rate the encoder expects
     n_frames:int=1 # frames taken from each video (1: the middle one); recorded so that evaluation and prediction decode videos as training did
+    context_turns:int=0 # previous dialogue turns given to the text encoder as a second segment (0: the utterance alone)
 
 # %% ../nbs/02_encoders.ipynb #e770d208
 def _as_list(x, name):
@@ -841,11 +842,33 @@ def push_to_hub(self:MultiModalProcessor,
     return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision, create_pr)
 
 # %% ../nbs/02_encoders.ipynb #ecba1009
+CONTEXT_SEP = ' | '   # between the turns of the context segment
+
 @patch
-def encode_text(self:MultiModalProcessor, texts:list[str])->dict:
-    "Tokenize with dynamic padding and truncation."
-    enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_text_tokens, return_tensors='pt')
-    return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
+def encode_text(self:MultiModalProcessor,
+    texts:list[str], # one utterance per sample
+    contexts:list|None=None, # per sample, the previous turns, oldest first (None or empty: no context); the last `context_turns` are used
+)->dict:
+    "Tokenize with dynamic padding and truncation; a context becomes the second segment, cut from its oldest end to fit `max_text_tokens`."
+    c, tok = self.config, self.tokenizer
+    if not c.context_turns or not contexts or not any(contexts):
+        enc = tok(texts, padding=True, truncation=True, max_length=c.max_text_tokens, return_tensors='pt')
+        return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
+    encs, side = [], tok.truncation_side
+    for t, ctx in zip(texts, contexts):
+        second = CONTEXT_SEP.join(list(ctx or [])[-c.context_turns:])
+        room = c.max_text_tokens - tok.num_special_tokens_to_add(pair=True) - len(tok(t, add_special_tokens=False)['input_ids'])
+        if not second or room < 1: e = tok(t, truncation=True, max_length=c.max_text_tokens)   # no context, or no room left for it
+        else:
+            tok.truncation_side = 'left'   # drop the oldest context tokens first
+            try: e = tok(t, second, truncation='only_second', max_length=c.max_text_tokens)
+            finally: tok.truncation_side = side
+        encs.append(e['input_ids'])
+    ids, mask = torch.full((len(encs), max(map(len, encs))), tok.pad_token_id, dtype=torch.long), torch.zeros(len(encs), max(map(len, encs)), dtype=torch.long)
+    for i, e in enumerate(encs):   # padded on the tokenizer's side, as the batch call pads
+        s = slice(ids.shape[1] - len(e), None) if tok.padding_side == 'left' else slice(0, len(e))
+        ids[i, s], mask[i, s] = torch.tensor(e), 1
+    return dict(text_inputs=ids, text_attention_mask=mask)
 
 @patch
 def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
@@ -904,6 +927,7 @@ def __call__(self:MultiModalProcessor,
     image:list|None=None, # one PIL image or image path (or a list of video frames) per sample, or None
     audio_path:list|None=None, # a list of audio file paths (same as `audio`)
     image_path:list|None=None, # a list of image paths (same as `image`)
+    context:list|None=None, # per sample, the previous dialogue turns (a list of strings, oldest first) or None; needs `context_turns` > 0
 )->BatchFeature:
     "Model inputs for a batch: `text_inputs`, `text_attention_mask`, `audio_inputs`, `audio_attention_mask`, `visual_inputs`, `modality_mask`."
     if audio is not None and audio_path is not None: raise ValueError("give `audio` or `audio_path`, not both")
@@ -923,7 +947,13 @@ def __call__(self:MultiModalProcessor,
         if m == 'text':
             for i, t in enumerate(col):
                 if t is not None and not isinstance(t, str): raise TypeError(f"text of sample {i} must be a str or None, got {type(t).__name__}")
-            out.update(self.encode_text([t if t is not None else '' for t in col]))
+            ctx = _as_list(context, 'context')
+            if ctx is not None and len(ctx) != B: raise ValueError(f"`context` has {len(ctx)} entries for a batch of {B}")
+            if ctx is not None and any(ctx) and not self.config.context_turns:
+                raise ValueError("this processor takes no context: the model was trained without --context_turns")
+            for i, x in enumerate(ctx or []):
+                if x is not None and (isinstance(x, str) or not all(isinstance(s, str) for s in x)): raise TypeError(f"context of sample {i} must be a list of strings, oldest first")
+            out.update(self.encode_text([t if t is not None else '' for t in col], ctx))
         elif m == 'audio':
             waves = [self.read_audio(a) if a is not None else None for a in col]
             blank = torch.zeros(int(self.config.min_audio_seconds*self.config.sampling_rate))

@@ -16,17 +16,17 @@ from tqdm.auto import tqdm
 from .core import LABELS, MODALITIES, resolve_device
 from .datasets import DataError, MELD_EMOTIONS, MultiModalCollator, MultiModalDataset, load_records, prepare_records
 from .encoders import EncoderLoadError, MultiModalProcessor
-from .model import EndToEndMultiModalModel, ModelLoadError
+from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import (Predictions, collect_predictions, task_metrics, modality_metrics, classification_metrics, regression_metrics,
                             MMSA_KEYS)
-from .synth import SynthConfig
+from .synth import SynthConfig, default_synth_config
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'attention_analysis', 'gate_analysis', 'shapley_analysis', 'headline', 'take', 'ablation', 'plot_history',
            'plot_confusion', 'plot_attention', 'plot_ablation', 'plot_shapley', 'evaluate_model', 'format_report',
-           'write_report', 'eval_records', 'truncation_counts', 'mmsent_eval']
+           'write_report', 'eval_records', 'model_records', 'truncation_counts', 'mmsent_eval']
 
 # %% ../nbs/06_evaluation.ipynb #f85022de
 def attention_analysis(
@@ -401,11 +401,26 @@ def eval_records(
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
     labels:tuple|None=None, # the model's classes (None: the data's own)
     target:str='sentiment', # meld: sentiment or emotion
+    context_turns:int=0, # attach this many previous dialogue turns to each record (a model trained with --context_turns)
 )->list:
     "The records to evaluate on: one split, or all of them."
-    kw = dict(synth_config=synth_config, labels=labels, target=target)
+    kw = dict(synth_config=synth_config, labels=labels, target=target, context_turns=context_turns)
     if split != 'all': return load_records(dataset, data_root, split, **kw)
     return [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, **kw)]
+
+def model_records(
+    config:ModelConfig, # the model's config: its task and classes
+    dataset:str, # one of DATASETS
+    data_root:str|Path|None, # where the data is
+    split:str='test', # 'train', 'val', 'test', or 'all'
+    synth_n:int=1500, # size of the generated synthetic set (synth without data_root)
+    target:str|None=None, # meld: sentiment or emotion (None: emotion for a model with MELD's emotions)
+)->list:
+    "The records a model is evaluated on: read with its label set (and dialogue context); the generated synthetic set is the one for its task and classes."
+    cls = config.class_names if config.task == 'classification' else None
+    target = target or ('emotion' if dataset == 'meld' and cls == MELD_EMOTIONS else 'sentiment')
+    sc = default_synth_config(synth_n, config.task, cls)
+    return eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target, context_turns=config.context_turns)
 
 def truncation_counts(
     records:list, # scanned records (`prepare_records` sets their audio length)
@@ -454,10 +469,7 @@ def mmsent_eval(
         if not model: raise ValueError("--model DIR is required (a directory written by mmsent_train)")
         m = EndToEndMultiModalModel.from_pretrained(model).to(resolve_device(device))
         proc, prep = _preprocessing(MultiModalProcessor.from_pretrained(model), n_frames, max_audio_seconds, max_text_tokens)
-        sc = SynthConfig(n=synth_n, seed=0, task=m.config.task)
-        cls = m.config.class_names if m.config.task == 'classification' else None
-        target = target or ('emotion' if dataset == 'meld' and cls == MELD_EMOTIONS else 'sentiment')
-        recs = eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target)
+        recs = model_records(m.config, dataset, data_root, split, synth_n, target)
         if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
         recs, data_rep = prepare_records(recs, skip_bad=skip_bad, report_path=Path(out)/f'data_report_{split}.json' if skip_bad else None,
                                          name=f'{dataset}/{split}')

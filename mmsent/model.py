@@ -97,6 +97,7 @@ class ModelConfig(PreTrainedConfig):
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
+    context_turns:int=0 # the text encoder reads the previous this many turns of the utterance's dialogue as a second segment (the processor adds them)
     encoder_configs:dict|None=None # filled by `save_pretrained`: modality -> that encoder's Hugging Face config (a dict with its `model_type`)
 
     def __init__(self, **kwargs):
@@ -627,7 +628,11 @@ def _card_body(model, x:dict, metrics:dict, pre:bool)->list:
     "The card's middle: modalities, fusion, data and splits, metrics, and how the model was trained (or pre-trained)."
     c, data = model.config, x.get('data') if isinstance(x.get('data'), dict) else {}
     L = ["## Modalities", "", f"The model has encoders for {', '.join(model.modalities)}. Any of them may be missing from a sample "
-         "(its `modality_mask` entry is False): the fusion layer then ignores it.", "", "## Fusion", ""]
+         "(its `modality_mask` entry is False): the fusion layer then ignores it.", ""]
+    if c.context_turns: L += [f"Dialogue context: the text encoder reads each utterance with the previous {c.context_turns} turn(s) of its dialogue "
+                              "('Speaker: text', oldest first) as a second segment. Give them to `Predictor.predict(..., context=[...])`, "
+                              "`mmsent_predict --context` or the server's `context` field; without them the model sees the utterance alone.", ""]
+    L += ["## Fusion", ""]
     L.append("Untrained (pre-training trains only the encoders, the projection heads and the temperature)." if pre else
              f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} layer(s), "
              f"dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} in the loss.")

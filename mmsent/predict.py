@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
 from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
-from .datasets import DataError, MultiModalDataset, read_manifest
+from .datasets import DataError, MultiModalDataset, attach_context, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
 from .metrics import score_to_class
@@ -150,15 +150,26 @@ def from_pretrained(cls:Predictor,
     return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
 
 # %% ../nbs/08_predict.ipynb #d1929822
+def _check_context(context, turns:int, text)->list|None:
+    "The context as a list of strings, checked against the model: one that was trained without context refuses it."
+    if context is None: return None
+    if isinstance(context, str) or not isinstance(context, (list, tuple)) or not all(isinstance(s, str) for s in context):
+        raise TypeError(f"context must be a list of strings (the previous turns, oldest first), got {type(context).__name__}")
+    if context and not turns: raise ValueError("this model was trained without dialogue context (--context_turns 0): leave out the context")
+    if context and text is None: raise ValueError("a context goes with the text of the utterance: give the text too")
+    return list(context) or None
+
 @patch
 def read(self:Predictor,
     text:str|None=None, # the utterance (empty string allowed)
     audio=None, # audio file path, or a 16 kHz mono waveform
     image=None, # image file path, or a PIL image
     video:str|Path|None=None, # a video file: audio track and frames
+    context:list|None=None, # the previous turns of the dialogue, oldest first ('Speaker: text' strings), for a model trained with --context_turns
 )->dict:
-    "Decode the inputs of one sample: `{'text', 'audio', 'image'}` (None where absent), raising errors that name the input."
+    "Decode the inputs of one sample: `{'text', 'audio', 'image', 'context'}` (None where absent), raising errors that name the input."
     if text is not None and not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
+    context = _check_context(context, self.processor.config.context_turns, text)
     if all(x is None for x in (text, audio, image, video)): raise ValueError("no input: give at least one of text, audio, image, video")
     mods = self.backend.modalities
     for name, m, x in (('text', 'text', text), ('audio', 'audio', audio), ('image', 'visual', image)):
@@ -175,7 +186,7 @@ def read(self:Predictor,
         if image is None and 'visual' in mods:
             frames = load_video_frames(video, self.n_frames, c.max_audio_seconds)
             image = frames[0] if self.n_frames == 1 else frames
-    return dict(text=text, audio=audio, image=image)
+    return dict(text=text, audio=audio, image=image, context=context)
 
 # %% ../nbs/08_predict.ipynb #d4d8ad84
 @patch
@@ -186,7 +197,8 @@ def predict_samples(self:Predictor,
     "Predictions for a batch of decoded samples."
     mods = self.backend.modalities
     col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
-    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
+    ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
+    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
     out = self.backend(inputs)   # the one step that depends on the backend
     reg, mods, names = self.backend.task == 'regression', self.backend.modalities, self.backend.class_names
     logits = torch.from_numpy(out['logits']).float()
@@ -215,9 +227,10 @@ def predict(self:Predictor,
     audio=None, # audio file path, or a 16 kHz mono waveform
     image=None, # image file path, or a PIL image
     video:str|Path|None=None, # a video file: audio track and frames
+    context:list|None=None, # the previous turns of the dialogue, oldest first ('Speaker: text'), for a model trained with --context_turns
 )->Prediction:
-    "Predict the sentiment of one sample from any subset of its modalities."
-    return self.predict_samples([self.read(text, audio, image, video)])[0]
+    "Predict the sentiment of one sample from any subset of its modalities (and, for a model trained with context, the turns before it)."
+    return self.predict_samples([self.read(text, audio, image, video, context)])[0]
 
 # %% ../nbs/08_predict.ipynb #19b129b0
 class _Decoded(torch.utils.data.Dataset):
@@ -238,7 +251,7 @@ def predict_manifest(
     progress:bool=True, # progress bar
 )->tuple[list[tuple[str, Prediction]], list[dict]]: # ([(id, prediction)], [{'id', 'error'}])
     "Predict every row of a manifest; unusable rows are listed, not fatal unless `strict`."
-    recs = read_manifest(manifest, require_label=False)
+    recs = attach_context(read_manifest(manifest, require_label=False), predictor.processor.config.context_turns)   # from the manifest's own turns
     ds = _Decoded(recs, predictor.n_frames, predictor.processor.config.max_audio_seconds)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     preds, bad = [], []
@@ -300,6 +313,16 @@ def _interactive(predictor:Predictor, as_json:bool, inp=sys.stdin, out=sys.stdou
             out.write(f"error: {e}\n"); continue
         out.write(_as_text(p, as_json) + '\n'); n += 1
 
+def _parse_context(s:str|None)->list|None:
+    "`--context`: a JSON list of strings."
+    if s is None: return None
+    import json as _json
+    try: v = _json.loads(s)
+    except ValueError: v = None
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f'--context must be a JSON list of strings, oldest turn first, e.g. \'["Ann: where were you?", "Bob: out"]\', got {s!r}')
+    return v
+
 @call_parse
 def mmsent_predict(
     model:str=None, # model directory written by mmsent_train (required)
@@ -307,6 +330,7 @@ def mmsent_predict(
     audio:str=None, # an audio file (wav, flac, mp3, ...)
     image:str=None, # an image file
     video:str=None, # a video file (its audio track and frames)
+    context:str=None, # the previous turns of the dialogue, oldest first, as a JSON list of strings, e.g. '["Ann: where were you?", "Bob: out"]'
     json:store_true=False, # print JSON instead of text
     interactive:store_true=False, # a prompt loop
     manifest:str=None, # predict every row of this CSV/JSONL manifest
@@ -338,6 +362,6 @@ def mmsent_predict(
             for b in bad: print(f"  {b['id']}: {b['error']}", file=sys.stderr)
             sys.exit(1)
         return
-    try: p = predictor.predict(text=text, audio=audio, image=image, video=video)
+    try: p = predictor.predict(text=text, audio=audio, image=image, video=video, context=_parse_context(context))
     except _INPUT_ERRORS as e: fail(e)
     print(_as_text(p, json))

@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from .core import ConfigError, OptionsParser
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
-from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor
+from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, _check_context
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'dec
            'build_server', 'mmsent_serve', 'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
-FIELDS = ('text', 'audio', 'image', 'video')   # the fields of a request
+FIELDS = ('text', 'audio', 'image', 'video', 'context')   # the fields of a request
 
 class RequestError(ValueError):
     "A client's mistake: answered with HTTP `status` and a message naming `field` (a request field, a header, or 'body')."
@@ -78,6 +78,15 @@ def media_bytes(
 # %% ../nbs/08c_serve.ipynb #4c0126d6
 _USES = dict(text='text', audio='audio', image='visual')   # request field -> the model modality it feeds
 
+def _request_context(predictor:Predictor, value, text)->list|None:
+    "The `context` field: a JSON list of strings (in a multipart form, that list as a JSON string), for a model trained with context."
+    if value is None: return None
+    if isinstance(value, str):
+        try: value = json.loads(value)
+        except ValueError: raise RequestError('context', "must be a list of strings (in a form: that list as JSON), oldest turn first") from None
+    try: return _check_context(value, predictor.processor.config.context_turns, text)
+    except (TypeError, ValueError) as e: raise RequestError('context', str(e)) from None
+
 def _scrub(e:Exception, tmp:Path, name:str)->str:
     "The error's message, one line, with the temporary file's path replaced by the name the client knows."
     return ' '.join(str(e).replace(str(tmp), name).split())
@@ -100,7 +109,7 @@ def decode_request(
     feeds = {_USES[k] for k in given if k in _USES} | ({'audio', 'visual'} if 'video' in given else set())
     if not feeds & set(mods): raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
     if text is not None and 'text' not in mods: raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
-    sample = dict(text=text, audio=None, image=None)
+    sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text))
     with tempfile.TemporaryDirectory(prefix='mmsent-serve-') as tmp:
         for f in ('audio', 'image', 'video'):
             if f not in given: continue

@@ -13,15 +13,18 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 from fastcore.script import call_parse
 
-from .core import LABELS, MODALITIES, cache_dir
+from .core import LABELS, MOSEI_EMOTIONS, MODALITIES, cache_dir, parse_labels
 
 # %% auto #0
-__all__ = ['SYNTH_VERSION', 'TASKS', 'MANIFEST_COLUMNS', 'SynthConfig', 'synth_text', 'synth_voice', 'synth_face',
-           'expected_accuracy', 'expected_regression', 'synthesize', 'synth_dataset_dir', 'mmsent_synth']
+__all__ = ['SYNTH_VERSION', 'TASKS', 'MAX_SYNTH_CLASSES', 'MANIFEST_COLUMNS', 'SYNTH_WORDS', 'SynthConfig', 'synth_text',
+           'synth_voice', 'synth_face', 'expected_accuracy', 'expected_regression', 'synthesize', 'synth_dataset_dir',
+           'default_synth_config', 'synth_class_text', 'synth_class_voice', 'synth_class_face', 'expected_multilabel',
+           'mmsent_synth']
 
 # %% ../nbs/01a_synth.ipynb #d115e067
 SYNTH_VERSION = 2  # bump when the generator's output changes, so caches are not reused
-TASKS = ('classification', 'regression')
+TASKS = ('classification', 'regression', 'multilabel')
+MAX_SYNTH_CLASSES = 12 # the N-class generator draws a distinct cue for at most this many classes
 
 @dataclass
 class SynthConfig:
@@ -35,7 +38,11 @@ class SynthConfig:
     audio_seconds:tuple=(0.8, 1.6) # range of clip durations
     sample_rates:tuple=(8000, 16000, 22050, 44100) # clips are written at one of these (resampling gets exercised)
     image_size:int=96 # side of the square PNGs
-    task:str='classification' # 'classification' (a label per sample) or 'regression' (also a score in [-3, 3], as in CMU-MOSI)
+    task:str='classification' # 'classification' (a label per sample), 'regression' (also a score in [-3, 3], as in CMU-MOSI) or 'multilabel' (any number of labels per sample)
+    labels:tuple|None=None # class names for the N-class generator (see *Any label set*); None: negative, neutral, positive with the sentiment cues
+    p_label:float=0.35 # multilabel: probability that each label applies to a sample, independently of the others
+    dialogue_turns:int=0 # > 0: samples come in dialogues of this many turns, and a turn's label follows the previous turn's (N-class generator)
+    p_repeat:float=0.8 # dialogue mode: probability that a turn's label is the previous turn's (else it is drawn uniformly)
 
     def __post_init__(self):
         self.show, self.splits = tuple(float(v) for v in self.show), tuple(self.splits)
@@ -45,12 +52,39 @@ class SynthConfig:
         if len(self.splits) != 3 or abs(sum(self.splits) - 1) > 1e-6: raise ValueError(f"splits must be 3 fractions summing to 1, got {self.splits}")
         if not 0 <= self.p_missing < 1: raise ValueError(f"p_missing must be in [0, 1), got {self.p_missing}")
         if self.task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        _check_label_settings(self)
+
+    @property
+    def per_class(self)->bool:
+        "Whether the N-class generator writes the set: class names given, a multi-label task, or dialogues."
+        return self.labels is not None or self.task == 'multilabel' or self.dialogue_turns > 0
+
+    @property
+    def class_names(self)->tuple:
+        "The label set: `labels`, or the six CMU-MOSEI emotions for a multi-label set, or negative, neutral, positive."
+        return self.labels or (MOSEI_EMOTIONS if self.task == 'multilabel' else LABELS)
+
+def _check_label_settings(c:SynthConfig):
+    "Refuse label settings the generators cannot honour, in one line each."
+    if c.labels is not None:
+        c.labels = tuple(str(v).strip() for v in ([v for v in c.labels.split(',')] if isinstance(c.labels, str) else c.labels))
+        if not 2 <= len(c.labels) <= MAX_SYNTH_CLASSES or len(set(c.labels)) != len(c.labels) or not all(c.labels) or any(';' in v for v in c.labels):
+            raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct non-empty names without ';', got {c.labels}")
+    if c.per_class and c.task == 'regression': raise ValueError("task 'regression' has the sentiment labels: labels and dialogue_turns do not apply")
+    if c.per_class and c.p_conflict: raise ValueError("p_conflict applies to the sentiment set only (labels, multilabel and dialogue_turns have none)")
+    if not 0 < c.p_label < 1: raise ValueError(f"p_label must be in (0, 1), got {c.p_label}")
+    if c.dialogue_turns < 0 or c.dialogue_turns == 1: raise ValueError(f"dialogue_turns must be 0 (no dialogues) or at least 2, got {c.dialogue_turns}")
+    if c.dialogue_turns and c.task != 'classification': raise ValueError("dialogue_turns applies to classification")
+    if not 0 <= c.p_repeat <= 1: raise ValueError(f"p_repeat must be in [0, 1], got {c.p_repeat}")
+
 
 # %% ../nbs/01a_synth.ipynb #a24cd826
 def _config_dict(c:SynthConfig)->dict:
     "The settings of `c` as written to `synth_config.json` and hashed for the cache: `task` only when it is not 'classification'."
-    d = asdict(c)
-    if d['task'] == 'classification': del d['task']
+    d, defaults = asdict(c), asdict(SynthConfig())
+    for k in ('task', 'labels', 'p_label', 'dialogue_turns', 'p_repeat'):   # added later: written only when set
+        if d[k] == defaults[k]: del d[k]
+    if 'labels' in d: d['labels'] = list(d['labels'])
     return d
 
 # %% ../nbs/01a_synth.ipynb #caed1695
@@ -116,8 +150,19 @@ def synth_voice(
     _check_intensity(intensity)
     v = _VOICE[cue]
     if intensity is not None and cue != 1: v = {k: _VOICE[1][k] + (x - _VOICE[1][k])*intensity/2 for k, x in v.items()}
-    n = int(seconds*sr); t = np.arange(n, dtype=np.float32)/sr
-    f0 = v['f0']*rng.uniform(0.85, 1.15)                                      # speaker pitch
+    return _voice(v, rng, seconds, sr)
+
+def _voice(
+    v:dict, # f0 (Hz), slope, rate (syllables/s), rms, as in `_VOICE`
+    rng:np.random.Generator, # random source
+    seconds:float, # duration
+    sr:int, # sample rate
+    jitter:float=0.15, # relative spread of the speaker's pitch
+    n:int|None=None, # samples (default: seconds*sr)
+)->np.ndarray: # (n,) float32 in [-1, 1]
+    "The voice-like signal of `synth_voice` for the parameters `v`."
+    n = int(seconds*sr) if n is None else n; t = np.arange(n, dtype=np.float32)/sr
+    f0 = v['f0']*rng.uniform(1 - jitter, 1 + jitter)                         # speaker pitch
     contour = f0*(1 + v['slope']*rng.uniform(0.6, 1.2)*(t/seconds - 0.5))    # falling / flat / rising
     contour *= 1 + 0.03*np.sin(2*np.pi*rng.uniform(4, 7)*t)                   # vibrato
     phase = (2*np.pi/sr)*np.cumsum(contour, dtype=np.float64)
@@ -199,19 +244,23 @@ def _draw_cues(outs:list, rng:np.random.Generator)->tuple:
 def expected_accuracy(
     config:SynthConfig|None=None, # generator settings
 )->dict: # modality (or 'fused') -> best achievable accuracy
-    "The accuracy ceilings (all modalities present): of the Bayes-optimal classifier that reads one modality's cue perfectly, and of the one that reads all three."
+    "The accuracy ceilings (all modalities present): of the Bayes-optimal classifier that reads one modality's cue perfectly, of the one that reads all three, and (dialogues) of the one that also reads the previous turn's text."
     c = config or SynthConfig()
+    if c.task == 'multilabel': raise ValueError("a multi-label set's ceilings come from expected_multilabel")
+    n_cls, outcomes = len(c.class_names), (_class_outcomes if c.per_class else _cue_outcomes)
     joint = {}   # (cues, y) -> probability, labels balanced
-    for y in range(3):
-        for p, cues in _cue_outcomes(c, y): joint[cues, y] = joint.get((cues, y), 0) + p/3
-    def ceiling(key):   # sum over observations of the most probable label's mass
-        best = {}
-        for (cues, y), p in joint.items():
-            k = key(cues); best.setdefault(k, np.zeros(3))[y] += p
-        return float(sum(v.max() for v in best.values()))
-    res = {m: ceiling(lambda cues, j=j: cues[j]) for j, m in enumerate(MODALITIES)}
-    res['fused'] = ceiling(lambda cues: cues)
+    for y in range(n_cls):
+        for p, cues in outcomes(c, y): joint[cues, y] = joint.get((cues, y), 0) + p/n_cls
+    res = {m: _ceiling(joint, n_cls, lambda cues, j=j: cues[j]) for j, m in enumerate(MODALITIES)}
+    res['fused'] = _ceiling(joint, n_cls, lambda cues: cues)
+    if c.dialogue_turns: res['context'] = _context_ceiling(c, res['fused'])
     return res
+
+def _ceiling(joint:dict, n_cls:int, key)->float:
+    "Bayes-optimal accuracy from `key(cues)`: the sum over its values of the most probable label's mass in `joint` ((cues, y) -> p)."
+    best = {}
+    for (cues, y), p in joint.items(): best.setdefault(key(cues), np.zeros(n_cls))[y] += p
+    return float(sum(v.max() for v in best.values()))
 
 # %% ../nbs/01a_synth.ipynb #fe707a6c
 def _score_to_label(score:float)->int:
@@ -274,6 +323,7 @@ def synthesize(
     "Write the synthetic set (WAV, PNG, manifest.csv) into `out`."
     c = config or SynthConfig(**kwargs)
     out = Path(out); (out/'audio').mkdir(parents=True, exist_ok=True); (out/'images').mkdir(exist_ok=True)
+    if c.per_class: return _synthesize_classes(out, c)
     rng = np.random.default_rng(c.seed)
     labels = np.arange(c.n) % 3; rng.shuffle(labels)
     splits = rng.choice(['train', 'val', 'test'], size=c.n, p=list(c.splits))
@@ -325,7 +375,147 @@ def synth_dataset_dir(
         except OSError: shutil.rmtree(tmp, ignore_errors=True)   # another process finished first
     return d
 
+# %% ../nbs/01a_synth.ipynb #3440007d
+def default_synth_config(
+    n:int=1500, # samples
+    task:str='classification', # 'classification', 'regression' or 'multilabel'
+    labels:str|tuple|None=None, # the run's label set, 'a,b,c' or names (None: the task's default)
+)->SynthConfig:
+    "The synthetic set a run generates when it has no data: the sentiment set, or the N-class set for another label set."
+    names = None if labels is None else parse_labels(labels)
+    if task != 'multilabel' and names is not None and tuple(l.lower() for l in names) == LABELS: names = None
+    return SynthConfig(n=n, seed=0, task=task, labels=names)
+
+# %% ../nbs/01a_synth.ipynb #77c839dd
+SYNTH_WORDS = ("sunny bright golden", "rainy grey cloudy", "stormy windy thunder", "snowy frozen icy", "foggy misty hazy", "sandy dusty dry",
+               "leafy green fresh", "rocky stony rough", "salty ocean waves", "starry night moon", "fiery hot burning", "muddy wet swampy")
+_PLAIN = "ordinary typical usual normal regular".split()
+_CLASS_TEMPLATES = ["{o} felt {w}", "to me {o} felt {w}", "{o} seemed {w} today", "i would call {o} {w}"]
+
+def synth_class_text(
+    ks:list, # the class ids the sentence shows (empty: the blank cue)
+    rng:np.random.Generator, # random source
+)->str:
+    "A sentence that shows the classes `ks` by one word of `SYNTH_WORDS` each (a plain word when `ks` is empty)."
+    c = lambda xs: xs[rng.integers(len(xs))]
+    ws = [c(SYNTH_WORDS[k].split()) for k in ks] or [c(_PLAIN)]
+    w = ws[0] if len(ws) == 1 else ', '.join(ws[:-1]) + ' and ' + ws[-1]
+    f = c(_FILL)
+    s = ' '.join((f'{f},' if f else '').split() + c(_CLASS_TEMPLATES).format(o=c(_OBJ), w=w).split())
+    return s[0].upper() + s[1:] + c(['.', '!', '...', '.'])
+
+def _class_voice(k:int)->dict:
+    "Voice parameters of class `k`: two semitones a class from 100 Hz, with one of three contours and three tempos."
+    return dict(f0=100*2**(k/6), slope=(-0.3, 0.0, 0.3)[k % 3], rate=(2.5, 4.0, 5.5)[(k//3) % 3], rms=0.15)
+
+def synth_class_voice(
+    ks:list, # the class ids the voice shows, in turn (empty: the blank cue)
+    rng:np.random.Generator, # random source
+    seconds:float=1.5, # duration
+    sr:int=16_000, # sample rate
+)->np.ndarray: # (T,) float32 in [-1, 1]
+    "A voice that moves through the pitches of the classes `ks` (equal parts of the clip), or unvoiced noise in syllables."
+    n = int(seconds*sr)
+    if not ks:
+        pos = (np.arange(n, dtype=np.float32)*(rng.uniform(3, 5)/sr)) % 1.0
+        x = rng.standard_normal(n, dtype=np.float32)*np.where(pos < 0.7, np.sin(np.pi*np.minimum(pos/0.7, 1))**2, 0.0).astype(np.float32)
+        return np.clip(x*0.08*rng.uniform(0.75, 1.3)/(np.sqrt(np.mean(x**2)) + 1e-8), -1, 1).astype(np.float32)
+    parts = np.array_split(np.arange(n), len(ks))
+    return np.concatenate([_voice(_class_voice(k), rng, len(p)/sr, sr, jitter=0.04, n=len(p)) for k, p in zip(ks, parts)])
+
+def synth_class_face(
+    ks:list, # the class ids the face shows (empty: the blank cue)
+    rng:np.random.Generator, # random source
+    size:int=96, # image side in pixels
+)->Image.Image: # RGB
+    "A neutral face with, for each class in `ks`, a disc of the class's colour at the class's slot of 12 around the face."
+    import colorsys
+    im = synth_face(1, rng, size); d = ImageDraw.Draw(im); r = size*0.1
+    for k in ks:
+        a = 2*np.pi*k/MAX_SYNTH_CLASSES - np.pi/2; x, y = size*(0.5 + 0.37*np.cos(a)), size*(0.5 + 0.37*np.sin(a))
+        d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(255*v) for v in colorsys.hsv_to_rgb(k/MAX_SYNTH_CLASSES, 0.9, 0.95)), outline=(0, 0, 0))
+    return im
+
+# %% ../nbs/01a_synth.ipynb #e34d40a4
+def _class_outcomes(
+    c:SynthConfig, # generator settings
+    y:int, # the true class
+)->list[tuple[float, tuple]]: # (probability, (text, audio, visual) cues: `y`, or None for the blank cue)
+    "Every way the three cues of an N-class sample with class `y` can come out, with its probability."
+    outs = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), tuple(y if s else None for s in pat)) for pat in np.ndindex(2, 2, 2)]
+    return [(p, cues) for p, cues in outs if p > 0]
+
+def _context_ceiling(c:SynthConfig, fused:float)->float:
+    "The accuracy ceiling of a dialogue turn's class from its own cues and the previous turn's text cue (the first turn has only its own)."
+    n_cls, rho, joint = len(c.class_names), c.p_repeat, {}
+    for yp, y in itertools.product(range(n_cls), repeat=2):
+        pt = (rho*(y == yp) + (1 - rho)/n_cls)/n_cls                          # the previous turn's class is uniform too
+        for p, cues in _class_outcomes(c, y):
+            for q, prev in ((c.show[0], yp), (1 - c.show[0], None)):
+                if q > 0: joint[(cues, prev), y] = joint.get(((cues, prev), y), 0) + pt*p*q
+    return fused/c.dialogue_turns + _ceiling(joint, n_cls, lambda o: o)*(1 - 1/c.dialogue_turns)
+
+def expected_multilabel(
+    config:SynthConfig|None=None, # a multi-label generator's settings
+)->dict: # 'text', 'audio', 'visual', 'fused' -> {'accuracy': ..., 'f1': ...}, per label (every label alike)
+    "The multi-label ceilings: per-label accuracy of the Bayes-optimal rule, and the best F1 of any rule, from one modality or all three."
+    c = config or SynthConfig(task='multilabel')
+    if c.task != 'multilabel': raise ValueError(f"expected_multilabel is for task 'multilabel', got {c.task!r}: use expected_accuracy")
+    q = c.p_label
+    def ceiling(shows):
+        r = 1 - math.prod(1 - s for s in shows)                              # a label that applies is seen
+        return dict(accuracy=1 - min(q*(1 - r), 1 - q), f1=max(2*r/(1 + r), 2*q/(1 + q)))
+    return {**{m: ceiling([s]) for m, s in zip(MODALITIES, c.show)}, 'fused': ceiling(c.show)}
+
+# %% ../nbs/01a_synth.ipynb #4649d90e
+_SPEAKERS = "Ann Bob Cleo Dan Eve Finn Gia Hal".split()
+
+def _draw_classes(c:SynthConfig, rng:np.random.Generator)->np.ndarray:
+    "The samples' classes: balanced, or (dialogues) a chain per dialogue, or (multilabel) an (n, N) 0/1 matrix."
+    n_cls = len(c.class_names)
+    if c.task == 'multilabel': return (rng.random((c.n, n_cls)) < c.p_label).astype(int)
+    if not c.dialogue_turns: y = np.arange(c.n) % n_cls; rng.shuffle(y); return y
+    y = rng.integers(n_cls, size=c.n)                                           # a fresh draw, kept at each dialogue's first turn
+    for i in range(c.n):
+        if i % c.dialogue_turns and rng.random() < c.p_repeat: y[i] = y[i - 1]
+    return y
+
+def _synthesize_classes(out:Path, c:SynthConfig)->Path:
+    "Write the N-class, multi-label or dialogue set (see *Any label set*) into `out`."
+    names, turns, rng = c.class_names, c.dialogue_turns, np.random.default_rng(c.seed)
+    ys = _draw_classes(c, rng)
+    unit = (np.arange(c.n) // turns) if turns else np.arange(c.n)                 # a dialogue falls in one split
+    splits = rng.choice(['train', 'val', 'test'], size=unit[-1] + 1, p=list(c.splits))[unit]
+    pairs = [rng.choice(_SPEAKERS, 2, replace=False) for _ in range(unit[-1] + 1)] if turns else None
+    rows = []
+    for i in range(c.n):
+        sid, ml = f'{i:06d}', c.task == 'multilabel'
+        shown = [[int(k) for k in rng.permutation(len(names)) if ys[i, k] and rng.random() < s] if ml else
+                 ([int(ys[i])] if rng.random() < s else []) for s in c.show]
+        row = dict(id=sid, split=splits[i], label=';'.join(names[k] for k in np.flatnonzero(ys[i])) if ml else names[ys[i]],
+                   text='', audio_path='', image_path='', **{f'{m}_cue': ';'.join(names[k] for k in sorted(ks)) for m, ks in zip(MODALITIES, shown)})
+        if turns: row.update(dialogue_id=f'dialogue_{unit[i]:05d}', turn=str(i % turns), speaker=pairs[unit[i]][i % turns % 2])
+        keep = rng.random(3) >= c.p_missing
+        if not keep.any(): keep[rng.integers(3)] = True
+        if keep[0]: row['text'] = synth_class_text(shown[0], rng)
+        if keep[1]:
+            sr = int(rng.choice(c.sample_rates))
+            sf.write(out/'audio'/f'{sid}.wav', synth_class_voice(shown[1], rng, rng.uniform(*c.audio_seconds), sr), sr, subtype='PCM_16')
+            row['audio_path'] = f'audio/{sid}.wav'
+        if keep[2]: synth_class_face(shown[2], rng, c.image_size).save(out/'images'/f'{sid}.png', compress_level=1); row['image_path'] = f'images/{sid}.png'
+        rows.append(row)
+    cols = ['id', 'split', 'label'] + (['dialogue_id', 'turn', 'speaker'] if turns else []) + MANIFEST_COLUMNS[4:]
+    with open(out/'manifest.csv', 'w', newline='', encoding='utf-8') as f:
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
+    (out/'synth_config.json').write_text(json.dumps(dict(_config_dict(c), version=SYNTH_VERSION), indent=2))
+    return out/'manifest.csv'
+
+
 # %% ../nbs/01a_synth.ipynb #2dced1ac
+def _floats(s:str, flag:str)->tuple:
+    try: return tuple(float(v) for v in s.split(','))
+    except ValueError: raise ValueError(f"--{flag} {s!r}: expected comma-separated numbers") from None
+
 @call_parse
 def mmsent_synth(
     out:str=None, # folder to write into (required)
@@ -335,18 +525,28 @@ def mmsent_synth(
     p_conflict:float=0.0, # probability that one modality shows the opposite sentiment
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels
-    task:str='classification', # 'classification' or 'regression' (adds a score in [-3, 3])
+    task:str='classification', # 'classification', 'regression' (adds a score in [-3, 3]) or 'multilabel'
+    labels:str=None, # comma-separated class names: the N-class generator (default: negative,neutral,positive with sentiment cues; multilabel: the six CMU-MOSEI emotions)
+    p_label:float=0.35, # multilabel: probability that each label applies to a sample
+    dialogue_turns:int=0, # > 0: dialogues of this many turns, where a turn's class follows the previous turn's
+    p_repeat:float=0.8, # dialogues: probability that a turn repeats the previous turn's class
+    splits:str='0.8,0.1,0.1', # train, val, test fractions
 ):
-    "Write the built-in synthetic multimodal sentiment set (WAV, PNG, manifest.csv) into --out."
+    "Write the built-in synthetic multimodal set (WAV, PNG, manifest.csv) into --out: sentiment, N-class, multi-label or dialogues."
     if not out: raise SystemExit("mmsent_synth: --out DIR is required")
-    try: c = SynthConfig(n=n, seed=seed, show=tuple(float(v) for v in show.split(',')), p_conflict=p_conflict,
-                         p_missing=p_missing, image_size=image_size, task=task)
+    try: c = SynthConfig(n=n, seed=seed, show=_floats(show, 'show'), splits=_floats(splits, 'splits'), p_conflict=p_conflict, p_missing=p_missing,
+                         image_size=image_size, task=task, labels=labels, p_label=p_label, dialogue_turns=dialogue_turns, p_repeat=p_repeat)
     except ValueError as e: raise SystemExit(f"mmsent_synth: {e}")
     m = synthesize(out, c)
-    if task == 'regression':
+    if task == 'multilabel':
+        ceil = expected_multilabel(c)
+        print(f"wrote {n} samples to {m.parent} ({m.name}); labels {', '.join(c.class_names)}; per-label ceilings (accuracy / F1): "
+              + ', '.join(f"{k} {v['accuracy']:.3f} / {v['f1']:.3f}" for k, v in ceil.items()))
+    elif task == 'regression':
         ceil = expected_regression(c)
         print(f"wrote {n} samples to {m.parent} ({m.name}); regression ceilings (MAE / Pearson r): "
               + ', '.join(f"{k} {v['mae']:.3f} / {v['corr']:.3f}" for k, v in ceil.items()))
     else:
         ceil = expected_accuracy(c)
-        print(f"wrote {n} samples to {m.parent} ({m.name}); accuracy ceilings: " + ', '.join(f'{k} {v:.3f}' for k, v in ceil.items()))
+        print(f"wrote {n} samples to {m.parent} ({m.name}); classes {', '.join(c.class_names)}; accuracy ceilings: "
+              + ', '.join(f'{k} {v:.3f}' for k, v in ceil.items()))

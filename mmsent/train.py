@@ -26,7 +26,7 @@ import mmsent
 from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability, parse_labels
 from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
                          resolve_precision)
-from .synth import SynthConfig
+from .synth import SynthConfig, default_synth_config
 from .datasets import (DATASETS, TARGETS, load_records, dataset_labels, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
 from .encoders import MultiModalProcessor, EncoderLoadError, EncoderFamilyError, base_config, encoder_family, _config_of
 from .fusion import FusionConfig, FUSION_KINDS
@@ -68,6 +68,7 @@ class TrainConfig:
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
     labels:str|None=None # the class names in id order, comma-separated, e.g. anger,joy,sadness (default: negative,neutral,positive, or a manifest's own names in alphabetical order)
     target:str='sentiment' # meld: the label column, sentiment (3 classes) or emotion (7 classes)
+    context_turns:int=0 # give the text encoder the previous K utterances of the same dialogue ('Speaker: text') as a second segment (the data needs dialogue_id and turn)
     skip_bad:bool=False # drop samples with unusable files (listed in models/data_report_*.json) instead of stopping
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
@@ -152,7 +153,7 @@ class TrainConfig:
             (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
             (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
-            at_least('n_frames', 1), at_least('num_workers', 0),
+            at_least('n_frames', 1), at_least('num_workers', 0), at_least('context_turns', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
             at_least('aux_loss_weight', 0, unset=True), at_least('unimodal_fusion_weight', 0, unset=True),
             at_least('epochs', 1, unset=True), at_least('batch_size', 1), at_least('grad_accum', 1),
@@ -213,6 +214,7 @@ class TrainConfig:
         if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
             raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, got {self.modalities!r}")
         self.modalities = ','.join(m for m in MODALITIES if m in mods)
+        if self.context_turns and 'text' not in mods: raise ConfigError('context_turns', "gives earlier turns to the text encoder: --modalities must include text")
         pooling = self._pooling_by_slot()
         for m in MODALITIES:
             name = getattr(self, f'{m}_model')
@@ -277,7 +279,8 @@ class TrainConfig:
                          task=self.task, labels=labels if self.task == 'classification' else None,
                          fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
-                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing)
+                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing,
+                         context_turns=self.context_turns)
         if self.random_init and self.preset != 'tiny':
             if self.preset != 'base': raise ValueError("random_init works for the base and tiny presets only (their configs are known offline)")
             mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
@@ -285,7 +288,7 @@ class TrainConfig:
 
     def processor(self)->MultiModalProcessor:
         "The processor of this run: each encoder's own pre-processor (the tiny preset's for a slot without a checkpoint), or (random_init) the tiny one at the encoders' image size."
-        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames)
+        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames, context_turns=self.context_turns)
         if self.random_init and self.preset != 'tiny':   # nothing pretrained to match: the offline tiny tokenizer will do
             p = MultiModalProcessor.from_pretrained('tiny', **kw)
             p.image_processor.size = {'height': 224, 'width': 224}
@@ -295,9 +298,9 @@ class TrainConfig:
         return MultiModalProcessor.from_encoders(**names, **kw)
 
     def synth_config(self)->SynthConfig|None:
-        "The generated synthetic set of this run (None unless the dataset is synth without data_root)."
+        "The generated synthetic set of this run (None unless the dataset is synth without data_root): for its task and label set."
         if self.dataset != 'synth' or self.data_root is not None: return None
-        return SynthConfig(n=self.synth_n, seed=0, task=self.task)
+        return default_synth_config(self.synth_n, self.task, self.labels)
 
 # %% ../nbs/05_train.ipynb #f457f738
 RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 'report_to', 'logging_steps', 'save_every', 'save_steps', 'save_total_limit',
@@ -1090,11 +1093,12 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     sc = cfg.synth_config()
     splits = {}
     for split in ('train', 'val'):
-        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task == 'classification' else None, target=cfg.target)
+        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task == 'classification' else None,
+                            target=cfg.target, context_turns=cfg.context_turns)
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
-    if cfg.frozen_throughout and cfg.feature_cache and teacher is None and cfg.lora_r is None:   # a teacher needs the raw inputs; LoRA trains in the encoders
+    if cfg.frozen_throughout and cfg.feature_cache and teacher is None and cfg.lora_r is None and not cfg.context_turns:   # a teacher needs the raw inputs; LoRA trains in the encoders; the cache keys no context
         level = 'sequence' if cfg.fusion == 'crossmodal' else 'pooled'
         fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds)
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
@@ -1179,7 +1183,8 @@ def split_loader(
     labels:tuple|None=None, # the model's classes (classification)
 ):
     "A loader over one split of the run's dataset, decoded as training decoded it."
-    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels, target=config.target)
+    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels, target=config.target,
+                        context_turns=config.context_turns)
     if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
     ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)

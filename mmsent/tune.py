@@ -103,7 +103,7 @@ def best_params(
 BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.db'
 
 def _total_steps(cfg:TrainConfig)->int:
-    sc = SynthConfig(n=cfg.synth_n, seed=0)
+    sc = cfg.synth_config()
     labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc) if cfg.task == 'classification' else None
     n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target))
     steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs

@@ -117,6 +117,10 @@ def test_meld_emotions_through_check_data(tmp_path):
     r = cli('mmsent_check_data', '--dataset', 'meld', '--data_root', meld, '--target', 'emotion', '--split', 'train', '--json')
     rep = json.loads(r.stdout)['train']
     assert set(rep['labels']) <= set(MELD_EMOTIONS) and {'joy', 'anger', 'neutral'} <= set(rep['labels']), rep['labels']
+    d = rep['dialogues']   # grouped by Dialogue_ID, ordered by Utterance_ID, with the speaker
+    assert d['duplicate_turns'] == [] and d['outside'] == 0 and d['utterances'] == rep['rows'] and d['count'] >= 2 and d['speakers'] >= 1, d
+    r = cli('mmsent_check_data', '--dataset', 'meld', '--data_root', meld, '--target', 'emotion', '--split', 'train')
+    assert f"dialogues: {d['count']} ({d['utterances']} utterances" in r.stdout and 'duplicate turns: 0' in r.stdout, r.stdout
     r = cli('mmsent_check_data', '--dataset', 'meld', '--data_root', meld, '--target', 'joy', '--split', 'train')
     assert r.returncode == 1 and "unknown --target 'joy': use sentiment or emotion" in r.stderr and 'Traceback' not in r.stderr
 
