@@ -18,7 +18,7 @@ import ftfy
 from PIL import Image
 from fastcore.script import call_parse
 
-from .core import LABELS, MODALITIES, label_id, parse_labels
+from .core import LABELS, MODALITIES, MOSEI_EMOTIONS, label_id, parse_labels
 from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError, NonFiniteAudio,
                          ImageReadError, VideoReadError, write_test_mp4)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
@@ -37,7 +37,7 @@ __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'D
 class Record:
     "One sample: its label and the inputs it has (None: that input is absent)."
     id:str # unique within the dataset
-    label:int|None # 0 negative, 1 neutral, 2 positive (None: unlabelled, for prediction only)
+    label:int|tuple|None # the class id (0 negative, 1 neutral, 2 positive by default); multi-label: a 0/1 tuple, one per label (None: unlabelled, for prediction only)
     text:str|None=None # the utterance
     audio_path:Path|None=None # an audio file
     image_path:Path|None=None # an image file
@@ -99,14 +99,16 @@ def manifest_path(
 
 def manifest_label_set(
     rows:list, # (line, row) pairs from a manifest, or a manifest's path
+    multilabel:bool=False, # the `label` cells list several names separated by ';'
 )->tuple: # class names in id order
-    "A manifest's label set: negative, neutral, positive when its names are among those or two of them appear, else its distinct names in alphabetical order (ignoring case)."
+    "A manifest's label set: negative, neutral, positive when its names are among those or two of them appear, else its distinct names in alphabetical order (ignoring case); multi-label: always the distinct names."
     if not isinstance(rows, list): rows = _manifest_rows(manifest_path(rows))
     names = {}
     for _, r in rows:
-        v = _cell(r, 'label')
-        if v is not None and not v.strip().lstrip('+-').replace('.', '', 1).isdigit(): names.setdefault(v.strip().lower(), v.strip())
-    if set(names) <= set(LABELS) or len(set(names) & set(LABELS)) >= 2: return LABELS   # then another name is an error naming its row (a typo is not a class)
+        for v in ((_cell(r, 'label') or '').split(';') if multilabel else [_cell(r, 'label')]):
+            if v is not None and v.strip() and not v.strip().lstrip('+-').replace('.', '', 1).isdigit(): names.setdefault(v.strip().lower(), v.strip())
+    if multilabel and len(names) < 2: raise DataError("the manifest's label column names fewer than two labels: give the label set with --labels")
+    if not multilabel and (set(names) <= set(LABELS) or len(set(names) & set(LABELS)) >= 2): return LABELS   # then another name is an error naming its row (a typo is not a class)
     if len(names) < 2: raise DataError(f"the manifest's label column has one class ({next(iter(names.values()))}): give the others with --labels")
     return tuple(names[k] for k in sorted(names))
 
@@ -147,21 +149,40 @@ def _dialogue_cells(r:dict, where:str)->dict:
         t = int(t)
     return dict(dialogue_id=d, turn=t, speaker=fix_text(s) if s is not None else None)
 
+def _multi_hot(r:dict, labels:tuple, where:str, columns:bool)->tuple:
+    "A multi-label row's 0/1 per label: from its own column each (> 0 applies, as CMU-MOSEI's emotion intensities), or from `label`'s ';'-separated names."
+    if columns:
+        out = []
+        for l in labels:
+            v = _cell(r, l)
+            try: x = float(v)
+            except (TypeError, ValueError): raise DataError(f"{where}: {l} {v!r} is not a number (0: the label does not apply, > 0: it does)") from None
+            if not math.isfinite(x) or x < 0: raise DataError(f"{where}: {l} {v!r} must be a finite number >= 0")
+            out.append(int(x > 0))
+        return tuple(out)
+    try: ids = {label_id(s, labels) for s in (_cell(r, 'label') or '').split(';') if s.strip()}
+    except ValueError as e: raise DataError(f"{where}: {e}") from None
+    return tuple(int(i in ids) for i in range(len(labels)))
+
 def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
     require_label:bool=True, # False: rows without a label are allowed (label None), for prediction
     labels:tuple|None=None, # the label set: class names in id order (None: the manifest's own, `manifest_label_set`)
+    task:str='classification', # 'multilabel': `label` lists names separated by ';' (empty: none apply), or one 0/1 column per label
 )->list[Record]:
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
     p = manifest_path(path)
     rows = _manifest_rows(p)
+    ml = task == 'multilabel'
     if labels: labels = tuple(labels)
     else:
-        try: labels = manifest_label_set(rows)
+        try: labels = manifest_label_set(rows, ml)
         except DataError:   # one class only: prediction and pre-training, which need no labels, then read none
             if require_label: raise
             labels = None
-    if require_label and not {'label', 'score'} & set(rows[0][1]): raise DataError(f"{p} has no 'label' (or 'score') column")
+    columns = ml and labels is not None and 'label' not in rows[0][1] and all(l in rows[0][1] for l in labels)   # one 0/1 column per label
+    if require_label and not columns and not {'label', 'score'} & set(rows[0][1]):
+        raise DataError(f"{p} has no 'label' column (nor a column for each of {', '.join(labels or ())})" if ml else f"{p} has no 'label' (or 'score') column")
     base, out, seen = p.parent, [], set()
     for line, r in rows:
         where = f"{p}:{line}"
@@ -170,10 +191,12 @@ def read_manifest(
         except ValueError: raise DataError(f"{where}: score {score!r} is not a number") from None
         if score is not None and not math.isfinite(score): raise DataError(f"{where}: score {score!r} is not a finite number")
         lab = _cell(r, 'label')
-        if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
-        try: y = label_id(lab, labels) if lab is not None and labels else (score_to_label(score) if score is not None and labels == LABELS else None)
-        except ValueError as e: raise DataError(f"{where}: {e}") from None
-        if y is None and require_label: raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
+        if ml: y = _multi_hot(r, labels, where, columns) if labels and (require_label or lab is not None or columns) else None
+        else:
+            if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
+            try: y = label_id(lab, labels) if lab is not None and labels else (score_to_label(score) if score is not None and labels == LABELS else None)
+            except ValueError as e: raise DataError(f"{where}: {e}") from None
+            if y is None and require_label: raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
         rid = _cell(r, 'id') or str(line)
         if rid in seen: raise DataError(f"{where}: duplicate id {rid!r}")
         seen.add(rid)
@@ -255,14 +278,16 @@ def score_to_acc7(
 def read_mmsa(
     root:str|Path, # folder with label.csv and Raw/
     split:str='train', # 'train', 'val' ('valid' in label.csv) or 'test'
+    task:str='regression', # 'multilabel': CMU-MOSEI's six emotions (`MOSEI_EMOTIONS` columns of label.csv, > 0 applies) as the labels
 )->list[Record]:
-    "CMU-MOSI / CMU-MOSEI records (MMSA layout): text, the clip, the 3-class label and the score."
+    "CMU-MOSI / CMU-MOSEI records (MMSA layout): text, the clip, the 3-class label and the score (multi-label: the six emotions)."
     root, split = Path(root), SPLIT_ALIASES.get(split, split)
     p = root/'label.csv'
     if not p.exists(): raise FileNotFoundError(f"label.csv not found in {root} (expected the MMSA layout: label.csv and Raw/)")
     rows, out = csv.DictReader(io.StringIO(_read_utf8(p), newline='')), []
-    need = {'video_id', 'clip_id', 'label', 'mode'}
-    if not need <= set(rows.fieldnames or ()): raise DataError(f"{p} lacks the MMSA columns {sorted(need - set(rows.fieldnames or ()))}")
+    need = {'video_id', 'clip_id', 'label', 'mode'} | (set(MOSEI_EMOTIONS) if task == 'multilabel' else set())
+    if not need <= set(rows.fieldnames or ()):
+        raise DataError(f"{p} lacks the MMSA columns {sorted(need - set(rows.fieldnames or ()))}" + (" (the six emotions, for --task multilabel)" if task == 'multilabel' else ''))
     for i, r in enumerate(rows, 2):
         try: score = float(r['label'])
         except (TypeError, ValueError): raise DataError(f"{p}:{i}: label {r.get('label')!r} is not a number") from None
@@ -270,7 +295,8 @@ def read_mmsa(
         if mode != split: continue
         vid, cid, raw = (r['video_id'] or '').strip(), (r['clip_id'] or '').strip(), r.get('text') or ''
         text = fix_text(raw)
-        out.append(Record(id=f'{vid}/{cid}', label=score_to_label(score), score=score, text=text or None,
+        y = _multi_hot(r, MOSEI_EMOTIONS, f"{p}:{i}", True) if task == 'multilabel' else score_to_label(score)
+        out.append(Record(id=f'{vid}/{cid}', label=y, score=score, text=text or None,
                           video_path=root/'Raw'/vid/f'{cid}.mp4', split=split, text_repaired=text != raw.strip()))
     return out
 
@@ -305,11 +331,13 @@ def load_records(
     labels:tuple|None=None, # a manifest's label set (None: `dataset_labels`)
     target:str='sentiment', # meld: the label column, sentiment or emotion
     context_turns:int=0, # > 0: attach each record's previous turns (`attach_context`), read from every split
+    task:str='classification', # 'multilabel': labels are 0/1 tuples (a manifest's ';'-separated names or 0/1 columns; CMU-MOSEI's emotions)
 )->list[Record]:
     "The records of one split of a dataset (with their dialogue context when `context_turns` > 0)."
     split = SPLIT_ALIASES.get(split, split)
+    if task == 'multilabel' and dataset == 'meld': raise ValueError("--task multilabel: MELD gives one emotion per utterance (use --target emotion)")
     if context_turns:   # a dialogue's earlier turns may sit in another split: read them all, attach, then keep the split
-        every = [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, synth_config, labels, target)]
+        every = [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, synth_config, labels, target, task=task)]
         if not any(r.dialogue_id is not None for r in every):
             raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs dialogue_id and turn columns)")
         return [r for r in attach_context(every, context_turns) if r.split == split]
@@ -319,10 +347,10 @@ def load_records(
     if dataset in ('meld', 'mosi', 'mosei') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
     if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     if dataset == 'meld': return read_meld(data_root, split, target)
-    if dataset in ('mosi', 'mosei'): return read_mmsa(data_root, split)
+    if dataset in ('mosi', 'mosei'): return read_mmsa(data_root, split, task)
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
     if dataset == 'manifest' and data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
-    recs = read_manifest(data_root, labels=labels)
+    recs = read_manifest(data_root, labels=labels, task=task)
     if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
     return [r for r in recs if r.split == split]
 
@@ -332,9 +360,11 @@ def dataset_labels(
     labels:str|tuple|None=None, # `--labels`: class names in id order, 'a,b,c' or a tuple (None: the data's own)
     target:str='sentiment', # meld: sentiment or emotion
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
+    task:str='classification', # 'multilabel': the names listed in a manifest's label cells; CMU-MOSEI's six emotions
 )->tuple: # the class names in id order
     "The label set a run on this data uses: `labels` where given, MELD's and CMU-MOSI/MOSEI's own, or a manifest's (`manifest_label_set`)."
-    fixed = TARGETS.get(target) if dataset == 'meld' else LABELS if dataset in ('mosi', 'mosei') else None
+    ml = task == 'multilabel'
+    fixed = TARGETS.get(target) if dataset == 'meld' else (MOSEI_EMOTIONS if ml else LABELS) if dataset in ('mosi', 'mosei') else None
     if target not in TARGETS: raise ValueError(f"unknown --target {target!r}: use {' or '.join(TARGETS)}")
     if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     if fixed is not None:
@@ -344,7 +374,7 @@ def dataset_labels(
     if labels is not None: return parse_labels(labels)
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
     if data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
-    return manifest_label_set(data_root)
+    return manifest_label_set(data_root, ml)
 
 # %% ../nbs/01b_datasets.ipynb #c7699c3a
 @dataclass
@@ -502,10 +532,14 @@ class MultiModalDataset(torch.utils.data.Dataset):
 # %% ../nbs/01b_datasets.ipynb #9573de79
 def collate_targets(
     samples:list[dict], # decoded samples with 'id', 'label' and 'score'
-    task:str='classification', # 'classification': `labels` are class ids; 'regression': the scores
-)->dict: # {'labels': (B,) tensor, 'meta': {'ids', 'classes' (B,) long, -1 where unknown, 'scores' (B,) float or None}}
+    task:str='classification', # 'classification': `labels` are class ids; 'regression': the scores; 'multilabel': (B, C) 0/1 floats
+)->dict: # {'labels': (B,) tensor, or (B, C) multi-label, 'meta': {'ids', 'classes' (B,) long, -1 where unknown, or (B, C) 0/1, 'scores' (B,) float or None}}
     "The training targets of a batch, and what evaluation reports need besides (ids, classes, scores)."
     scores = [s.get('score') for s in samples]
+    if task == 'multilabel':
+        if missing := [s['id'] for s in samples if s.get('label') is None]: raise DataError(f"samples {missing[:5]} have no labels")
+        y = torch.tensor([list(s['label']) for s in samples], dtype=torch.long)
+        return dict(labels=y.float(), meta=dict(ids=[s['id'] for s in samples], classes=y, scores=None))
     classes = torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples], dtype=torch.long)
     meta = dict(ids=[s['id'] for s in samples], classes=classes,
                 scores=None if all(x is None for x in scores) else torch.tensor([np.nan if x is None else x for x in scores], dtype=torch.float))
@@ -605,13 +639,14 @@ def check_data(
     splits:tuple=('train', 'val', 'test'), # which splits to check
     target:str='sentiment', # meld: sentiment or emotion
     labels:str|tuple|None=None, # the label set (None: the data's own, `dataset_labels`)
+    task:str='classification', # 'multilabel': read several labels per sample
 )->dict:
     "Scan every split of a dataset; return the per-split report: problems (unusable files) and notes (what will be handled)."
     out = {}
-    try: names = dataset_labels(dataset, data_root, labels, target)
+    try: names = dataset_labels(dataset, data_root, labels, target, task=task)
     except (OSError, ValueError) as e: return {s: dict(error=str(e)) for s in splits}
     for split in splits:
-        try: recs = load_records(dataset, data_root, split, labels=names, target=target)
+        try: recs = load_records(dataset, data_root, split, labels=names, target=target, task=task)
         except (OSError, ValueError) as e: out[split] = dict(error=str(e)); continue   # DataError is a ValueError
         with ThreadPoolExecutor(4) as ex: results = list(ex.map(scan_record, recs))
         files = defaultdict(Counter)
@@ -623,7 +658,7 @@ def check_data(
                    problems=dict(Counter(_reason(p) for x in results for p in x.problems)),
                    files={k: dict(v) for k, v in files.items()}, videos_without_audio=sum(x.no_audio_track for x in results),
                    audio_seconds=dict(min=round(min(durs), 2), mean=round(float(np.mean(durs)), 2), max=round(max(durs), 2)) if durs else None,
-                   labels={names[k]: v for k, v in sorted(Counter(r.label for r in recs).items())},
+                   labels=_label_counts(recs, names),
                    bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results) for k, p, why in x.problems],
                    notes=_notes(recs, results))
         if dataset == 'meld':
@@ -634,6 +669,13 @@ def check_data(
         if any(r.dialogue_id is not None for r in recs): rep['dialogues'] = _dialogue_report(recs)
         out[split] = rep
     return out
+
+def _label_counts(recs:list[Record], names:tuple)->dict:
+    "Samples per class (multi-label: per label, and `(none)` for samples with no label)."
+    if recs and isinstance(recs[0].label, tuple):
+        c = np.array([r.label for r in recs]).sum(0)
+        return {**{n: int(v) for n, v in zip(names, c) if v}, '(none)': sum(not any(r.label) for r in recs)}
+    return {names[k]: v for k, v in sorted(Counter(r.label for r in recs).items())}
 
 def _dialogue_report(recs:list[Record])->dict:
     "How the records group into dialogues: counts, turns that two rows claim (`duplicate_turns`, unusable), dialogues with gaps."
@@ -677,11 +719,12 @@ def mmsent_check_data(
     split:str=None, # one split (default: train, val and test)
     target:str='sentiment', # meld: the label column, sentiment or emotion
     labels:str=None, # the class names in id order, comma-separated (default: the data's own)
+    task:str='classification', # 'multilabel': several labels per sample (a manifest's ';'-separated names or 0/1 columns, CMU-MOSEI's emotions)
     json:bool=False, # print the report as JSON
 ):
     "Scan a dataset and print a per-split integrity report; exit with status 1 if anything is unusable."
     import json as _json, sys
-    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'), target=target, labels=labels)
+    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'), target=target, labels=labels, task=task)
     if json: print(_json.dumps(rep, indent=2))
     else:
         for s, r in rep.items():

@@ -25,10 +25,21 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'attention_analysis', 'gate_analysis', 'shapley_analysis', 'headline', 'take', 'ablation', 'plot_history',
-           'plot_confusion', 'plot_attention', 'plot_ablation', 'plot_shapley', 'evaluate_model', 'format_report',
-           'write_report', 'eval_records', 'model_records', 'truncation_counts', 'mmsent_eval']
+           'plot_confusion', 'plot_label_confusion', 'plot_attention', 'plot_ablation', 'plot_shapley',
+           'evaluate_model', 'format_report', 'write_report', 'eval_records', 'model_records', 'truncation_counts',
+           'mmsent_eval']
 
 # %% ../nbs/06_evaluation.ipynb #f85022de
+def _class_rows(pr:Predictions, k:int)->torch.Tensor:
+    "(N,) bool: the samples whose true class is `k` (multi-label: to which label `k` applies)."
+    y = pr.true_classes
+    return y[:, k] == 1 if pr.task == 'multilabel' else y == k
+
+def _correct(pr:Predictions)->torch.Tensor:
+    "(N,) bool: the fused prediction is right (multi-label: every label)."
+    ok = pr.preds == pr.true_classes
+    return ok.all(-1) if pr.task == 'multilabel' else ok
+
 def attention_analysis(
     pr:Predictions, # from `collect_predictions` (all modalities visible)
 )->dict|None: # None when the fusion has no attention (concat, gated)
@@ -36,15 +47,16 @@ def attention_analysis(
     if pr.attention is None: return None
     full = pr.present.all(-1)
     if not full.any(): return dict(n=0)
-    a, y, ok = pr.attention[full], pr.true_classes[full], (pr.preds == pr.true_classes)[full]
-    w = pr.modality_weights[full]
+    a, ok, w = pr.attention[full], _correct(pr)[full], pr.modality_weights[full]
+    rows = {c: _class_rows(pr, k)[full] for k, c in enumerate(pr.class_names)}
+    rows = {c: r for c, r in rows.items() if r.any()}
     mean = lambda t: t.mean(0).tolist()
     return dict(n=int(full.sum()), modalities=list(pr.modalities), heads=int(a.shape[1]),
                 overall=mean(a.mean(1)), per_head=mean(a),
-                per_class={c: mean(a[y == k].mean(1)) for k, c in enumerate(pr.class_names) if (y == k).any()},
+                per_class={c: mean(a[r].mean(1)) for c, r in rows.items()},
                 per_outcome={name: mean(a[sel].mean(1)) for name, sel in (('correct', ok), ('incorrect', ~ok)) if sel.any()},
                 received={m: float(w[:, j].mean()) for j, m in enumerate(pr.modalities)},
-                received_per_class={c: {m: float(w[y == k][:, j].mean()) for j, m in enumerate(pr.modalities)} for k, c in enumerate(pr.class_names) if (y == k).any()})
+                received_per_class={c: {m: float(w[r][:, j].mean()) for j, m in enumerate(pr.modalities)} for c, r in rows.items()})
 
 def gate_analysis(
     pr:Predictions, # from `collect_predictions` with a gated fusion
@@ -60,7 +72,7 @@ def shapley_analysis(
 )->dict|None: # None when the Shapley values were not computed
     "Mean absolute and mean signed Shapley value of each modality, over the samples that have it: overall and per true class."
     if pr.shapley is None: return None
-    phi, y = pr.shapley, pr.true_classes
+    phi = pr.shapley
     def stats(sel):
         out = {}
         for j, m in enumerate(pr.modalities):
@@ -68,17 +80,19 @@ def shapley_analysis(
             out[m] = dict(mean_abs=float(v.abs().mean()), mean=float(v.mean()), n=int(len(v))) if len(v) else dict(mean_abs=None, mean=None, n=0)
         return out
     every = torch.ones(len(phi), dtype=torch.bool)
-    return dict(explains='the score' if pr.task == 'regression' else 'the log-probability of the predicted class',
-                baseline="the model's prior (training split's mean score)" if pr.task == 'regression' else "the model's prior (training split's class frequencies)",
-                n=int(len(phi)), overall=stats(every), per_class={c: stats(y == k) for k, c in enumerate(pr.class_names) if (y == k).any()})
+    what = dict(regression=('the score', "the model's prior (training split's mean score)"),
+                multilabel=('the log-probability of the most probable label', "the model's prior (how often that label applies in the training split)"))
+    explains, baseline = what.get(pr.task, ('the log-probability of the predicted class', "the model's prior (training split's class frequencies)"))
+    return dict(explains=explains, baseline=baseline, n=int(len(phi)), overall=stats(every),
+                per_class={c: stats(_class_rows(pr, k)) for k, c in enumerate(pr.class_names) if _class_rows(pr, k).any()})
 
 # %% ../nbs/06_evaluation.ipynb #e3182617
 def headline(
     pr:Predictions, # predictions
 )->dict:
-    "The few numbers an ablation row compares: accuracy and weighted F1 (and MAE, Corr, Has0_acc_2 for regression)."
+    "The few numbers an ablation row compares: accuracy and weighted F1 (and MAE, Corr, Has0_acc_2 for regression; micro F1 for multi-label)."
     tm = task_metrics(pr)
-    keys = ('accuracy', 'weighted_f1') + (('MAE', 'Corr', 'Has0_acc_2') if pr.task == 'regression' else ())
+    keys = ('accuracy', 'weighted_f1') + {'regression': ('MAE', 'Corr', 'Has0_acc_2'), 'multilabel': ('micro_f1',)}.get(pr.task, ())
     return {k: tm[k] for k in keys}
 
 def take(
@@ -163,6 +177,24 @@ def plot_confusion(
     sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1, xticklabels=class_names, yticklabels=class_names,
                 cbar_kws=dict(label='share of the true class'), ax=ax)
     ax.set(xlabel='predicted', ylabel='true', title=title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+# %% ../nbs/06_evaluation.ipynb #ee8480f8
+def plot_label_confusion(
+    per_label:dict, # `multilabel_metrics(...)['per_label']`: each label's tp, fp, fn, tn
+    path:str|Path|None=None, # save as PNG here
+    title:str='Each label: true and false positives and negatives', # figure title
+):
+    "A multi-label model's per-label counts as a heatmap: true negatives, false positives, false negatives, true positives."
+    import matplotlib.pyplot as plt, seaborn as sns
+    cols, names = ('tn', 'fp', 'fn', 'tp'), list(per_label)
+    cm = np.array([[per_label[c][k] for k in cols] for c in names]); share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
+    annot = np.array([[f'{c}\n({s:.0%})' for c, s in zip(rc, rs)] for rc, rs in zip(cm, share)])
+    fig, ax = plt.subplots(figsize=(5.6, 0.5*len(names) + 1.6))
+    sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1, xticklabels=['true negative', 'false positive', 'false negative', 'true positive'],
+                yticklabels=names, cbar_kws=dict(label="share of the label's samples"), ax=ax)
+    ax.set(title=title)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -251,12 +283,24 @@ def evaluate_model(
     return rep, pr
 
 # %% ../nbs/06_evaluation.ipynb #a24db5b0
-_NAMES = dict(weighted_f1='weighted F1')
+_NAMES = dict(weighted_f1='weighted F1', micro_f1='micro F1')
 
 def _f(v, pct=False): return '-' if v is None else (f'{100*v:.1f}' if pct else f'{v:.4f}')
 
+def _multilabel_lines(rep:dict)->list[str]:
+    f = rep['fused']
+    L = [f"## Fused model: multi-label ({rep['n']} samples)", '', '| metric | value |', '|---|---|',
+         *[f"| {name} | {f[k]:.4f} |" for k, name in (('accuracy', 'accuracy (each label decision)'), ('subset_accuracy', 'subset accuracy (every label right)'),
+                                                      ('micro_f1', 'micro F1'), ('macro_f1', 'macro F1'), ('weighted_f1', 'weighted F1'),
+                                                      ('weighted_accuracy', 'weighted accuracy (mean over labels)'))],
+         f"| loss | {rep['loss']:.4f} |", '', '| label | threshold | precision | recall | F1 | weighted accuracy | support | TP | FP | FN | TN |', '|---' * 11 + '|']
+    L += [f"| {c} | {v['threshold']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['weighted_accuracy']:.3f} | {v['support']} | "
+          f"{v['tp']} | {v['fp']} | {v['fn']} | {v['tn']} |" for c, v in f['per_label'].items()]
+    return L
+
 def _fused_lines(rep:dict)->list[str]:
     f = rep['fused']
+    if rep['task'] == 'multilabel': return _multilabel_lines(rep)
     if rep['task'] == 'regression':
         L = [f"## Fused model: regression ({rep['n']} samples)", '', '| metric | value |', '|---|---|']
         L += [f"| {k} | {_f(f[k])} |" for k in MMSA_KEYS + ('Mult_acc_3',)]
@@ -291,7 +335,7 @@ def _ablation_lines(rep:dict)->list[str]:
     note = (f"The model was trained with {how}: it has seen samples with modalities missing, so these rows measure what each "
             "modality adds." if how else "The model was trained without modality dropout: with a modality hidden it is off its training distribution, "
             "so these deltas mix what the modality adds with that shock.")
-    keys = ('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'weighted_f1')
+    keys = ('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'micro_f1') if rep['task'] == 'multilabel' else ('accuracy', 'weighted_f1')
     L = ['', '## Modality ablation (fused model, modalities hidden; each row against the full model on the same samples)', '', note, '',
          '| hidden | kept | samples | ' + ' | '.join(f'{_NAMES.get(k, k)} | Δ {_NAMES.get(k, k)}' for k in keys) + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
     for r in rows:
@@ -319,13 +363,13 @@ def format_report(
         r = rep['regression']
         L += ['', '## Regression metrics of the expected polarity (a classifier on scored data)', '', '| metric | value |', '|---|---|']
         L += [f"| {k} | {_f(r[k])} |" for k in MMSA_KEYS]
-    reg = rep['task'] == 'regression'
-    L += ['', '## Each modality alone (its own head)', '',
-          '| modality | samples | ' + ('MAE | Corr | accuracy |' if reg else 'accuracy | weighted F1 | macro F1 |'), '|---' * 5 + '|']
+    reg, ml = rep['task'] == 'regression', rep['task'] == 'multilabel'
+    L += ['', '## Each modality alone (its own head' + (', each label at probability 0.5)' if ml else ')'), '',
+          '| modality | samples | ' + ('MAE | Corr | accuracy |' if reg else 'accuracy | micro F1 | macro F1 |' if ml else 'accuracy | weighted F1 | macro F1 |'), '|---' * 5 + '|']
     for m, v in rep['modalities'].items():
         if not v['n']: L.append(f"| {m} | 0 | - | - | - |"); continue
         L.append(f"| {m} | {v['n']} | " + (f"{_f(v['MAE'])} | {_f(v['Corr'])} | {_f(v['accuracy'])} |" if reg else
-                                           f"{v['accuracy']:.4f} | {v['weighted_f1']:.4f} | {v['macro_f1']:.4f} |"))
+                                           f"{v['accuracy']:.4f} | {v['micro_f1' if ml else 'weighted_f1']:.4f} | {v['macro_f1']:.4f} |"))
     if rep.get('ablation'): L += _ablation_lines(rep)
     if rep.get('shapley'): L += _shapley_lines(rep)
     share = (rep.get('attention') or rep.get('gates') or {}).get('received')
@@ -352,15 +396,22 @@ def write_report(
         with open(out/'shapley.csv', 'w', newline='') as fh:
             w = csv.writer(fh); w.writerow(['id', 'prediction', *pr.modalities])
             for i, sid in enumerate(pr.ids):
-                w.writerow([sid, pr.class_names[int(pr.preds[i])], *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
+                w.writerow([sid, _pred_name(pr, pr.preds[i]), *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
         plot_shapley(rep['shapley'], out/'shapley.png')
-    cm = rep['fused']['classes' if pr.task == 'regression' else 'confusion_matrix']
-    plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png', class_names=pr.class_names)
+    if pr.task == 'multilabel': plot_label_confusion(rep['fused']['per_label'], out/'confusion_matrix.png')
+    else:
+        cm = rep['fused']['classes' if pr.task == 'regression' else 'confusion_matrix']
+        plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png', class_names=pr.class_names)
     if rep.get('attention') and rep['attention'].get('n'): _write_attention(rep['attention'], out)
-    if rep.get('ablation'): plot_ablation(rep['ablation'], out/'ablation.png', metric='MAE' if pr.task == 'regression' else 'accuracy')
+    if rep.get('ablation'): plot_ablation(rep['ablation'], out/'ablation.png', metric={'regression': 'MAE', 'multilabel': 'micro_f1'}.get(pr.task, 'accuracy'))
     if history is not None and Path(history).exists(): plot_history(history, out/'training_curves.png')
     plt.close('all')
     return out
+
+def _pred_name(pr:Predictions, p:torch.Tensor)->str:
+    "A prediction (or label) as text: the class name, or the applying labels joined by ';' (multi-label)."
+    if pr.task == 'multilabel': return ';'.join(c for c, v in zip(pr.class_names, p.tolist()) if v == 1)
+    return pr.class_names[int(p)] if int(p) >= 0 else ''
 
 def _write_predictions(pr:Predictions, path:Path):
     "predictions.csv: id, label, prediction; probabilities, or the true and predicted score; each head's prediction."
@@ -377,9 +428,9 @@ def _write_predictions(pr:Predictions, path:Path):
                 uni = [f"{float(pr.unimodal_logits[m][i, 0]):.4f}" if here(j) else '' for j, m in enumerate(pr.modalities)]
             else:
                 vals = [f'{float(p):.5f}' for p in probs[i]]
-                uni = [pr.class_names[int(pr.unimodal_preds(m)[i])] if here(j) else '' for j, m in enumerate(pr.modalities)]
+                uni = [_pred_name(pr, pr.unimodal_preds(m)[i]) if here(j) else '' for j, m in enumerate(pr.modalities)]
             extra = [f'{float(pr.scores[i]):.4f}'] if pr.scores is not None and not reg else []
-            w.writerow([sid, pr.class_names[int(truth[i])] if truth[i] >= 0 else '', pr.class_names[int(preds[i])], *vals, *uni, *extra])
+            w.writerow([sid, _pred_name(pr, truth[i]), _pred_name(pr, preds[i]), *vals, *uni, *extra])
 
 def _write_attention(a:dict, out:Path):
     "attention.json, attention.csv and attention.png."
@@ -402,9 +453,10 @@ def eval_records(
     labels:tuple|None=None, # the model's classes (None: the data's own)
     target:str='sentiment', # meld: sentiment or emotion
     context_turns:int=0, # attach this many previous dialogue turns to each record (a model trained with --context_turns)
+    task:str='classification', # 'multilabel': read several labels per sample
 )->list:
     "The records to evaluate on: one split, or all of them."
-    kw = dict(synth_config=synth_config, labels=labels, target=target, context_turns=context_turns)
+    kw = dict(synth_config=synth_config, labels=labels, target=target, context_turns=context_turns, task=task)
     if split != 'all': return load_records(dataset, data_root, split, **kw)
     return [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, **kw)]
 
@@ -417,10 +469,10 @@ def model_records(
     target:str|None=None, # meld: sentiment or emotion (None: emotion for a model with MELD's emotions)
 )->list:
     "The records a model is evaluated on: read with its label set (and dialogue context); the generated synthetic set is the one for its task and classes."
-    cls = config.class_names if config.task == 'classification' else None
+    cls = config.class_names if config.task != 'regression' else None
     target = target or ('emotion' if dataset == 'meld' and cls == MELD_EMOTIONS else 'sentiment')
     sc = default_synth_config(synth_n, config.task, cls)
-    return eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target, context_turns=config.context_turns)
+    return eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target, context_turns=config.context_turns, task=config.task)
 
 def truncation_counts(
     records:list, # scanned records (`prepare_records` sets their audio length)

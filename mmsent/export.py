@@ -168,7 +168,8 @@ def export_onnx(
     if (out/INT8_NAME).exists(): (out/INT8_NAME).unlink()   # a stale one would not match this graph
     c = model.config
     info = dict(format='mmsent-onnx', mmsent_version=mmsent.__version__, exporter=f'torch.onnx.export(dynamo=True), torch {torch.__version__}',
-                opset=opset, graphs=files, modalities=list(model.modalities), task=c.task, labels=list(c.class_names) if c.task == 'classification' else None,
+                opset=opset, graphs=files, modalities=list(model.modalities), task=c.task, labels=list(c.class_names) if c.task != 'regression' else None,
+                thresholds=list(c.thresholds) if c.thresholds else None,
                 num_outputs=c.num_outputs, fusion=c.fusion.kind, n_frames=getattr(processor.config, 'n_frames', 1),
                 source=dict(name=model_dir.name, weights_sha256=sha256_file(model_dir/WEIGHTS_NAME)),
                 inputs=_describe(proto.graph.input), outputs=_describe(proto.graph.output))

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, hamming_loss, multilabel_confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES
 from .model import EndToEndMultiModalModel
 
 # %% auto #0
-__all__ = ['MMSA_KEYS', 'LOWER_IS_BETTER', 'SELECTION_METRICS', 'RESULT_COLUMNS', 'classification_metrics', 'regression_metrics',
-           'score_to_class', 'expected_score', 'to_device', 'select_rows', 'Predictions', 'collect_predictions',
-           'task_metrics', 'modality_metrics', 'is_better', 'summarize_seeds', 'results_markdown']
+__all__ = ['MMSA_KEYS', 'LOWER_IS_BETTER', 'SELECTION_METRICS', 'RESULT_COLUMNS', 'classification_metrics', 'multilabel_metrics',
+           'choose_thresholds', 'regression_metrics', 'score_to_class', 'expected_score', 'to_device', 'select_rows',
+           'Predictions', 'collect_predictions', 'task_metrics', 'modality_metrics', 'is_better', 'summarize_seeds',
+           'results_markdown']
 
 # %% ../nbs/04b_metrics.ipynb #c16bcf8e
 def classification_metrics(
@@ -35,6 +36,47 @@ def classification_metrics(
                 macro_f1=float(f1_score(y_true, y_pred, labels=ids, average='macro', zero_division=0)),
                 per_class={c: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, c in enumerate(class_names)},
                 confusion_matrix=confusion_matrix(y_true, y_pred, labels=ids).tolist())
+
+# %% ../nbs/04b_metrics.ipynb #991f43a5
+def multilabel_metrics(
+    y_true, # (N, C) 0/1: which labels apply
+    y_pred, # (N, C) 0/1: which labels are predicted
+    class_names:tuple, # the labels' names
+    thresholds=None, # (C,) the thresholds the predictions came from, reported per label
+)->dict:
+    "Label-wise and subset accuracy, micro/macro/weighted F1, mean weighted accuracy and per-label figures (scikit-learn's, and the literature's weighted accuracy)."
+    y, p = np.asarray(y_true, int), np.asarray(y_pred, int)
+    if len(y) == 0: return dict(n=0)
+    pos, tp, tn = y.sum(0), (y & p).sum(0), ((1 - y) & (1 - p)).sum(0)
+    neg = len(y) - pos
+    with np.errstate(divide='ignore', invalid='ignore'):   # a label with no positives (or no negatives) is scored on what it has
+        wa = np.where((pos > 0) & (neg > 0), (tp/np.maximum(pos, 1) + tn/np.maximum(neg, 1))/2, np.where(pos > 0, tp/np.maximum(pos, 1), tn/np.maximum(neg, 1)))
+    pr, rc, f, s = precision_recall_fscore_support(y, p, average=None, zero_division=0)
+    f1 = lambda avg: float(f1_score(y, p, average=avg, zero_division=0))
+    th = [0.5]*len(class_names) if thresholds is None else [float(t) for t in thresholds]
+    cm = multilabel_confusion_matrix(y, p)   # (C, 2, 2): [[TN, FP], [FN, TP]] per label
+    return dict(n=int(len(y)), accuracy=float(1 - hamming_loss(y, p)), subset_accuracy=float(accuracy_score(y, p)),
+                micro_f1=f1('micro'), macro_f1=f1('macro'), weighted_f1=f1('weighted'), weighted_accuracy=float(wa.mean()),
+                per_label={c: dict(precision=float(pr[i]), recall=float(rc[i]), f1=float(f[i]), support=int(s[i]), weighted_accuracy=float(wa[i]),
+                                   threshold=th[i], tn=int(cm[i, 0, 0]), fp=int(cm[i, 0, 1]), fn=int(cm[i, 1, 0]), tp=int(cm[i, 1, 1])) for i, c in enumerate(class_names)})
+
+def choose_thresholds(
+    probs, # (N, C) predicted probabilities on a validation split
+    y_true, # (N, C) 0/1
+)->tuple: # (C,) one threshold per label
+    "For each label, the threshold with the best F1 on these samples (midpoints between sorted probabilities; ties: nearest 0.5; no positive: 0.5)."
+    P, Y = np.asarray(probs, np.float64), np.asarray(y_true, int)
+    out = []
+    for c in range(P.shape[1]):
+        p, y = P[:, c], Y[:, c]
+        if not y.any(): out.append(0.5); continue
+        u = np.unique(p)
+        cand = np.unique(np.clip(np.concatenate([[0.5], (u[1:] + u[:-1])/2, [u[0]/2, (u[-1] + 1)/2]]), 1e-6, 1 - 1e-6))
+        pred = p[None, :] >= cand[:, None]
+        tp = (pred & (y == 1)).sum(1); f = 2*tp/np.maximum(pred.sum(1) + y.sum(), 1)
+        best = np.flatnonzero(f >= f.max() - 1e-12)
+        out.append(float(cand[best[np.argmin(np.abs(cand[best] - 0.5))]]))
+    return tuple(out)
 
 # %% ../nbs/04b_metrics.ipynb #910301c1
 MMSA_KEYS = ('Has0_acc_2', 'Has0_F1_score', 'Non0_acc_2', 'Non0_F1_score', 'Mult_acc_5', 'Mult_acc_7', 'MAE', 'Corr')
@@ -106,10 +148,10 @@ def select_rows(
 @dataclass
 class Predictions:
     "What a model said about an evaluation set: CPU tensors, one row per sample, columns in `modalities` order."
-    task:str # 'classification' or 'regression'
+    task:str # 'classification', 'regression' or 'multilabel'
     modalities:tuple # the model's modalities (columns of `present`, `attention`, `modality_weights`, `shapley`)
     ids:list|None # sample ids (None when gathered from several processes)
-    labels:torch.Tensor # (N,) true class ids (-1 where unknown)
+    labels:torch.Tensor # (N,) true class ids (-1 where unknown); multilabel: (N, C) 0/1
     scores:torch.Tensor|None # (N,) true scores, NaN where unknown (None: the data has none)
     logits:torch.Tensor # (N, C) fused class logits, or (N, 1) fused scores
     unimodal_logits:dict # modality -> (N, C) or (N, 1), NaN rows where the sample lacks it
@@ -120,6 +162,7 @@ class Predictions:
     shapley:torch.Tensor|None=None # (N, M) modality Shapley values, NaN where absent (when asked for)
     skipped:int=0 # samples not scored because no modality was left
     class_names:tuple=LABELS # the classes 0..C-1 (a regressor's: the three its score maps to)
+    thresholds:tuple|None=None # multilabel: each label's probability threshold (None: 0.5)
 
     @property
     def polar(self)->bool:
@@ -128,7 +171,8 @@ class Predictions:
 
     @property
     def probs(self)->torch.Tensor|None:
-        "(N, C) fused class probabilities (None for regression)."
+        "(N, C) fused class probabilities (multilabel: each label's own sigmoid; None for regression)."
+        if self.task == 'multilabel': return self.logits.sigmoid()
         return self.logits.softmax(-1) if self.task == 'classification' else None
 
     @property
@@ -140,8 +184,13 @@ class Predictions:
 
     @property
     def preds(self)->torch.Tensor:
-        "(N,) predicted classes: the arg-max, or the class of the predicted score (regression)."
+        "(N,) predicted classes: the arg-max, or the class of the predicted score (regression); multilabel: (N, C) 0/1, each probability at or above its threshold."
+        if self.task == 'multilabel': return self._over_threshold(self.logits)
         return score_to_class(self.logits[:, 0]) if self.task == 'regression' else self.logits.argmax(-1)
+
+    def _over_threshold(self, logits:torch.Tensor)->torch.Tensor:
+        t = torch.tensor(self.thresholds if self.thresholds else [0.5]*logits.shape[-1])
+        return (logits.float().sigmoid() >= t).long()
 
     @property
     def true_classes(self)->torch.Tensor:
@@ -149,10 +198,11 @@ class Predictions:
         return score_to_class(self.scores) if self.task == 'regression' else self.labels
 
     def unimodal_preds(self, m:str)->torch.Tensor:
-        "(N,) modality `m`'s head: its class (arg-max, or of its score), -1 where the sample lacks `m`."
-        u = self.unimodal_logits[m]
+        "(N,) modality `m`'s head: its class (arg-max, or of its score), -1 where the sample lacks `m`; multilabel: (N, C) 0/1 at probability 0.5."
+        u, absent = self.unimodal_logits[m], ~self.present[:, self.modalities.index(m)]
+        if self.task == 'multilabel': return (u.nan_to_num(0.0).float() >= 0).long().masked_fill(absent[:, None], -1)   # (N, C) at 0.5 (the thresholds are the fused prediction's), rows of -1
         p = score_to_class(u[:, 0].nan_to_num(0.0)) if self.task == 'regression' else u.nan_to_num(0.0).argmax(-1)
-        return p.masked_fill(~self.present[:, self.modalities.index(m)], -1)
+        return p.masked_fill(absent, -1)
 
 # %% ../nbs/04b_metrics.ipynb #0a26e6d7
 def _unwrap(model):
@@ -211,13 +261,14 @@ def collect_predictions(
                        scores=cat('scores') if has_scores else None, logits=cat('logits'),
                        unimodal_logits={m: uni[:, j] for j, m in enumerate(mods)}, present=cat('present'), loss=loss/n,
                        attention=cat('attention'), modality_weights=cat('weights'), shapley=cat('shapley'), skipped=skipped,
-                       class_names=base.config.class_names if base.config.task == 'classification' else LABELS)
+                       class_names=base.config.class_names if base.config.task != 'regression' else LABELS, thresholds=base.config.thresholds)
 
 # %% ../nbs/04b_metrics.ipynb #0f9cae86
 def task_metrics(
     pr:Predictions, # from `collect_predictions`
 )->dict:
-    "The fused prediction's metrics: classification metrics, or MMSA's regression metrics with the derived 3-class accuracy; and the loss."
+    "The fused prediction's metrics: classification metrics, MMSA's regression metrics with the derived 3-class accuracy, or multi-label metrics; and the loss."
+    if pr.task == 'multilabel': return dict(multilabel_metrics(pr.labels, pr.preds, pr.class_names, pr.thresholds), loss=pr.loss)
     if pr.task == 'regression':
         known = ~torch.isnan(pr.scores) if pr.scores is not None else torch.zeros(len(pr.logits), dtype=torch.bool)
         if not known.any(): raise ValueError("a regression model can only be scored on data with scores")
@@ -238,12 +289,14 @@ def modality_metrics(
             known = rows & ~torch.isnan(pr.scores)
             res[m] = dict(regression_metrics(pr.unimodal_logits[m][known, 0], pr.scores[known]),
                           accuracy=float((pr.unimodal_preds(m)[known] == pr.true_classes[known]).float().mean()))
+        elif pr.task == 'multilabel': res[m] = multilabel_metrics(pr.labels[rows], pr.unimodal_preds(m)[rows], pr.class_names, pr.thresholds)
         else: res[m] = classification_metrics(pr.labels[rows], pr.unimodal_preds(m)[rows], pr.class_names)
     return res
 
 # %% ../nbs/04b_metrics.ipynb #d2465731
 LOWER_IS_BETTER = ('loss', 'MAE')
 SELECTION_METRICS = dict(classification=('accuracy', 'weighted_f1', 'macro_f1', 'loss'),
+                         multilabel=('micro_f1', 'macro_f1', 'weighted_f1', 'weighted_accuracy', 'accuracy', 'subset_accuracy', 'loss'),
                          regression=('loss', 'MAE', 'Corr', 'Has0_acc_2', 'Has0_F1_score', 'Non0_acc_2', 'Non0_F1_score',
                                      'Mult_acc_3', 'Mult_acc_5', 'Mult_acc_7', 'accuracy', 'weighted_f1'))
 
@@ -259,9 +312,10 @@ def is_better(
 
 # %% ../nbs/04b_metrics.ipynb #65b6515a
 RESULT_COLUMNS = dict(regression=('Has0_acc_2', 'Has0_F1_score', 'Non0_acc_2', 'Non0_F1_score', 'Mult_acc_7', 'MAE', 'Corr'),
-                      classification=('accuracy', 'weighted_f1'))
+                      classification=('accuracy', 'weighted_f1'), multilabel=('weighted_accuracy', 'micro_f1', 'macro_f1', 'accuracy'))
 _HEADERS = dict(Has0_acc_2='Has0 Acc-2', Has0_F1_score='Has0 F1', Non0_acc_2='Non0 Acc-2', Non0_F1_score='Non0 F1',
-                Mult_acc_7='Acc-7', MAE='MAE', Corr='Corr', accuracy='Accuracy', weighted_f1='Weighted F1')
+                Mult_acc_7='Acc-7', MAE='MAE', Corr='Corr', accuracy='Accuracy', weighted_f1='Weighted F1',
+                weighted_accuracy='Weighted Acc', micro_f1='Micro F1', macro_f1='Macro F1')
 
 def summarize_seeds(
     per_seed:dict, # seed -> that run's test metrics (a flat dict of numbers; others are ignored)
@@ -276,7 +330,7 @@ def summarize_seeds(
 
 def results_markdown(
     per_seed:dict, # seed -> test metrics
-    task:str, # 'classification' or 'regression': which columns
+    task:str, # 'classification', 'regression' or 'multilabel': which columns
     title:str='Test results', # heading
 )->str:
     "A Markdown table: one row per seed, then mean ± std, in the literature's column order (accuracies in %)."

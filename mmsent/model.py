@@ -67,7 +67,7 @@ def _check_config_types(values:dict):
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
-TASKS = ('classification', 'regression')
+TASKS = ('classification', 'regression', 'multilabel')
 _HF_KEYS = {f.name for f in fields(PreTrainedConfig)} | {   # what Hugging Face itself may put in a config
     'model_type', 'output_attentions', 'attn_implementation', 'experts_implementation', 'name_or_path', '_name_or_path',
     'torch_dtype', 'num_labels', '_commit_hash', 'transformers_weights', 'use_cache', 'tie_word_embeddings'}
@@ -83,7 +83,7 @@ class ModelConfig(PreTrainedConfig):
     modalities:tuple=MODALITIES # which encoders the model has (any non-empty subset)
     pooling:dict|None=None # slot -> 'mean' or 'cls' (None, or a slot left out: that encoder family's default)
     lora:dict|None=None # LoRA adapters on every encoder: {'r', 'alpha', 'dropout', 'targets'} as `UnimodalSentimentModel.add_lora` takes them (None: full fine-tuning)
-    task:str='classification' # 'classification' (class logits, cross-entropy) or 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss)
+    task:str='classification' # 'classification' (class logits, cross-entropy), 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss) or 'multilabel' (a logit per label, sigmoid and binary cross-entropy)
     num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
     labels:tuple|None=None # the class names in id order, saved as `id2label` too (None: negative, neutral, positive with 3 classes, else LABEL_0, LABEL_1...)
     fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer (a `FusionConfig`, its dict, or just its kind)
@@ -92,6 +92,7 @@ class ModelConfig(PreTrainedConfig):
     label_smoothing:float=0.0 # label smoothing of every cross-entropy term
     class_weights:tuple|None=None # classification: weight of each class in every cross-entropy term (None: all 1)
     prior:tuple|None=None # the prediction with no modality at all, the Shapley baseline: the training split's class frequencies, or (its mean score,) for regression (None: uniform, or 0)
+    thresholds:tuple|None=None # multilabel: the probability at or above which each label is predicted, chosen on the validation split during training (None: 0.5 each)
     modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
     unimodal_fusion_weight:float=0.0 # training only: add the fused loss of the fusion layer given one modality at a time (every modality a sample has), at this weight
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
@@ -115,9 +116,9 @@ class ModelConfig(PreTrainedConfig):
             if f.name in own and f.type in ('int', 'float'): setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
         self._validate()
         kwargs.pop('num_labels', None)
-        self.id2label = dict(enumerate(self.class_names)) if self.task == 'classification' else {0: 'LABEL_0'}
+        self.id2label = dict(enumerate(self.class_names)) if self.task != 'regression' else {0: 'LABEL_0'}
         self.label2id = {v: k for k, v in self.id2label.items()}
-        self.problem_type = 'regression' if self.task == 'regression' else 'single_label_classification'
+        self.problem_type = dict(regression='regression', multilabel='multi_label_classification').get(self.task, 'single_label_classification')
         super().__post_init__(**kwargs)
 
     def _validate(self):
@@ -150,6 +151,10 @@ class ModelConfig(PreTrainedConfig):
         if self.prior is not None:
             self.prior = tuple(float(p) for p in self.prior)
             if len(self.prior) != self.num_outputs: raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
+        if self.thresholds is not None:
+            self.thresholds = tuple(float(t) for t in self.thresholds)
+            if self.task != 'multilabel' or len(self.thresholds) != self.num_classes or not all(0 < t < 1 for t in self.thresholds):
+                raise ValueError(f"thresholds are for multilabel models: {self.num_classes} probabilities in (0, 1), got {self.thresholds} ({self.task})")
         get_preset(self.preset)
 
     @property
@@ -425,8 +430,12 @@ def criterion(self:EndToEndMultiModalModel,
     target:torch.Tensor, # (B,) class ids, or scores (regression)
     reduction:str='mean', # 'mean', 'sum' or 'none'
 )->torch.Tensor:
-    "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, or L1 on the score."
+    "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, L1 on the score, or binary cross-entropy per label (mean over labels)."
     c = self.config
+    if c.task == 'multilabel':
+        if target.ndim != 2 or target.shape[-1] != logits.shape[-1]: raise ValueError(f"a multi-label model needs (B, {logits.shape[-1]}) 0/1 labels, got {tuple(target.shape)}")
+        l = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction='none').mean(-1)
+        return l if reduction == 'none' else (l.sum() if reduction == 'sum' else l.mean())
     if c.task == 'regression':
         if target.is_floating_point(): return F.l1_loss(logits[:, 0].float(), target.float(), reduction=reduction)
         raise ValueError(f"a regression model needs float scores as labels, got {target.dtype} (class ids?)")
@@ -496,6 +505,10 @@ def shapley(self:EndToEndMultiModalModel,
     if c.task == 'regression':
         value = lambda lg, rows: lg[:, 0].float()
         empty = torch.full((B,), c.prior[0] if c.prior else 0.0, device=dev)
+    elif c.task == 'multilabel':   # the most probable label's log-probability, from its own sigmoid; empty: its training frequency
+        k = logits.argmax(-1)
+        value = lambda lg, rows: F.logsigmoid(lg.float()).gather(1, k[rows, None])[:, 0]
+        empty = torch.tensor(c.prior if c.prior else [0.5]*c.num_classes, device=dev).clamp_min(1e-12).log()[k]
     else:
         k = logits.argmax(-1)
         value = lambda lg, rows: lg.float().log_softmax(-1).gather(1, k[rows, None])[:, 0]
@@ -612,6 +625,7 @@ def _card_intro(model, x:dict, pre:bool)->list:
     "What the model is, and the encoders' starting points (a checkpoint, random weights, or a pre-trained mmsent model)."
     c = model.config
     what = ('regression: one sentiment score in [-3, 3]' if c.task == 'regression' else
+            f"multi-label classification: any of {', '.join(c.class_names)}, each by its own sigmoid and threshold" if c.task == 'multilabel' else
             f"{c.num_classes}-class classification into {', '.join(c.class_names)}")
     L = ([f"Encoders for {', '.join(model.modalities)} pre-trained without labels by `mmsent_pretrain`: projection heads on each "
           "modality's pooled embedding, trained so that the modalities of the same clip match (symmetric InfoNCE between every pair "

@@ -40,7 +40,8 @@ class TorchBackend:
     ):
         self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
         self.modalities, self.task = tuple(model.modalities), model.config.task
-        self.class_names = model.config.class_names if self.task == 'classification' else LABELS
+        self.class_names = model.config.class_names if self.task != 'regression' else LABELS
+        self.thresholds = model.config.thresholds
 
     @torch.no_grad()
     def __call__(self, inputs:dict)->dict:
@@ -74,6 +75,7 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(graph), sess_options=so, providers=providers)
         self.modalities, self.task = tuple(info['modalities']), info['task']
         self.class_names = tuple(info.get('labels') or LABELS)   # exports before label sets: negative, neutral, positive
+        self.thresholds = tuple(info['thresholds']) if info.get('thresholds') else None
         self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
 
     def __call__(self, inputs:dict)->dict:
@@ -88,14 +90,15 @@ class OnnxBackend:
 @dataclass
 class Prediction:
     "One sample's prediction."
-    label:str # the predicted class (for a regression model: the class of its score, neutral within 0.5 of zero)
-    probs:dict|None # class -> probability (fused model; None for a regression model)
+    label:str # the predicted class (for a regression model: the class of its score, neutral within 0.5 of zero; multi-label: the predicted labels joined by ';', empty for none)
+    probs:dict|None # class -> probability (fused model; None for a regression model; multi-label: each label's own probability)
     modalities:list # the modalities the prediction used
     unimodal:dict # modality -> {class: probability} of that modality's own head, or {'score': s} for a regression model
     attention:list|None = None # (heads, M, M) modality attention over `modalities` (attention fusion)
     modality_weights:dict|None = None # modality -> attention its token receives (or its gate): where the fusion looks, not a contribution
     score:float|None = None # the predicted sentiment score in [-3, 3] (regression models)
     shapley:dict|None = None # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from the model's prior (None with the ONNX Runtime backend)
+    labels:list|None = None # multi-label models: the predicted labels, each at or above its threshold
 
     def to_dict(self)->dict:
         "JSON-able."
@@ -105,13 +108,18 @@ class Prediction:
         if self.score is not None:
             lines = [f"{self.label} (score {self.score:+.2f} on -3..3)  from {' + '.join(self.modalities)}"]
             lines += [f'  {m:6s} alone:  score {pr["score"]:+.2f}' for m, pr in self.unimodal.items()]
+        elif self.labels is not None:   # multi-label: each label on its own
+            lines = [f"labels: {', '.join(self.labels) or '(none)'}  from {' + '.join(self.modalities)}",
+                     '  probabilities (each label on its own): ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
+            for m, pr in self.unimodal.items():
+                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f"  -> {', '.join(c for c, p in pr.items() if p >= 0.5) or '(none)'}")
         else:
             lines = [f"{self.label} ({self.probs[self.label]:.1%})  from {' + '.join(self.modalities)}",
                      '  probabilities: ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
             for m, pr in self.unimodal.items():
                 lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f'  -> {max(pr, key=pr.get)}')
         if self.shapley:
-            what = 'score' if self.score is not None else 'log-probability of ' + self.label
+            what = 'score' if self.score is not None else 'log-probability of ' + (max(self.probs, key=self.probs.get) if self.labels is not None else self.label)
             lines.append(f'  Shapley values ({what}): ' + ', '.join(f'{m} {v:+.3f}' for m, v in self.shapley.items()))
         if self.attention is not None:
             mean = np.asarray(self.attention).mean(0)
@@ -200,14 +208,15 @@ def predict_samples(self:Predictor,
     ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
     inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
     out = self.backend(inputs)   # the one step that depends on the backend
-    reg, mods, names = self.backend.task == 'regression', self.backend.modalities, self.backend.class_names
+    reg, ml, mods, names = self.backend.task == 'regression', self.backend.task == 'multilabel', self.backend.modalities, self.backend.class_names
+    th = getattr(self.backend, 'thresholds', None) or (0.5,)*len(names)
     logits = torch.from_numpy(out['logits']).float()
     res = []
     for i in range(len(samples)):
         here = [j for j in range(len(mods)) if out['modality_mask'][i, j]]
         used = [mods[j] for j in here]
         head = lambda j: torch.from_numpy(out['unimodal_logits'][i, j]).float()
-        uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(names, head(j).softmax(-1).tolist()))) for j in here}
+        uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(names, (head(j).sigmoid() if ml else head(j).softmax(-1)).tolist()))) for j in here}
         att = out['attention'][i][:, here][:, :, here].tolist() if out['attention'] is not None else None
         w = {mods[j]: float(out['modality_weights'][i, j]) for j in here} if out['modality_weights'] is not None else None
         shap = {mods[j]: float(out['shapley'][i, j]) for j in here} if out['shapley'] is not None else None
@@ -215,6 +224,10 @@ def predict_samples(self:Predictor,
             s = float(logits[i, 0])
             res.append(Prediction(label=names[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
                                   attention=att, modality_weights=w, score=s, shapley=shap))
+        elif ml:
+            p = dict(zip(names, logits[i].sigmoid().tolist()))
+            on = [c for c, t in zip(names, th) if p[c] >= t]
+            res.append(Prediction(label=';'.join(on), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap, labels=on))
         else:
             p = dict(zip(names, logits[i].softmax(-1).tolist()))
             res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap))
@@ -280,7 +293,8 @@ def write_predictions(
             w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in names], 'modalities', *[f'{m}_prediction' for m in MODALITIES],
                         *[f'{m}_shapley' for m in MODALITIES]])
             for sid, p in preds:
-                head = lambda m: (f"{p.unimodal[m]['score']:.4f}" if p.score is not None else max(p.unimodal[m], key=p.unimodal[m].get)) if m in p.unimodal else ''
+                head = lambda m: ('' if m not in p.unimodal else f"{p.unimodal[m]['score']:.4f}" if p.score is not None else
+                                  ';'.join(c for c, v in p.unimodal[m].items() if v >= 0.5) if p.labels is not None else max(p.unimodal[m], key=p.unimodal[m].get))
                 w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}', *[f'{p.probs[c]:.5f}' if p.probs else '' for c in names],
                             '+'.join(p.modalities), *[head(m) for m in MODALITIES],
                             *[f'{p.shapley[m]:.5f}' if p.shapley and m in p.shapley else '' for m in MODALITIES]])

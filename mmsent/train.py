@@ -32,6 +32,7 @@ from .encoders import MultiModalProcessor, EncoderLoadError, EncoderFamilyError,
 from .fusion import FusionConfig, FUSION_KINDS
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, TASKS
 from .metrics import (collect_predictions, task_metrics, modality_metrics, is_better, score_to_class, to_device, SELECTION_METRICS,
+                            choose_thresholds, _unwrap,
                             RESULT_COLUMNS, summarize_seeds, results_markdown)
 from .cache import FeatureCache, CachedFeatureDataset, CachedCollator
 
@@ -180,7 +181,7 @@ class TrainConfig:
         self._check_encoders()
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
         self._check_labels()
-        if self.metric is None: self.metric = 'loss' if self.task == 'regression' else 'accuracy'
+        if self.metric is None: self.metric = dict(regression='loss', multilabel='micro_f1').get(self.task, 'accuracy')
         if self.metric not in SELECTION_METRICS[self.task]:
             raise ConfigError('metric', f"{self.metric!r} is not one of {SELECTION_METRICS[self.task]} for {self.task}")
         pre = self._pretrained_encoders
@@ -199,8 +200,9 @@ class TrainConfig:
             try: names = parse_labels(self.labels)
             except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
             if self.task == 'regression': raise ConfigError('labels', "apply to classification (a regression's score maps to negative, neutral, positive)")
+        if self.task == 'multilabel' and self.dataset == 'meld': raise ConfigError('task', "multilabel: MELD gives one emotion per utterance (use --target emotion)")
         if self.class_weights is None: return
-        if self.task != 'classification': raise ConfigError('class_weights', "apply to classification only")
+        if self.task != 'classification': raise ConfigError('class_weights', "apply to single-label classification only")
         if self.class_weights == 'balanced': return
         try: w = [float(x) for x in str(self.class_weights).split(',')]
         except ValueError: w = []
@@ -276,7 +278,7 @@ class TrainConfig:
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model, visual_model=self.visual_model,
                          modalities=tuple(self.modalities.split(',')), pooling=self._pooling_by_slot() or None, lora=self._lora_config(),
-                         task=self.task, labels=labels if self.task == 'classification' else None,
+                         task=self.task, labels=labels if self.task != 'regression' else None,
                          fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing,
@@ -599,8 +601,9 @@ def evaluate(
     progress:bool=False, # progress bar
     max_batches:int|None=None, # stop after this many batches
 )->dict: # loss, the task's metrics, `modality_accuracy` (and `modality_mae` for regression), `predictions`
-    "The validation figures of an epoch: `mmsent.metrics.collect_predictions` and `task_metrics` on `loader`."
+    "The validation figures of an epoch: `mmsent.metrics.collect_predictions` and `task_metrics` on `loader`; a multi-label model's thresholds are chosen here (and kept in its config)."
     pr = collect_predictions(model, loader, accelerator=accelerator, progress=progress, max_batches=max_batches)
+    if pr.task == 'multilabel': pr.thresholds = _unwrap(model).config.thresholds = choose_thresholds(pr.probs, pr.labels)
     tm, mm = task_metrics(pr), modality_metrics(pr)
     res = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
     res['modality_accuracy'] = {m: v.get('accuracy') for m, v in mm.items()}
@@ -624,9 +627,11 @@ def distillation_loss(
     alpha:float=0.5, # weight of the distillation term
     temperature:float=2.0, # softening temperature T
     unimodal_weight:float=0.0, # weight of each unimodal head's distillation term (0: the fused logits only)
+    task:str='classification', # the models' task: 'multilabel' distils each label's sigmoid
 )->tuple[torch.Tensor, torch.Tensor]: # (total loss, the distillation term, detached)
-    "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss; a regressor's KD is the squared score difference."
-    term = kd_loss if out.logits.shape[-1] > 1 else (lambda s, t, T: F.mse_loss(s.float(), t.float()))   # regression: one score, no temperature
+    "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss; a regressor's KD is the squared score difference, a multi-label model's each label's binary cross-entropy against the teacher's softened sigmoid (times T^2)."
+    if task == 'multilabel': term = lambda s, t, T: F.binary_cross_entropy_with_logits(s.float()/T, torch.sigmoid(t.float()/T))*T*T
+    else: term = kd_loss if out.logits.shape[-1] > 1 else (lambda s, t, T: F.mse_loss(s.float(), t.float()))   # regression: one score, no temperature
     kd = term(out.logits, teacher_out.logits, temperature)
     if unimodal_weight:
         for m, s in out.unimodal_logits.items():
@@ -795,7 +800,7 @@ def setup_run(
     set_seed(cfg.seed)
     log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
              json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
-    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, cfg.synth_config()) if cfg.task == 'classification' else None
+    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, cfg.synth_config(), task=cfg.task) if cfg.task != 'regression' else None
     model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config(labels)), cfg.processor())
     if labels and model.config.class_names != labels:
         raise CheckpointError(f"cannot resume from {ckpt['dir']}: its classes are {', '.join(model.config.class_names)}, the data's are {', '.join(labels)}")
@@ -869,7 +874,7 @@ def train_step(
             with torch.no_grad(), acc.autocast():
                 tout = run.teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
             uni_w = run.model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
-            loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w)
+            loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w, cfg.task)
         if not torch.isfinite(loss.detach()):
             raise TrainingDiverged(f"loss became {loss.item()} at epoch {run.state.epoch + 1}, step {run.state.step}: lower --learning_rate, use fp32 or bf16 "
                                    f"instead of fp16, or check the data (`mmsent_check_data`)")
@@ -884,6 +889,7 @@ def _tally(run:Run, batch:dict, out, loss, kd):
     t['loss'] += loss.item()*B; t['seen'] += B
     if kd is not None: t['kd'] += kd.item()*B
     if run.cfg.task == 'regression': t['right'] += (score_to_class(out.logits[:, 0].detach().float().cpu()) == score_to_class(batch['labels'])).sum().item()
+    elif run.cfg.task == 'multilabel': t['right'] += ((out.logits.detach().float().cpu() >= 0) == (batch['labels'] > 0.5)).float().mean(-1).sum().item()   # at 0.5
     else: t['right'] += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
     run.state.batches += 1
     run.window[0] += loss.item(); run.window[1] += 1
@@ -1007,7 +1013,8 @@ def _log_epoch(run:Run, rec:dict, ev:dict, improved:bool):
     st = run.state
     per_mod = {m: round(a, 3) for m, a in (ev.get('modality_mae') or ev['modality_accuracy']).items() if a is not None}
     log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, steps %d%s", rec['epoch'], rec['train_loss'],
-             rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else '',
+             rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else
+             f" micro F1 {ev['micro_f1']:.3f} weighted acc {ev['weighted_accuracy']:.3f}" if 'micro_f1' in ev else '',
              'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, rec['seconds'], st.step, ' (best)' if improved else '')
     vals = {'epoch': rec['epoch'], 'train/loss': rec['train_loss'], 'train/accuracy': rec['train_accuracy'], 'train/kd_loss': rec.get('train_kd_loss'),
             **{f'val/{k}': v for k, v in rec['val_metrics'].items()}, **{f'val/modality_accuracy/{m}': a for m, a in ev['modality_accuracy'].items()},
@@ -1093,8 +1100,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     sc = cfg.synth_config()
     splits = {}
     for split in ('train', 'val'):
-        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task == 'classification' else None,
-                            target=cfg.target, context_turns=cfg.context_turns)
+        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task != 'regression' else None,
+                            target=cfg.target, context_turns=cfg.context_turns, task=cfg.task)
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
@@ -1125,11 +1132,12 @@ def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_lo
 # %% ../nbs/05_train.ipynb #308e518b
 def training_prior(
     records:list, # the training split's records
-    task:str, # 'classification' or 'regression'
+    task:str, # 'classification', 'regression' or 'multilabel'
     num_classes:int=NUM_CLASSES, # how many classes the model has
-)->tuple: # class frequencies, or (mean score,)
-    "What a model knows with no modality at all: the training split's class frequencies, or its mean score (the Shapley baseline)."
+)->tuple: # class frequencies, or (mean score,), or each label's frequency
+    "What a model knows with no modality at all: the training split's class frequencies, its mean score, or how often each label applies (the Shapley baseline)."
     if task == 'regression': return (float(np.mean([r.score for r in records])),)
+    if task == 'multilabel': return tuple(np.clip(np.array([r.label for r in records], float).mean(0), 1e-6, 1 - 1e-6).tolist())
     counts = np.bincount([r.label for r in records], minlength=num_classes).astype(float)
     return tuple((counts/counts.sum()).tolist())
 
@@ -1184,7 +1192,7 @@ def split_loader(
 ):
     "A loader over one split of the run's dataset, decoded as training decoded it."
     recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels, target=config.target,
-                        context_turns=config.context_turns)
+                        context_turns=config.context_turns, task=config.task)
     if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
     ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
@@ -1203,7 +1211,7 @@ def run_seeds(
         res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'), log_dir=str(Path(config.log_dir)/f'seed_{s}')))
         d = out/f'seed_{s}'/BEST_NAME
         model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
-        dl, report = split_loader(config, proc, model.modalities, labels=model.config.class_names if config.task == 'classification' else None)
+        dl, report = split_loader(config, proc, model.modalities, labels=model.config.class_names if config.task != 'regression' else None)
         tm = task_metrics(collect_predictions(model, dl))
         per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
         per_seed[s]['skipped'] = report['dropped']

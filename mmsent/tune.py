@@ -104,8 +104,8 @@ BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.d
 
 def _total_steps(cfg:TrainConfig)->int:
     sc = cfg.synth_config()
-    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc) if cfg.task == 'classification' else None
-    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target))
+    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc, task=cfg.task) if cfg.task != 'regression' else None
+    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target, task=cfg.task))
     steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs
     return min(steps, cfg.max_train_steps) if cfg.max_train_steps else steps
 

@@ -1,4 +1,4 @@
-"""The N-class synthetic sets from the command line: `mmsent_synth --labels` with 5 classes trains (`--seeds`, three
+"""The N-class and dialogue synthetic sets from the command line: `mmsent_synth --labels` with 5 classes trains (`--seeds`, three
 runs) to beat every single-modality ceiling on each seed; 5- and 7-class models then evaluate, predict, serve and
 export under their own class names. (2 classes: tests/test_labels.py.)"""
 import csv, json, os, subprocess, sys
@@ -177,3 +177,4 @@ def test_a_model_without_context_refuses_one(tmp_path):
     with pytest.raises(TypeError, match='must be a list of strings'): pred.predict(text='hi', context='Ann: hello')
     r = cli('mmsent_train', '--modalities', 'audio,visual', '--context_turns', '1', '--output_dir', tmp_path/'o')
     assert r.returncode == 2 and '--context_turns: gives earlier turns to the text encoder' in r.stderr, r.stderr[-2000:]
+

@@ -109,17 +109,21 @@ def attention_figure(
 # %% ../../nbs/08a_app.ipynb #9af58297
 def show_prediction(st, p:mpredict.Prediction):
     "Render one prediction: label, probabilities (or score), each modality's own prediction, Shapley values, attention."
-    st.subheader(f"Predicted sentiment: {p.label}")
+    if p.labels is not None:   # multi-label: each label on its own
+        st.subheader(f"Predicted labels: {', '.join(p.labels) or '(none)'}")
+        st.write(f"each label at or above its threshold, from {' + '.join(p.modalities)}")
+    else: st.subheader(f"Predicted sentiment: {p.label}")
     if p.score is not None: st.write(f"score {p.score:+.2f} on the scale -3 (negative) to +3 (positive), from {' + '.join(p.modalities)}")
-    else: st.write(f"probability {p.probs[p.label]:.1%}, from {' + '.join(p.modalities)}")
+    elif p.labels is None: st.write(f"probability {p.probs[p.label]:.1%}, from {' + '.join(p.modalities)}")
     left, right = st.columns(2)
     with left:
         if p.probs is not None:
-            st.markdown('#### Class probabilities')
+            st.markdown('#### Label probabilities (each on its own)' if p.labels is not None else '#### Class probabilities')
             st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(p.probs)], y_label='probability')
         st.markdown('#### Each modality on its own')
         t = probability_table(p).T
-        if p.score is None: t.insert(0, 'prediction', t.idxmax(axis=1))
+        if p.labels is not None: t.insert(0, 'prediction', [', '.join(c for c in t.columns if row[c] >= 0.5) or '(none)' for _, row in t.iterrows()])
+        elif p.score is None: t.insert(0, 'prediction', t.idxmax(axis=1))
         st.dataframe(t.style.format(precision=3))
         fig = shapley_figure(p)
         if fig is not None:
