@@ -870,6 +870,7 @@ def encode_text(self:MultiModalProcessor,
         ids[i, s], mask[i, s] = torch.tensor(e), 1
     return dict(text_inputs=ids, text_attention_mask=mask)
 
+# %% ../nbs/02_encoders.ipynb #d4cffc58
 @patch
 def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
     "One clip (path, or 16 kHz waveform) as a cropped 1-D float tensor."
