@@ -1,6 +1,8 @@
 """The N-class and dialogue synthetic sets from the command line: `mmsent_synth --labels` with 5 classes trains (`--seeds`, three
-runs) to beat every single-modality ceiling on each seed; 5- and 7-class models then evaluate, predict, serve and
-export under their own class names. (2 classes: tests/test_labels.py.)"""
+runs) to beat every single-modality ceiling on each seed; a 5-class model then evaluates, predicts, serves and exports,
+and a 7-class one evaluates and predicts, under their own class names (2 classes: tests/test_labels.py); a dialogue
+set with `--context_turns 1` beats every context-free predictor over three seeds, and predicts, evaluates and serves
+with its context."""
 import csv, json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -36,12 +38,12 @@ def test_five_classes_beat_every_single_modality_ceiling_on_three_seeds(five):
     assert single == pytest.approx(0.6) and ceil['fused'] == pytest.approx(0.9)
     res = json.loads((five/'runs'/'results.json').read_text())
     acc = {s: r['accuracy'] for s, r in res['per_seed'].items()}
-    assert len(acc) == 3 and all(r['n'] == 150 for r in res['per_seed'].values()), res['per_seed']
+    assert len(acc) == 3 and all(r['n'] > 130 for r in res['per_seed'].values()), res['per_seed']   # 150 test samples (the split is drawn per sample)
     assert all(a >= single + 0.05 for a in acc.values()), (acc, single)   # 150 test samples: 0.05 is more than two standard errors
     assert all(a <= ceil['fused'] + 0.05 for a in acc.values()), acc       # and no run claims more than is there
 
 
-def check_model(model:Path, names:tuple, data_root:Path, tmp:Path):
+def check_model(model:Path, names:tuple, data_root:Path, tmp:Path, serve_and_export:bool=True):
     "Evaluate, predict (Python and command line), serve and export a model of classes `names`, checking the names at each step."
     cfg = json.loads((model/'config.json').read_text())
     assert cfg['labels'] == list(names) and cfg['id2label'] == {str(i): n for i, n in enumerate(names)}
@@ -58,6 +60,7 @@ def check_model(model:Path, names:tuple, data_root:Path, tmp:Path):
     assert r.returncode == 0, r.stderr[-2000:]
     p = json.loads(r.stdout)
     assert list(p['probs']) == list(names) and p['label'] in names and abs(sum(p['probs'].values()) - 1) < 1e-4
+    if not serve_and_export: return
     pytest.importorskip('litserve'); httpx = pytest.importorskip('httpx')
     from mmsent.serve import running_server
     with running_server(model, log=tmp/'server.log') as url:
@@ -92,7 +95,7 @@ def test_seven_classes_from_the_generated_set(tmp_path):
     r = cli('mmsent_eval', '--model', model, '--synth_n', '140', '--out', tmp_path/'eval0', '--no_progress', env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert list(json.loads((tmp_path/'eval0'/'metrics.json').read_text())['fused']['per_class']) == list(SEVEN)
-    check_model(model, SEVEN, data/'manifest.csv', tmp_path)
+    check_model(model, SEVEN, data/'manifest.csv', tmp_path, serve_and_export=False)   # the 5-class model is served and exported above
 
 
 # --- dialogue context: a turn's class repeats the previous turn's, so the previous turn's text tells what a blank turn cannot ---
