@@ -67,8 +67,9 @@ class SynthConfig:
 def _check_label_settings(c:SynthConfig):
     "Refuse label settings the generators cannot honour, in one line each."
     if c.labels is not None:
-        c.labels = tuple(str(v).strip() for v in ([v for v in c.labels.split(',')] if isinstance(c.labels, str) else c.labels))
-        if not 2 <= len(c.labels) <= MAX_SYNTH_CLASSES or len(set(c.labels)) != len(c.labels) or not all(c.labels) or any(';' in v for v in c.labels):
+        try: c.labels = parse_labels(c.labels, 'labels')
+        except ValueError as e: raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct names without ';': {e}") from None
+        if not 2 <= len(c.labels) <= MAX_SYNTH_CLASSES or any(';' in v for v in c.labels):
             raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct non-empty names without ';', got {c.labels}")
     if c.per_class and c.task == 'regression': raise ValueError("task 'regression' has the sentiment labels: labels and dialogue_turns do not apply")
     if c.per_class and c.p_conflict: raise ValueError("p_conflict applies to the sentiment set only (labels, multilabel and dialogue_turns have none)")
