@@ -17,7 +17,7 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = cfg.get('requirements', '').split()
-extras = {k: cfg.get(f'{k}_requirements', '').split() for k in ('app', 'tune', 'tensorboard', 'onnx', 'serve', 'lora', 'modern')}
+extras = {k: cfg.get(f'{k}_requirements', '').split() for k in ('app', 'tune', 'tensorboard', 'onnx', 'serve', 'lora', 'modern', 'hf')}
 dev_requirements = cfg.get('dev_requirements', '').split() + [r for k in extras for r in extras[k]]
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])

@@ -305,7 +305,7 @@ def prune_encoders(
 def eval_loader(
     processor:MultiModalProcessor, # the model's processor
     modalities:tuple=MODALITIES, # the model's modalities
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
+    dataset:str='synth', # synth, manifest, meld, mosi, mosei or hf
     data_root:str|None=None, # where the data is (synth: the default set in the cache)
     split:str='test', # train, val, test or all
     synth_n:int=1500, # size of the default synthetic set
@@ -429,7 +429,7 @@ def _eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds
 def mmsent_quantize(
     model:str=None, # a float model directory written by mmsent_train (required)
     out:str=None, # the quantized model directory to write (required)
-    dataset:str='synth', # evaluation data: synth, manifest, meld, mosi or mosei
+    dataset:str='synth', # evaluation data: synth, manifest, meld, mosi, mosei or hf
     data_root:str=None, # where the data is (synth: the default set in the cache)
     split:str='test', # train, val, test or all
     synth_n:int=1500, # size of the default synthetic set
@@ -461,7 +461,7 @@ def mmsent_prune(
     sparsity:float=0.5, # fraction of each encoder linear layer's weights to zero
     scope:str='layer', # 'layer' (every layer to the sparsity) or 'global' (over all encoder linear weights)
     sweep:str=None, # also tabulate accuracy at these sparsities, e.g. 0,0.3,0.5,0.7,0.9 (models not saved)
-    dataset:str='synth', # evaluation data: synth, manifest, meld, mosi or mosei
+    dataset:str='synth', # evaluation data: synth, manifest, meld, mosi, mosei or hf
     data_root:str=None, # where the data is (synth: the default set in the cache)
     split:str='test', # train, val, test or all
     synth_n:int=1500, # size of the default synthetic set

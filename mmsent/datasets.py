@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_datasets.ipynb #4a36dd71
 from __future__ import annotations
-import csv, io, json, logging, math
+import csv, hashlib, io, json, logging, math, os, re, shutil, tempfile
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict, replace
@@ -18,7 +18,7 @@ import ftfy
 from PIL import Image
 from fastcore.script import call_parse
 
-from .core import LABELS, MODALITIES, MOSEI_EMOTIONS, label_id, parse_labels
+from .core import LABELS, MODALITIES, MOSEI_EMOTIONS, cache_dir, label_id, parse_labels
 from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError, NonFiniteAudio,
                          ImageReadError, VideoReadError, write_test_mp4)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'DATASETS', 'Record', 'DataError', 'fix_text',
            'manifest_path', 'manifest_label_set', 'read_manifest', 'meld_clip_dir', 'read_meld', 'score_to_label',
-           'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'attach_context', 'load_records', 'dataset_labels',
-           'ScanResult', 'scan_record', 'prepare_records', 'MultiModalDataset', 'collate_targets', 'MultiModalCollator',
-           'write_meld_fixture', 'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
+           'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'write_hf_fixture', 'hf_label_set', 'read_hf',
+           'attach_context', 'load_records', 'dataset_labels', 'ScanResult', 'scan_record', 'prepare_records',
+           'MultiModalDataset', 'collate_targets', 'MultiModalCollator', 'write_meld_fixture', 'write_mmsa_fixture',
+           'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -172,7 +173,15 @@ def read_manifest(
 )->list[Record]:
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
     p = manifest_path(path)
-    rows = _manifest_rows(p)
+    return _rows_to_records(_manifest_rows(p), p, p.parent, require_label, labels, task)
+
+def _rows_to_records(
+    rows:list, # (where in the source, row) pairs: a manifest's line numbers, a saved Hugging Face dataset's split[index]
+    p:Path, # the source, named in every error as `p:where`
+    base:Path, # relative file paths are resolved against it
+    require_label:bool, labels:tuple|None, task:str, # as `read_manifest`'s
+)->list[Record]:
+    "Records from rows with the manifest's columns; a bad row raises `DataError` naming `p`, the row and the field."
     ml = task == 'multilabel'
     if labels: labels = tuple(labels)
     else:
@@ -183,7 +192,7 @@ def read_manifest(
     columns = ml and labels is not None and 'label' not in rows[0][1] and all(l in rows[0][1] for l in labels)   # one 0/1 column per label
     if require_label and not columns and not {'label', 'score'} & set(rows[0][1]):
         raise DataError(f"{p} has no 'label' column (nor a column for each of {', '.join(labels or ())})" if ml else f"{p} has no 'label' (or 'score') column")
-    base, out, seen = p.parent, [], set()
+    out, seen = [], set()
     for line, r in rows:
         where = f"{p}:{line}"
         score = _cell(r, 'score')
@@ -300,6 +309,133 @@ def read_mmsa(
                           video_path=root/'Raw'/vid/f'{cid}.mp4', split=split, text_repaired=text != raw.strip()))
     return out
 
+# %% ../nbs/01b_datasets.ipynb #2d5063dd
+def write_hf_fixture(
+    root:str|Path, # folder to create (`save_to_disk`'s output)
+    labels:tuple=LABELS, # the ClassLabel names
+    n:int=6, # rows per split (train, validation, test)
+)->Path:
+    "A small saved `DatasetDict`: text, Audio and Image cells with their bytes stored, a ClassLabel label, dialogue columns."
+    import datasets
+    root = Path(root)
+    media = root.parent/f'{root.name}_media'; media.mkdir(parents=True, exist_ok=True)
+    blob = {'bytes': datasets.Value('binary'), 'path': datasets.Value('string')}
+    feats = datasets.Features(text=datasets.Value('string'), audio=blob, image=blob, label=datasets.ClassLabel(names=list(labels)),
+                              dialogue_id=datasets.Value('string'), turn=datasets.Value('int32'), speaker=datasets.Value('string'))
+    parts = {}
+    for s, split in enumerate(('train', 'validation', 'test')):
+        cols = defaultdict(list)
+        for i in range(n):
+            y = (i + s) % len(labels)
+            sf.write(media/'a.wav', (0.1*np.sin(np.arange(1_600)*(0.05 + 0.02*y))).astype(np.float32), 16_000)
+            Image.new('RGB', (16, 16), (40*y, 0, 0)).save(media/'v.png')
+            cols['text'].append(f'{labels[y]} sample {i}'); cols['label'].append(y)
+            cols['audio'].append({'bytes': (media/'a.wav').read_bytes(), 'path': f'{split}_{i}.wav'})
+            cols['image'].append({'bytes': (media/'v.png').read_bytes(), 'path': f'{split}_{i}.png'})
+            cols['dialogue_id'].append(f'{split}/{i // 3}'); cols['turn'].append(i % 3); cols['speaker'].append('AB'[i % 2])
+        ds = datasets.Dataset.from_dict(dict(cols), features=feats)
+        parts[split] = ds.cast_column('audio', datasets.Audio(sampling_rate=16_000)).cast_column('image', datasets.Image())
+    datasets.DatasetDict(parts).save_to_disk(str(root))
+    shutil.rmtree(media)
+    return root
+
+# %% ../nbs/01b_datasets.ipynb #e50ae738
+_HF_MEDIA = dict(audio_path=('audio', 'audio_path'), image_path=('image', 'image_path'), video_path=('video', 'video_path'))   # a record's file fields and the columns that may fill them
+
+def _hf_open(root:Path)->dict:
+    "{split: Dataset} of the dataset saved in `root` (one `Dataset` with a split column: {None: it}), media left undecoded."
+    try: import datasets
+    except ImportError: raise DataError("--dataset hf needs the datasets package: pip install 'mmsent[hf]'") from None
+    if not (root/'dataset_dict.json').exists() and not (root/'state.json').exists():
+        raise DataError(f"{root} is not a dataset saved with save_to_disk (it has neither dataset_dict.json nor state.json)")
+    try: d = datasets.load_from_disk(str(root))
+    except (OSError, ValueError, KeyError, TypeError) as e: raise DataError(f"{root}: cannot load the saved dataset ({type(e).__name__}: {e})") from None
+    parts = dict(d) if isinstance(d, datasets.DatasetDict) else {None: d}
+    for k, ds in parts.items():
+        if k is None and 'split' not in ds.column_names:
+            raise DataError(f"{root}: one dataset without a split column; add one (train/val/test) or save a DatasetDict")
+        if k is not None and k.strip().lower() not in SPLIT_ALIASES:
+            raise DataError(f"{root}: unknown split {k!r} (name the splits train, validation and test)")
+        for c, f in ds.features.items():
+            if type(f).__name__ in ('Audio', 'Image', 'Video') and getattr(f, 'decode', False): parts[k] = ds = ds.cast_column(c, replace(f, decode=False))
+    return parts
+
+def _hf_label(v, feat, where:str):
+    "A label cell as a manifest holds it: a `ClassLabel` id as its name, a list as ';'-joined names."
+    if isinstance(v, (list, tuple)): return ';'.join(str(_hf_label(x, getattr(feat, 'feature', None), where)) for x in v)
+    names = getattr(feat, 'names', None)
+    if names and isinstance(v, int) and not isinstance(v, bool):
+        if v == -1: return None   # ClassLabel's "no label"
+        if not 0 <= v < len(names): raise DataError(f"{where}: label id {v} is out of range for the ClassLabel's {len(names)} names")
+        return names[v]
+    return v
+
+def _hf_file(v, field:str, where:str)->str|None:
+    "A media cell as a file path: its stored bytes written once to the cache (named by their SHA-256), else its path."
+    if v is None or isinstance(v, str): return v
+    if not isinstance(v, dict) or not {'bytes', 'path'} & set(v): raise DataError(f"{where}: {field} is neither a file path nor an Audio/Image/Video cell")
+    b, p = v.get('bytes'), v.get('path')
+    if not b: return p or None
+    h, ext = hashlib.sha256(b).hexdigest(), Path(p or '').suffix.lower()
+    dest = cache_dir('hf_media', h[:2])/(h + (ext if re.fullmatch(r'\.[a-z0-9]{1,5}', ext) else ''))
+    if not dest.exists():   # written under a temporary name, then renamed: a reader never sees half a file
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f: f.write(b)
+        os.replace(tmp, dest)
+    return str(dest)
+
+def _hf_rows(root:Path, parts:dict, splits:tuple|None)->list:
+    "(split[index], row) pairs in the manifest's columns for the parts in `splits` (None: all)."
+    rows = []
+    for k, ds in parts.items():
+        if k is not None and splits is not None and SPLIT_ALIASES[k.strip().lower()] not in splits: continue
+        media = {fld: next((c for c in cols if c in ds.features), None) for fld, cols in _HF_MEDIA.items()}
+        for i, r in enumerate(ds):
+            where = f"{root}:{k or ''}[{i}]"
+            if k is None and splits is not None and SPLIT_ALIASES.get(str(r.get('split') or '').strip().lower()) not in splits: continue
+            row = {c: v for c, v in r.items() if c not in {'audio', 'image', 'video'}}
+            row.update({fld: _hf_file(r[c], c, where) for fld, c in media.items() if c is not None})
+            if 'label' in ds.features: row['label'] = _hf_label(r['label'], ds.features['label'], where)
+            if k is not None: row['split'] = k
+            rows.append((f"{k or ''}[{i}]", row))
+    return rows
+
+def hf_label_set(
+    root:str|Path, # a folder written by `save_to_disk`
+    multilabel:bool=False, # a list of labels per row
+)->tuple: # class names in id order
+    "A saved Hugging Face dataset's label set: its `ClassLabel` names in their id order, else its label names as `manifest_label_set` orders a manifest's."
+    root = Path(root)
+    parts = _hf_open(root)
+    feats = [ds.features.get('label') for ds in parts.values()]
+    names = [tuple(getattr(f, 'names', None) or getattr(getattr(f, 'feature', None), 'names', None) or ()) for f in feats]
+    if names[0] and all(n == names[0] for n in names): return parse_labels(names[0])
+    if any(names): raise DataError(f"{root}: the splits' label columns name different classes: {sorted(set(names))}")
+    cells = [(i, {'label': _hf_label(v, f, str(root))}) for ds, f in zip(parts.values(), feats) if f is not None for i, v in enumerate(ds['label'])]
+    if not cells: raise DataError(f"{root} has no 'label' column: give the label set with --labels")
+    return manifest_label_set(cells, multilabel)
+
+
+# %% ../nbs/01b_datasets.ipynb #1d890dcb
+def read_hf(
+    root:str|Path, # a folder written by `save_to_disk`: a DatasetDict, or a Dataset with a split column
+    split:str|None=None, # one split (None: all of them)
+    require_label:bool=True, # False: rows without a label are allowed (label None), for pre-training and prediction
+    labels:tuple|None=None, # the label set (None: `hf_label_set`)
+    task:str='classification', # 'multilabel': a list of labels per row, or one 0/1 column per label
+)->list[Record]:
+    "Records from a Hugging Face dataset saved with `save_to_disk`; a bad row raises `DataError` naming the folder, split and row."
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"--data_root {root}: no such folder")
+    splits = None if split is None else (SPLIT_ALIASES.get(split, split),)
+    parts = _hf_open(root)
+    if labels is None and task != 'regression':
+        try: labels = hf_label_set(root, task == 'multilabel')
+        except DataError:
+            if require_label: raise
+    rows = _hf_rows(root, parts, splits)
+    return _rows_to_records(rows, root, root, require_label, labels, task) if rows else []
+
 # %% ../nbs/01b_datasets.ipynb #95e67e6f
 def attach_context(
     records:list[Record], # every record that may be context: all splits of the dataset
@@ -321,7 +457,7 @@ def attach_context(
     return [replace(r, context=ctx.get(id(r)) if turns else None) for r in records]
 
 # %% ../nbs/01b_datasets.ipynb #d42a8404
-DATASETS = ('synth', 'manifest', 'meld', 'mosi', 'mosei')
+DATASETS = ('synth', 'manifest', 'meld', 'mosi', 'mosei', 'hf')
 
 def load_records(
     dataset:str='synth', # one of DATASETS
@@ -335,25 +471,31 @@ def load_records(
 )->list[Record]:
     "The records of one split of a dataset (with their dialogue context when `context_turns` > 0)."
     split = SPLIT_ALIASES.get(split, split)
-    if task == 'multilabel' and dataset == 'meld': raise ValueError("--task multilabel: MELD gives one emotion per utterance (use --target emotion)")
-    if context_turns:   # a dialogue's earlier turns may sit in another split: read them all, attach, then keep the split
-        every = [r for s in ('train', 'val', 'test') for r in load_records(dataset, data_root, s, synth_config, labels, target, task=task)]
-        if not any(r.dialogue_id is not None for r in every):
-            raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs dialogue_id and turn columns)")
-        return [r for r in attach_context(every, context_turns) if r.split == split]
-    if target != 'sentiment' and dataset != 'meld': raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
     if split not in ('train', 'val', 'test'): raise ValueError(f"unknown split {split!r}: use train, val or test")
+    if not context_turns: return _read_splits(dataset, data_root, (split,), synth_config, labels, target, task)
+    every = _read_splits(dataset, data_root, ('train', 'val', 'test'), synth_config, labels, target, task)   # a dialogue's earlier turns may sit in another split
+    if not any(r.dialogue_id is not None for r in every):
+        raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs dialogue_id and turn columns)")
+    return [r for r in attach_context(every, context_turns) if r.split == split]
+
+def _read_splits(dataset, data_root, splits:tuple, synth_config, labels, target, task)->list[Record]:
+    "The records of `splits`, each file read once (`load_records`' arguments)."
+    if task == 'multilabel' and dataset == 'meld': raise ValueError("--task multilabel: MELD gives one emotion per utterance (use --target emotion)")
+    if target != 'sentiment' and dataset != 'meld': raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
-    if dataset in ('meld', 'mosi', 'mosei') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
+    if dataset in ('meld', 'mosi', 'mosei', 'hf') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
     if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
-    if dataset == 'meld': return read_meld(data_root, split, target)
-    if dataset in ('mosi', 'mosei'): return read_mmsa(data_root, split, task)
+    if dataset == 'meld': return [r for s in splits for r in read_meld(data_root, s, target)]
+    if dataset in ('mosi', 'mosei'): return [r for s in splits for r in read_mmsa(data_root, s, task)]
+    if dataset == 'hf': return [r for r in read_hf(data_root, splits[0] if len(splits) == 1 else None, labels=labels, task=task) if r.split in splits]
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
     if dataset == 'manifest' and data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
     recs = read_manifest(data_root, labels=labels, task=task)
     if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
-    return [r for r in recs if r.split == split]
+    return [r for r in recs if r.split in splits]
 
+
+# %% ../nbs/01b_datasets.ipynb #0d3ae251
 def dataset_labels(
     dataset:str='synth', # one of DATASETS
     data_root:str|Path|None=None, # where the data is
@@ -362,7 +504,7 @@ def dataset_labels(
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
     task:str='classification', # 'multilabel': the names listed in a manifest's label cells; CMU-MOSEI's six emotions
 )->tuple: # the class names in id order
-    "The label set a run on this data uses: `labels` where given, MELD's and CMU-MOSI/MOSEI's own, or a manifest's (`manifest_label_set`)."
+    "The label set a run on this data uses: `labels` where given, MELD's and CMU-MOSI/MOSEI's own, a saved Hugging Face dataset's (`hf_label_set`) or a manifest's (`manifest_label_set`)."
     ml = task == 'multilabel'
     fixed = TARGETS.get(target) if dataset == 'meld' else (MOSEI_EMOTIONS if ml else LABELS) if dataset in ('mosi', 'mosei') else None
     if target not in TARGETS: raise ValueError(f"unknown --target {target!r}: use {' or '.join(TARGETS)}")
@@ -372,6 +514,9 @@ def dataset_labels(
             raise ValueError(f"--labels: {dataset}{' ' + target if dataset == 'meld' else ''} has the classes {', '.join(fixed)}, in this order")
         return fixed
     if labels is not None: return parse_labels(labels)
+    if dataset == 'hf':
+        if data_root is None: raise ValueError("--data_root is required for hf (a folder written by save_to_disk)")
+        return hf_label_set(data_root, ml)
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
     if data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
     return manifest_label_set(data_root, ml)
@@ -483,7 +628,7 @@ def prepare_records(
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(report, indent=2))
     if bad and not skip_bad:
-        lines = [f"  {p} ({k}): {why}" for _, ps in bad[:10] for k, p, why in ps]
+        lines = [f"  {r.id}: {p} ({k}): {why}" for r, ps in bad[:10] for k, p, why in ps]
         more = f"\n  ... and {len(bad) - 10} more samples" if len(bad) > 10 else ''
         raise DataError(f"{name}: {len(bad)} of {len(records)} samples have unusable files ({dict(reasons)}):\n" + '\n'.join(lines) + more +
                         "\nFix or remove them, or pass --skip_bad to drop these samples (they are then listed in a report).")
@@ -714,7 +859,7 @@ def _print_split(s:str, r:dict, show:int=20)->None:
 
 @call_parse
 def mmsent_check_data(
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
+    dataset:str='synth', # synth, manifest, meld, mosi, mosei or hf
     data_root:str=None, # where the data is (synth: default set in the cache)
     split:str=None, # one split (default: train, val and test)
     target:str='sentiment', # meld: the label column, sentiment or emotion

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_encoders.ipynb #b8d967bb
 from __future__ import annotations
-import hashlib, inspect, json, logging, os, re, tempfile
+import copy, hashlib, inspect, json, logging, os, re, tempfile
 from dataclasses import dataclass, asdict, fields
 from numbers import Integral, Real
 from pathlib import Path
@@ -845,6 +845,16 @@ def push_to_hub(self:MultiModalProcessor,
 CONTEXT_SEP = ' | '   # between the turns of the context segment
 
 @patch
+def _left_truncating_tokenizer(self:MultiModalProcessor):
+    "A copy of the tokenizer that cuts a second segment from its start (the oldest context first); the shared tokenizer is never changed."
+    t = self.__dict__.get('_context_tokenizer')
+    if t is None:
+        t = copy.deepcopy(self.tokenizer)
+        t.truncation_side = 'left'
+        self._context_tokenizer = t
+    return t
+
+@patch
 def encode_text(self:MultiModalProcessor,
     texts:list[str], # one utterance per sample
     contexts:list|None=None, # per sample, the previous turns, oldest first (None or empty: no context); the last `context_turns` are used
@@ -854,16 +864,16 @@ def encode_text(self:MultiModalProcessor,
     if not c.context_turns or not contexts or not any(contexts):
         enc = tok(texts, padding=True, truncation=True, max_length=c.max_text_tokens, return_tensors='pt')
         return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
-    encs, side = [], tok.truncation_side
-    for t, ctx in zip(texts, contexts):
-        second = CONTEXT_SEP.join(list(ctx or [])[-c.context_turns:])
-        room = c.max_text_tokens - tok.num_special_tokens_to_add(pair=True) - len(tok(t, add_special_tokens=False)['input_ids'])
-        if not second or room < 1: e = tok(t, truncation=True, max_length=c.max_text_tokens)   # no context, or no room left for it
-        else:
-            tok.truncation_side = 'left'   # drop the oldest context tokens first
-            try: e = tok(t, second, truncation='only_second', max_length=c.max_text_tokens)
-            finally: tok.truncation_side = side
-        encs.append(e['input_ids'])
+    seconds = [CONTEXT_SEP.join(list(ctx or [])[-c.context_turns:]) for ctx in contexts]
+    own = tok(texts, add_special_tokens=False)['input_ids']
+    fits = [bool(s) and c.max_text_tokens - tok.num_special_tokens_to_add(pair=True) - len(o) >= 1 for s, o in zip(seconds, own)]
+    encs = [None]*len(texts)
+    pair, alone = [i for i, f in enumerate(fits) if f], [i for i, f in enumerate(fits) if not f]   # alone: no context, or no room left for it
+    if pair:
+        e = self._left_truncating_tokenizer()([texts[i] for i in pair], [seconds[i] for i in pair], truncation='only_second', max_length=c.max_text_tokens)
+        for i, ids in zip(pair, e['input_ids']): encs[i] = ids
+    if alone:
+        for i, ids in zip(alone, tok([texts[i] for i in alone], truncation=True, max_length=c.max_text_tokens)['input_ids']): encs[i] = ids
     ids, mask = torch.full((len(encs), max(map(len, encs))), tok.pad_token_id, dtype=torch.long), torch.zeros(len(encs), max(map(len, encs)), dtype=torch.long)
     for i, e in enumerate(encs):   # padded on the tokenizer's side, as the batch call pads
         s = slice(ids.shape[1] - len(e), None) if tok.padding_side == 'left' else slice(0, len(e))

@@ -498,7 +498,7 @@ def _preprocessing(proc:MultiModalProcessor, n_frames:int|None, max_audio_second
 @call_parse
 def mmsent_eval(
     model:str=None, # model directory written by mmsent_train (e.g. models/end_to_end_multimodal_best) (required)
-    dataset:str='synth', # synth, manifest, meld, mosi or mosei
+    dataset:str='synth', # synth, manifest, meld, mosi, mosei or hf
     data_root:str=None, # where the data is (synth: the default set in the cache)
     split:str='test', # train, val, test, or all (e.g. a held-out set)
     target:str=None, # meld: sentiment or emotion (default: emotion for a model of MELD's 7 emotions, else sentiment)

@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput
 
 import mmsent
 from .core import MODALITIES, ConfigError, OptionsParser, check_options, check_types, record_given
-from .datasets import DATASETS, load_records, read_manifest, prepare_records, MultiModalDataset, DataError
+from .datasets import DATASETS, load_records, read_hf, read_manifest, prepare_records, MultiModalDataset, DataError
 from .encoders import MultiModalProcessor, EncoderLoadError, write_checksums
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
@@ -295,6 +295,7 @@ def unlabeled_records(
     synth_config=None, # the generated synthetic set (synth without data_root)
 )->list:
     "The records of one split, labelled or not (a manifest may have no label column)."
+    if dataset == 'hf' and data_root is not None: return read_hf(data_root, split, require_label=False)
     if dataset != 'manifest': return load_records(dataset, data_root, split, synth_config=synth_config)
     if data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
     if not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
@@ -316,7 +317,7 @@ class PretrainCollator:
 class PretrainConfig:
     "Everything a pre-training run depends on (saved with each checkpoint)."
     # data
-    dataset:str='synth' # synth, manifest, meld, mosi or mosei (labels, where a dataset has them, are used only by the linear probe)
+    dataset:str='synth' # synth, manifest, meld, mosi, mosei or hf (labels, where a dataset has them, are used only by the linear probe)
     data_root:str|None=None # where the data is (synth: None generates the default set into the cache; manifest: the .csv/.jsonl file, with or without a label column)
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
     skip_bad:bool=False # drop clips with unusable files (listed in models/data_report_*.json) instead of stopping

@@ -64,7 +64,7 @@ MIN_SYNTH_N = 50   # the generated set's validation and test splits (10% each) a
 class TrainConfig:
     "Everything a training run depends on (saved with each checkpoint)."
     # data
-    dataset:str='synth' # synth, manifest, meld, mosi or mosei
+    dataset:str='synth' # synth, manifest, meld, mosi, mosei or hf
     data_root:str|None=None # where the data is (synth: None generates the default set into the cache)
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
     labels:str|None=None # the class names in id order, comma-separated, e.g. anger,joy,sadness (default: negative,neutral,positive, or a manifest's own names in alphabetical order)
@@ -206,7 +206,7 @@ class TrainConfig:
         if self.class_weights == 'balanced': return
         try: w = [float(x) for x in str(self.class_weights).split(',')]
         except ValueError: w = []
-        n = len(names) if names else len(TARGETS[self.target]) if self.dataset != 'manifest' else None   # a manifest's: when the run starts
+        n = len(names) if names else len(TARGETS[self.target]) if self.dataset not in ('manifest', 'hf') else None   # a manifest's or a saved dataset's: when the run starts
         if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
             raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # modules mmsent/ imports only inside an optional feature, and the extra that provides each
 OPTIONAL = {'streamlit': 'app', 'optuna': 'tune', 'pandas': 'app', 'onnxruntime': 'onnx', 'onnx': 'onnx', 'onnxscript': 'onnx',
-            'litserve': 'serve', 'fastapi': 'serve', 'prometheus_client': 'serve', 'peft': 'lora'}
+            'litserve': 'serve', 'fastapi': 'serve', 'prometheus_client': 'serve', 'peft': 'lora', 'datasets': 'hf'}
 # notebook tools: the dev extra only
 DEV_ONLY = {'nbdev', 'execnb', 'ghapi', 'jupyterlab', 'ipywidgets', 'nbconvert', 'pytest', 'pytest-xdist', 'playwright'}
 
@@ -32,7 +32,7 @@ def imported_top_modules()->set:
 def test_requirements_are_what_the_library_imports():
     cfg = settings()
     runtime = {dist_name(r): r for r in cfg['requirements'].split()}
-    extras = {k: {dist_name(r) for r in cfg.get(f'{k}_requirements', '').split()} for k in ('app', 'tune', 'tensorboard', 'onnx', 'serve', 'lora', 'modern', 'dev')}
+    extras = {k: {dist_name(r) for r in cfg.get(f'{k}_requirements', '').split()} for k in ('app', 'tune', 'tensorboard', 'onnx', 'serve', 'lora', 'modern', 'hf', 'dev')}
     dists = {k: {d.lower().replace('_', '-') for d in v} for k, v in packages_distributions().items()}
     needed = {}
     for m in imported_top_modules():
@@ -52,6 +52,6 @@ def test_requirements_are_what_the_library_imports():
 
 def test_plotting_and_app_imports_stay_lazy():
     code = ("import sys, mmsent.evaluation, mmsent.train, mmsent.predict, mmsent.export; "
-            "print(sorted(m for m in ('matplotlib', 'seaborn', 'streamlit', 'optuna', 'tensorboard', 'onnxruntime', 'onnx', 'litserve', 'prometheus_client') if m in sys.modules))")
+            "print(sorted(m for m in ('matplotlib', 'seaborn', 'streamlit', 'optuna', 'tensorboard', 'onnxruntime', 'onnx', 'litserve', 'prometheus_client', 'datasets') if m in sys.modules))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
     assert out == '[]', f"importing mmsent's modules imported {out}"
