@@ -759,6 +759,7 @@ def write_meld_fixture(
 # %% ../nbs/01b_datasets.ipynb #aa6eaca9
 def write_mmsa_fixture(
     root:str|Path, # folder to create
+    emotions:bool=False, # add CMU-MOSEI's six emotion columns (intensities 0..3; > 0: the emotion applies)
 )->Path:
     "A tiny CMU-MOSI/MOSEI dataset in the MMSA layout, with one missing clip (for tests and demos)."
     root = Path(root)
@@ -768,9 +769,10 @@ def write_mmsa_fixture(
             ('vidC', '3', 'not bad', 0.4, 'test')]
     root.mkdir(parents=True, exist_ok=True)
     with open(root/'label.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['video_id', 'clip_id', 'text', 'label', 'label_T', 'label_A', 'label_V', 'annotation', 'mode'])
+        w = csv.writer(f); w.writerow(['video_id', 'clip_id', 'text', 'label', 'label_T', 'label_A', 'label_V', 'annotation', 'mode'] + (list(MOSEI_EMOTIONS) if emotions else []))
         for v, c, t, s, mode in rows:
-            w.writerow([v, c, t, s, s, s, s, 'Positive' if s > 0 else ('Negative' if s < 0 else 'Neutral'), mode])
+            feel = dict(happy=max(s, 0.0), sad=max(-s, 0.0)/2, anger=float(s < -2), surprise=float(abs(s) > 2)/3, disgust=float(s < -0.5)/3, fear=0.0)   # fear never applies
+            w.writerow([v, c, t, s, s, s, s, 'Positive' if s > 0 else ('Negative' if s < 0 else 'Neutral'), mode] + ([round(feel[e], 2) for e in MOSEI_EMOTIONS] if emotions else []))
             if t != 'this clip is missing':
                 p = root/'Raw'/v/f'{c}.mp4'; p.parent.mkdir(parents=True, exist_ok=True)
                 sec = np.arange(16_000)/16_000

@@ -1222,8 +1222,8 @@ def run_seeds(
                                  test='test split, best-validation model of each seed', seeds=list(seeds), std='sample standard deviation (ddof=1)'),
                    best_epochs=epochs, per_seed=per_seed, summary=summarize_seeds(per_seed), config=asdict(config), mmsent_version=mmsent.__version__)
     _atomic_json(out/f'{RESULTS_NAME}.json', results)
-    md = results_markdown(per_seed, config.task, title=f"{config.dataset} test results ({config.task}, {len(seeds)} seeds)")
-    md += (f"\nModel selection: best validation {config.metric} of each seed's run ({config.epochs} epochs); test split; "
+    md = results_markdown(per_seed, config.task, title=f"{config.dataset}{' ' + config.target if config.dataset == 'meld' else ''} test results ({config.task}, {len(seeds)} seeds)")
+    md += (f"\nModel selection: best validation {config.metric} of each seed's run ({config.epochs} epoch{'s' if config.epochs != 1 else ''}); test split; "
            f"mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}.\n")
     (out/f'{RESULTS_NAME}.md').write_text(md)
     return dict(per_seed=per_seed, summary=results['summary'], json=out/f'{RESULTS_NAME}.json', markdown=out/f'{RESULTS_NAME}.md')
