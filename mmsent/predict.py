@@ -307,7 +307,7 @@ _INPUT_ERRORS = (FileNotFoundError, IsADirectoryError, AudioReadError, ImageRead
 def _as_text(p:Prediction, as_json:bool)->str: return json.dumps(p.to_dict(), indent=2) if as_json else str(p)
 
 def _interactive(predictor:Predictor, as_json:bool, inp=sys.stdin, out=sys.stdout)->int:
-    "The prompt loop: one sample per round, until `quit` or end of input."
+    "The prompt loop: one sample per round, until `quit` or end of input. For a model that reads dialogue context, the rounds are the turns of one conversation (`:new` starts another)."
     def ask(q):
         out.write(q); out.flush()
         line = inp.readline()
@@ -315,17 +315,23 @@ def _interactive(predictor:Predictor, as_json:bool, inp=sys.stdin, out=sys.stdou
         line = line.strip()
         if line.lower() in ('quit', 'exit', ':q'): raise EOFError
         return line or None
+    k, n, turns = predictor.processor.config.context_turns, 0, []
     out.write("mmsent interactive prediction: give a text and/or file paths; empty skips an input, 'quit' ends.\n")
-    n = 0
+    if k: out.write(f"This model reads the {k} turn(s) before each utterance: each round's text is the next turn of one conversation, "
+                    "said by the speaker you name (empty: no name); ':new' at the speaker prompt starts another conversation.\n")
     while True:
         try:
+            speaker = ask('speaker> ') if k else None
+            if speaker == ':new':
+                turns = []; out.write('(a new conversation)\n'); continue
             text, audio, image, video = ask('text> '), ask('audio file> '), ask('image file> '), ask('video file> ')
         except EOFError:
             out.write('\nbye\n'); return n
-        try: p = predictor.predict(text=text, audio=audio, image=image, video=video)
+        try: p = predictor.predict(text=text, audio=audio, image=image, video=video, context=turns[-k:] if k else None)
         except _INPUT_ERRORS as e:
             out.write(f"error: {e}\n"); continue
         out.write(_as_text(p, as_json) + '\n'); n += 1
+        if k and text: turns.append(f"{speaker}: {text}" if speaker else text)
 
 def _parse_context(s:str|None)->list|None:
     "`--context`: a JSON list of strings."

@@ -86,7 +86,7 @@ def storage(
                                           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 # %% ../nbs/10_tune.ipynb #9f96a478
-_FIXED = ('dataset', 'data_root', 'synth_n', 'labels', 'target', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
+_FIXED = ('dataset', 'data_root', 'synth_n', 'labels', 'target', 'task', 'context_turns', 'skip_bad', 'max_text_tokens', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
           'lora_r', 'lora_alpha', 'lora_dropout', 'lora_targets', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
           'max_train_steps', 'device', 'precision')
 
@@ -160,7 +160,7 @@ def tune(
 def tune_parser()->OptionsParser:
     "`mmsent_tune`'s options: `mmsent_train`'s data and run options (fixed for every trial, from `TrainConfig`), the search ranges and the study's settings."
     p = OptionsParser(TrainConfig, 'mmsent_tune', "Optuna search over learning rate, warmup, fusion, dropout and unfreeze epoch, resumable from SQLite; "
-                      "writes best_params.json for mmsent_train --config.", defaults=dict(epochs=5, metric='accuracy', progress=False),
+                      "writes best_params.json for mmsent_train --config.", defaults=dict(epochs=5, progress=False),
                       skip=tuple(f.name for f in fields(TrainConfig) if f.name not in _FIXED))
     a = p.add_argument
     a('--n_trials', type=int, default=10, help='trials to run now (added to the stored ones) (default: 10)')

@@ -1,8 +1,8 @@
 """The N-class and dialogue synthetic sets from the command line: `mmsent_synth --labels` with 5 classes trains (`--seeds`, three
 runs) to beat every single-modality ceiling on each seed; a 5-class model then evaluates, predicts, serves and exports,
 and a 7-class one evaluates and predicts, under their own class names (2 classes: tests/test_labels.py); a dialogue
-set with `--context_turns 1` beats every context-free predictor over three seeds, and predicts, evaluates and serves
-with its context."""
+set with `--context_turns 1` beats every context-free predictor over three seeds, and predicts, evaluates, serves and
+exports with its context."""
 import csv, json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -137,8 +137,8 @@ def test_context_beats_every_context_free_predictor_on_three_seeds(dialogue):
 
 
 @pytest.mark.slow
-def test_a_context_model_predicts_evaluates_and_serves_with_context(dialogue, tmp_path):
-    "The previous turn's word moves a blank turn's prediction to its class, through Python, the command line and the server."
+def test_a_context_model_predicts_evaluates_serves_and_exports_with_context(dialogue, tmp_path):
+    "The previous turn's word moves a blank turn's prediction to its class, through Python, the command line, the server and ONNX Runtime."
     from mmsent.predict import Predictor
     model = dialogue/'runs'/'seed_0'/'end_to_end_multimodal_best'
     pred = Predictor.from_pretrained(model)
@@ -169,6 +169,12 @@ def test_a_context_model_predicts_evaluates_and_serves_with_context(dialogue, tm
         bad = httpx.post(f'{url}/predict', json={'text': BLANK, 'context': 'stormy'}, timeout=60)
     assert ok.status_code == 200 and ok.json()['label'] == 'c', ok.text
     assert bad.status_code == 422 and bad.json()['field'] == 'context', bad.text
+    pytest.importorskip('onnxruntime'); pytest.importorskip('onnxscript')   # the exported model takes the context through its processor
+    r = cli('mmsent_export', '--model', model, '--out', tmp_path/'onnx')
+    assert r.returncode == 0, r.stderr[-2000:]
+    onnx = Predictor.from_pretrained(tmp_path/'onnx', backend='onnxruntime').predict(text=BLANK, context=["Ann: to me the film felt stormy."])
+    assert onnx.label == 'c'
+    np.testing.assert_allclose(list(onnx.probs.values()), list(with_ctx.probs.values()), atol=1e-4)
 
 
 def test_a_model_without_context_refuses_one(tmp_path):

@@ -99,3 +99,21 @@ def test_multilabel_check_data_and_refusals(tmp_path):
                        (['--metric', 'accuracy_7'], "argument --metric: 'accuracy_7' is not one of")]:
         r = cli('mmsent_train', '--task', 'multilabel', '--output_dir', tmp_path/'o', *args)
         assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+
+def test_multilabel_tune_and_distillation(tmp_path):
+    "`mmsent_tune --task multilabel` selects on the validation micro F1; `mmsent_distill` trains a multi-label student (sigmoid targets) with thresholds."
+    pytest.importorskip('optuna')
+    from mmsent.synth import synthesize
+    data = synthesize(tmp_path/'ml', n=120, seed=2, task='multilabel', labels=('x', 'y', 'z'))   # the manifest
+    common = ['--dataset', 'manifest', '--data_root', data, '--task', 'multilabel', '--epochs', '1', '--batch_size', '16', '--max_audio_seconds', '1']
+    r = cli('mmsent_tune', *common, '--n_trials', '1', '--out', tmp_path/'tune')
+    assert r.returncode == 0 and 'best val micro_f1' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    best = json.loads((tmp_path/'tune'/'best_params.json').read_text())
+    assert (best['task'], best['metric']) == ('multilabel', 'micro_f1'), best
+    r = cli('mmsent_train', *common, '--no_progress', '--output_dir', tmp_path/'teacher')
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli('mmsent_distill', *common, '--teacher', tmp_path/'teacher'/'end_to_end_multimodal_best', '--no_progress', '--output_dir', tmp_path/'student')
+    assert r.returncode == 0 and 'student best val micro_f1' in r.stdout + r.stderr, r.stderr[-3000:]
+    cfg = json.loads((tmp_path/'student'/'end_to_end_multimodal_best'/'config.json').read_text())
+    assert cfg['task'] == 'multilabel' and len(cfg['thresholds']) == 3 and cfg['id2label'] == {'0': 'x', '1': 'y', '2': 'z'}, cfg

@@ -44,6 +44,7 @@ def predict_inputs(
     predictor:mpredict.Predictor, # the predictor
     text:str|None, # the text box (empty or blank: no text)
     files:dict, # 'audio', 'image', 'video' -> a path, or None
+    context:str|None=None, # the previous turns of the dialogue, one per line, oldest first (a model trained with --context_turns)
 )->tuple[mpredict.Prediction|None, list[str]]: # (the prediction, or None; one message per unusable input)
     "Decode each input on its own (every unusable one is reported by its file name, not only the first), then predict."
     sample, errors = {}, []
@@ -54,6 +55,11 @@ def predict_inputs(
             errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}"); continue
         sample.update({k: v for k, v in got.items() if v is not None})
     if text is not None and text.strip(): sample['text'] = text
+    turns = [t.strip() for t in (context or '').splitlines() if t.strip()]
+    try: ctx = mpredict._check_context(turns, predictor.processor.config.context_turns, sample.get('text'))
+    except mpredict._INPUT_ERRORS as e: errors.append(f"previous turns: {e}")
+    else:
+        if ctx: sample['context'] = ctx
     if errors: return None, errors
     if not sample: return None, ["no input: enter a text, or upload an audio file, an image or a video"]
     return predictor.predict_samples([sample])[0], []
@@ -190,7 +196,9 @@ def main(argv:list|None=None):
     else:
         c = predictor.model.config
         st.sidebar.caption(f"{c.preset} preset, {c.fusion.kind} fusion; modalities: {', '.join(c.modalities)}; on {predictor.device}")
+    k = predictor.processor.config.context_turns
     with st.form('inputs'):
+        context = st.text_area(f'Previous turns (the model reads the last {k})', placeholder="one turn per line, oldest first, as 'Speaker: text'") if k else None
         text = st.text_area('Text', placeholder='what was said (leave empty for none)')
         cols = st.columns(3)
         ups = dict(audio=cols[0].file_uploader('Audio', type=AUDIO_TYPES), image=cols[1].file_uploader('Image', type=IMAGE_TYPES),
@@ -199,7 +207,7 @@ def main(argv:list|None=None):
     if not go: return
     with tempfile.TemporaryDirectory() as tmp, st.spinner('Predicting…'):
         files = {k: None if u is None else save_upload(u, Path(tmp)/k) for k, u in ups.items()}
-        p, errors = predict_inputs(predictor, text, files)
+        p, errors = predict_inputs(predictor, text, files, context)
     for e in errors: st.error(e)
     if p is not None: show_prediction(st, p)
 
