@@ -1,6 +1,6 @@
 """The N-class and dialogue synthetic sets from the command line: `mmsent_synth --labels` with 5 classes trains (`--seeds`, three
-runs) to beat every single-modality ceiling on each seed; a 5-class model then evaluates, predicts, serves and exports,
-and a 7-class one evaluates and predicts, under their own class names (2 classes: tests/test_labels.py); a dialogue
+runs) to beat every single-modality ceiling on each seed; a 5-class model and a 7-class one then evaluate, predict, serve
+and export under their own class names (2 classes: tests/test_labels.py); a dialogue
 set with `--context_turns 1` beats every context-free predictor over three seeds, and predicts, evaluates, serves and
 exports with its context."""
 import csv, json, os, subprocess, sys
@@ -95,7 +95,7 @@ def test_seven_classes_from_the_generated_set(tmp_path):
     r = cli('mmsent_eval', '--model', model, '--synth_n', '140', '--out', tmp_path/'eval0', '--no_progress', env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert list(json.loads((tmp_path/'eval0'/'metrics.json').read_text())['fused']['per_class']) == list(SEVEN)
-    check_model(model, SEVEN, data/'manifest.csv', tmp_path, serve_and_export=False)   # the 5-class model is served and exported above
+    check_model(model, SEVEN, data/'manifest.csv', tmp_path)
 
 
 # --- dialogue context: a turn's class repeats the previous turn's, so the previous turn's text tells what a blank turn cannot ---
