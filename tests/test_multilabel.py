@@ -102,7 +102,7 @@ def test_multilabel_check_data_and_refusals(tmp_path):
 
 
 def test_multilabel_tune_and_distillation(tmp_path):
-    "`mmsent_tune --task multilabel` selects on the validation micro F1; `mmsent_distill` trains a multi-label student (sigmoid targets) with thresholds."
+    "`mmsent_tune --task multilabel` selects on the validation micro F1 (regression: the loss); `mmsent_distill` trains a multi-label student (sigmoid targets) with thresholds."
     pytest.importorskip('optuna')
     from mmsent.synth import synthesize
     data = synthesize(tmp_path/'ml', n=120, seed=2, task='multilabel', labels=('x', 'y', 'z'))   # the manifest
@@ -111,6 +111,11 @@ def test_multilabel_tune_and_distillation(tmp_path):
     assert r.returncode == 0 and 'best val micro_f1' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     best = json.loads((tmp_path/'tune'/'best_params.json').read_text())
     assert (best['task'], best['metric']) == ('multilabel', 'micro_f1'), best
+    scores = synthesize(tmp_path/'scores', n=80, seed=2, task='regression')   # regression: the validation loss, minimised
+    r = cli('mmsent_tune', '--dataset', 'manifest', '--data_root', scores, '--task', 'regression', '--epochs', '1', '--max_audio_seconds', '1',
+            '--n_trials', '1', '--out', tmp_path/'tune_scores')
+    assert r.returncode == 0 and 'best val loss' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    assert json.loads((tmp_path/'tune_scores'/'best_params.json').read_text())['metric'] == 'loss'
     r = cli('mmsent_train', *common, '--no_progress', '--output_dir', tmp_path/'teacher')
     assert r.returncode == 0, r.stderr[-3000:]
     r = cli('mmsent_distill', *common, '--teacher', tmp_path/'teacher'/'end_to_end_multimodal_best', '--no_progress', '--output_dir', tmp_path/'student')
