@@ -449,7 +449,7 @@ class AudioSentimentModel(UnimodalSentimentModel):
         if self.family.inputs == 'log-mel': return self._encode_log_mel(input_values, attention_mask)
         self._feature_encoder()
         group = getattr(self.encoder.config, 'feat_extract_norm', 'layer') == 'group'
-        if group and attention_mask is not None and not bool(attention_mask.all()):   # padding would leak in: clip by clip
+        if group and attention_mask is not None:   # padding would leak in: each clip's statistics over its own frames
             return self._encode_clips(input_values, attention_mask)
         h = self.encoder(input_values, attention_mask=None if group else attention_mask).last_hidden_state
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
@@ -461,20 +461,26 @@ def clip_features(self:AudioSentimentModel,
     input_values:torch.Tensor, # (B, S) zero-padded waveforms
     lengths:torch.Tensor, # (B,) real samples in each row
 )->tuple[torch.Tensor, torch.Tensor]: # (B, T, C) features, (B, T) bool frame mask
-    "Convolutional features of each clip computed from its real samples alone, zero-padded to the longest."
-    fe, B = self._feature_encoder(), input_values.shape[0]
+    "Convolutional features of each clip computed from its real samples alone, in one batched call: the first layer's group norm takes its statistics over each clip's real frames. Zeros past each clip's end."
+    fe = self._feature_encoder()
     n_frames = self.encoder._get_feat_extract_output_lengths(lengths)   # (B,)
-    assert bool((n_frames > 0).all()), "a clip is shorter than the encoder's receptive field (400 samples, 25 ms): pad it to " \
-                                       "`min_audio_seconds`, as `MultiModalProcessor` does"
-    T = int(n_frames.max())
-    padded = [None]*B   # each clip's (T, C) features
-    for L in lengths.unique().tolist():   # one call per distinct length
-        rows = (lengths == L).nonzero().flatten()
-        f = fe(input_values[rows, :L]).transpose(1, 2)                      # (b, T_L, C)
-        for k, i in enumerate(rows.tolist()): padded[i] = F.pad(f[k], (0, 0, 0, T - f.shape[1]))
-    mask = torch.arange(T, device=lengths.device)[None] < n_frames[:, None]
-    return torch.stack(padded), mask
-
+    if not self.training and not bool((n_frames > 0).all()):   # in training the processor has padded every clip (no check that waits for the device)
+        raise ValueError("a clip is shorter than the encoder's receptive field (400 samples, 25 ms): pad it to `min_audio_seconds`, as `MultiModalProcessor` does")
+    first = fe.conv_layers[0]
+    norm = getattr(first, 'layer_norm', None)
+    if not isinstance(norm, nn.GroupNorm) or norm.num_groups != norm.num_channels:
+        raise TypeError(f"{type(first).__name__}: the first convolution is expected to have a per-channel group norm (feat_extract_norm='group')")
+    h = first.conv(input_values[:, None].to(first.conv.weight.dtype))                                  # (B, C, T0)
+    k, s = first.conv.kernel_size[0], first.conv.stride[0]
+    real = torch.arange(h.shape[-1], device=h.device)[None] < (torch.div(lengths - k, s, rounding_mode='floor') + 1)[:, None]
+    real = real[:, None].to(h.dtype)                                                                   # (B, 1, T0) the clip's own frames
+    n = real.sum(-1, keepdim=True).clamp_min(1)
+    mean = (h*real).sum(-1, keepdim=True) / n
+    var = (((h - mean)*real)**2).sum(-1, keepdim=True) / n                                            # biased, as GroupNorm's
+    h = first.activation((h - mean) * torch.rsqrt(var + norm.eps) * norm.weight[:, None] + norm.bias[:, None])
+    for layer in fe.conv_layers[1:]: h = layer(h)   # a real frame of these reads real frames only: no statistics to mask
+    mask = torch.arange(h.shape[-1], device=h.device)[None] < n_frames[:, None]
+    return h.transpose(1, 2).masked_fill(~mask[..., None], 0.0), mask
 
 # %% ../nbs/02_encoders.ipynb #3fbeec16
 @patch
@@ -482,7 +488,7 @@ def _encode_clips(self:AudioSentimentModel,
     input_values:torch.Tensor, # (B, S) zero-padded waveforms
     attention_mask:torch.Tensor, # (B, S) 1 for real samples
 )->tuple[torch.Tensor, torch.Tensor]: # (B, T, D) hidden states, (B, T) bool frame mask
-    "The group-norm path: convolutions clip by clip, then projection and transformer with a frame mask."
+    "The group-norm path: convolutions with each clip's own statistics (`clip_features`), then projection and transformer with a frame mask."
     enc = self.encoder
     if not all(hasattr(enc, a) for a in ('feature_projection', 'encoder', '_mask_hidden_states')):
         log.warning("%s has no feature_projection/encoder: its clips are encoded batched, padding included", type(enc).__name__)
@@ -971,5 +977,7 @@ def __call__(self:MultiModalProcessor,
             out.update(self.encode_audio([w if w is not None else blank for w in waves]))
         else:
             out.update(self.encode_images([im if im is not None else self._blank_image() for im in col]))
+    if not present.any(-1).all():   # checked here, on the CPU, so that the model need not read the mask on its device in training
+        raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no input at all: give each at least one of text, audio, image")
     out['modality_mask'] = present
     return BatchFeature(out)

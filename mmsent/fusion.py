@@ -69,7 +69,7 @@ class AttentionBlock(nn.Module):
         # a row with no key at all (e.g. a modality whose partners are all absent) attends to nothing: open one
         # slot so softmax is defined, then drop the result for that row
         has_key = key_mask.any(-1)
-        safe = key_mask.clone(); safe[~has_key, 0] = True
+        safe = torch.cat([key_mask[:, :1] | ~has_key[:, None], key_mask[:, 1:]], 1)   # no row selection: no host synchronisation
         a, w = self.attn(q, kv, kv, key_padding_mask=~safe, need_weights=need_weights, average_attn_weights=False)
         a = torch.where(has_key[:, None, None], a, torch.zeros_like(a))
         x = x + self.drop(a)
@@ -99,12 +99,12 @@ class Fusion(nn.Module):
         return torch.where(present[..., None], t, torch.zeros_like(t))
 
     def check(self, feats:dict, present:torch.Tensor)->dict[str, torch.Tensor]:
-        "Validate the inputs; return `feats` with absent rows zeroed, so no value of theirs (NaN included) can travel."
+        "Validate the inputs (the presence mask's values outside training only: reading them would stop the GPU); return `feats` with absent rows zeroed, so no value of theirs (NaN included) can travel."
         B, M = present.shape  # batch, modalities
         assert M == len(self.modalities), f"presence mask has {M} columns, fusion expects {len(self.modalities)} ({self.modalities})"
         missing = [m for m in self.modalities if m not in feats]
         if missing: raise KeyError(f"fusion inputs lack {missing}; give every modality (absent rows are masked by `present`)")
-        if not present.any(-1).all(): raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
+        if not self.training and not present.any(-1).all(): raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
         return {m: feats[m].masked_fill(~present[:, j, None], 0.0) for j, m in enumerate(self.modalities)}
 
 # %% ../nbs/03_fusion.ipynb #86670f59

@@ -34,7 +34,7 @@ __all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_
            'mmsent_convert']
 
 # %% ../nbs/04_model.ipynb #838ce898
-_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
+_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), layerdrop=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
                unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
                n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
 _RANGES['fusion.num_classes'] = (1, None)   # the fusion's output width: 1 for a regressor's score
@@ -95,6 +95,7 @@ class ModelConfig(PreTrainedConfig):
     thresholds:tuple|None=None # multilabel: the probability at or above which each label is predicted, chosen on the validation split during training (None: 0.5 each)
     modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
     unimodal_fusion_weight:float=0.0 # training only: add the fused loss of the fusion layer given one modality at a time (every modality a sample has), at this weight
+    layerdrop:float=0.0 # training only: LayerDrop of the speech encoder's transformer layers (0: off, every layer runs; Wav2Vec2's checkpoints ship 0.05 to 0.1, for pre-training)
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
@@ -279,9 +280,10 @@ class EndToEndMultiModalModel(PreTrainedModel):
         if c.encoder_configs and m in c.encoder_configs:   # a saved model: the exact architecture, weights come later
             d = dict(c.encoder_configs[m])
             uni = cls(config=AutoConfig.for_model(d.pop('model_type'), **d), **kw)
-            return uni.add_lora(**c.lora) if c.lora else uni
-        name = c.checkpoint(m)
-        uni = cls(name, **kw) if name is not None else cls(config=tiny_config(m), **kw)
+        else:
+            name = c.checkpoint(m)
+            uni = cls(name, **kw) if name is not None else cls(config=tiny_config(m), **kw)
+        if hasattr(uni.encoder.config, 'layerdrop'): uni.encoder.config.layerdrop = c.layerdrop   # off unless asked: no random branch per layer
         return uni.add_lora(**c.lora) if c.lora else uni
 
     @classmethod
@@ -313,7 +315,7 @@ AutoProcessor.register(ModelConfig, MultiModalProcessor, exist_ok=True)
 # %% ../nbs/04_model.ipynb #450d1fa8
 @patch
 def presence(self:EndToEndMultiModalModel, inputs:dict, modality_mask:torch.Tensor|None, B:int, device)->torch.Tensor:
-    "The `(B, M)` presence mask over `self.modalities`, checked against the inputs given."
+    "The `(B, M)` presence mask over `self.modalities`, checked against the inputs given (the checks that read its values run outside training: in training `MultiModalProcessor` has checked the batch on the CPU, and reading a device tensor would stop the GPU)."
     for m, x in inputs.items():
         if x is not None and m not in self.modalities:
             raise ValueError(f"{m} inputs were given but this model has no {m} encoder (its modalities: {self.modalities})")
@@ -322,10 +324,12 @@ def presence(self:EndToEndMultiModalModel, inputs:dict, modality_mask:torch.Tens
     else:
         if modality_mask.shape != (B, len(MODALITIES)):
             raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got {tuple(modality_mask.shape)}")
-        present = modality_mask.to(device=device, dtype=torch.bool)[:, [MODALITIES.index(m) for m in self.modalities]]
+        present = modality_mask.to(device=device, dtype=torch.bool)
+        if self.modalities != MODALITIES: present = present[:, [MODALITIES.index(m) for m in self.modalities]]
         for j, m in enumerate(self.modalities):
-            if present[:, j].any() and inputs[m] is None: raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
-    if not present.any(-1).all():
+            if inputs[m] is None and not self.training and present[:, j].any(): raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
+            if inputs[m] is None: present = present & torch.tensor([i != j for i in range(len(self.modalities))], device=device)
+    if not self.training and not present.any(-1).all():
         raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
     return present
 
@@ -335,11 +339,9 @@ def drop_modalities(self:EndToEndMultiModalModel,
 )->torch.Tensor: # (B, M) bool, a subset of `present` with at least one modality per sample
     "Modality dropout: hide each present modality of each sample with probability `config.modality_dropout`, keeping at least one."
     keep = present & (torch.rand(present.shape, device=present.device) >= self.config.modality_dropout)
-    none = ~keep.any(-1)
-    if none.any():   # give such a sample back one of its own modalities, chosen at random
-        r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
-        keep[none] = F.one_hot(r[none].argmax(-1), present.shape[1]).bool()
-    return keep
+    r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+    back = (torch.arange(present.shape[1], device=present.device) == r.argmax(-1, keepdim=True)) & present   # one of its own modalities, chosen at random
+    return torch.where(keep.any(-1, keepdim=True), keep, back)   # a sample left with none gets it back; no rows are selected
 
 # %% ../nbs/04_model.ipynb #da8f51e8
 @patch
@@ -352,7 +354,7 @@ def encode(self:EndToEndMultiModalModel,
     modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
     encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
 )->EncodedBatch:
-    "Run each encoder on the samples that have its modality (after modality dropout, in training): everything fusion needs."
+    "Run each encoder on the whole batch, a mask saying which samples have its modality (after modality dropout, in training): everything fusion needs."
     inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
     for m, eo in (encoder_outputs or {}).items():
         if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
@@ -366,10 +368,7 @@ def encode(self:EndToEndMultiModalModel,
     feats, seqs, seq_masks, uni = {}, {}, {}, {}
     for j, m in enumerate(self.modalities):
         rows = present[:, j]
-        full = bool(rows.all())
-        idx = None if full else rows.nonzero().flatten()
         model = self.unimodal(m)
-        nan_rows = lambda dt: torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
         if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
             eo = encoder_outputs[m]
             if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
@@ -379,21 +378,18 @@ def encode(self:EndToEndMultiModalModel,
             seq_masks[m] = (eo['mask'] if eo.get('mask') is not None else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None]
             uni[m] = model.classifier(model.dropout(feats[m])).masked_fill(~rows[:, None], float('nan'))
             continue
-        if not full and idx.numel() == 0:   # nobody has it: placeholders, masked everywhere downstream
+        if inputs[m] is None:   # no inputs in this batch: placeholders, masked everywhere downstream
             D, dt = model.hidden_size, model.classifier.weight.dtype
             feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
-            seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), nan_rows(dt)
+            seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
             continue
         x, mk = inputs[m], masks[m]
-        if not full: x, mk = x[idx], (mk[idx] if mk is not None else None)
-        o = model(x) if m == 'visual' else model(x, mk)
-        if full: feats[m], seqs[m], seq_masks[m], uni[m] = o.embedding, o.hidden_states, o.mask, o.logits
-        else:
-            feats[m] = o.embedding.new_zeros(B, *o.embedding.shape[1:]).index_copy(0, idx, o.embedding)
-            seqs[m] = o.hidden_states.new_zeros(B, *o.hidden_states.shape[1:]).index_copy(0, idx, o.hidden_states)
-            seq_masks[m] = o.mask.new_zeros(B, *o.mask.shape[1:]).index_copy(0, idx, o.mask)
-            uni[m] = nan_rows(o.logits.dtype).index_copy(0, idx, o.logits)
+        if x.is_floating_point(): x = torch.where(rows.view(-1, *[1]*(x.ndim - 1)), x, torch.zeros((), dtype=x.dtype, device=x.device))   # an absent row's input is zeros: nothing of it (NaN included) can travel
+        o = model(x) if m == 'visual' else model(x, mk)   # the whole batch, always: a mask, not a sub-batch, says who has the modality
+        feats[m], seqs[m] = o.embedding.masked_fill(~rows[:, None], 0.0), o.hidden_states.masked_fill(~rows[:, None, None], 0.0)
+        seq_masks[m], uni[m] = o.mask & rows[:, None], o.logits.masked_fill(~rows[:, None], float('nan'))
     return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
+
 
 # %% ../nbs/04_model.ipynb #d8372ebf
 @patch
@@ -451,17 +447,31 @@ def loss(self:EndToEndMultiModalModel,
     labels:torch.Tensor, # (B,) class ids or scores
     present:torch.Tensor, # (B, M) presence mask
 )->tuple[torch.Tensor, dict]:
-    "Fused loss plus `aux_loss_weight` times each unimodal head's loss over the samples that have it."
+    "Fused loss plus `aux_loss_weight` times each unimodal head's loss over the samples that have it (0 for a modality no sample has)."
     total = self.criterion(logits, labels)
     losses = {'fused': total.detach()}
     if self.config.aux_loss_weight:
         for j, m in enumerate(self.modalities):
-            rows = present[:, j]
-            if not rows.any(): continue
-            l = self.criterion(unimodal_logits[m][rows], labels[rows])
+            l, w = self.row_losses(unimodal_logits[m], labels, present[:, j])
+            l = l.sum() / w.sum().clamp_min(1e-12)
             losses[m] = l.detach()
             total = total + self.config.aux_loss_weight * l
     return total, losses
+
+@patch
+def row_losses(self:EndToEndMultiModalModel,
+    logits:torch.Tensor, # (B, num_outputs) one head's prediction (NaN allowed where `rows` is False)
+    target:torch.Tensor, # (B,) class ids or scores; (B, C) 0/1 for multi-label
+    rows:torch.Tensor, # (B,) bool, the samples that count
+)->tuple[torch.Tensor, torch.Tensor]: # (B,) each sample's loss, (B,) its weight in the mean; both 0 where `rows` is False
+    "`criterion` per sample over the rows that count, with the weights that make `l.sum() / w.sum()` its mean (`class_weights` included): rows are masked, never selected, so nothing waits for the device."
+    keep = rows.view(-1, *[1]*(logits.ndim - 1))
+    safe = torch.where(keep, logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
+    t = torch.where(rows.view(-1, *[1]*(target.ndim - 1)), target, torch.zeros((), dtype=target.dtype, device=target.device))
+    l = self.criterion(safe, t, reduction='none')
+    w = rows.to(l.dtype)
+    if self.config.task == 'classification' and self.config.class_weights: w = w * torch.tensor(self.config.class_weights, device=l.device)[t]
+    return torch.where(rows, l, torch.zeros((), dtype=l.dtype, device=l.device)), w
 
 # %% ../nbs/04_model.ipynb #2b6cd4bd
 @patch
@@ -481,16 +491,29 @@ def unimodal_fusion_loss(self:EndToEndMultiModalModel,
     labels:torch.Tensor, # (B,) class ids or scores
     losses:dict|None=None, # each term is added here, detached, as 'fused_<modality>_only'
 )->torch.Tensor:
-    "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality."
-    total = 0.0
-    for j, m in enumerate(self.modalities):
-        only = torch.zeros_like(enc.present); only[:, j] = enc.present[:, j]
-        if not only.any(): continue
-        rows, fo = self.fuse(enc, only)
-        l = self.criterion(fo.logits, labels[rows])
-        if losses is not None: losses[f'fused_{m}_only'] = l.detach()
-        total = total + l
-    return self.config.unimodal_fusion_weight * total
+    "`unimodal_fusion_weight` times the sum over modalities of the fused loss with the fusion given only that modality (one fusion call for all of them)."
+    B, M = enc.present.shape
+    eye = torch.eye(M, dtype=torch.bool, device=enc.present.device)
+    only = enc.present[None] & eye[:, None]                  # (M, B, M): pass j keeps modality j alone
+    has = only.any(-1)                                       # (M, B): the samples that have it
+    fo = self.fusion(*self._stacked(enc, only.flatten(0, 1)))
+    l, w = self.row_losses(fo.logits, labels.repeat(M, *[1]*(labels.ndim - 1)), has.flatten())
+    per = l.view(M, B).sum(1) / w.view(M, B).sum(1).clamp_min(1e-12)   # (M,) each modality's mean over its samples (0 if none)
+    if losses is not None: losses.update({f'fused_{m}_only': per[j].detach() for j, m in enumerate(self.modalities)})
+    return self.config.unimodal_fusion_weight * per.sum()
+
+@patch
+def _stacked(self:EndToEndMultiModalModel,
+    enc:EncodedBatch, # from `encode`
+    present:torch.Tensor, # (K*B, M) bool: K presence masks over the batch, stacked
+)->tuple: # the fusion's inputs for the K*B rows
+    "The encoded batch repeated K times under `present`; a row left with no modality gets its first own one back (zeros where absent), so the fusion stays finite on it (its output is not used)."
+    B = enc.present.shape[0]
+    K = present.shape[0] // B
+    rep = lambda d: {m: t.repeat(K, *[1]*(t.ndim - 1)) for m, t in d.items()}
+    own = enc.present.repeat(K, 1)
+    stand_in = torch.arange(present.shape[1], device=present.device) == own.float().argmax(-1, keepdim=True)
+    return rep(enc.feats), torch.where(present.any(-1, keepdim=True), present, stand_in), rep(enc.seqs), rep(enc.seq_masks)
 
 # %% ../nbs/04_model.ipynb #707ece6a
 @patch
@@ -515,13 +538,12 @@ def shapley(self:EndToEndMultiModalModel,
         prior = torch.tensor(c.prior if c.prior else [1/c.num_classes]*c.num_classes, device=dev)
         empty = prior.clamp_min(1e-12).log()[k]
     was = self.fusion.training; self.fusion.eval()
-    v = {}   # subset (a bit mask over the model's modalities) -> (B,) value of the fusion given only that subset
-    for s in range(1 << M):
-        sub = enc.present & torch.tensor([bool(s >> j & 1) for j in range(M)], device=dev)
-        v[s] = empty.clone()
-        if sub.any():
-            rows, fo = self.fuse(enc, sub)
-            v[s][rows] = value(fo.logits, rows)
+    bits = torch.tensor([[bool(s >> j & 1) for j in range(M)] for s in range(1 << M)], device=dev)   # (2^M, M) every subset
+    sub = enc.present[None] & bits[:, None]                                                   # (2^M, B, M)
+    fo = self.fusion(*self._stacked(enc, sub.flatten(0, 1)))                                  # one call for every subset
+    every = torch.arange(B, device=dev).repeat(1 << M)
+    vals = value(fo.logits, every).view(1 << M, B)
+    v = torch.where(sub.any(-1), vals, empty[None])   # subset -> (B,) value of the fusion given only that subset (the prior if none)
     self.fusion.train(was)
     n = enc.present.sum(-1)   # players per sample
     phi = torch.zeros(B, M, device=dev)

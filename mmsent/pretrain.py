@@ -33,7 +33,7 @@ from .metrics import to_device
 from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer, load_checkpoint,
                           latest_checkpoint, lock_output_dir, prepare_output_dir, resume_config, restore, catch_signals, interrupted, interrupt,
                           train_epoch, save_resumable, model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json,
-                          _saving, _replace_dir, _quiet_worker, _elapsed, _new_totals)
+                          _saving, _replace_dir, _quiet_worker, _elapsed, _new_totals, flush_tally)
 
 log = logging.getLogger('mmsent.pretrain')
 
@@ -464,17 +464,16 @@ def setup_pretrain(
 
 # %% ../nbs/05a_pretrain.ipynb #eeda4545
 def _pretrain_tally(run:Run, batch:dict, out, loss, kd):
-    "Add a batch to the epoch's running totals (saved with mid-epoch checkpoints)."
-    t, B = run.state.totals, len(batch['classes'])
-    t['loss'] += loss.item()*B; t['seen'] += B
+    "Keep a batch's loss, on the device, for the epoch's running totals (`flush_tally` adds it; saved with mid-epoch checkpoints)."
+    run.pending.append((len(batch['classes']), run.state.epoch + 1, run.state.step, loss, None, None))
     run.state.batches += 1
-    run.window[0] += loss.item(); run.window[1] += 1
 
 def end_pretrain_epoch(
     run:Run, # the run, after `train_epoch`
     epoch:int, # the epoch just trained
 )->bool: # True: stop (max_train_steps reached)
     "Evaluate the representation, record the epoch, save the pre-trained model, the epoch checkpoint and the history, report to the trackers."
+    flush_tally(run)
     cfg, acc, st = run.cfg, run.acc, run.state
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate_representation(run.model, run.val_dl, run.extra.get('probe_dl'), acc, cfg.max_eval_batches)

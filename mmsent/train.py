@@ -46,10 +46,11 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
-           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step',
-           'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable', 'TrainingInterrupted',
-           'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior', 'class_weights_for',
-           'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
+           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'flush_tally',
+           'after_step', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
+           'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
+           'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command',
+           'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -95,6 +96,7 @@ class TrainConfig:
     aux_loss_weight:float|None=None # weight of each unimodal head's loss (default: 1.0 for tiny, whose encoders learn from scratch; 0.3 otherwise)
     modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
     unimodal_fusion_weight:float|None=None # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does (default: 2.0 for tiny, 1.0 otherwise)
+    layerdrop:float=0.0 # LayerDrop of the speech encoder's transformer layers in training (0: off, every layer runs; Wav2Vec2's checkpoints ship 0.05 to 0.1, for pre-training)
     init_from:str|None=None # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion and heads start fresh
     class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
     # optimisation
@@ -155,7 +157,7 @@ class TrainConfig:
             (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0), at_least('context_turns', 0),
-            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
+            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'), unit('layerdrop'),
             at_least('aux_loss_weight', 0, unset=True), at_least('unimodal_fusion_weight', 0, unset=True),
             at_least('epochs', 1, unset=True), at_least('batch_size', 1), at_least('grad_accum', 1),
             (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {n('learning_rate')}"),
@@ -282,7 +284,7 @@ class TrainConfig:
                          fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
                          modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing,
-                         context_turns=self.context_turns)
+                         context_turns=self.context_turns, layerdrop=self.layerdrop)
         if self.random_init and self.preset != 'tiny':
             if self.preset != 'base': raise ValueError("random_init works for the base and tiny presets only (their configs are known offline)")
             mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
@@ -735,6 +737,7 @@ class Run:
     saved_at:tuple|None=None # (epoch, step, batches) of the last checkpoint written, and its folder
     t0:float=0.0 # when the current stretch of the epoch started (time.time())
     window:list=field(default_factory=lambda: [0.0, 0]) # training loss sum and batch count since the last `logging_steps` log
+    pending:list=field(default_factory=list) # the steps not yet added to the totals: (batch size, epoch, step, loss, distillation term, correct) with device tensors, read by `flush_tally`
     prefix:str=CKPT_PREFIX # checkpoint folders: {prefix}_epoch_E, {prefix}_step_S
     prog:str='mmsent_train' # the command that resumes the run (named in messages)
     card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
@@ -875,24 +878,38 @@ def train_step(
                 tout = run.teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
             uni_w = run.model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
             loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w, cfg.task)
-        if not torch.isfinite(loss.detach()):
-            raise TrainingDiverged(f"loss became {loss.item()} at epoch {run.state.epoch + 1}, step {run.state.step}: lower --learning_rate, use fp32 or bf16 "
-                                   f"instead of fp16, or check the data (`mmsent_check_data`)")
-        acc.backward(loss)
+        acc.backward(loss)   # a loss that is not finite is caught when the step's figures are read (`flush_tally`), not here: that would wait for the device
         if acc.sync_gradients and cfg.max_grad_norm: acc.clip_grad_norm_(run.fwd.parameters(), cfg.max_grad_norm)
         run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
     return out, loss.detach(), kd
 
 def _tally(run:Run, batch:dict, out, loss, kd):
-    "Add a batch to the epoch's running totals (saved with mid-epoch checkpoints, so a resumed epoch's record is the same)."
-    t, B = run.state.totals, len(batch['labels'])
-    t['loss'] += loss.item()*B; t['seen'] += B
-    if kd is not None: t['kd'] += kd.item()*B
-    if run.cfg.task == 'regression': t['right'] += (score_to_class(out.logits[:, 0].detach().float().cpu()) == score_to_class(batch['labels'])).sum().item()
-    elif run.cfg.task == 'multilabel': t['right'] += ((out.logits.detach().float().cpu() >= 0) == (batch['labels'] > 0.5)).float().mean(-1).sum().item()   # at 0.5
-    else: t['right'] += (out.logits.argmax(-1).cpu() == batch['labels']).sum().item()
+    "Keep a batch's figures, on the device, for the epoch's running totals: `flush_tally` adds them (a step does not wait for the device)."
+    y = batch['labels'].to(out.logits.device, non_blocking=True)
+    lg = out.logits.detach().float()
+    if run.cfg.task == 'regression': right = (score_to_class(lg[:, 0]) == score_to_class(y)).sum()
+    elif run.cfg.task == 'multilabel': right = ((lg >= 0) == (y > 0.5)).float().mean(-1).sum()   # at 0.5
+    else: right = (lg.argmax(-1) == y).sum()
+    run.pending.append((len(batch['labels']), run.state.epoch + 1, run.state.step, loss, kd, right))
     run.state.batches += 1
-    run.window[0] += loss.item(); run.window[1] += 1
+
+def flush_tally(
+    run:Run, # the run
+):
+    "Read the pending steps' figures from the device in one transfer and add them to the totals in step order (the same sums as step by step); raise `TrainingDiverged` at a loss that is not finite."
+    if not run.pending: return
+    p, run.pending = run.pending, []
+    zero = torch.zeros((), device=p[0][3].device)
+    vals = torch.stack([torch.stack([l.float(), (k if k is not None else zero).float(), (r if r is not None else zero).float()]) for *_, l, k, r in p]).tolist()
+    t = run.state.totals
+    for (B, epoch, step, _, kd, right), (l, k, r) in zip(p, vals):
+        if not math.isfinite(l):
+            raise TrainingDiverged(f"loss became {l} at epoch {epoch}, step {step}: lower --learning_rate, use fp32 or bf16 instead of fp16, "
+                                   f"or check the data (`mmsent_check_data`)")
+        t['loss'] += l*B; t['seen'] += B
+        if kd is not None: t['kd'] += k*B
+        if right is not None: t['right'] += r
+        run.window[0] += l; run.window[1] += 1
 
 def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
 
@@ -902,6 +919,7 @@ def after_step(
     "Count the step, log the training loss every `logging_steps`, save a step checkpoint every `save_steps`, stop on a signal."
     cfg, st = run.cfg, run.state
     st.step += 1
+    if cfg.logging_steps and st.step % cfg.logging_steps == 0: flush_tally(run)
     if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
         run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
         run.window = [0.0, 0]
@@ -934,8 +952,10 @@ def train_epoch(
     for batch in bar:
         out, loss, kd = train_step(run, batch)
         (tally or _tally)(run, batch, out, loss, kd)
-        bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}")
-        if acc.sync_gradients and after_step(run): return True
+        if st.totals['seen']: bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}", refresh=False)   # as of the last `flush_tally`
+        if acc.sync_gradients and after_step(run):
+            flush_tally(run); return True
+    flush_tally(run)   # the epoch's totals, complete
     return False
 
 # %% ../nbs/05_train.ipynb #ddf8c624
@@ -944,6 +964,7 @@ def end_epoch(
     epoch:int, # the epoch just trained
 )->bool: # True: stop (early stopping or max_train_steps)
     "Evaluate, record the epoch, save the best model, the epoch checkpoint and the history, and report to the trackers."
+    flush_tally(run)
     cfg, acc, st = run.cfg, run.acc, run.state
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate(run.fwd, run.val_dl, acc, max_batches=cfg.max_eval_batches)
@@ -997,6 +1018,7 @@ def save_resumable(
     name:str, # EPOCH_NAME or STEP_NAME, formatted
 )->Path:
     "Write a resumable checkpoint of where the run stands into `output_dir/name` (main process; every process waits), then rotate old ones."
+    flush_tally(run)   # the totals saved are the steps' own
     cfg, acc, st = run.cfg, run.acc, run.state
     d = Path(cfg.output_dir)/name
     if acc.is_main_process:
