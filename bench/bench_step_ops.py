@@ -92,13 +92,15 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:   # the earlier commit's package, extracted beside this one
             subprocess.run(f"git -C {ROOT} archive {a.ref} mmsent | tar -x -C {tmp}", shell=True, check=True)
             runs[a.ref] = measure(Path(tmp), a.presets)
-    runs['this checkout'] = measure(ROOT, a.presets)
+    head = subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or 'this checkout'
+    dirty = subprocess.run(['git', '-C', str(ROOT), 'status', '--porcelain', 'mmsent'], capture_output=True, text=True).stdout.strip()
+    runs[head + (' with changes' if dirty else '')] = measure(ROOT, a.presets)
     m = C.machine()
     print(f"machine: {m['cpu_model']} ({m['cpu_capability']}), torch {m['torch']}")
-    print(f"{'code':<16} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9}  data-dependent operators in the step")
+    print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9}  data-dependent operators in the step")
     for name, r in runs.items():
         for p, x in r.items():
-            print(f"{name:<16} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9}  {x['step_data_dependent_ops']}")
+            print(f"{name:<24} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9}  {x['step_data_dependent_ops']}")
     C.write('step_ops', dict(runs=runs))
 
 
