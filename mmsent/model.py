@@ -390,7 +390,6 @@ def encode(self:EndToEndMultiModalModel,
         seq_masks[m], uni[m] = o.mask & rows[:, None], o.logits.masked_fill(~rows[:, None], float('nan'))
     return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
 
-
 # %% ../nbs/04_model.ipynb #d8372ebf
 @patch
 def forward(self:EndToEndMultiModalModel,
