@@ -46,8 +46,8 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
            'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
-           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'flush_tally',
-           'after_step', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
+           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step',
+           'flush_tally', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
            'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
            'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command',
            'mmsent_train']
@@ -883,6 +883,23 @@ def train_step(
         run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
     return out, loss.detach(), kd
 
+def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
+
+def after_step(
+    run:Run, # the run, just after an optimizer step
+)->bool: # True: max_train_steps reached
+    "Count the step, log the training loss every `logging_steps`, save a step checkpoint every `save_steps`, stop on a signal."
+    cfg, st = run.cfg, run.state
+    st.step += 1
+    if cfg.logging_steps and st.step % cfg.logging_steps == 0: flush_tally(run)
+    if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
+        run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
+        run.window = [0.0, 0]
+    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, f'{run.prefix}_step_{st.step}')
+    if interrupted(run): interrupt(run)
+    return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
+
+# %% ../nbs/05_train.ipynb #43d99747
 def _tally(run:Run, batch:dict, out, loss, kd):
     "Keep a batch's figures, on the device, for the epoch's running totals: `flush_tally` adds them (a step does not wait for the device)."
     y = batch['labels'].to(out.logits.device, non_blocking=True)
@@ -910,22 +927,6 @@ def flush_tally(
         if kd is not None: t['kd'] += k*B
         if right is not None: t['right'] += r
         run.window[0] += l; run.window[1] += 1
-
-def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
-
-def after_step(
-    run:Run, # the run, just after an optimizer step
-)->bool: # True: max_train_steps reached
-    "Count the step, log the training loss every `logging_steps`, save a step checkpoint every `save_steps`, stop on a signal."
-    cfg, st = run.cfg, run.state
-    st.step += 1
-    if cfg.logging_steps and st.step % cfg.logging_steps == 0: flush_tally(run)
-    if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
-        run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
-        run.window = [0.0, 0]
-    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, f'{run.prefix}_step_{st.step}')
-    if interrupted(run): interrupt(run)
-    return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
 
 # %% ../nbs/05_train.ipynb #6b47c5ae
 def _rng_restored(batches, run:Run):
