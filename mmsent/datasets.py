@@ -378,11 +378,27 @@ def _hf_file(v, field:str, where:str)->str|None:
     if not b: return p or None
     h, ext = hashlib.sha256(b).hexdigest(), Path(p or '').suffix.lower()
     dest = cache_dir('hf_media', h[:2])/(h + (ext if re.fullmatch(r'\.[a-z0-9]{1,5}', ext) else ''))
-    if not dest.exists():   # written under a temporary name, then renamed: a reader never sees half a file
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix='.tmp')
-        with os.fdopen(fd, 'wb') as f: f.write(b)
-        os.replace(tmp, dest)
+    if not dest.exists(): _write_atomic(dest, b)
     return str(dest)
+
+def _write_atomic(dest:Path, data:bytes):
+    "Write `data` under a temporary name in `dest`'s folder, then rename: a reader never sees half a file."
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix='.tmp')
+    with os.fdopen(fd, 'wb') as f: f.write(data)
+    os.replace(tmp, dest)
+
+def _hf_media(ds, media:dict, where:str)->list[dict]:
+    """Each row's media fields as file paths. The bytes are hashed and cached on the first read of this version of the
+    dataset only: an index named by its fingerprint keeps the paths, and later reads skip the media columns."""
+    cols = {fld: c for fld, c in media.items() if c is not None}
+    if not cols: return [{}]*len(ds)
+    index = cache_dir('hf_media', 'index')/f"{ds._fingerprint}.json"
+    if index.exists():
+        known = json.loads(index.read_text())
+        if len(known) == len(ds) and all(p is None or Path(p).exists() for r in known for p in r.values()): return known
+    found = [{fld: _hf_file(r[c], c, f"{where}[{i}]") for fld, c in cols.items()} for i, r in enumerate(ds.select_columns(list(cols.values())))]
+    _write_atomic(index, json.dumps(found).encode())
+    return found
 
 def _hf_rows(root:Path, parts:dict, splits:tuple|None)->list:
     "(split[index], row) pairs in the manifest's columns for the parts in `splits` (None: all)."
@@ -390,12 +406,12 @@ def _hf_rows(root:Path, parts:dict, splits:tuple|None)->list:
     for k, ds in parts.items():
         if k is not None and splits is not None and SPLIT_ALIASES[k.strip().lower()] not in splits: continue
         media = {fld: next((c for c in cols if c in ds.features), None) for fld, cols in _HF_MEDIA.items()}
-        for i, r in enumerate(ds):
-            where = f"{root}:{k or ''}[{i}]"
+        files = _hf_media(ds, media, f"{root}:{k or ''}")
+        plain = ds.remove_columns([c for c in dict.fromkeys(('audio', 'image', 'video', *media.values())) if c in ds.column_names])
+        for i, r in enumerate(plain):
             if k is None and splits is not None and SPLIT_ALIASES.get(str(r.get('split') or '').strip().lower()) not in splits: continue
-            row = {c: v for c, v in r.items() if c not in {'audio', 'image', 'video'}}
-            row.update({fld: _hf_file(r[c], c, where) for fld, c in media.items() if c is not None})
-            if 'label' in ds.features: row['label'] = _hf_label(r['label'], ds.features['label'], where)
+            row = dict(r, **files[i])
+            if 'label' in ds.features: row['label'] = _hf_label(r['label'], ds.features['label'], f"{root}:{k or ''}[{i}]")
             if k is not None: row['split'] = k
             rows.append((f"{k or ''}[{i}]", row))
     return rows
@@ -403,10 +419,11 @@ def _hf_rows(root:Path, parts:dict, splits:tuple|None)->list:
 def hf_label_set(
     root:str|Path, # a folder written by `save_to_disk`
     multilabel:bool=False, # a list of labels per row
+    parts:dict|None=None, # the folder's splits, already opened (None: open them)
 )->tuple: # class names in id order
     "A saved Hugging Face dataset's label set: its `ClassLabel` names in their id order, else its label names as `manifest_label_set` orders a manifest's."
     root = Path(root)
-    parts = _hf_open(root)
+    parts = _hf_open(root) if parts is None else parts
     feats = [ds.features.get('label') for ds in parts.values()]
     names = [tuple(getattr(f, 'names', None) or getattr(getattr(f, 'feature', None), 'names', None) or ()) for f in feats]
     if names[0] and all(n == names[0] for n in names): return parse_labels(names[0])
@@ -430,7 +447,7 @@ def read_hf(
     splits = None if split is None else (SPLIT_ALIASES.get(split, split),)
     parts = _hf_open(root)
     if labels is None and task != 'regression':
-        try: labels = hf_label_set(root, task == 'multilabel')
+        try: labels = hf_label_set(root, task == 'multilabel', parts)
         except DataError:
             if require_label: raise
     rows = _hf_rows(root, parts, splits)

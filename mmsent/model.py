@@ -326,9 +326,11 @@ def presence(self:EndToEndMultiModalModel, inputs:dict, modality_mask:torch.Tens
             raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got {tuple(modality_mask.shape)}")
         present = modality_mask.to(device=device, dtype=torch.bool)
         if self.modalities != MODALITIES: present = present[:, [MODALITIES.index(m) for m in self.modalities]]
-        for j, m in enumerate(self.modalities):
-            if inputs[m] is None and not self.training and present[:, j].any(): raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
-            if inputs[m] is None: present = present & torch.tensor([i != j for i in range(len(self.modalities))], device=device)
+        given = [inputs[m] is not None for m in self.modalities]
+        if not all(given):
+            for j, m in enumerate(self.modalities):
+                if not given[j] and not self.training and present[:, j].any(): raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
+            present = present & torch.tensor(given, device=device)   # one small copy for all the missing modalities
     if not self.training and not present.any(-1).all():
         raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
     return present
@@ -471,17 +473,6 @@ def row_losses(self:EndToEndMultiModalModel,
     w = rows.to(l.dtype)
     if self.config.task == 'classification' and self.config.class_weights: w = w * torch.tensor(self.config.class_weights, device=l.device)[t]
     return torch.where(rows, l, torch.zeros((), dtype=l.dtype, device=l.device)), w
-
-# %% ../nbs/04_model.ipynb #2b6cd4bd
-@patch
-def fuse(self:EndToEndMultiModalModel,
-    enc:EncodedBatch, # from `encode`
-    present:torch.Tensor, # (B, M) bool, the modalities the fusion may use (a subset of `enc.present`)
-)->tuple[torch.Tensor, FusionOutput]: # (rows that have any modality, the fusion's output for those rows)
-    "The fusion layer given only the modalities `present`, for the samples that have any of them (the encoders are not run again)."
-    rows = present.any(-1)
-    pick = lambda d: {m: t[rows] for m, t in d.items()}
-    return rows, self.fusion(pick(enc.feats), present[rows], pick(enc.seqs), pick(enc.seq_masks))
 
 # %% ../nbs/04_model.ipynb #6bc15605
 @patch

@@ -44,13 +44,13 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
            'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
            'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
-           'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'distillation_loss',
-           'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for', 'flat_hparams',
-           'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore', 'train_step', 'after_step',
-           'flush_tally', 'train_epoch', 'end_epoch', 'training_command', 'model_card', 'save_resumable',
-           'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged', 'training_prior',
-           'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command',
-           'mmsent_train']
+           'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'kd_terms',
+           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for',
+           'flat_hparams', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore',
+           'train_step', 'after_step', 'flush_tally', 'train_epoch', 'end_epoch', 'training_command', 'model_card',
+           'save_resumable', 'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged',
+           'training_prior', 'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser',
+           'run_command', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -619,9 +619,19 @@ def kd_loss(
     temperature:float=2.0, # softening temperature T
 )->torch.Tensor: # scalar
     "Hinton's distillation term: T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the batch."
-    T = temperature
-    s, t = F.log_softmax(student_logits.float()/T, -1), F.log_softmax(teacher_logits.float()/T, -1)
-    return F.kl_div(s, t, log_target=True, reduction='batchmean')*T*T
+    return kd_terms(student_logits, teacher_logits, temperature).mean()
+
+def kd_terms(
+    student_logits:torch.Tensor, # (B, C) class logits, (B, C) multi-label logits, or (B, 1) scores
+    teacher_logits:torch.Tensor, # the same shape
+    temperature:float=2.0, # softening temperature T
+    task:str='classification', # 'multilabel': each label's sigmoid; 'regression': the squared score difference, no temperature
+)->torch.Tensor: # (B,) one term per sample
+    "Each sample's distillation term: T^2 * KL of the softened class distributions, the mean over labels of the binary cross-entropy against the teacher's softened sigmoid (times T^2), or the squared score difference."
+    T, s, t = temperature, student_logits.float(), teacher_logits.float()
+    if task == 'multilabel': return F.binary_cross_entropy_with_logits(s/T, torch.sigmoid(t/T), reduction='none').mean(-1)*T*T
+    if task == 'regression': return (s - t).pow(2).mean(-1)
+    return F.kl_div(F.log_softmax(s/T, -1), F.log_softmax(t/T, -1), log_target=True, reduction='none').sum(-1)*T*T
 
 def distillation_loss(
     out, # the student's `MultiModalOutput` (with `loss`, from labels)
@@ -632,18 +642,20 @@ def distillation_loss(
     task:str='classification', # the models' task: 'multilabel' distils each label's sigmoid
 )->tuple[torch.Tensor, torch.Tensor]: # (total loss, the distillation term, detached)
     "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss; a regressor's KD is the squared score difference, a multi-label model's each label's binary cross-entropy against the teacher's softened sigmoid (times T^2)."
-    if task == 'multilabel': term = lambda s, t, T: F.binary_cross_entropy_with_logits(s.float()/T, torch.sigmoid(t.float()/T))*T*T
-    else: term = kd_loss if out.logits.shape[-1] > 1 else (lambda s, t, T: F.mse_loss(s.float(), t.float()))   # regression: one score, no temperature
-    kd = term(out.logits, teacher_out.logits, temperature)
+    if task != 'multilabel' and out.logits.shape[-1] == 1: task = 'regression'   # one score
+    kd = kd_terms(out.logits, teacher_out.logits, temperature, task).mean()
     if unimodal_weight:
         for m, s in out.unimodal_logits.items():
             t = teacher_out.unimodal_logits[m]
-            rows = torch.isfinite(s).all(-1) & torch.isfinite(t).all(-1)   # NaN rows: the sample lacks m (or it was dropped)
-            if rows.any(): kd = kd + unimodal_weight*term(s[rows], t[rows], temperature)
+            rows = torch.isfinite(s).all(-1, keepdim=True) & torch.isfinite(t).all(-1, keepdim=True)   # NaN rows: the sample lacks m (or it was dropped)
+            zero = torch.zeros((), dtype=s.dtype, device=s.device)
+            l = kd_terms(torch.where(rows, s, zero), torch.where(rows, t, zero), temperature, task)   # masked, not selected: nothing waits for the device
+            kd = kd + unimodal_weight * (l * rows[:, 0]).sum() / rows.sum().clamp_min(1)   # the mean over the samples that have m (0 if none)
     if alpha < 1 and out.loss is None: raise ValueError("distillation_loss needs the student's label loss (call the model with labels) when alpha < 1")
     total = alpha*kd if alpha == 1 else alpha*kd + (1 - alpha)*out.loss
     return total, kd.detach()
 
+# %% ../nbs/05_train.ipynb #784027eb
 def same_processor(
     a:MultiModalProcessor, b:MultiModalProcessor,
 )->bool:
