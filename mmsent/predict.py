@@ -44,10 +44,13 @@ class TorchBackend:
         self.thresholds = model.config.thresholds
 
     @torch.no_grad()
-    def __call__(self, inputs:dict)->dict:
-        "The model's outputs for the processor's batch `inputs`, as NumPy arrays (Shapley values included)."
+    def __call__(self,
+        inputs:dict, # the processor's batch
+        explain:bool=False, # also compute each modality's Shapley value (one more batched fusion call)
+    )->dict:
+        "The model's outputs for the processor's batch `inputs`, as NumPy arrays (`shapley` None unless `explain`)."
         dev = next(self.model.parameters()).device
-        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=True)
+        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=explain)
         return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
                     modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
                     modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
@@ -78,7 +81,10 @@ class OnnxBackend:
         self.thresholds = tuple(info['thresholds']) if info.get('thresholds') else None
         self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, inputs:dict)->dict:
+    def __call__(self,
+        inputs:dict, # the processor's batch
+        explain:bool=False, # ignored: the exported graph computes no Shapley values (`shapley` is always None)
+    )->dict:
         "The graph's outputs for the processor's batch `inputs`, as NumPy arrays (no Shapley values)."
         present = inputs['modality_mask'].numpy()[:, [MODALITIES.index(m) for m in self.modalities]]
         if not present.any(-1).all(): raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
@@ -137,8 +143,9 @@ class Predictor:
         processor:MultiModalProcessor, # its processor
         device:str='auto', # auto, cpu, cuda, mps
         n_frames:int|None=None, # frames taken from a video (default: as in training, from the processor)
+        explain:bool=False, # also give each modality's Shapley value for each prediction (`Prediction.shapley`; one more batched fusion call)
     ):
-        self.device = resolve_device(device)
+        self.device, self.explain = resolve_device(device), explain
         trained = getattr(processor.config, 'n_frames', 1)
         if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
         self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device)
@@ -201,13 +208,14 @@ def read(self:Predictor,
 @torch.no_grad()
 def predict_samples(self:Predictor,
     samples:list[dict], # decoded samples, as from `read` or `MultiModalDataset`
+    explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
 )->list[Prediction]:
     "Predictions for a batch of decoded samples."
     mods = self.backend.modalities
     col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
     ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
     inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
-    out = self.backend(inputs)   # the one step that depends on the backend
+    out = self.backend(inputs, explain=self.explain if explain is None else explain)   # the one step that depends on the backend
     reg, ml, mods, names = self.backend.task == 'regression', self.backend.task == 'multilabel', self.backend.modalities, self.backend.class_names
     th = getattr(self.backend, 'thresholds', None) or (0.5,)*len(names)
     logits = torch.from_numpy(out['logits']).float()
@@ -241,9 +249,10 @@ def predict(self:Predictor,
     image=None, # image file path, or a PIL image
     video:str|Path|None=None, # a video file: audio track and frames
     context:list|None=None, # the previous turns of the dialogue, oldest first ('Speaker: text'), for a model trained with --context_turns
+    explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
 )->Prediction:
     "Predict the sentiment of one sample from any subset of its modalities (and, for a model trained with context, the turns before it)."
-    return self.predict_samples([self.read(text, audio, image, video, context)])[0]
+    return self.predict_samples([self.read(text, audio, image, video, context)], explain)[0]
 
 # %% ../nbs/08_predict.ipynb #19b129b0
 class _Decoded(torch.utils.data.Dataset):
@@ -361,12 +370,13 @@ def mmsent_predict(
     n_frames:int=None, # frames taken from a video (default: as in training)
     device:str='auto', # auto, cpu, cuda or mps
     backend:str='torch', # torch, or onnxruntime: --model is then an export directory written by mmsent_export
+    no_explain:store_true=False, # leave out each modality's Shapley value (saves one fusion call over every subset of the modalities)
 ):
     "Predict the sentiment of a text/audio/image/video sample with a trained model (or interactively, or over a manifest)."
     def fail(msg): print(f"mmsent_predict: error: {msg}", file=sys.stderr); sys.exit(2)
     if not model: fail("--model DIR is required (a directory written by mmsent_train)")
     if backend not in BACKENDS: fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend}")
-    try: predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames)
+    try: predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames, explain=not no_explain)
     except (ModelLoadError, EncoderLoadError, OSError, ValueError, ImportError) as e: fail(e)
     if interactive: _interactive(predictor, json); return
     if manifest:

@@ -28,7 +28,7 @@ __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'dec
            'build_server', 'mmsent_serve', 'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
-FIELDS = ('text', 'audio', 'image', 'video', 'context')   # the fields of a request
+FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
 
 class RequestError(ValueError):
     "A client's mistake: answered with HTTP `status` and a message naming `field` (a request field, a header, or 'body')."
@@ -87,6 +87,12 @@ def _request_context(predictor:Predictor, value, text)->list|None:
     try: return _check_context(value, predictor.processor.config.context_turns, text)
     except (TypeError, ValueError) as e: raise RequestError('context', str(e)) from None
 
+def _request_flag(value, field:str)->bool:
+    "A true/false field: a JSON boolean, or in a multipart form the text true/false (1/0)."
+    if isinstance(value, bool): return value
+    if isinstance(value, str) and value.strip().lower() in ('true', '1', 'false', '0'): return value.strip().lower() in ('true', '1')
+    raise RequestError(field, f"must be true or false, got {value!r}"[:200])
+
 def _scrub(e:Exception, tmp:Path, name:str)->str:
     "The error's message, one line, with the temporary file's path replaced by the name the client knows."
     return ' '.join(str(e).replace(str(tmp), name).split())
@@ -102,14 +108,15 @@ def decode_request(
         near = difflib.get_close_matches(bad[0], FIELDS, 1)
         raise RequestError(bad[0], f"unknown field (the fields are {', '.join(FIELDS)})" + (f"; did you mean {near[0]!r}?" if near else ''))
     given = {k: v for k, v in payload.items() if v is not None}
-    if not given: raise RequestError('body', f"no input: give at least one of the fields {', '.join(FIELDS)}")
+    explain = _request_flag(given.pop('explain', False), 'explain')
+    if not given: raise RequestError('body', f"no input: give at least one of the fields {', '.join(f for f in FIELDS if f != 'explain')}")
     text = given.get('text')
     if text is not None and not isinstance(text, str): raise RequestError('text', f"must be a string, got {'a file' if _is_upload(text) else type(text).__name__}")
     mods = predictor.backend.modalities
     feeds = {_USES[k] for k in given if k in _USES} | ({'audio', 'visual'} if 'video' in given else set())
     if not feeds & set(mods): raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
     if text is not None and 'text' not in mods: raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
-    sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text))
+    sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text), explain=explain)
     with tempfile.TemporaryDirectory(prefix='mmsent-serve-') as tmp:
         for f in ('audio', 'image', 'video'):
             if f not in given: continue
@@ -303,9 +310,9 @@ class SentimentAPI(ls.LitAPI):
         "One model call for the batch's good samples; errors pass through in their places."
         samples = x if isinstance(x, list) else [x]   # a list when batching is on
         ok = [s for s in samples if not isinstance(s, RequestError)]
-        preds = iter(self.predictor.predict_samples(ok) if ok else [])
+        preds = iter(self.predictor.predict_samples(ok, explain=any(s['explain'] for s in ok)) if ok else [])   # one call; Shapley values if any request asks
         if ok: self.metrics.batch.observe(len(ok)); self.metrics.calls.labels(self.worker).inc()
-        out = [s if isinstance(s, RequestError) else next(preds).to_dict() for s in samples]
+        out = [s if isinstance(s, RequestError) else dict(next(preds).to_dict(), **({} if s['explain'] else {'shapley': None})) for s in samples]
         return out if isinstance(x, list) else out[0]
 
     def encode_response(self, output):

@@ -46,7 +46,7 @@ def test_onnxruntime_predicts_as_torch(exported):
     assert o.returncode == 0, o.stderr
     o = json.loads(o.stdout)
     t = Predictor.from_pretrained(exported/'model', backend='torch', device='cpu').predict(
-        text='what a lovely day', audio=exported/'voice.wav', image=exported/'face.png').to_dict()   # the CLI's code path, in this process
+        text='what a lovely day', audio=exported/'voice.wav', image=exported/'face.png', explain=True).to_dict()   # the CLI's code path, in this process
     assert o['label'] == t['label'] and o['modalities'] == t['modalities'] == ['text', 'audio', 'visual']
     assert max(abs(o['probs'][c] - t['probs'][c]) for c in t['probs']) <= 1e-4
     assert o['shapley'] is None and t['shapley'] is not None

@@ -72,6 +72,14 @@ def test_text_output(inputs):
     assert 'from text + visual' in r.stdout and 'attention' in r.stdout and 'visual alone' in r.stdout and 'Shapley values' in r.stdout
 
 
+def test_no_explain(inputs):
+    "--no_explain leaves the Shapley values out and changes nothing else."
+    args = ['--model', 'model', '--text', 'not bad at all', '--image', 'rgba.png', '--json']
+    with_values, without = (json.loads(run(a, inputs).stdout) for a in (args, args + ['--no_explain']))
+    assert without['shapley'] is None and set(with_values['shapley']) == {'text', 'visual'}
+    assert without['label'] == with_values['label'] and max(abs(without['probs'][c] - with_values['probs'][c]) for c in without['probs']) < 1e-6
+
+
 @pytest.mark.parametrize('args,says', [
     (['--audio', 'nope.wav'], 'nope.wav'),
     (['--audio', 'empty.wav'], 'empty.wav'),

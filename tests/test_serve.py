@@ -61,7 +61,7 @@ def test_the_command_line_and_the_server_agree(server, files):
                        capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr
     cli = json.loads(r.stdout)
-    got = server.post('/predict', json={'text': 'not my day', 'audio': b64(files/'voice.wav'), 'image': b64(files/'face.png')}).json()
+    got = server.post('/predict', json={'text': 'not my day', 'audio': b64(files/'voice.wav'), 'image': b64(files/'face.png'), 'explain': True}).json()
     assert got['label'] == cli['label']
     np.testing.assert_allclose(list(got['probs'].values()), list(cli['probs'].values()), atol=1e-5)
     np.testing.assert_allclose(list(got['shapley'].values()), list(cli['shapley'].values()), atol=1e-5)

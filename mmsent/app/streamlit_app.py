@@ -62,7 +62,7 @@ def predict_inputs(
         if ctx: sample['context'] = ctx
     if errors: return None, errors
     if not sample: return None, ["no input: enter a text, or upload an audio file, an image or a video"]
-    return predictor.predict_samples([sample])[0], []
+    return predictor.predict_samples([sample], explain=True)[0], []   # the app always shows the Shapley values
 
 # %% ../../nbs/08a_app.ipynb #8eb536e4
 def probability_table(
