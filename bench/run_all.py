@@ -9,7 +9,7 @@ import argparse, json, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ['bench_train_step.py', 'bench_step_ops.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py',
+BENCHES = ['bench_train_step.py', 'bench_step_ops.py', 'bench_import.py', 'bench_data.py', 'bench_cache.py', 'bench_inference.py', 'bench_audio_batching.py', 'bench_serve.py',
            'bench_modality_seeds.py', 'bench_modality_seeds.py --forced', 'bench_numerics.py', 'bench_lora.py']
 PAGE = HERE.parent/'nbs'/'98_benchmarks.ipynb'
 
@@ -36,7 +36,7 @@ def machine_line(r:dict)->str:
     bf16 = '+'.join(k.upper() for k, v in mc.get('cpu_bf16', {}).items() if v)
     gpu = f"GPU {mc['cuda']}, " if mc.get('cuda') else ''
     return (f"`{r['command']}` ({r['date']}; {gpu}{mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {cap}{'+' + bf16 if bf16 else ''}, "
-            f"{mc['cores']} cores, {mc['threads']} threads, torch {mc['torch']}")
+            f"{mc['cores']} cores, {mc['threads']} thread{'' if mc['threads'] == 1 else 's'}, torch {mc['torch']}")
 
 
 def train_step_section(r:dict, title:str)->str:
@@ -89,6 +89,21 @@ def step_ops_section(r:dict)->str:
                        "draws its masks on the host. The operator count falls less than the goal: most operators are the encoders' own."])
 
 
+def import_section(r:dict)->str:
+    "The cost of `import mmsent` against `import torch`, before and after."
+    rows = [dict(code=name, torch=x['seconds']['import torch'], mmsent=x['seconds']['import mmsent'], ratio=x['mmsent_over_torch'],
+                 model=x['seconds']['import mmsent.model']) for name, x in r['runs'].items()]
+    cols = [('code', 'code', 's'), ('torch', '`import torch`, s', '.2f'), ('mmsent', '`import mmsent`, s', '.2f'), ('ratio', 'ratio', '.2f'),
+            ('model', '`import mmsent.model`, s', '.2f')]
+    last = rows[-1]
+    return '\n'.join([f"## Import time\n\n{machine_line(r)})\n",
+                      f"Each statement in a fresh Python process, the median of {r['repeats']} (less an empty interpreter's start). `import mmsent` "
+                      "imports no modelling code: it registers mmsent with the Hugging Face Auto classes when they first look up a saved mmsent "
+                      "folder, and each submodule (`mmsent.model`, `mmsent.train`, ...) loads when it is first used. When there are two rows, the "
+                      "first is the code before this change, measured in the same run.\n", md_table(rows, cols), '\nGoal:\n',
+                      f"- `import mmsent` at most 1.2x `import torch`: {last['ratio']:.2f}x (" + ('met' if last['ratio'] <= 1.2 else '**not met**') + ")"])
+
+
 def sections(res:dict)->list[str]:
     out = []
     if 'train_step' in res:
@@ -108,6 +123,8 @@ def sections(res:dict)->list[str]:
         out.append('\n'.join(s))
     if 'step_ops' in res:
         out.append(step_ops_section(res['step_ops']))
+    if 'import' in res:
+        out.append(import_section(res['import']))
     if 'train_step_cuda' in res:
         r = res['train_step_cuda']; g = r.get('goals', {}).get('base_bf16_frac_of_bf16_peak')
         out.append(train_step_section(r, 'Training step on a GPU') + ('\n\nGoal:\n\n' + goal_line(

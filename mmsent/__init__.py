@@ -7,4 +7,57 @@ __version__ = "0.0.1"
 __all__ = []
 
 # %% ../nbs/index.ipynb #f8ea9a87
-from mmsent import model   # importing mmsent registers its config, model and processor with the Hugging Face Auto classes
+import importlib, importlib.abc, importlib.util, sys
+
+def _register():
+    "Import `mmsent.model`: its last lines register mmsent's config, model and processor with the Auto classes."
+    importlib.import_module('mmsent.model')
+
+def _lazy_config_mapping(module):
+    "`CONFIG_MAPPING`, where `AutoConfig` and `AutoModel` look up a saved folder's model type, registers mmsent when asked for it."
+    mapping = module.CONFIG_MAPPING
+    class _WithMmsent(type(mapping)):
+        def __getitem__(self, key):
+            if key == 'mmsent' and key not in self._extra_content: _register()
+            return super().__getitem__(key)
+        def __contains__(self, key): return key == 'mmsent' or super().__contains__(key)
+    mapping.__class__ = _WithMmsent
+
+def _lazy_processor_lookup(module):
+    "`processor_class_from_name`, where `AutoProcessor` looks up a saved processor's class, registers mmsent when asked for its processor."
+    find = module.processor_class_from_name
+    def processor_class_from_name(class_name:str):
+        if class_name == 'MultiModalProcessor': _register()
+        return find(class_name)
+    module.processor_class_from_name = processor_class_from_name
+
+_PATCHES = {'transformers.models.auto.configuration_auto': _lazy_config_mapping,
+            'transformers.models.auto.processing_auto': _lazy_processor_lookup}
+
+class _RegisterWithAuto(importlib.abc.MetaPathFinder):
+    """Registers mmsent with the Hugging Face Auto classes when they first need it, not on `import mmsent` (which then
+    imports neither torch nor transformers): when transformers loads one of the modules in `_PATCHES`, its lookup is
+    wrapped so that a saved mmsent folder's model type or processor class imports `mmsent.model` first."""
+    def __init__(self): self.waiting = set(_PATCHES)
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.waiting: return None
+        self.waiting.discard(fullname)
+        if not self.waiting: sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)   # found by the other finders: this one only wraps the loading
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            _PATCHES[fullname](module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+if any(m in sys.modules for m in _PATCHES): _register()   # transformers' Auto classes are loaded already: register now
+elif not any(type(f).__name__ == '_RegisterWithAuto' for f in sys.meta_path): sys.meta_path.insert(0, _RegisterWithAuto())
+
+def __getattr__(name):
+    "`mmsent.model`, `mmsent.train`, ...: a submodule is imported when it is first used."
+    if name.startswith('__'): raise AttributeError(name)
+    try: return importlib.import_module(f'mmsent.{name}')
+    except ModuleNotFoundError as e:
+        if e.name != f'mmsent.{name}': raise
+        raise AttributeError(f"module 'mmsent' has no attribute {name!r}") from None

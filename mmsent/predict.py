@@ -55,6 +55,7 @@ class TorchBackend:
                     modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
                     modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
 
+# %% ../nbs/08_predict.ipynb #71de5f60
 class OnnxBackend:
     "Runs the `model.onnx` of an export directory (written by `mmsent_export`) with ONNX Runtime for a `Predictor`."
     def __init__(self,

@@ -27,6 +27,27 @@ def saved(tmp_path_factory):
 
 def inputs(proc): return proc(text=TEXTS, audio=[torch.zeros(1600).numpy()]*2, image=[None, None])
 
+FRESH = """
+import sys, mmsent
+assert not {'torch', 'transformers', 'mmsent.model'} & set(sys.modules), 'import mmsent imported the modelling code'
+import transformers
+cls = getattr(transformers, sys.argv[1])
+print(type(cls.from_pretrained(sys.argv[2])).__name__)
+"""
+
+@pytest.mark.parametrize('auto, loaded', [('AutoConfig', 'ModelConfig'), ('AutoModel', 'EndToEndMultiModalModel'),
+                                          ('AutoModelForSequenceClassification', 'EndToEndMultiModalModel'), ('AutoProcessor', 'MultiModalProcessor')])
+def test_auto_classes_in_a_fresh_process(saved, auto, loaded):
+    "`import mmsent` imports neither torch nor transformers, and each Auto class still loads a saved folder (mmsent registers when it is asked for)."
+    d, _, _ = saved
+    r = subprocess.run([sys.executable, '-c', FRESH, auto, str(d/'m')], capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE='1'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == [loaded]
+
+def test_lazy_submodules():
+    r = subprocess.run([sys.executable, '-c', 'import mmsent; print(mmsent.core.LABELS); mmsent.no_such_module'], capture_output=True, text=True, timeout=120)
+    assert "('negative', 'neutral', 'positive')" in r.stdout and "module 'mmsent' has no attribute 'no_such_module'" in r.stderr
+
 @pytest.mark.numerics
 def test_auto_classes_load_the_same_model(saved):
     d, model, proc = saved
