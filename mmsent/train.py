@@ -19,6 +19,7 @@ from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKw
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
 from transformers import get_linear_schedule_with_warmup
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
@@ -49,8 +50,8 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
            'flat_hparams', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore',
            'train_step', 'after_step', 'flush_tally', 'train_epoch', 'end_epoch', 'training_command', 'model_card',
            'save_resumable', 'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged',
-           'training_prior', 'class_weights_for', 'load_encoders', 'split_loader', 'run_seeds', 'train_parser',
-           'run_command', 'mmsent_train']
+           'GroupedByLength', 'audio_lengths', 'training_prior', 'class_weights_for', 'load_encoders', 'split_loader',
+           'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -76,6 +77,7 @@ class TrainConfig:
     max_audio_seconds:float=10.0 # audio (and video) crop
     n_frames:int=1 # video frames per sample
     num_workers:int=0 # DataLoader worker processes (decoding happens there)
+    group_by_length:bool=False # put clips of similar audio length in the same batch (the longest batch first; random otherwise, fixed by the seed): less padded audio to encode
     # model
     task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
     preset:str='tiny' # encoders: tiny, small, base or modern
@@ -1112,6 +1114,29 @@ def interrupt(
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
+# %% ../nbs/05_train.ipynb #05715caf
+class GroupedByLength(LengthGroupedSampler):
+    "transformers' `LengthGroupedSampler` over audio lengths, its order a function of (seed, epoch) only."
+    def __init__(self,
+        lengths:list, # each sample's length (seconds of audio)
+        batch_size:int, # samples per batch
+        seed:int=0, # the order depends on seed and epoch only
+    ):
+        super().__init__(batch_size, lengths=list(lengths))
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch:int):
+        "The epoch whose order `__iter__` gives next (the training loop sets it, through Accelerate's loader)."
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
+        return super().__iter__()
+
+def audio_lengths(records:list, max_audio_seconds:float)->list[float]:
+    "Each record's audio seconds as the loader crops it (0 without audio), from the scan (`prepare_records`)."
+    return [min(r.audio_seconds or 0.0, max_audio_seconds) if r.audio_path is not None or r.video_path is not None else 0.0 for r in records]
+
 # %% ../nbs/05_train.ipynb #756f8f74
 def _setup_logging(log_dir:Path, main:bool, name:str=LOG_NAME):
     root = logging.getLogger('mmsent')
@@ -1153,7 +1178,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
               worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
-    return (torch.utils.data.DataLoader(ds['train'], shuffle=True, drop_last=False, collate_fn=train_collate, **kw),
+    by_length = GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed) if cfg.group_by_length else None
+    return (torch.utils.data.DataLoader(ds['train'], shuffle=by_length is None, sampler=by_length, drop_last=False, collate_fn=train_collate, **kw),
             torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
 
 def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):

@@ -25,8 +25,10 @@ def history(out):
 
 
 @pytest.mark.numerics
-def test_kill_and_resume_matches_uninterrupted(synth, tmp_path):
-    args = ['--data_root', str(synth), '--epochs', '3', '--save_every', '1', '--learning_rate', '1e-3', *FAST]
+@pytest.mark.parametrize('order', [[], ['--group_by_length', '--max_audio_seconds', '4']], ids=['shuffled', 'by_length'])
+def test_kill_and_resume_matches_uninterrupted(synth, tmp_path, order):
+    "kill -9 mid-epoch, resume from the last epoch checkpoint: the same history and weights as the uninterrupted run (batches by length too)."
+    args = ['--data_root', str(synth), '--epochs', '3', '--save_every', '1', '--learning_rate', '1e-3', *FAST, *order]
     a = run([*args, '--output_dir', 'a', '--log_dir', 'a/logs'], tmp_path)
     assert a.returncode == 0, a.stderr
     env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
