@@ -183,6 +183,7 @@ def main():
     ap.add_argument('--client', choices=['auto', 'wrk', 'httpx'], default='auto',
                     help="the load generator: wrk where it is installed (a C program: on 2 cores an httpx client takes about 1.7 ms of CPU a request that the server needs), else httpx")
     ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help="where the servers run the model (mmsent_serve --device)")
+    ap.add_argument('--ref', default=None, help='also serve an earlier commit\'s package, in the same run, before this checkout\'s (writes serve_compare.json)')
     ap.add_argument('--serve_args', nargs=argparse.REMAINDER, default=[], help='more mmsent_serve options for both servers (last on the line)')
     a = ap.parse_args()
     from mmsent.serve import running_server
@@ -197,33 +198,47 @@ def main():
     modes = {'batching': ['--max_batch_size', str(a.max_batch_size), '--batch_timeout', str(a.batch_timeout)], 'batch 1': ['--max_batch_size', '1']}
     modes = {k: v for k, v in modes.items() if k.replace(' ', '') in a.modes}
     rows, load_avg = [], [os.getloadavg()]
+    codes = [(C.head_name(), None)]
+    if a.ref:   # the earlier commit's package, extracted beside this one; its servers run first
+        codes.insert(0, (a.ref, tempfile.mkdtemp(prefix='mmsent-bench-ref-')))
+        subprocess.run(f"git -C {Path(__file__).resolve().parent.parent} archive {a.ref} mmsent | tar -x -C {codes[0][1]}", shell=True, check=True)
     for preset in a.presets:
         with tempfile.TemporaryDirectory(prefix='mmsent-bench-serve-') as tmp:
             model_dir = save_model(preset, Path(tmp)/preset)
-            for mode, args in modes.items():
-                args = [*args, '--device', a.device, *a.serve_args]
-                print(f"  {preset}, {mode}: mmsent_serve {' '.join(args)}", flush=True)
-                t0 = time.perf_counter()
-                with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
-                    start_s = time.perf_counter() - t0
-                    rss_idle, procs = tree_rss_mib(), server_procs()
-                    for r in asyncio.run(bench_server(url, body, a)):
-                        rows.append(dict(preset=preset, mode=mode, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, **r))
-                    print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
-                          f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
+            for code, package in codes:
+                for mode, args in modes.items():
+                    args = [*args, '--device', a.device, *a.serve_args]
+                    print(f"  {preset}, {mode}, {code}: mmsent_serve {' '.join(args)}", flush=True)
+                    t0, before = time.perf_counter(), os.environ.get('PYTHONPATH')
+                    if package: os.environ['PYTHONPATH'] = package   # the server process imports the earlier mmsent
+                    try:
+                        with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
+                            start_s = time.perf_counter() - t0
+                            rss_idle, procs = tree_rss_mib(), server_procs()
+                            for r in asyncio.run(bench_server(url, body, a)):
+                                rows.append(dict(code=code, preset=preset, mode=mode, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, **r))
+                            print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
+                                  f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
+                    finally:
+                        if before is None: os.environ.pop('PYTHONPATH', None)
+                        else: os.environ['PYTHONPATH'] = before
+    for _, package in codes:
+        if package: shutil.rmtree(package, ignore_errors=True)
     load_avg.append(os.getloadavg())
     for r in rows: r['rss_growth_mib'] = r['rss_after_mib'] - r['rss_before_mib']
     print(f"\nmachine: {C.machine()}\nload average (1 min): {load_avg[0][0]:.2f} at the start, {load_avg[1][0]:.2f} at the end")
-    print(C.table(rows, [('preset', 'preset', 's'), ('mode', 'mode', 's'), ('concurrency', 'conc', 'd'), ('requests_per_s', 'req/s', '.1f'),
+    print(C.table(rows, [('code', 'code', 's'), ('preset', 'preset', 's'), ('mode', 'mode', 's'), ('concurrency', 'conc', 'd'), ('requests_per_s', 'req/s', '.1f'),
                          ('p50_ms', 'p50 ms', '.1f'), ('p99_ms', 'p99 ms', '.1f'), ('failed', 'failed', 'd'), ('sent', 'sent', 'd'),
                          ('mean_batch', 'mean batch', '.2f'), ('rss_before_mib', 'RSS before MiB', '.0f'), ('rss_after_mib', 'RSS after MiB', '.0f')]))
     goals = {}
     for preset in a.presets:
         top = max(a.concurrency)
-        get = lambda mode: next((r for r in rows if r['preset'] == preset and r['mode'] == mode and r['concurrency'] == top), None)
+        get = lambda mode, code=codes[-1][0]: next((r for r in rows if r['code'] == code and r['preset'] == preset and r['mode'] == mode and r['concurrency'] == top), None)
         b, one = get('batching'), get('batch 1')
         if b and one and one['requests_per_s']:
             goals[f'batching_speedup_{preset}'] = dict(value=b['requests_per_s']/one['requests_per_s'], goal=GOAL, concurrency=top)
+        if a.ref and b and get('batching', a.ref):
+            goals[f'speedup_over_{a.ref}_{preset}'] = dict(value=b['requests_per_s']/get('batching', a.ref)['requests_per_s'], goal=1.3, concurrency=top)
     failed, sent = sum(r['failed'] for r in rows), sum(r['sent'] for r in rows)
     goals['failed_requests'] = dict(value=failed, goal=0, sent=sent)
     for k, g in goals.items():
@@ -232,7 +247,9 @@ def main():
                   + (' (met)' if g['value'] >= GOAL else f", short by {GOAL - g['value']:.2f}x"))
     print(f"goal: 0 failed requests: {failed} of {sent} failed" + (' (met)' if failed == 0 else ''))
     shutil.rmtree(work, ignore_errors=True)
-    C.write('serve' + ('_cuda' if a.device == 'cuda' else ''), dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
+    for k, g in goals.items():
+        if k.startswith('speedup_over'): print(f"goal: >= 1.3x the requests/s of {a.ref} at concurrency {g['concurrency']}, with batching: {g['value']:.2f}x" + (' (met)' if g['value'] >= 1.3 else ''))
+    C.write('serve' + ('_cuda' if a.device == 'cuda' else '') + ('_compare' if a.ref else ''), dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
 
 
 if __name__ == '__main__':

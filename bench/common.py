@@ -112,6 +112,14 @@ def machine()->dict:
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 
+def head_name()->str:
+    "This checkout's short commit, with ' with changes' when mmsent/ differs from it."
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(['git', '-C', str(root), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or 'this checkout'
+    dirty = subprocess.run(['git', '-C', str(root), 'status', '--porcelain', 'mmsent'], capture_output=True, text=True).stdout.strip()
+    return head + (' with changes' if dirty else '')
+
+
 def write(name:str, obj:dict)->Path:
     "Write a benchmark's results as bench/results/NAME.json (with the machine and the command line)."
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,17 @@
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
 import base64, binascii, contextlib, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from queue import Empty
 from dataclasses import dataclass
 from pathlib import Path
 
 import litserve as ls
+from litserve.loops.base import _StopLoopError, collate_requests   # a pinned minor version (settings.ini): these are LitServe's own loop helpers
+from litserve.loops.simple_loops import BatchedLoop
+from litserve.utils import LitAPIStatus, LoopResponseType
 import torch
 from fastapi import Response
 from fastapi.responses import JSONResponse
@@ -24,8 +30,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
-           'metrics_text', 'read_metrics', 'RequestGuard', 'ServeConfig', 'load_predictor', 'SentimentAPI',
-           'build_server', 'mmsent_serve', 'free_port', 'running_server']
+           'metrics_text', 'read_metrics', 'RequestGuard', 'ServeConfig', 'load_predictor', 'DecodeAheadLoop',
+           'SentimentAPI', 'build_server', 'mmsent_serve', 'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
 FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
@@ -248,6 +254,7 @@ class ServeConfig:
     threads:int|None = None # CPU threads per worker (default: the machine's cores less one per HTTP server process, divided among the workers)
     max_batch_size:int = 16 # the most requests one model call takes (1 turns dynamic batching off)
     batch_timeout:float = 0.01 # seconds a worker waits for more requests to fill a batch
+    decode_threads:int = 2 # threads per worker that decode and preprocess requests while the model runs a batch (0: decode in the model's loop, between batches)
     timeout:float = 30.0 # seconds a request may wait for a worker before it is answered 504
     max_request_mb:float = 50.0 # the largest request body, in MiB (larger ones are answered 413)
     allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
@@ -256,6 +263,7 @@ class ServeConfig:
         if self.backend not in BACKENDS: raise ConfigError('backend', f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.int8 and self.backend != 'onnxruntime': raise ConfigError('int8', "needs --backend onnxruntime (quantize a PyTorch model with mmsent_quantize)")
         if self.device not in ('cpu', 'cuda'): raise ConfigError('device', f"must be cpu or cuda, got {self.device!r}")
+        if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
         if self.threads is not None and self.threads < 1: raise ConfigError('threads', f"must be >= 1, got {self.threads}")
@@ -277,13 +285,45 @@ def load_predictor(
         return Predictor(backend, MultiModalProcessor.from_pretrained(config.model), device=config.device)
     return Predictor.from_pretrained(config.model, device=config.device)
 
+# %% ../nbs/08c_serve.ipynb #ad3e8449
+class DecodeAheadLoop(BatchedLoop):
+    "LitServe's batched loop, with each request decoded in a thread pool from the moment it is read, while the model runs."
+    def __init__(self,
+        threads:int=2, # decoding threads (per worker process)
+        ahead:int=4, # read at most this many batches ahead of the model
+    ):
+        super().__init__()
+        self.threads, self.batches_ahead, self.pool, self.pending = threads, ahead, None, deque()
+
+    def _read(self, lit_api, request_queue, transport)->tuple[list, list]:
+        "The requests waiting in the queue, read without waiting as LitServe's `collate_requests` reads them: ([(queue id, uid, payload)], [(queue id, uid) too late])."
+        got, late, timeout = [], [], lit_api.request_timeout
+        while len(self.pending) + len(got) < self.batches_ahead*lit_api.max_batch_size:
+            try: item = request_queue.get_nowait()
+            except Empty: break
+            if item == (None, None, None, None): raise _StopLoopError()   # LitServe's stop sentinel
+            queue_id, uid, timestamp, payload = item
+            self.put_response(transport, queue_id, uid, (), LitAPIStatus.START, LoopResponseType.REGULAR)
+            if timeout not in (-1, False) and time.monotonic() - timestamp > timeout: late.append((queue_id, uid))   # the loop answers 504
+            else: got.append((queue_id, uid, payload))
+        return got, late
+
+    def get_batch_requests(self, lit_api, request_queue, transport)->tuple[list, list]:
+        "Up to `max_batch_size` of the oldest requests read, each with its pending decode in place of its payload."
+        if self.pool is None: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')   # in the worker process
+        got, late = collate_requests(self, lit_api, request_queue, transport) if not self.pending else ([], [])   # nothing read: wait as LitServe does
+        more, more_late = self._read(lit_api, request_queue, transport)
+        for queue_id, uid, payload in got + more: self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload)))
+        return [self.pending.popleft() for _ in range(min(lit_api.max_batch_size, len(self.pending)))], late + more_late
+
 # %% ../nbs/08c_serve.ipynb #c47198fe
 class SentimentAPI(ls.LitAPI):
     "The model behind `POST /predict`: each worker process holds one `Predictor`; LitServe batches the requests."
     def __init__(self,
         config:ServeConfig, # the server's options
     ):
-        super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict')
+        super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict',
+                         loop=DecodeAheadLoop(config.decode_threads) if config.decode_threads else 'auto')
         self.config = config
 
     def setup(self, device):
@@ -293,10 +333,14 @@ class SentimentAPI(ls.LitAPI):
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
 
-    def decode_request(self, request):
+    def decode_payload(self, payload):
         "A decoded sample, or the `RequestError` to answer with."
-        try: return decode_request(self.predictor, request, self.config.allow_files)
+        try: return decode_request(self.predictor, payload, self.config.allow_files)
         except RequestError as e: return e
+
+    def decode_request(self, request):
+        "The decoded sample of a request: the result of its decode started by `DecodeAheadLoop`, or decoded now."
+        return request.result() if isinstance(request, Future) else self.decode_payload(request)
 
     def batch(self, inputs):
         "The batch is the list of decoded samples and errors (`predict` sorts them)."
