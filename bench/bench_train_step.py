@@ -8,7 +8,8 @@ the AdamW step `mmsent.train` builds) on a batch made by the real processor (32 
 image per sample), counts the model FLOPs of one step with `torch.utils.flop_counter.FlopCounterMode`, and
 divides FLOPs by step time. The limit is the dense matmul peak measured in the same run (fp32 and bf16).
 On a CUDA machine (`--device cuda`) it uses larger batches (tiny 32 and 128, base 8 and 32), also times the steps
-under `torch.compile` (as `mmsent_train --compile` does it, `dynamic=True`) at the largest batch of each preset, reports
+under `torch.compile` at the largest batch of each preset, with dynamic shapes and with static ones (as `mmsent_train --compile`
+does it: the loader pads text and audio to a few bucket lengths, one graph each), reports
 memory with `torch.cuda.max_memory_allocated`, sets against each step the GPU's dense bf16 peak from its datasheet where
 `common.DATASHEET_BF16_TFLOPS` knows the GPU, and writes bench/results/train_step_cuda.json.
 
@@ -35,7 +36,7 @@ def step_fn(model, opt, inputs, labels, precision, device='cpu'):
 
 
 def bench_step(preset, precision, B, steps, device='cpu', compile:str|None=None):
-    "One setting's step time, FLOPs and peak memory; `compile`: None (eager), 'dynamic' (as `mmsent_train --compile`) or 'static' shapes."
+    "One setting's step time, FLOPs and peak memory; `compile`: None (eager), 'dynamic' or 'static' shapes (as `mmsent_train --compile`)."
     torch.manual_seed(0)
     model, proc = C.build(preset)
     model.to(device).train()
@@ -77,7 +78,7 @@ def main():
     ap.add_argument('--steps', type=int, default=3, help='timed steps per setting (median)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--compile', nargs='*', default=['dynamic', 'static'], choices=['dynamic', 'static'],
-                    help="on CUDA, torch.compile rows at each preset's largest batch: dynamic shapes (as mmsent_train --compile) and/or static")
+                    help="on CUDA, torch.compile rows at each preset's largest batch: dynamic shapes and/or static (as mmsent_train --compile, with shape buckets)")
     ap.add_argument('--no-memory', action='store_true', help='skip the activation-memory measurements')
     ap.add_argument('--memory_batches', nargs='+', type=int, default=[2, 8])
     a = ap.parse_args()

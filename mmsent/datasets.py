@@ -30,8 +30,8 @@ __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'D
            'manifest_path', 'manifest_label_set', 'read_manifest', 'meld_clip_dir', 'read_meld', 'score_to_label',
            'score_to_acc2', 'score_to_acc7', 'read_mmsa', 'write_hf_fixture', 'hf_label_set', 'read_hf',
            'attach_context', 'load_records', 'dataset_labels', 'ScanResult', 'scan_record', 'prepare_records',
-           'MultiModalDataset', 'collate_targets', 'MultiModalCollator', 'write_meld_fixture', 'write_mmsa_fixture',
-           'check_data', 'mmsent_check_data']
+           'MultiModalDataset', 'collate_targets', 'MultiModalCollator', 'pad_to_buckets', 'write_meld_fixture',
+           'write_mmsa_fixture', 'check_data', 'mmsent_check_data']
 
 # %% ../nbs/01b_datasets.ipynb #c79d9b8e
 @dataclass
@@ -718,7 +718,8 @@ class MultiModalCollator:
         processor, # a `MultiModalProcessor`
         task:str='classification', # what `labels` hold: class ids, or scores ('regression')
         modalities:tuple=MODALITIES, # the model's modalities: the others are left out of the batch
-    ): self.processor, self.task, self.modalities = processor, task, tuple(modalities)
+        buckets:bool=False, # pad the text and audio to a few fixed lengths (`pad_to_buckets`), for a compiled model
+    ): self.processor, self.task, self.modalities, self.buckets = processor, task, tuple(modalities), buckets
 
     def __call__(self, samples:list[dict]|dict)->dict:
         if isinstance(samples, dict):   # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
@@ -732,7 +733,30 @@ class MultiModalCollator:
         col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
         ctx = col('context', 'text') if 'text' in self.modalities and any(s.get('context') for s in samples) else None
         inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
+        if self.buckets: inputs = pad_to_buckets(inputs, self.processor)
         return {**inputs, **collate_targets(samples, self.task)}
+
+# %% ../nbs/01b_datasets.ipynb #29911b84
+def _bucket(n:int, low:int, high:int)->int:
+    "The next power of two times `low` at or above `n`, at most `high` (and at least `n`)."
+    b = low
+    while b < n: b *= 2
+    return max(n, min(b, high))
+
+def pad_to_buckets(
+    inputs:dict, # a processor's batch
+    processor, # the processor that made it (its tokenizer's padding id, and its limits)
+)->dict: # the same batch, text and audio padded (masked) to their bucket's length
+    "Pad the text to the next power of two tokens (16 to `max_text_tokens`) and the raw audio to the next power of two seconds (1 to `max_audio_seconds`), with masks."
+    c, out = processor.config, dict(inputs)
+    pad = lambda x, n, v: torch.nn.functional.pad(x, (0, n - x.shape[-1]), value=v)
+    if 'text_inputs' in out:
+        n = _bucket(out['text_inputs'].shape[1], 16, c.max_text_tokens)
+        out['text_inputs'], out['text_attention_mask'] = pad(out['text_inputs'], n, processor.tokenizer.pad_token_id), pad(out['text_attention_mask'], n, 0)
+    if 'audio_inputs' in out and out['audio_inputs'].ndim == 2:   # raw waveforms (log-mel windows have one length already)
+        n = _bucket(out['audio_inputs'].shape[1], c.sampling_rate, int(round(c.max_audio_seconds*c.sampling_rate)))
+        out['audio_inputs'], out['audio_attention_mask'] = pad(out['audio_inputs'], n, 0.0), pad(out['audio_attention_mask'], n, 0)
+    return type(inputs)(out)
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398
 _FIXTURE_EMOTIONS = dict(positive=('joy', 'surprise'), neutral=('neutral', 'neutral'), negative=('anger', 'sadness'))   # agree with the sentiment, as MELD's do

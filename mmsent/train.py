@@ -112,7 +112,7 @@ class TrainConfig:
     grad_accum:int=1 # gradient accumulation steps
     precision:str='auto' # auto (under `accelerate launch`, its --mixed_precision; else bf16 on a CUDA GPU with native bf16, fp32 elsewhere: see `resolve_precision`), fp32, bf16 or fp16
     grad_checkpointing:bool=False # activation checkpointing in the encoders
-    compile:bool=False # torch.compile the model
+    compile:bool=False # torch.compile the model, with static shapes: text and audio padded to a few lengths (`pad_to_buckets`), one compiled graph per length
     freeze:bool=False # start with frozen encoders
     unfreeze_epoch:int|None=None # unfreeze them at the start of this epoch (1-based; needs freeze)
     unfreeze_top_k:int|None=None # unfreeze only the top k layers of each encoder
@@ -779,7 +779,8 @@ def make_accelerator(
     "The run's `Accelerator`: precision, accumulation, device, the seedable sampler (for exact resume) and the trackers of `report_to`."
     acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.device == 'cpu',
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed,   # batches copied to a GPU without waiting (from pinned memory)
+                                                                non_blocking=cfg.device != 'cpu' and torch.cuda.is_available()),
                       log_with=trackers_for(cfg.report_to) or None, project_dir=cfg.log_dir)
     if cfg.device in ('cuda', 'mps') and acc.device.type != cfg.device:
         raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} available?)")
@@ -872,7 +873,10 @@ def _prepare(run:Run):
     next_start = run.state.epoch + (2 if run.state.batches else 1)   # the next epoch to begin from its first batch
     wrap_unfrozen = acc.num_processes > 1 and getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch is not None and next_start <= cfg.unfreeze_epoch <= cfg.epochs
     if wrap_unfrozen: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
-    fwd = torch.compile(run.model, dynamic=True) if getattr(cfg, 'compile', False) else run.model
+    if getattr(cfg, 'compile', False):   # static shapes: the loader pads to buckets, so there are a few (text, audio, batch) shapes
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)   # one graph per bucket, not a fallback to eager after 8
+        fwd = torch.compile(run.model, dynamic=False)
+    else: fwd = run.model
     run.fwd, run.opt, run.train_dl, run.val_dl, run.sched = acc.prepare(fwd, run.opt, run.train_dl, run.val_dl, run.sched)
     if wrap_unfrozen: run.model.freeze_encoders()
 
@@ -1174,8 +1178,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities, cfg.task)
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-        collate = MultiModalCollator(processor, cfg.task, model.modalities)
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+        collate = MultiModalCollator(processor, cfg.task, model.modalities, buckets=bool(getattr(cfg, 'compile', False)))
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, pin_memory=accelerator.device.type == 'cuda',
               worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
     by_length = GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed) if cfg.group_by_length else None
