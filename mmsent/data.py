@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e5e838ee
 from __future__ import annotations
-import functools
+import functools, warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,9 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SAMPLING_RATE', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio', 'load_audio', 'write_test_mp4', 'ImageReadError',
-           'to_rgb', 'load_image', 'VideoReadError', 'load_video_frames']
+__all__ = ['SAMPLING_RATE', 'MAX_IMAGE_PIXELS', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio', 'load_audio',
+           'write_test_mp4', 'ImageReadError', 'ImageTooLarge', 'to_rgb', 'check_pixels', 'load_image',
+           'VideoReadError', 'load_video_frames']
 
 # %% ../nbs/01_data.ipynb #7013423b
 SAMPLING_RATE = 16_000  # what Wav2Vec2-family encoders are trained on
@@ -113,6 +114,11 @@ def write_test_mp4(
 class ImageReadError(ValueError):
     "An image file exists but cannot be decoded."
 
+class ImageTooLarge(ImageReadError):
+    "An image (or a video frame) has more pixels than `MAX_IMAGE_PIXELS`: refused from its header, before it is decoded."
+
+MAX_IMAGE_PIXELS = 40_000_000   # 40 megapixels: an 8K frame is 33; the encoders see 224 x 224 or less
+
 def to_rgb(
     img:Image.Image, # any PIL image
     background:tuple=(255, 255, 255), # colour under transparent pixels
@@ -130,17 +136,38 @@ def to_rgb(
         return Image.alpha_composite(bg, rgba).convert('RGB')
     return img.convert('RGB')
 
+def check_pixels(
+    width:int, height:int, # the picture's size, from its header
+    what, # the file (or 'image'), named in the error
+    max_pixels:int|None=None, # the limit (None: `MAX_IMAGE_PIXELS`)
+):
+    "Raise `ImageTooLarge` when a picture has more than `max_pixels` pixels."
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if width*height > limit: raise ImageTooLarge(f"image too large ({width} x {height}): {what} has more than {limit:,} pixels")
+
 def load_image(
     image:str|Path|Image.Image, # a path, or a PIL image already in memory
+    max_pixels:int|None=None, # refuse a larger image from its header, before decoding it (None: `MAX_IMAGE_PIXELS`)
 )->Image.Image: # RGB
     "Read (or take) an image and convert it to RGB, naming the file in any error."
-    if isinstance(image, Image.Image): return to_rgb(image)
+    if isinstance(image, Image.Image):
+        check_pixels(*image.size, 'image', max_pixels)
+        return to_rgb(image)
     p = _check_file(image, 'image')
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # Pillow's warning limit is above ours, checked next
+            img = Image.open(p)   # reads the header only
+        with img:
+            check_pixels(*img.size, p, max_pixels)
             img.load()  # decode now, so truncated files fail here
             return to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:   # Pillow's own limit, above ours, met while opening
+        raise ImageTooLarge(f"image too large: {p} ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ImageReadError(f"cannot read image {p}: {e}") from None
+    except ValueError as e:
+        if isinstance(e, ImageReadError): raise
         raise ImageReadError(f"cannot read image {p}: {e}") from None
 
 # %% ../nbs/01_data.ipynb #c9ccc21c
@@ -160,6 +187,7 @@ def load_video_frames(
     with container:
         if not container.streams.video: raise VideoReadError(f"{p} has no video stream")
         vs = container.streams.video[0]
+        check_pixels(vs.codec_context.width, vs.codec_context.height, p)   # from the stream's header, before any frame is decoded
         dur = float(vs.duration*vs.time_base) if vs.duration else (container.duration/1e6 if container.duration else None)
         if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)
         targets = None if not dur else [(i + 0.5)/n_frames*dur for i in range(n_frames)]

@@ -600,8 +600,7 @@ def scan_record(r:Record)->ScanResult:
         if p.stat().st_size == 0: res.problems.append((k, str(p), 'empty file')); continue
         try:
             if k == 'audio_path': res.audio_seconds, res.audio_rate = _probe_audio(p)
-            elif k == 'image_path':
-                with Image.open(p) as im: im.load()
+            elif k == 'image_path': load_image(p)   # the size limit, then a full decode
             else:
                 res.video_seconds, has_audio, adur = _probe_video(p)
                 if r.audio_path is None:

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from fastcore.basics import patch
 
 from .core import ConfigError, OptionsParser
+from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
 from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, _check_context
@@ -130,7 +131,7 @@ def decode_request(
             path = data if isinstance(data, Path) else Path(tmp)/f
             if not isinstance(data, Path): path.write_bytes(data)
             try: got = predictor.read(**{f: path})
-            except _INPUT_ERRORS as e: raise RequestError(f, _scrub(e, path, name)) from None
+            except _INPUT_ERRORS as e: raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
             for k in ('audio', 'image'):
                 if sample[k] is None: sample[k] = got[k]
     return sample

@@ -29,6 +29,7 @@ def inputs(tmp_path_factory):
     sf.write(d/'long.wav', rng.normal(0, 0.1, 16_000*30).astype(np.float32), 16_000)   # 30 s: cropped
     Image.new('CMYK', (20, 30), (10, 200, 30, 0)).save(d/'cmyk.jpg')
     Image.new('I;16', (1, 1)).save(d/'one16.png')
+    Image.new('1', (12_000, 12_000)).save(d/'huge.png')   # 18 KB, 144 megapixels: refused from its header
     Image.fromarray(rng.integers(0, 255, (24, 24, 4), dtype=np.uint8), 'RGBA').save(d/'rgba.png')
     write_test_mp4(d/'clip.mp4', rng.normal(0, 0.1, 16_000).astype(np.float32), frames=[np.full((32, 32, 3), 40*i, np.uint8) for i in range(4)], fps=4)
     (d/'empty.wav').write_bytes(b'')
@@ -90,6 +91,7 @@ def test_no_explain(inputs):
     (['--model', 'list_config', '--text', 'hi'], 'list_config/config.json must hold a JSON object, got a list'),
     (['--model', 'four_heads', '--text', 'hi'], 'four_heads/config.json does not match its SHA-256 in checksums.sha256'),
     (['--audio', 'nan.wav'], 'nan.wav has NaN or infinite samples'),
+    (['--image', 'huge.png'], 'image too large (12000 x 12000)'),
     (['--text', 'hi', '--audio', 'inf8k.wav'], 'inf8k.wav has NaN or infinite samples'),
     (['--manifest', 'latin1.csv', '--out', 'p.csv'], 'latin1.csv is not UTF-8: byte 0xe8 at line 2'),
     (['--manifest', 'utf16.csv', '--out', 'p.csv'], 'utf16.csv is UTF-16 text: save it as UTF-8'),
