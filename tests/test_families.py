@@ -87,7 +87,7 @@ def test_family_end_to_end(combo, media, tmp_path):
     mmsent_eval.__wrapped__(model=str(best), synth_n=60, out=str(tmp_path/'eval'), no_progress=True)
     metrics = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert 0 <= metrics['fused']['accuracy'] <= 1
-    pred = Predictor.from_pretrained(best, device='cpu')
+    pred = Predictor.from_pretrained(best, device='cpu', explain=True)   # with the Shapley values, as the app shows them
     p = pred.predict(text='what a lovely day', audio=media/'voice.wav', image=media/'face.png')
     t = p.to_dict()
     page = Page(); show_prediction(page, p)   # the app's page for this prediction
