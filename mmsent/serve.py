@@ -4,7 +4,7 @@
 
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
-import base64, binascii, contextlib, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import asyncio, base64, binascii, contextlib, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +20,8 @@ import torch
 from fastapi import Response
 from fastapi.responses import JSONResponse
 from fastcore.basics import patch
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .core import ConfigError, OptionsParser
 from .data import ImageTooLarge
@@ -91,14 +93,22 @@ def _request_context(predictor:Predictor, value, text)->list|None:
     if isinstance(value, str):
         try: value = json.loads(value)
         except ValueError: raise RequestError('context', "must be a list of strings (in a form: that list as JSON), oldest turn first") from None
-    try: return _check_context(value, predictor.processor.config.context_turns, text)
+    try: turns = _check_context(value, predictor.processor.config.context_turns, text)
     except (TypeError, ValueError) as e: raise RequestError('context', str(e)) from None
+    for turn in turns or []: _check_text(turn, 'context')
+    return turns
 
 def _request_flag(value, field:str)->bool:
     "A true/false field: a JSON boolean, or in a multipart form the text true/false (1/0)."
     if isinstance(value, bool): return value
     if isinstance(value, str) and value.strip().lower() in ('true', '1', 'false', '0'): return value.strip().lower() in ('true', '1')
     raise RequestError(field, f"must be true or false, got {value!r}"[:200])
+
+def _check_text(s:str, field:str):
+    "Refuse text no model should see: NUL characters, and lone surrogates (JSON's `\\ud800`: not Unicode text, and not encodable as UTF-8)."
+    if '\x00' in s: raise RequestError(field, "contains a NUL character")
+    try: s.encode('utf-8')
+    except UnicodeEncodeError as e: raise RequestError(field, f"is not valid Unicode text: a lone surrogate at character {e.start}") from None
 
 def _scrub(e:Exception, tmp:Path, name:str)->str:
     "The error's message, one line, with the temporary file's path replaced by the name the client knows."
@@ -112,13 +122,14 @@ def decode_request(
     "Decode one request into a sample; a client's mistake raises `RequestError` naming the field."
     if not isinstance(payload, Mapping): raise RequestError('body', f"must be an object with the fields {', '.join(FIELDS)}, got {type(payload).__name__}")
     if bad := [k for k in payload if k not in FIELDS]:
-        near = difflib.get_close_matches(bad[0], FIELDS, 1)
-        raise RequestError(bad[0], f"unknown field (the fields are {', '.join(FIELDS)})" + (f"; did you mean {near[0]!r}?" if near else ''))
+        near = difflib.get_close_matches(bad[0], FIELDS, 1) if isinstance(bad[0], str) else []
+        raise RequestError(bad[0] if isinstance(bad[0], str) and bad[0].isidentifier() else repr(bad[0])[:60], f"unknown field (the fields are {', '.join(FIELDS)})" + (f"; did you mean {near[0]!r}?" if near else ''))
     given = {k: v for k, v in payload.items() if v is not None}
     explain = _request_flag(given.pop('explain', False), 'explain')
     if not given: raise RequestError('body', f"no input: give at least one of the fields {', '.join(f for f in FIELDS if f != 'explain')}")
     text = given.get('text')
     if text is not None and not isinstance(text, str): raise RequestError('text', f"must be a string, got {'a file' if _is_upload(text) else type(text).__name__}")
+    if text is not None: _check_text(text, 'text')
     mods = predictor.backend.modalities
     feeds = {_USES[k] for k in given if k in _USES} | ({'audio', 'visual'} if 'video' in given else set())
     if not feeds & set(mods): raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
@@ -185,14 +196,15 @@ async def _answer(send, err:RequestError):
     await send({'type': 'http.response.body', 'body': body})
 
 class RequestGuard:
-    "ASGI middleware for `POST path`: refuses a wrong content type (415), an oversize body (413) and bad JSON (400, 422); counts statuses and latency."
+    "ASGI middleware for `POST path`: refuses a wrong content type (415), an oversize body (413), a body too slow to arrive (408), bad JSON or a malformed form (400, 422); counts statuses and latency."
     def __init__(self,
         app, # the ASGI app it wraps
         max_bytes:int, # the largest body accepted
         path:str='/predict', # the route it guards
         metrics:ServeMetrics|None=None, # where to count requests
+        read_timeout:float=30.0, # seconds the whole body may take to arrive (a slower client is answered 408)
     ):
-        self.app, self.max_bytes, self.path, self.metrics = app, max_bytes, path, metrics
+        self.app, self.max_bytes, self.path, self.metrics, self.read_timeout = app, max_bytes, path, metrics, read_timeout
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or scope['path'] != self.path or scope['method'] != 'POST': return await self.app(scope, receive, send)
@@ -218,7 +230,7 @@ class RequestGuard:
 # %% ../nbs/08c_serve.ipynb #6b30d87c
 @patch
 async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
-    "The request's body, or the `RequestError` to answer with (content type, size, JSON)."
+    "The request's body, or the `RequestError` to answer with (content type, size, time, JSON, form)."
     headers = {k.decode('latin-1').lower(): v.decode('latin-1') for k, v in scope['headers']}
     ctype = headers.get('content-type', '').split(';')[0].strip().lower()
     if ctype not in CONTENT_TYPES: return RequestError('Content-Type', f"must be {' or '.join(CONTENT_TYPES)}, got {ctype or 'none'!r}", 415)
@@ -226,9 +238,10 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
     try: n = int(headers.get('content-length', 0))
     except ValueError: return RequestError('Content-Length', "is not a number", 400)
     if n > self.max_bytes: return RequestError('body', too_big, 413)
-    chunks, n = [], 0
+    chunks, n, deadline = [], 0, time.monotonic() + self.read_timeout
     while True:
-        msg = await receive()
+        try: msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError: return RequestError('body', f"did not arrive within {self.read_timeout:g} s", 408)
         if msg['type'] == 'http.disconnect': return RequestError('body', 'the client disconnected', 400)
         chunks.append(msg.get('body', b'')); n += len(chunks[-1])
         if n > self.max_bytes: return RequestError('body', too_big, 413)
@@ -237,8 +250,18 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
     if ctype == 'application/json':
         try: obj = json.loads(body)
         except (UnicodeDecodeError, ValueError) as e: return RequestError('body', f"is not valid JSON: {e}", 400)
+        except RecursionError: return RequestError('body', "is nested too deeply to be a request", 400)
         if not isinstance(obj, dict): return RequestError('body', f"must be a JSON object with the fields {', '.join(FIELDS)}, got {type(obj).__name__}")
+    elif (bad := await _check_form(scope, body)) is not None: return bad
     return body
+
+async def _check_form(scope, body:bytes)->RequestError|None:
+    "A multipart body parsed by Starlette's parser under this server's limits (one part per request field, at most three files): None when it is well formed."
+    async def chunks(): yield body
+    parser = MultiPartParser(Headers(scope=scope), chunks(), max_files=3, max_fields=len(FIELDS))
+    try: form = await parser.parse()
+    except MultiPartException as e: return RequestError('body', f"is not a valid multipart form: {e.message}", 400)
+    await form.close()
 
 # %% ../nbs/08c_serve.ipynb #9876034e
 @dataclass
@@ -258,6 +281,7 @@ class ServeConfig:
     decode_threads:int = 2 # threads per worker that decode and preprocess requests while the model runs a batch (0: decode in the model's loop, between batches)
     timeout:float = 30.0 # seconds a request may wait for a worker before it is answered 504
     max_request_mb:float = 50.0 # the largest request body, in MiB (larger ones are answered 413)
+    read_timeout:float = 30.0 # seconds a request's body may take to arrive (a client that sends it slower is answered 408)
     allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
 
     def __post_init__(self):
@@ -269,7 +293,7 @@ class ServeConfig:
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
         if self.threads is not None and self.threads < 1: raise ConfigError('threads', f"must be >= 1, got {self.threads}")
         if self.batch_timeout < 0: raise ConfigError('batch_timeout', f"must be >= 0, got {self.batch_timeout}")
-        for k in ('timeout', 'max_request_mb'):
+        for k in ('timeout', 'max_request_mb', 'read_timeout'):
             if getattr(self, k) <= 0: raise ConfigError(k, f"must be > 0, got {getattr(self, k)}")
         if self.batch_timeout >= self.timeout: raise ConfigError('batch_timeout', f"must be less than --timeout ({self.timeout:g}), got {self.batch_timeout:g}")
         if self.allow_files is not None and not Path(self.allow_files).is_dir(): raise ConfigError('allow_files', f"is not a folder: {self.allow_files}")
@@ -372,7 +396,7 @@ def build_server(
     use_metrics_dir()
     metrics = ServeMetrics()
     server = ls.LitServer(SentimentAPI(config), accelerator=config.device, devices=1, workers_per_device=config.workers, timeout=config.timeout,
-                          middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics))],
+                          middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics, read_timeout=config.read_timeout))],
                           model_metadata=dict(model=Path(config.model).name, backend=config.backend, int8=config.int8))
     server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'), methods=['GET'])
     return server

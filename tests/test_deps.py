@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # modules mmsent/ imports only inside an optional feature, and the extra that provides each
 OPTIONAL = {'streamlit': 'app', 'optuna': 'tune', 'pandas': 'app', 'onnxruntime': 'onnx', 'onnx': 'onnx', 'onnxscript': 'onnx',
-            'litserve': 'serve', 'fastapi': 'serve', 'prometheus_client': 'serve', 'peft': 'lora', 'datasets': 'hf'}
+            'litserve': 'serve', 'fastapi': 'serve', 'starlette': 'serve', 'prometheus_client': 'serve', 'peft': 'lora', 'datasets': 'hf'}
 # notebook tools: the dev extra only
 DEV_ONLY = {'nbdev', 'execnb', 'ghapi', 'jupyterlab', 'ipywidgets', 'nbconvert', 'pytest', 'pytest-xdist', 'playwright'}
 
