@@ -4,7 +4,7 @@
 
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
-import asyncio, base64, binascii, contextlib, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import asyncio, base64, binascii, contextlib, multiprocessing as mp, threading, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -282,6 +282,7 @@ class ServeConfig:
     timeout:float = 30.0 # seconds a request may wait for a worker before it is answered 504
     max_request_mb:float = 50.0 # the largest request body, in MiB (larger ones are answered 413)
     read_timeout:float = 30.0 # seconds a request's body may take to arrive (a client that sends it slower is answered 408)
+    shutdown_timeout:float = 10.0 # on SIGTERM or SIGINT: seconds for requests in flight to finish before every process of the server is killed
     allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
 
     def __post_init__(self):
@@ -293,7 +294,7 @@ class ServeConfig:
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
         if self.threads is not None and self.threads < 1: raise ConfigError('threads', f"must be >= 1, got {self.threads}")
         if self.batch_timeout < 0: raise ConfigError('batch_timeout', f"must be >= 0, got {self.batch_timeout}")
-        for k in ('timeout', 'max_request_mb', 'read_timeout'):
+        for k in ('timeout', 'max_request_mb', 'read_timeout', 'shutdown_timeout'):
             if getattr(self, k) <= 0: raise ConfigError(k, f"must be > 0, got {getattr(self, k)}")
         if self.batch_timeout >= self.timeout: raise ConfigError('batch_timeout', f"must be less than --timeout ({self.timeout:g}), got {self.batch_timeout:g}")
         if self.allow_files is not None and not Path(self.allow_files).is_dir(): raise ConfigError('allow_files', f"is not a folder: {self.allow_files}")
@@ -403,9 +404,38 @@ def build_server(
 
 # %% ../nbs/08c_serve.ipynb #90a87cf2
 def _port_free(host:str, port:int)->bool:
+    "Whether the server could listen on `host:port` (with SO_REUSEADDR, as uvicorn binds: a closed connection's TIME_WAIT does not count)."
     with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try: s.bind((host, port)); return True
         except OSError: return False
+
+def _kill_children(status:int=1):
+    "Kill every process this one started (HTTP servers, model workers, LitServe's queue manager) and exit: the port is free after."
+    for child in mp.active_children(): child.kill()
+    for child in mp.active_children(): child.join(5)
+    os._exit(status)
+
+def _stop_on_signals(
+    grace:float, # seconds the graceful shutdown may take
+):
+    """SIGTERM and SIGINT start LitServe's graceful shutdown (its HTTP servers stop accepting and finish the requests in
+    flight, then the workers stop); after `grace` seconds, or at a second signal, every process the server started is
+    killed. Without this, SIGTERM ends the main process alone and leaves its children holding the port."""
+    owner = os.getpid()
+    def default(signum):   # a forked child inherits these handlers: there, the signal does what it would have done
+        signal.signal(signum, signal.SIG_DFL); os.kill(os.getpid(), signum)
+    def second(signum, frame):
+        if os.getpid() != owner: return default(signum)
+        _kill_children(128 + signum)
+    def first(signum, frame):
+        if os.getpid() != owner: return default(signum)
+        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, second)
+        bound = threading.Timer(grace, _kill_children, args=(128 + signum,))   # the bound on the graceful part
+        bound.daemon = True
+        bound.start()
+        raise KeyboardInterrupt   # LitServer.run shuts down on it
+    for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, first)
 
 def mmsent_serve(
     argv:list|None=None, # the arguments (default: sys.argv[1:])
@@ -420,7 +450,11 @@ def mmsent_serve(
     except (ModelLoadError, EncoderLoadError, ImportError, OSError, ValueError) as e: p.fail(e)
     print(f"mmsent_serve: {config.model} ({config.backend}{' int8' if config.int8 else ''}) on http://{config.host}:{config.port} with "
           f"{config.workers} worker(s), batches of up to {config.max_batch_size}: POST /predict, GET /health, GET /metrics", flush=True)
-    build_server(config).run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
+    server = build_server(config)
+    server.uvicorn_graceful_timeout = config.shutdown_timeout   # the HTTP servers' drain, within the grace period
+    _stop_on_signals(config.shutdown_timeout + 5)
+    server.run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
+    for child in mp.active_children(): child.join(5)
 
 # %% ../nbs/08c_serve.ipynb #51731ac5
 def free_port(host:str='127.0.0.1')->int:

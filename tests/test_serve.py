@@ -132,3 +132,34 @@ def test_bad_options_are_one_line(files, tmp_path):
     assert 'argument --int8: needs --backend onnxruntime' in err('--model', str(files/'model'), '--int8')
     assert 'argument --allow_files: is not a folder' in err('--model', str(files/'model'), '--allow_files', str(tmp_path/'nope'))
     assert 'model.onnx is missing' in err('--model', str(files/'model'), '--backend', 'onnxruntime')
+
+
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT'])
+def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
+    "kill -TERM (or -INT) on mmsent_serve's main process: it exits 0 within the grace period, no process of its group is left, the port is free."
+    import signal, socket, subprocess, time
+    from mmsent.serve import free_port
+    port = free_port()
+    p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(files/'model'),
+                          '--port', str(port), '--shutdown_timeout', '3'], start_new_session=True, env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert p.poll() is None and time.monotonic() < deadline, 'mmsent_serve did not start'
+            try:
+                if httpx.get(f'http://127.0.0.1:{port}/health', timeout=2).status_code == 200: break
+            except httpx.HTTPError: time.sleep(0.25)
+        t0 = time.monotonic()
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=3 + 5 + 10)
+        assert p.returncode == 0 and time.monotonic() - t0 < 3 + 5, (p.returncode, err[-2000:])
+        assert 'Traceback' not in err, err[-2000:]
+        def alive():   # the group's processes, zombies left out (they hold nothing and their parent, now init, reaps them)
+            out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
+            return [l for l in out if l.strip() and not l.split()[1].startswith('Z')]
+        assert not alive(), alive()
+        with socket.socket() as s:   # as uvicorn binds: a closed connection's TIME_WAIT does not hold the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
+    finally:
+        with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, 9)
