@@ -3,6 +3,11 @@
 #   docker build -t mmsent .
 #   docker run --rm -p 8000:8000 -v "$PWD/models/end_to_end_multimodal_best:/model:ro" mmsent
 #   docker run --rm -p 8000:8000 -v "$PWD/export:/model:ro" mmsent --backend onnxruntime --workers 2
+#   docker run --rm -p 8000:8000 -e MMSENT_API_KEY="$(cat api_key.txt)" -v "$PWD/models/end_to_end_multimodal_best:/model:ro" mmsent
+#
+# Reachable from other machines, it needs an API key (MMSENT_API_KEY, or --api_key) and a TLS-terminating proxy in
+# front (the deploy how-to shows one with Caddy); without a key, mmsent_serve warns at start. `docker stop` sends
+# SIGTERM: the server drains for --shutdown_timeout seconds (default 10) and exits.
 #
 # Options after the image name are mmsent_serve's (see `mmsent_serve --help`); --model and --host are set here.
 FROM python:3.11-slim-bookworm

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
-import asyncio, base64, binascii, contextlib, multiprocessing as mp, threading, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import asyncio, base64, binascii, contextlib, hmac, ipaddress, multiprocessing as mp, threading, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
-           'metrics_text', 'read_metrics', 'RequestGuard', 'ServeConfig', 'load_predictor', 'DecodeAheadLoop',
-           'SentimentAPI', 'build_server', 'mmsent_serve', 'free_port', 'running_server']
+           'metrics_text', 'read_metrics', 'RequestGuard', 'ApiKeyGuard', 'ServeConfig', 'load_predictor',
+           'DecodeAheadLoop', 'SentimentAPI', 'build_server', 'mmsent_serve', 'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
 FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
@@ -189,10 +189,10 @@ def read_metrics(
 # %% ../nbs/08c_serve.ipynb #07243cc8
 CONTENT_TYPES = ('application/json', 'multipart/form-data')
 
-async def _answer(send, err:RequestError):
+async def _answer(send, err:RequestError, headers:tuple=()):
     body = json.dumps(err.to_dict(), separators=(',', ':')).encode()
     await send({'type': 'http.response.start', 'status': err.status,
-                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode())]})
+                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()), *headers]})
     await send({'type': 'http.response.body', 'body': body})
 
 class RequestGuard:
@@ -263,6 +263,27 @@ async def _check_form(scope, body:bytes)->RequestError|None:
     except MultiPartException as e: return RequestError('body', f"is not a valid multipart form: {e.message}", 400)
     await form.close()
 
+# %% ../nbs/08c_serve.ipynb #6b52430f
+class ApiKeyGuard:
+    "ASGI middleware: every HTTP request but `GET /health` must carry `Authorization: Bearer <key>`; others are answered 401."
+    def __init__(self,
+        app, # the ASGI app it wraps
+        key:str, # the API key
+    ): self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or scope['path'] == '/health': return await self.app(scope, receive, send)
+        scheme, _, token = dict(scope['headers']).get(b'authorization', b'').partition(b' ')
+        if scheme.lower() == b'bearer' and hmac.compare_digest(token.strip(), self.key): return await self.app(scope, receive, send)
+        err = RequestError('Authorization', "this server needs its API key: send the header 'Authorization: Bearer <key>'", 401)
+        return await _answer(send, err, ((b'www-authenticate', b'Bearer'),))
+
+def _exposed(host:str)->bool:
+    "Whether `host` is reachable from other machines (anything but a loopback address)."
+    if host == 'localhost': return False
+    try: return not ipaddress.ip_address(host).is_loopback
+    except ValueError: return True   # a name: it may resolve to anything
+
 # %% ../nbs/08c_serve.ipynb #9876034e
 @dataclass
 class ServeConfig:
@@ -283,6 +304,7 @@ class ServeConfig:
     max_request_mb:float = 50.0 # the largest request body, in MiB (larger ones are answered 413)
     read_timeout:float = 30.0 # seconds a request's body may take to arrive (a client that sends it slower is answered 408)
     shutdown_timeout:float = 10.0 # on SIGTERM or SIGINT: seconds for requests in flight to finish before every process of the server is killed
+    api_key:str|None = None # require the header 'Authorization: Bearer API_KEY' on every request but GET /health (default: the MMSENT_API_KEY environment variable; neither: no key)
     allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
 
     def __post_init__(self):
@@ -397,7 +419,8 @@ def build_server(
     use_metrics_dir()
     metrics = ServeMetrics()
     server = ls.LitServer(SentimentAPI(config), accelerator=config.device, devices=1, workers_per_device=config.workers, timeout=config.timeout,
-                          middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics, read_timeout=config.read_timeout))],
+                          middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics, read_timeout=config.read_timeout))]
+                                      + ([(ApiKeyGuard, dict(key=key))] if (key := config.api_key or os.environ.get('MMSENT_API_KEY')) else []),   # added last: outside the checks
                           model_metadata=dict(model=Path(config.model).name, backend=config.backend, int8=config.int8))
     server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'), methods=['GET'])
     return server
@@ -450,6 +473,9 @@ def mmsent_serve(
     except (ModelLoadError, EncoderLoadError, ImportError, OSError, ValueError) as e: p.fail(e)
     print(f"mmsent_serve: {config.model} ({config.backend}{' int8' if config.int8 else ''}) on http://{config.host}:{config.port} with "
           f"{config.workers} worker(s), batches of up to {config.max_batch_size}: POST /predict, GET /health, GET /metrics", flush=True)
+    if _exposed(config.host) and not (config.api_key or os.environ.get('MMSENT_API_KEY')):
+        print(f"mmsent_serve: warning: listening on {config.host} without an API key: anyone who can reach the port can use the model "
+              "(give --api_key or MMSENT_API_KEY, and put a TLS-terminating proxy in front)", file=sys.stderr, flush=True)
     server = build_server(config)
     server.uvicorn_graceful_timeout = config.shutdown_timeout   # the HTTP servers' drain, within the grace period
     _stop_on_signals(config.shutdown_timeout + 5)

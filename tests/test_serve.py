@@ -163,3 +163,14 @@ def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
     finally:
         with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, 9)
+
+
+def test_an_api_key_guards_everything_but_health(files):
+    "--api_key: no key or a wrong one is 401 (no body read), the right Bearer token is served; /health stays open for probes."
+    with running_server(files/'model', '--api_key', 'k3y-for-tests') as url, httpx.Client(base_url=url, timeout=60) as c:
+        plain = c.post('/predict', json={'text': 'fine'})
+        wrong = c.post('/predict', json={'text': 'fine'}, headers={'Authorization': 'Bearer nope'})
+        right = c.post('/predict', json={'text': 'fine'}, headers={'Authorization': 'Bearer k3y-for-tests'})
+        metrics, health = c.get('/metrics'), c.get('/health')
+    assert [r.status_code for r in (plain, wrong, right, metrics, health)] == [401, 401, 200, 401, 200]
+    assert plain.json()['field'] == 'Authorization' and right.json()['modalities'] == ['text']
