@@ -24,8 +24,8 @@ from .metrics import score_to_class
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BACKENDS', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor', 'predict_manifest', 'write_predictions',
-           'mmsent_predict']
+__all__ = ['log', 'BACKENDS', 'MAX_TEXT_CHARS', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor', 'TextTooLong',
+           'check_text_length', 'predict_manifest', 'write_predictions', 'mmsent_predict']
 
 # %% ../nbs/08_predict.ipynb #4ea63373
 BACKENDS = ('torch', 'onnxruntime')
@@ -166,6 +166,18 @@ def from_pretrained(cls:Predictor,
     return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
 
 # %% ../nbs/08_predict.ipynb #d1929822
+MAX_TEXT_CHARS = 100_000   # characters of text (or of each context turn) a prediction reads; the model keeps at most max_text_tokens tokens of it
+
+class TextTooLong(ValueError):
+    "A text (or a context turn) longer than `MAX_TEXT_CHARS`: refused before it is tokenized."
+
+def check_text_length(
+    text:str, # the utterance, or a context turn
+    what:str='text', # how the error names it
+):
+    "Raise `TextTooLong` over `MAX_TEXT_CHARS` characters: tokenizing megabytes of text costs seconds, and the model would read only its first tokens."
+    if len(text) > MAX_TEXT_CHARS: raise TextTooLong(f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}")
+
 def _check_context(context, turns:int, text)->list|None:
     "The context as a list of strings, checked against the model: one that was trained without context refuses it."
     if context is None: return None
@@ -185,7 +197,9 @@ def read(self:Predictor,
 )->dict:
     "Decode the inputs of one sample: `{'text', 'audio', 'image', 'context'}` (None where absent), raising errors that name the input."
     if text is not None and not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if text is not None: check_text_length(text)
     context = _check_context(context, self.processor.config.context_turns, text)
+    for turn in context or []: check_text_length(turn, 'a context turn')
     if all(x is None for x in (text, audio, image, video)): raise ValueError("no input: give at least one of text, audio, image, video")
     mods = self.backend.modalities
     for name, m, x in (('text', 'text', text), ('audio', 'audio', audio), ('image', 'visual', image)):

@@ -27,7 +27,7 @@ from .core import ConfigError, OptionsParser
 from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
-from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, _check_context
+from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context, check_text_length
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ def _request_flag(value, field:str)->bool:
 
 def _check_text(s:str, field:str):
     "Refuse text no model should see: NUL characters, and lone surrogates (JSON's `\\ud800`: not Unicode text, and not encodable as UTF-8)."
+    try: check_text_length(s, field)
+    except TextTooLong as e: raise RequestError(field, str(e), 413) from None
     if '\x00' in s: raise RequestError(field, "contains a NUL character")
     try: s.encode('utf-8')
     except UnicodeEncodeError as e: raise RequestError(field, f"is not valid Unicode text: a lone surrogate at character {e.start}") from None
