@@ -69,11 +69,13 @@ def load_audio(
 )->torch.Tensor: # (T,) float32 mono waveform at `sampling_rate`
     "Read an audio file as a mono float32 waveform at `sampling_rate`, naming the file in any error."
     p = _check_file(path, 'audio')
-    try: data, sr = sf.read(str(p), dtype='float32', always_2d=True)  # (T, C)
+    try:
+        with sf.SoundFile(str(p)) as f:   # only the first `max_seconds` are decoded, whatever the file's length (or its header's claim)
+            sr = f.samplerate
+            data = f.read(frames=-1 if max_seconds is None else int(round(max_seconds*sr)), dtype='float32', always_2d=True)  # (T, C)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         wav = _decode_av(p, sampling_rate, max_seconds)  # formats libsndfile doesn't know: mp4, m4a, webm, ...
     else:
-        if max_seconds is not None: data = data[:int(round(max_seconds*sr))]
         wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if sr != sampling_rate and wav.size:
             with torch.no_grad(): wav = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
