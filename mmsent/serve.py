@@ -443,11 +443,11 @@ def _kill_children(status:int=1):
 
 def _stop_on_signals(
     grace:float, # seconds the graceful shutdown may take
-):
+)->threading.Event: # set once a signal has asked the server to stop
     """SIGTERM and SIGINT start LitServe's graceful shutdown (its HTTP servers stop accepting and finish the requests in
     flight, then the workers stop); after `grace` seconds, or at a second signal, every process the server started is
     killed. Without this, SIGTERM ends the main process alone and leaves its children holding the port."""
-    owner = os.getpid()
+    owner, asked = os.getpid(), threading.Event()
     def default(signum):   # a forked child inherits these handlers: there, the signal does what it would have done
         signal.signal(signum, signal.SIG_DFL); os.kill(os.getpid(), signum)
     def second(signum, frame):
@@ -455,12 +455,14 @@ def _stop_on_signals(
         _kill_children(128 + signum)
     def first(signum, frame):
         if os.getpid() != owner: return default(signum)
+        asked.set()
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, second)
         bound = threading.Timer(grace, _kill_children, args=(128 + signum,))   # the bound on the graceful part
         bound.daemon = True
         bound.start()
         raise KeyboardInterrupt   # LitServer.run shuts down on it
     for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, first)
+    return asked
 
 def mmsent_serve(
     argv:list|None=None, # the arguments (default: sys.argv[1:])
@@ -480,9 +482,14 @@ def mmsent_serve(
               "(give --api_key or MMSENT_API_KEY, and put a TLS-terminating proxy in front)", file=sys.stderr, flush=True)
     server = build_server(config)
     server.uvicorn_graceful_timeout = config.shutdown_timeout   # the HTTP servers' drain, within the grace period
-    _stop_on_signals(config.shutdown_timeout + 5)
-    server.run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
+    asked = _stop_on_signals(config.shutdown_timeout + 5)
+    try: server.run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
+    except (EOFError, BrokenPipeError, ConnectionError): pass   # LitServe shut the server down under run's feet (its queue manager is gone)
     for child in mp.active_children(): child.join(5)
+    if not asked.is_set():   # LitServe stops by itself only when a model worker has died: a supervisor should restart the server
+        codes = ', '.join(f"{w.name} exit code {w.exitcode}" for w in server.inference_workers if w.exitcode not in (0, None))
+        print(f"mmsent_serve: error: a model worker died ({codes or 'no exit code'}); the server stopped", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 # %% ../nbs/08c_serve.ipynb #51731ac5
 def free_port(host:str='127.0.0.1')->int:

@@ -174,3 +174,31 @@ def test_an_api_key_guards_everything_but_health(files):
         metrics, health = c.get('/metrics'), c.get('/health')
     assert [r.status_code for r in (plain, wrong, right, metrics, health)] == [401, 401, 200, 401, 200]
     assert plain.json()['field'] == 'Authorization' and right.json()['modalities'] == ['text']
+
+
+def test_a_killed_worker_stops_the_server_with_an_error(files):
+    "kill -9 on the model worker: the server stops, exits 1 naming the worker (a supervisor restarts it), and leaves no process or port behind."
+    import signal, socket, subprocess, time
+    from mmsent.serve import free_port
+    port = free_port()
+    p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(files/'model'),
+                          '--port', str(port), '--shutdown_timeout', '3'], start_new_session=True, env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert p.poll() is None and time.monotonic() < deadline, 'mmsent_serve did not start'
+            try:
+                if httpx.get(f'http://127.0.0.1:{port}/health', timeout=2).status_code == 200: break
+            except httpx.HTTPError: time.sleep(0.25)
+        assert httpx.post(f'http://127.0.0.1:{port}/predict', json={'text': 'fine'}, timeout=60).status_code == 200
+        calls = read_metrics(httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text)
+        worker = next(int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker='))   # the worker's pid, from its own counter
+        os.kill(worker, signal.SIGKILL)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 1 and 'a model worker died' in err and 'Traceback' not in err.split('a model worker died')[-1], (p.returncode, err[-2000:])
+        out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
+        assert not [l for l in out if l.strip() and not l.split()[1].startswith('Z')], out
+        with socket.socket() as s: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
+    finally:
+        with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, 9)
