@@ -39,16 +39,13 @@ def main():
     ap.add_argument('--ref', default=None, help='an earlier commit to measure in the same run (before / after)')
     ap.add_argument('--repeats', type=int, default=5, help='fresh interpreters per statement')
     a = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common as C   # the measurements run in fresh interpreters: this process's imports do not count
     runs = {}
     if a.ref:
         with tempfile.TemporaryDirectory() as tmp:   # the earlier commit's package, extracted beside this one
-            subprocess.run(f"git -C {ROOT} archive {a.ref} mmsent | tar -x -C {tmp}", shell=True, check=True)
-            runs[a.ref] = measure(Path(tmp), a.repeats)
-    head = subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or 'this checkout'
-    dirty = subprocess.run(['git', '-C', str(ROOT), 'status', '--porcelain', 'mmsent'], capture_output=True, text=True).stdout.strip()
-    runs[head + (' with changes' if dirty else '')] = measure(ROOT, a.repeats)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import common as C
+            runs[a.ref] = measure(C.extract_package(a.ref, tmp), a.repeats)
+    runs[C.head_name()] = measure(ROOT, a.repeats)
     m = C.machine()
     print(f"machine: {m['cpu_model']} ({m['cpu_capability']}), {m['cores']} cores, torch {m['torch']}; median of {a.repeats} fresh interpreters")
     print(f"{'code':<24} {'import torch':>12} {'import mmsent':>13} {'ratio':>6} {'import mmsent.model':>19}")

@@ -200,8 +200,7 @@ def main():
     rows, load_avg = [], [os.getloadavg()]
     codes = [(C.head_name(), None)]
     if a.ref:   # the earlier commit's package, extracted beside this one; its servers run first
-        codes.insert(0, (a.ref, tempfile.mkdtemp(prefix='mmsent-bench-ref-')))
-        subprocess.run(f"git -C {Path(__file__).resolve().parent.parent} archive {a.ref} mmsent | tar -x -C {codes[0][1]}", shell=True, check=True)
+        codes.insert(0, (a.ref, str(C.extract_package(a.ref, tempfile.mkdtemp(prefix='mmsent-bench-ref-')))))
     for preset in a.presets:
         with tempfile.TemporaryDirectory(prefix='mmsent-bench-serve-') as tmp:
             model_dir = save_model(preset, Path(tmp)/preset)

@@ -90,11 +90,8 @@ def main():
     runs = {}
     if a.ref:
         with tempfile.TemporaryDirectory() as tmp:   # the earlier commit's package, extracted beside this one
-            subprocess.run(f"git -C {ROOT} archive {a.ref} mmsent | tar -x -C {tmp}", shell=True, check=True)
-            runs[a.ref] = measure(Path(tmp), a.presets)
-    head = subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or 'this checkout'
-    dirty = subprocess.run(['git', '-C', str(ROOT), 'status', '--porcelain', 'mmsent'], capture_output=True, text=True).stdout.strip()
-    runs[head + (' with changes' if dirty else '')] = measure(ROOT, a.presets)
+            runs[a.ref] = measure(C.extract_package(a.ref, tmp), a.presets)
+    runs[C.head_name()] = measure(ROOT, a.presets)
     m = C.machine()
     print(f"machine: {m['cpu_model']} ({m['cpu_capability']}), torch {m['torch']}")
     print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9}  data-dependent operators in the step")

@@ -112,6 +112,13 @@ def machine()->dict:
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 
+def extract_package(ref:str, dest)->Path:
+    "Write commit `ref`'s `mmsent/` package into folder `dest` (for a before/after run in one process tree); returns `dest`."
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(f"git -C {root} archive {ref} mmsent | tar -x -C {dest}", shell=True, check=True)
+    return Path(dest)
+
+
 def head_name()->str:
     "This checkout's short commit, with ' with changes' when mmsent/ differs from it."
     root = Path(__file__).resolve().parent.parent

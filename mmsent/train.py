@@ -1139,7 +1139,7 @@ class GroupedByLength(LengthGroupedSampler):
 
 def audio_lengths(records:list, max_audio_seconds:float)->list[float]:
     "Each record's audio seconds as the loader crops it (0 without audio), from the scan (`prepare_records`)."
-    return [min(r.audio_seconds or 0.0, max_audio_seconds) if r.audio_path is not None or r.video_path is not None else 0.0 for r in records]
+    return [min(r.audio_seconds or 0.0, max_audio_seconds) for r in records]   # the scan sets audio_seconds only where there is audio
 
 # %% ../nbs/05_train.ipynb #756f8f74
 def _setup_logging(log_dir:Path, main:bool, name:str=LOG_NAME):

@@ -1,12 +1,12 @@
 "mmsent_serve as a client meets it: good requests (JSON, multipart, ONNX Runtime), each kind of bad request answered 4xx naming what is wrong, the command line and the server agreeing, two replicas sharing the load, and the queue timeout."
-import base64, concurrent.futures as cf, io, json, os, subprocess, sys
+import base64, concurrent.futures as cf, contextlib, io, json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
 
 pytest.importorskip('litserve'); pytest.importorskip('httpx')
 import httpx
-from mmsent.serve import read_metrics, running_server
+from mmsent.serve import free_port, read_metrics, running_server
 
 ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
 b64 = lambda p: base64.b64encode(Path(p).read_bytes()).decode()
@@ -134,13 +134,10 @@ def test_bad_options_are_one_line(files, tmp_path):
     assert 'model.onnx is missing' in err('--model', str(files/'model'), '--backend', 'onnxruntime')
 
 
-@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT'])
-def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
-    "kill -TERM (or -INT) on mmsent_serve's main process: it exits 0 within the grace period, no process of its group is left, the port is free."
-    import signal, socket, subprocess, time
-    from mmsent.serve import free_port
-    port = free_port()
-    p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(files/'model'),
+@contextlib.contextmanager
+def serve_process(model, port:int):
+    "mmsent_serve in its own process group, once GET /health answers 200: yields the main process (stderr piped), and kills the group on exit."
+    p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model),
                           '--port', str(port), '--shutdown_timeout', '3'], start_new_session=True, env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -150,19 +147,31 @@ def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
             try:
                 if httpx.get(f'http://127.0.0.1:{port}/health', timeout=2).status_code == 200: break
             except httpx.HTTPError: time.sleep(0.25)
+        yield p
+    finally:
+        with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
+
+
+def assert_nothing_left(p, port:int):
+    "No live process of the server's group (zombies left out: they hold nothing, and init reaps them), and the port binds as uvicorn binds it."
+    out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
+    alive = [l for l in out if l.strip() and not l.split()[1].startswith('Z')]
+    assert not alive, alive
+    with socket.socket() as s:   # SO_REUSEADDR: a closed connection's TIME_WAIT does not hold the port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
+
+
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT'])
+def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
+    "kill -TERM (or -INT) on mmsent_serve's main process: it exits 0 within the grace period, no process of its group is left, the port is free."
+    port = free_port()
+    with serve_process(files/'model', port) as p:
         t0 = time.monotonic()
         p.send_signal(getattr(signal, sig))
         _, err = p.communicate(timeout=3 + 5 + 10)
         assert p.returncode == 0 and time.monotonic() - t0 < 3 + 5, (p.returncode, err[-2000:])
         assert 'Traceback' not in err, err[-2000:]
-        def alive():   # the group's processes, zombies left out (they hold nothing and their parent, now init, reaps them)
-            out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
-            return [l for l in out if l.strip() and not l.split()[1].startswith('Z')]
-        assert not alive(), alive()
-        with socket.socket() as s:   # as uvicorn binds: a closed connection's TIME_WAIT does not hold the port
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
-    finally:
-        with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, 9)
+        assert_nothing_left(p, port)
 
 
 def test_an_api_key_guards_everything_but_health(files):
@@ -178,27 +187,12 @@ def test_an_api_key_guards_everything_but_health(files):
 
 def test_a_killed_worker_stops_the_server_with_an_error(files):
     "kill -9 on the model worker: the server stops, exits 1 naming the worker (a supervisor restarts it), and leaves no process or port behind."
-    import signal, socket, subprocess, time
-    from mmsent.serve import free_port
     port = free_port()
-    p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(files/'model'),
-                          '--port', str(port), '--shutdown_timeout', '3'], start_new_session=True, env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert p.poll() is None and time.monotonic() < deadline, 'mmsent_serve did not start'
-            try:
-                if httpx.get(f'http://127.0.0.1:{port}/health', timeout=2).status_code == 200: break
-            except httpx.HTTPError: time.sleep(0.25)
+    with serve_process(files/'model', port) as p:
         assert httpx.post(f'http://127.0.0.1:{port}/predict', json={'text': 'fine'}, timeout=60).status_code == 200
         calls = read_metrics(httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text)
         worker = next(int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker='))   # the worker's pid, from its own counter
         os.kill(worker, signal.SIGKILL)
         _, err = p.communicate(timeout=60)
         assert p.returncode == 1 and 'a model worker died' in err and 'Traceback' not in err.split('a model worker died')[-1], (p.returncode, err[-2000:])
-        out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
-        assert not [l for l in out if l.strip() and not l.split()[1].startswith('Z')], out
-        with socket.socket() as s: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
-    finally:
-        with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, 9)
+        assert_nothing_left(p, port)
