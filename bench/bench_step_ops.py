@@ -8,8 +8,8 @@ The step is the default training setting: modality dropout 0.1, the single-modal
 auxiliary heads (weight 1), AdamW as `mmsent.train` builds it, and a batch of 8 samples whose clips last 2 to 9 s
 (44 s of audio in all), one sample without audio and one without an image. The base preset is built from its
 configs (random weights; the operators do not depend on them) and has Wav2Vec2-base's group-norm layout.
-Every operator is counted under a `TorchDispatchMode` on the CPU, once the model and the optimizer are warm.
-Prints a table and writes bench/results/step_ops.json; asserts nothing.
+Every operator is counted under a `TorchDispatchMode` on the CPU, once the model and the optimizer are warm; then
+`torch._dynamo.explain` traces the training forward and counts its graphs and graph breaks. Prints a table and writes bench/results/step_ops.json; asserts nothing.
 """
 import argparse, json, os, subprocess, sys, tempfile
 from collections import Counter
@@ -65,8 +65,12 @@ for preset in PRESETS:
         return fwd if counter is not None else None
     step(); step()   # warm: lazy initialisation, optimizer state
     with Count() as c: fwd = step(c)
+    explained = torch._dynamo.explain(model)(**inputs, labels=labels, return_dict=True)   # Dynamo's trace of the training forward
+    torch._dynamo.reset()
     out[preset] = dict(forward_ops=fwd[0], forward_data_dependent=fwd[1], forward_data_dependent_ops=fwd[2],
-                       step_ops=sum(c.ops.values()), step_data_dependent=sum(c.dd.values()), step_data_dependent_ops=dict(c.dd))
+                       step_ops=sum(c.ops.values()), step_data_dependent=sum(c.dd.values()), step_data_dependent_ops=dict(c.dd),
+                       graphs=explained.graph_count, graph_breaks=explained.graph_break_count,
+                       graph_break_reasons=sorted({str(b.reason).split(chr(10))[0][:160] for b in explained.break_reasons}))
 print(json.dumps(out))
 '''
 
@@ -94,10 +98,11 @@ def main():
     runs[C.head_name()] = measure(ROOT, a.presets)
     m = C.machine()
     print(f"machine: {m['cpu_model']} ({m['cpu_capability']}), torch {m['torch']}")
-    print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9}  data-dependent operators in the step")
+    print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9} {'breaks':>6}  data-dependent operators in the step")
     for name, r in runs.items():
         for p, x in r.items():
-            print(f"{name:<24} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9}  {x['step_data_dependent_ops']}")
+            print(f"{name:<24} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9} "
+                  f"{x['graph_breaks']:>6}  {x['step_data_dependent_ops']}")
     C.write('step_ops', dict(runs=runs))
 
 

@@ -32,8 +32,9 @@ __all__ = ['log', 'ENCODER_FAMILIES', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CON
            'tiny_config', 'base_config', 'EncoderLoadError', 'EncoderFamily', 'EncoderFamilyError', 'encoder_family',
            'encoder_hidden_size', 'load_encoder', 'tiny_family_config', 'tiny_family_processor', 'save_tiny_family',
            'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel', 'TextSentimentModel', 'AudioSentimentModel',
-           'VisualSentimentModel', 'sha256_file', 'write_checksums', 'verify_checksums', 'resolve_pretrained',
-           'upload_to_hub', 'ProcessorConfig', 'MultiModalProcessor']
+           'span_mask', 'spec_augment', 'speech_transformer', 'prepared_mask', 'VisualSentimentModel', 'sha256_file',
+           'write_checksums', 'verify_checksums', 'resolve_pretrained', 'upload_to_hub', 'ProcessorConfig',
+           'MultiModalProcessor']
 
 # %% ../nbs/02_encoders.ipynb #96bd9ca6
 def tiny_config(
@@ -401,8 +402,9 @@ class TextSentimentModel(UnimodalSentimentModel):
         attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens, 0 for padding
     )->tuple[torch.Tensor, torch.Tensor]:
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return h, attention_mask.bool()
+        mask = attention_mask.bool()
+        h = self.encoder(input_ids=input_ids, attention_mask=prepared_mask(self.encoder, mask)).last_hidden_state
+        return h, mask
 
 # %% ../nbs/02_encoders.ipynb #5bcb71b2
 class AudioSentimentModel(UnimodalSentimentModel):
@@ -449,7 +451,7 @@ class AudioSentimentModel(UnimodalSentimentModel):
         if self.family.inputs == 'log-mel': return self._encode_log_mel(input_values, attention_mask)
         self._feature_encoder()
         group = getattr(self.encoder.config, 'feat_extract_norm', 'layer') == 'group'
-        if group and attention_mask is not None:   # padding would leak in: each clip's statistics over its own frames
+        if attention_mask is not None and (group or _speech_parts(self.encoder)):   # the path below: frame mask, no host wait
             return self._encode_clips(input_values, attention_mask)
         h = self.encoder(input_values, attention_mask=None if group else attention_mask).last_hidden_state
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
@@ -482,23 +484,110 @@ def clip_features(self:AudioSentimentModel,
     mask = torch.arange(h.shape[-1], device=h.device)[None] < n_frames[:, None]
     return h.transpose(1, 2).masked_fill(~mask[..., None], 0.0), mask
 
+# %% ../nbs/02_encoders.ipynb #28f410f2
+try: from transformers.masking_utils import create_bidirectional_mask   # transformers >= 4.53
+except ImportError: create_bidirectional_mask = None
+
+def span_mask(
+    lengths:torch.Tensor, # (B,) real positions in each row
+    size:int, # positions in a row (the padded length)
+    prob:float, # SpecAugment's `mask_*_prob`: the share of real positions that start a span, times the span length
+    span:int, # positions in a span (`mask_*_length`)
+    min_spans:int=0, # at least this many spans a row (`mask_*_min_masks`), where they fit
+)->torch.Tensor: # (B, size) bool, True where masked
+    "SpecAugment's span mask, drawn on the device with torch's generator: distinct span starts, every span within the row's real positions."
+    B, device = lengths.shape[0], lengths.device
+    n = (prob * lengths / span + torch.rand(B, device=device)).floor().long().clamp_min(min_spans)
+    starts = (lengths - (span - 1)).clamp_min(0)                                  # start positions whose span fits
+    n = torch.minimum(n, torch.minimum(starts, torch.full_like(starts, size // span)))
+    pos = torch.arange(size, device=device)
+    score = torch.rand(B, size, device=device).masked_fill(pos[None] >= starts[:, None], 2.0)   # never a start: last in the order
+    rank = score.argsort(-1).argsort(-1)                                              # each position's place in a random order
+    start = (rank < n[:, None]).to(torch.float32)[:, None]                             # (B, 1, size): n distinct starts
+    covered = F.conv1d(F.pad(start, (span - 1, 0)), start.new_ones(1, 1, span))[:, 0]  # starts in [t - span + 1, t]
+    return covered > 0.5
+
+def spec_augment(
+    enc:nn.Module, # a Wav2Vec2-style model (its config's `mask_time_*`/`mask_feature_*`, its `masked_spec_embed`)
+    h:torch.Tensor, # (B, T, D) projected features
+    mask:torch.Tensor, # (B, T) bool, real frames
+)->torch.Tensor:
+    "SpecAugment as `Wav2Vec2Model._mask_hidden_states` applies it in training (time spans get the learned embedding, feature spans zeros), drawn on the device."
+    cfg = enc.config
+    if not enc.training or not getattr(cfg, 'apply_spec_augment', True): return h
+    if not hasattr(enc, 'masked_spec_embed'): return enc._mask_hidden_states(h, attention_mask=mask)
+    B, T, D = h.shape
+    if cfg.mask_time_prob > 0:
+        time = span_mask(mask.sum(-1), T, cfg.mask_time_prob, cfg.mask_time_length, cfg.mask_time_min_masks)
+        h = torch.where(time[..., None], enc.masked_spec_embed.to(h.dtype), h)
+    if cfg.mask_feature_prob > 0:
+        feature = span_mask(torch.full((B,), D, device=h.device), D, cfg.mask_feature_prob, cfg.mask_feature_length,
+                            cfg.mask_feature_min_masks)
+        h = h.masked_fill(feature[:, None], 0.0)
+    return h
+
+
+# %% ../nbs/02_encoders.ipynb #b0491ca4
+_POST_NORM = ('Wav2Vec2Encoder', 'HubertEncoder', 'Data2VecAudioEncoder')
+_PRE_NORM = ('Wav2Vec2EncoderStableLayerNorm', 'HubertEncoderStableLayerNorm')
+
+def speech_transformer(
+    encoder:nn.Module, # the transformer of a Wav2Vec2-style model (`model.encoder`)
+    h:torch.Tensor, # (B, T, D) projected features
+    mask:torch.Tensor, # (B, T) bool, real frames
+)->torch.Tensor: # (B, T, D)
+    "`Wav2Vec2Encoder.forward` (HuBERT's and data2vec-audio's too, post- or pre-norm) with no step that waits for the device."
+    name = type(encoder).__name__
+    if create_bidirectional_mask is None or name not in _POST_NORM + _PRE_NORM or (encoder.training and encoder.config.layerdrop > 0):
+        return encoder(h, attention_mask=mask).last_hidden_state
+    h = h.masked_fill(~mask[..., None], 0.0)
+    attn = create_bidirectional_mask(config=encoder.config, inputs_embeds=h, attention_mask=mask, allow_is_bidirectional_skip=False)
+    h = h + encoder.pos_conv_embed(h)
+    if name in _POST_NORM: h = encoder.layer_norm(h)
+    h = encoder.dropout(h)
+    for layer in encoder.layers:
+        h = layer(h, attention_mask=attn)
+        if isinstance(h, tuple): h = h[0]
+    return encoder.layer_norm(h) if name in _PRE_NORM else h
+
+_PREPARED_MASK = ('bert', 'roberta', 'xlm-roberta', 'electra')
+
+def prepared_mask(
+    encoder:nn.Module, # a text encoder
+    mask:torch.Tensor, # (B, L) bool, real tokens
+)->torch.Tensor: # (B, 1, L, L) for BERT-style encoders under SDPA attention; else `mask` as given
+    "The attention mask a BERT-style encoder would build from `mask`, built without its all-real check (which makes the host wait for the device)."
+    cfg = encoder.config
+    if create_bidirectional_mask is None or cfg.model_type not in _PREPARED_MASK or cfg._attn_implementation != 'sdpa': return mask
+    like = mask.new_empty((*mask.shape, 0), dtype=torch.float32)   # only its shape and device are read under SDPA
+    return create_bidirectional_mask(config=cfg, inputs_embeds=like, attention_mask=mask, allow_is_bidirectional_skip=False)
+
+
 # %% ../nbs/02_encoders.ipynb #3fbeec16
+def _speech_parts(enc:nn.Module)->bool:
+    "Whether `enc` has Wav2Vec2Model's parts: convolutions, projection, transformer (HuBERT, WavLM and data2vec-audio too)."
+    return all(hasattr(enc, a) for a in ('feature_extractor', 'feature_projection', 'encoder'))
+
 @patch
 def _encode_clips(self:AudioSentimentModel,
     input_values:torch.Tensor, # (B, S) zero-padded waveforms
     attention_mask:torch.Tensor, # (B, S) 1 for real samples
 )->tuple[torch.Tensor, torch.Tensor]: # (B, T, D) hidden states, (B, T) bool frame mask
-    "The group-norm path: convolutions with each clip's own statistics (`clip_features`), then projection and transformer with a frame mask."
+    "`Wav2Vec2Model.forward` with a frame mask: convolutions (group norm: each clip's own statistics, `clip_features`), projection, SpecAugment (`spec_augment`), transformer (`speech_transformer`)."
     enc = self.encoder
-    if not all(hasattr(enc, a) for a in ('feature_projection', 'encoder', '_mask_hidden_states')):
+    if not _speech_parts(enc):
         log.warning("%s has no feature_projection/encoder: its clips are encoded batched, padding included", type(enc).__name__)
         h = enc(input_values).last_hidden_state
         return h, self.frame_mask(attention_mask, h.shape[1])
-    feats, mask = self.clip_features(input_values, attention_mask.sum(-1))   # (B, T, C), (B, T)
+    if getattr(enc.config, 'feat_extract_norm', 'layer') == 'group':
+        feats, mask = self.clip_features(input_values, attention_mask.sum(-1))   # (B, T, C), (B, T)
+    else:                                                                           # layer norm: each frame on its own
+        feats = self._feature_encoder()(input_values).transpose(1, 2)
+        mask = self.frame_mask(attention_mask, feats.shape[1])
     h = enc.feature_projection(feats)
     if isinstance(h, tuple): h = h[0]              # Wav2Vec2 also returns the normalised features
-    h = enc._mask_hidden_states(h, attention_mask=mask)
-    h = enc.encoder(h, attention_mask=mask).last_hidden_state
+    h = spec_augment(enc, h, mask)
+    h = speech_transformer(enc.encoder, h, mask)
     if getattr(enc, 'adapter', None) is not None:   # its strided convolutions must see zeros past a clip's end, as alone
         h = enc.adapter(h.masked_fill(~mask[..., None], 0.0))
         mask = self.frame_mask(attention_mask, h.shape[1])
