@@ -63,7 +63,8 @@ def step_ops_section(r:dict)->str:
     rows = [dict(code=name, preset=p, **x, where=', '.join(f"{k.removeprefix('aten::')} {v}" for k, v in x['step_data_dependent_ops'].items()) or 'none')
             for name, runs in r['runs'].items() for p, x in runs.items()]
     cols = [('code', 'code', 's'), ('preset', 'preset', 's'), ('forward_ops', 'forward: operators', 'd'), ('forward_data_dependent', 'data-dependent', 'd'),
-            ('step_ops', 'step: operators', 'd'), ('step_data_dependent', 'data-dependent', 'd'), ('where', 'data-dependent, by kind', 's')]
+            ('step_ops', 'step: operators', 'd'), ('step_data_dependent', 'data-dependent', 'd'), ('graph_breaks', 'graph breaks', 'd'),
+            ('where', 'data-dependent, by kind', 's')]
     names = list(r['runs'])
     goals = []
     if len(names) == 2:
@@ -83,10 +84,15 @@ def step_ops_section(r:dict)->str:
                        "value of a tensor, or makes a shape from its values (`item`, `nonzero`, boolean indexing): on a GPU the host waits there "
                        "for the device. The first rows are the code before the change, measured in the same run.\n",
                        md_table(rows, cols), '\nGoals:\n', *goals,
-                       "\nThe data-dependent operators left are all in Hugging Face's encoders: the attention-mask helper checks whether a mask "
-                       "is all ones (`_local_scalar_dense`, once per encoder given a mask), Wav2Vec2's encoder zeroes padded frames by boolean "
-                       "indexing (`index_put_`, and its backward), and at the base preset SpecAugment (`mask_time_prob` 0.05 in the checkpoint) "
-                       "draws its masks on the host. The operator count falls less than the goal: most operators are the encoders' own."])
+                       "\nGraph breaks: `torch._dynamo.explain` over the same training forward (unpadded, so with dynamic shapes); "
+                       "`--compile` pads to shape buckets instead, and `tests/test_compile.py` checks that the tiny preset and the base preset's "
+                       "layout are one graph there. Where the data-dependent operators were: the model's own presence checks, auxiliary losses, "
+                       "modality dropout and tallies (now masks and device-side sums), and three places in Hugging Face's encoders that mmsent now "
+                       "does its own way: SpecAugment's spans (drawn with NumPy on the host, now with torch on the device: `spec_augment`), "
+                       "Wav2Vec2's transformer (boolean indexing to zero padded frames and an all-ones check on the mask: `speech_transformer`), "
+                       "and the BERT-style encoders' all-ones check on the attention mask (`prepared_mask`). The operator count falls less than "
+                       "the goal: most operators are the encoders' own layers, and a CPU step in fp32 has none of the autocast casts that a "
+                       "bf16 step on a GPU has."])
 
 
 def import_section(r:dict)->str:
