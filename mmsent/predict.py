@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
-from .core import LABELS, MODALITIES, resolve_device
+from .core import LABELS, MODALITIES, native_bf16, resolve_device, resolve_precision
 from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
 from .datasets import DataError, MultiModalDataset, attach_context, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
@@ -24,21 +24,31 @@ from .metrics import score_to_class
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'BACKENDS', 'MAX_TEXT_CHARS', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor', 'TextTooLong',
-           'check_text_length', 'predict_manifest', 'write_predictions', 'mmsent_predict']
+__all__ = ['log', 'BACKENDS', 'MAX_TEXT_CHARS', 'inference_dtype', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor',
+           'TextTooLong', 'check_text_length', 'predict_manifest', 'write_predictions', 'mmsent_predict']
 
 # %% ../nbs/08_predict.ipynb #4ea63373
 BACKENDS = ('torch', 'onnxruntime')
 
 def _numpy(t:torch.Tensor|None)->np.ndarray|None: return None if t is None else t.detach().float().cpu().numpy()
 
+def inference_dtype(
+    precision:str, # auto, fp32, bf16 or fp16
+    device:torch.device, # where the model runs
+)->torch.dtype|None: # the autocast dtype, or None for fp32
+    "The dtype predictions are computed in: 'auto' is bf16 on a CUDA GPU with native bf16, fp32 elsewhere (CPUs included: bf16 is emulated, and slow, on some)."
+    if precision == 'auto': precision = 'bf16' if device.type == 'cuda' and native_bf16(device) else 'fp32'
+    return {'no': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[resolve_precision(precision, device)]
+
 class TorchBackend:
     "Runs the PyTorch model for a `Predictor`."
     def __init__(self,
         model:EndToEndMultiModalModel, # the model
         device:str|torch.device='cpu', # where it runs
+        precision:str='auto', # auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16: autocast's dtype; the weights stay float32
     ):
         self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+        self.dtype = inference_dtype(precision, next(model.parameters()).device)
         self.modalities, self.task = tuple(model.modalities), model.config.task
         self.class_names = model.config.class_names if self.task != 'regression' else LABELS
         self.thresholds = model.config.thresholds
@@ -50,7 +60,8 @@ class TorchBackend:
     )->dict:
         "The model's outputs for the processor's batch `inputs`, as NumPy arrays (`shapley` None unless `explain`)."
         dev = next(self.model.parameters()).device
-        out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=explain)
+        with torch.autocast(dev.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=explain)
         return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
                     modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
                     modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
@@ -145,11 +156,14 @@ class Predictor:
         device:str='auto', # auto, cpu, cuda, mps
         n_frames:int|None=None, # frames taken from a video (default: as in training, from the processor)
         explain:bool=False, # also give each modality's Shapley value for each prediction (`Prediction.shapley`; one more batched fusion call)
+        precision:str='auto', # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
     ):
         self.device, self.explain = resolve_device(device), explain
+        if isinstance(model, OnnxBackend) and precision not in ('auto', 'fp32'):
+            raise ValueError(f"precision {precision!r} applies to the torch backend; the ONNX graph runs as exported")
         trained = getattr(processor.config, 'n_frames', 1)
         if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
-        self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device)
+        self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device, precision)
         self.model, self.processor, self.n_frames = getattr(self.backend, 'model', None), processor, n_frames or trained
 
 # %% ../nbs/08_predict.ipynb #b2586377

@@ -23,7 +23,7 @@ from fastcore.basics import patch
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from .core import ConfigError, OptionsParser
+from .core import PRECISIONS, ConfigError, OptionsParser
 from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
@@ -294,6 +294,7 @@ class ServeConfig:
     backend:str = 'torch' # torch, or onnxruntime to run the exported ONNX graph
     int8:bool = False # with --backend onnxruntime: run model.int8.onnx (written by mmsent_export --int8)
     device:str = 'cpu' # cpu, or cuda
+    precision:str = 'auto' # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
     host:str = '127.0.0.1' # the address to listen on (0.0.0.0 to accept connections from other machines, e.g. in a container)
     port:int = 8000 # the port to listen on
     workers:int = 1 # model replicas: worker processes, each with its own copy of the model
@@ -313,6 +314,9 @@ class ServeConfig:
         if self.backend not in BACKENDS: raise ConfigError('backend', f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.int8 and self.backend != 'onnxruntime': raise ConfigError('int8', "needs --backend onnxruntime (quantize a PyTorch model with mmsent_quantize)")
         if self.device not in ('cpu', 'cuda'): raise ConfigError('device', f"must be cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS: raise ConfigError('precision', f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.backend == 'onnxruntime' and self.precision not in ('auto', 'fp32'):
+            raise ConfigError('precision', f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
         if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
@@ -333,7 +337,7 @@ def load_predictor(
     if config.backend == 'onnxruntime':
         backend = OnnxBackend(config.model, int8=config.int8, device=config.device, threads=threads)
         return Predictor(backend, MultiModalProcessor.from_pretrained(config.model), device=config.device)
-    return Predictor.from_pretrained(config.model, device=config.device)
+    return Predictor.from_pretrained(config.model, device=config.device, precision=config.precision)
 
 # %% ../nbs/08c_serve.ipynb #ad3e8449
 class DecodeAheadLoop(BatchedLoop):
