@@ -718,20 +718,23 @@ class MultiModalCollator:
         task:str='classification', # what `labels` hold: class ids, or scores ('regression')
         modalities:tuple=MODALITIES, # the model's modalities: the others are left out of the batch
         buckets:bool=False, # pad the text and audio to a few fixed lengths (`pad_to_buckets`), for a compiled model
-    ): self.processor, self.task, self.modalities, self.buckets = processor, task, tuple(modalities), buckets
+        uint8_images:bool=False, # images as uint8, normalised by the model where it runs (the processor's `images_as_uint8`): for a GPU
+    ): self.processor, self.task, self.modalities, self.buckets, self.uint8_images = processor, task, tuple(modalities), buckets, uint8_images
 
     def __call__(self, samples:list[dict]|dict)->dict:
         if isinstance(samples, dict):   # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
             b = samples
             use = lambda k, m: b.get(k) if m in self.modalities else None
             inputs = self.processor(text=use('text', 'text'), audio_path=use('audio_path', 'audio'), audio=use('audio', 'audio'),
-                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'), context=use('context', 'text'))
+                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'), context=use('context', 'text'),
+                                    images_as_uint8=self.uint8_images)
             y = torch.as_tensor(b['label'], dtype=torch.float if self.task == 'regression' else torch.long)
             classes = y.long() if self.task != 'regression' else torch.full_like(y, -1, dtype=torch.long)
             return {**inputs, 'labels': y, 'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
         col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
         ctx = col('context', 'text') if 'text' in self.modalities and any(s.get('context') for s in samples) else None
-        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
+        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
+                                images_as_uint8=self.uint8_images)
         if self.buckets: inputs = pad_to_buckets(inputs, self.processor)
         return {**inputs, **collate_targets(samples, self.task)}
 

@@ -1004,7 +1004,19 @@ def encode_audio(self:MultiModalProcessor, waves:list[torch.Tensor])->dict:
     return dict(audio_inputs=x, audio_attention_mask=mask)
 
 @patch
-def encode_images(self:MultiModalProcessor, images:list)->dict:
+def image_normalization(self:MultiModalProcessor)->torch.Tensor: # (2, 3): scale and shift per channel
+    "What the image processor's rescaling and normalisation do to a uint8 pixel `x`: `x * scale + shift`."
+    ip = self.image_processor
+    rescale = ip.rescale_factor if getattr(ip, 'do_rescale', False) else 1.0
+    mean, std = (ip.image_mean, ip.image_std) if getattr(ip, 'do_normalize', False) else ((0.0,)*3, (1.0,)*3)
+    mean, std = (torch.as_tensor(v, dtype=torch.float32).expand(3) for v in (mean, std))
+    return torch.stack([rescale / std, -mean / std])
+
+@patch
+def encode_images(self:MultiModalProcessor,
+    images:list, # one PIL image or path, or a list of frames, per sample
+    as_uint8:bool=False, # resized RGB as uint8, normalised later (on the device, by the model: `visual_normalization`)
+)->dict:
     "RGB conversion, resizing and normalisation; an entry that is a list of frames gives `(B, F, 3, H, W)`."
     frames = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
     if any(len(f) == 0 for f in frames): raise ValueError("an image entry is an empty list of frames")
@@ -1012,12 +1024,14 @@ def encode_images(self:MultiModalProcessor, images:list)->dict:
     if 'videos' in inspect.signature(ip.preprocess).parameters:   # a video processor (VideoMAE): each sample's frames as one clip
         F = max(F, self.config.n_frames)   # a still image is a clip that does not move
         clips = [[load_image(f[min(i, len(f) - 1)]) for i in range(F)] for f in frames]
-        return dict(visual_inputs=ip(clips, return_tensors='pt')['pixel_values'])
-    if F == 1: return dict(visual_inputs=self.image_processor(images=[load_image(f[0]) for f in frames], return_tensors='pt')['pixel_values'])
+        return dict(visual_inputs=ip(clips, return_tensors='pt')['pixel_values'])   # normalised here: a video processor has its own steps
+    raw = dict(do_rescale=False, do_normalize=False) if as_uint8 else {}
     # samples with fewer frames (a still image next to videos) repeat their last one: the mean embedding is unchanged
     flat = [load_image(f[min(i, len(f) - 1)]) for f in frames for i in range(F)]
-    px = self.image_processor(images=flat, return_tensors='pt')['pixel_values']
-    return dict(visual_inputs=px.view(len(frames), F, *px.shape[1:]))
+    px = ip(images=flat, return_tensors='pt', **raw)['pixel_values']
+    if F > 1: px = px.view(len(frames), F, *px.shape[1:])
+    if not as_uint8: return dict(visual_inputs=px)
+    return dict(visual_inputs=px.round().clamp(0, 255).to(torch.uint8), visual_normalization=self.image_normalization().expand(len(frames), 2, 3))
 
 @patch
 def _blank_image(self:MultiModalProcessor):
@@ -1034,6 +1048,7 @@ def __call__(self:MultiModalProcessor,
     audio_path:list|None=None, # a list of audio file paths (same as `audio`)
     image_path:list|None=None, # a list of image paths (same as `image`)
     context:list|None=None, # per sample, the previous dialogue turns (a list of strings, oldest first) or None; needs `context_turns` > 0
+    images_as_uint8:bool=False, # images resized but not normalised, as uint8 (4x fewer bytes to move), with `visual_normalization`: the model normalises them where it runs
 )->BatchFeature:
     "Model inputs for a batch: `text_inputs`, `text_attention_mask`, `audio_inputs`, `audio_attention_mask`, `visual_inputs`, `modality_mask`."
     if audio is not None and audio_path is not None: raise ValueError("give `audio` or `audio_path`, not both")
@@ -1065,7 +1080,7 @@ def __call__(self:MultiModalProcessor,
             blank = torch.zeros(int(self.config.min_audio_seconds*self.config.sampling_rate))
             out.update(self.encode_audio([w if w is not None else blank for w in waves]))
         else:
-            out.update(self.encode_images([im if im is not None else self._blank_image() for im in col]))
+            out.update(self.encode_images([im if im is not None else self._blank_image() for im in col], as_uint8=images_as_uint8))
     if not present.any(-1).all():   # checked here, on the CPU, so that the model need not read the mask on its device in training
         raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no input at all: give each at least one of text, audio, image")
     out['modality_mask'] = present

@@ -165,6 +165,8 @@ class Predictor:
         if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
         self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device, precision)
         self.model, self.processor, self.n_frames = getattr(self.backend, 'model', None), processor, n_frames or trained
+        # on a GPU, images travel as uint8 and the model normalises them there (a quarter of the bytes)
+        self.uint8_images = isinstance(self.backend, TorchBackend) and next(self.backend.model.parameters()).device.type == 'cuda'
 
 # %% ../nbs/08_predict.ipynb #b2586377
 @patch(cls_method=True)
@@ -243,7 +245,8 @@ def predict_samples(self:Predictor,
     mods = self.backend.modalities
     col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
     ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
-    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx)
+    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
+                            images_as_uint8=self.uint8_images)
     out = self.backend(inputs, explain=self.explain if explain is None else explain)   # the one step that depends on the backend
     reg, ml, mods, names = self.backend.task == 'regression', self.backend.task == 'multilabel', self.backend.modalities, self.backend.class_names
     th = getattr(self.backend, 'thresholds', None) or (0.5,)*len(names)

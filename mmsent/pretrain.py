@@ -139,10 +139,12 @@ class ContrastiveModel(nn.Module):
         modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each clip has
         compute_loss:bool=True, # False: the embeddings only (evaluation; no collective operation)
         return_dict:bool=True, # always a `ContrastiveOutput` (the training loop passes it)
+        visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs` (the processor's `images_as_uint8`)
         **batch, # what else a batch carries (`classes` for the linear probe, `labels`): ignored
     )->ContrastiveOutput:
         "Pooled embedding of each modality → projection → L2 normalisation; with `compute_loss`, the InfoNCE loss between the modalities."
-        enc = self.backbone.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask)
+        enc = self.backbone.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask,
+                                   visual_normalization=visual_normalization)
         emb = {m: self.project(m, enc.feats[m], enc.present[:, j]) for j, m in enumerate(self.modalities)}
         loss, pairs = contrastive_loss(emb, enc.present, self.logit_scale(), self.modalities) if compute_loss else (None, None)
         return ContrastiveOutput(loss=loss, embeddings=emb, features=enc.feats, present=enc.present, pair_losses=pairs)
