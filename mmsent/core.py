@@ -22,10 +22,10 @@ log = logging.getLogger('mmsent.core')
 # %% auto #0
 __all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MOSEI_EMOTIONS', 'MODALITIES', 'PRESETS', 'PRECISIONS',
            'label_id', 'parse_labels', 'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support',
-           'cpu_capability', 'native_bf16', 'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close',
-           'aligned_copy', 'misaligned_copy', 'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError',
-           'check_options', 'option_types', 'check_types', 'record_given', 'given_fields', 'read_config',
-           'OptionsParser']
+           'cpu_capability', 'usable_cores', 'loader_workers', 'native_bf16', 'bf16_matmul_slowdown',
+           'resolve_precision', 'assert_close', 'all_close', 'aligned_copy', 'misaligned_copy', 'forced_kernels',
+           'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options', 'option_types', 'check_types',
+           'record_given', 'given_fields', 'read_config', 'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
@@ -140,6 +140,22 @@ def cpu_bf16_support()->dict:
 def cpu_capability()->str:
     "torch's CPU capability ('AVX512', 'AVX2', 'DEFAULT', ...) and the CPU's bf16 instructions, e.g. 'AVX512+AMX+AVX512_BF16'."
     return '+'.join([torch.backends.cpu.get_cpu_capability()] + [k.upper() for k, v in cpu_bf16_support().items() if v])
+
+# %% ../nbs/00_core.ipynb #3df5f9c1
+def usable_cores()->int:
+    "The CPU cores this process may run on (its affinity mask, as a container or `taskset` sets it), else the machine's."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1   # macOS and Windows have no affinity call
+
+def loader_workers(
+    requested:int|None=None, # the number asked for (an option's value), if any
+    cores:int|None=None, # default: `usable_cores()`
+)->int:
+    "DataLoader worker processes: `requested`, else none with 2 cores or fewer (decoding would take cores the model computes on), else the cores less two, at most 8."
+    if requested is not None: return requested
+    cores = usable_cores() if cores is None else cores
+    return 0 if cores <= 2 else min(8, cores - 2)
+
 
 # %% ../nbs/00_core.ipynb #c2fa7007
 def native_bf16(

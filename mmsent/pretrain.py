@@ -25,7 +25,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.utils import ModelOutput
 
 import mmsent
-from .core import MODALITIES, ConfigError, OptionsParser, check_options, check_types, record_given
+from .core import MODALITIES, ConfigError, OptionsParser, check_options, check_types, loader_workers, record_given
 from .datasets import DATASETS, load_records, read_hf, read_manifest, prepare_records, MultiModalDataset, DataError
 from .encoders import MultiModalProcessor, EncoderLoadError, write_checksums
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
@@ -326,7 +326,7 @@ class PretrainConfig:
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
     n_frames:int=1 # video frames per clip
-    num_workers:int=0 # DataLoader worker processes
+    num_workers:int|None=None # DataLoader worker processes (default: `mmsent.core.loader_workers`: none with 2 cores or fewer, else the cores less two, at most 8)
     # model
     preset:str='tiny' # encoders: tiny, small, base or modern
     text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder
@@ -431,8 +431,9 @@ def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and acc.is_main_process else None
         splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
     ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, collate_fn=PretrainCollator(processor, model.modalities),
-              worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
+    workers = loader_workers(cfg.num_workers)
+    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0, collate_fn=PretrainCollator(processor, model.modalities),
+              worker_init_fn=_quiet_worker if workers > 0 else None)
     DL = torch.utils.data.DataLoader
     return (DL(ds['train'], shuffle=True, drop_last=len(ds['train']) > cfg.batch_size, **kw),   # no last batch of one clip, which has no negative
             DL(ds['val'], shuffle=False, **kw), DL(ds['train'], shuffle=False, **kw) if cfg.linear_probe else None)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
 import mmsent
-from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability, parse_labels
+from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability, loader_workers, parse_labels
 from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
                          resolve_precision)
 from .synth import SynthConfig, default_synth_config
@@ -76,7 +76,7 @@ class TrainConfig:
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
     n_frames:int=1 # video frames per sample
-    num_workers:int=0 # DataLoader worker processes (decoding happens there)
+    num_workers:int|None=None # DataLoader worker processes, where decoding happens (default: `mmsent.core.loader_workers`: none with 2 cores or fewer, else the cores less two, at most 8)
     group_by_length:bool=False # put clips of similar audio length in the same batch (the longest batch first; random otherwise, fixed by the seed): less padded audio to encode
     # model
     task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
@@ -158,7 +158,7 @@ class TrainConfig:
             (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
             (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
             at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
-            at_least('n_frames', 1), at_least('num_workers', 0), at_least('context_turns', 0),
+            at_least('n_frames', 1), at_least('num_workers', 0, unset=True), at_least('context_turns', 0),
             at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'), unit('layerdrop'),
             at_least('aux_loss_weight', 0, unset=True), at_least('unimodal_fusion_weight', 0, unset=True),
             at_least('epochs', 1, unset=True), at_least('batch_size', 1), at_least('grad_accum', 1),
@@ -1173,15 +1173,16 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
         level = 'sequence' if cfg.fusion == 'crossmodal' else 'pooled'
         fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds)
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
-            for split in splits: log.info("feature cache (%s): %s", split, fc.build(splits[split], batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+            for split in splits: log.info("feature cache (%s): %s", split, fc.build(splits[split], batch_size=cfg.batch_size, num_workers=loader_workers(cfg.num_workers),
                                                                             device=accelerator.device, progress=cfg.progress and accelerator.is_main_process))
         ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities, cfg.task)
     else:
         ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
         collate = MultiModalCollator(processor, cfg.task, model.modalities, buckets=bool(getattr(cfg, 'compile', False)),
                                      uint8_images=accelerator.device.type == 'cuda')   # a quarter of the bytes to the GPU; normalised there
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, pin_memory=accelerator.device.type == 'cuda',
-              worker_init_fn=_quiet_worker if cfg.num_workers > 0 else None)
+    workers = loader_workers(cfg.num_workers)
+    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0, pin_memory=accelerator.device.type == 'cuda',
+              worker_init_fn=_quiet_worker if workers > 0 else None)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
     by_length = GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed) if cfg.group_by_length else None
     return (torch.utils.data.DataLoader(ds['train'], shuffle=by_length is None, sampler=by_length, drop_last=False, collate_fn=train_collate, **kw),
@@ -1262,7 +1263,7 @@ def split_loader(
     if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
     ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
-    return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, num_workers=config.num_workers,
+    return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, num_workers=loader_workers(config.num_workers),
                                        collate_fn=MultiModalCollator(processor, config.task, modalities)), report
 
 def run_seeds(
