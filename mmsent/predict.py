@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'BACKENDS', 'MAX_TEXT_CHARS', 'inference_dtype', 'TorchBackend', 'OnnxBackend', 'Prediction', 'Predictor',
-           'TextTooLong', 'check_text_length', 'predict_manifest', 'write_predictions', 'mmsent_predict']
+           'TextTooLong', 'check_text_length', 'join_inputs', 'predict_manifest', 'write_predictions', 'mmsent_predict']
 
 # %% ../nbs/08_predict.ipynb #4ea63373
 BACKENDS = ('torch', 'onnxruntime')
@@ -236,23 +236,37 @@ def read(self:Predictor,
 
 # %% ../nbs/08_predict.ipynb #d4d8ad84
 @patch
-@torch.no_grad()
+def prepare(self:Predictor,
+    samples:list[dict], # decoded samples, as from `read` or `MultiModalDataset`
+)->dict:
+    "The model inputs of decoded samples, made by the processor (tokens, normalised audio, resized images: as uint8 on a GPU)."
+    mods = self.backend.modalities
+    col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
+    ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
+    return dict(self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
+                               images_as_uint8=self.uint8_images))
+
+@patch
 def predict_samples(self:Predictor,
     samples:list[dict], # decoded samples, as from `read` or `MultiModalDataset`
     explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
 )->list[Prediction]:
     "Predictions for a batch of decoded samples."
-    mods = self.backend.modalities
-    col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
-    ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
-    inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
-                            images_as_uint8=self.uint8_images)
+    return self.predict_inputs(self.prepare(samples), explain)
+
+@patch
+@torch.no_grad()
+def predict_inputs(self:Predictor,
+    inputs:dict, # model inputs, from `prepare` (or several of them joined by `join_inputs`)
+    explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
+)->list[Prediction]:
+    "Predictions for a batch of model inputs, one per row."
     out = self.backend(inputs, explain=self.explain if explain is None else explain)   # the one step that depends on the backend
     reg, ml, mods, names = self.backend.task == 'regression', self.backend.task == 'multilabel', self.backend.modalities, self.backend.class_names
     th = getattr(self.backend, 'thresholds', None) or (0.5,)*len(names)
     logits = torch.from_numpy(out['logits']).float()
     res = []
-    for i in range(len(samples)):
+    for i in range(len(out['logits'])):
         here = [j for j in range(len(mods)) if out['modality_mask'][i, j]]
         used = [mods[j] for j in here]
         head = lambda j: torch.from_numpy(out['unimodal_logits'][i, j]).float()
@@ -272,6 +286,27 @@ def predict_samples(self:Predictor,
             p = dict(zip(names, logits[i].softmax(-1).tolist()))
             res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap))
     return res
+
+# %% ../nbs/08_predict.ipynb #bbe9765a
+def join_inputs(
+    parts:list[dict], # model inputs, each from `Predictor.prepare`
+    text_pad_id:int, # the tokenizer's padding id
+    pad_left:bool=False, # the tokenizer pads on the left
+)->dict|None: # one batch; None where the parts cannot be stacked (images with different frame counts): prepare them together instead
+    "One batch of model inputs from several: every tensor padded along its later dimensions to the largest (text ids with `text_pad_id`, the rest with zeros: masked), then concatenated."
+    if any(p.keys() != parts[0].keys() for p in parts): return None
+    out = {}
+    for k in parts[0]:
+        ts = [p[k] for p in parts]
+        if any(t.ndim != ts[0].ndim for t in ts) or (k == 'visual_inputs' and any(t.shape != ts[0].shape for t in ts)): return None
+        size = [max(t.shape[d] for t in ts) for d in range(ts[0].ndim)]
+        left = pad_left and k.startswith('text_')
+        def pad(t):
+            widths = [w for d in reversed(range(1, t.ndim)) for w in ((size[d] - t.shape[d], 0) if left else (0, size[d] - t.shape[d]))]
+            return torch.nn.functional.pad(t, widths, value=text_pad_id if k == 'text_inputs' else 0) if any(widths) else t
+        out[k] = torch.cat([pad(t) for t in ts])
+    return out
+
 
 # %% ../nbs/08_predict.ipynb #bfe96ef0
 @patch

@@ -27,7 +27,7 @@ from .core import PRECISIONS, ConfigError, OptionsParser
 from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
-from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context, check_text_length
+from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context, check_text_length, join_inputs
 
 log = logging.getLogger(__name__)
 
@@ -388,9 +388,12 @@ class SentimentAPI(ls.LitAPI):
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
 
     def decode_payload(self, payload):
-        "A decoded sample, or the `RequestError` to answer with."
-        try: return decode_request(self.predictor, payload, self.config.allow_files)
+        "A decoded sample with its model inputs (`inputs`, prepared here: in a decoding thread with `DecodeAheadLoop`), or the `RequestError` to answer with."
+        try: sample = decode_request(self.predictor, payload, self.config.allow_files)
         except RequestError as e: return e
+        try: sample['inputs'] = self.predictor.prepare([sample])
+        except (ValueError, TypeError) as e: return RequestError('body', str(e))   # what the processor refuses in a sample
+        return sample
 
     def decode_request(self, request):
         "The decoded sample of a request: the result of its decode started by `DecodeAheadLoop`, or decoded now."
@@ -408,7 +411,10 @@ class SentimentAPI(ls.LitAPI):
         "One model call for the batch's good samples; errors pass through in their places."
         samples = x if isinstance(x, list) else [x]   # a list when batching is on
         ok = [s for s in samples if not isinstance(s, RequestError)]
-        preds = iter(self.predictor.predict_samples(ok, explain=any(s['explain'] for s in ok)) if ok else [])   # one call; Shapley values if any request asks
+        explain = any(s['explain'] for s in ok)   # one model call; Shapley values if any request asks
+        tok = self.predictor.processor.tokenizer
+        joined = join_inputs([s['inputs'] for s in ok], tok.pad_token_id, tok.padding_side == 'left') if ok else None
+        preds = iter(self.predictor.predict_inputs(joined, explain) if joined is not None else self.predictor.predict_samples(ok, explain) if ok else [])
         if ok: self.metrics.batch.observe(len(ok)); self.metrics.calls.labels(self.worker).inc()
         out = [s if isinstance(s, RequestError) else dict(next(preds).to_dict(), **({} if s['explain'] else {'shapley': None})) for s in samples]
         return out if isinstance(x, list) else out[0]
