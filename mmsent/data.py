@@ -15,8 +15,8 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SAMPLING_RATE', 'MAX_IMAGE_PIXELS', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio', 'load_audio',
-           'write_test_mp4', 'ImageReadError', 'ImageTooLarge', 'to_rgb', 'check_pixels', 'load_image',
+__all__ = ['SAMPLING_RATE', 'MAX_IMAGE_PIXELS', 'MAX_VIDEO_FRAMES', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio',
+           'load_audio', 'write_test_mp4', 'ImageReadError', 'ImageTooLarge', 'to_rgb', 'check_pixels', 'load_image',
            'VideoReadError', 'load_video_frames']
 
 # %% ../nbs/01_data.ipynb #7013423b
@@ -176,14 +176,30 @@ def load_image(
 class VideoReadError(ValueError):
     "A video file exists but has no decodable video frames."
 
+MAX_VIDEO_FRAMES = 20_000   # frames one read decodes at most, whatever the timestamps say (11 minutes at 30 frames/s)
+
+def _decoded(path:Path, max_seconds:float|None, max_frames:int):
+    "(time, frame) of a video's frames in order, stopping at `max_seconds` (after the first frame) or `max_frames`."
+    try: container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {path}: {e}") from None
+    with container:
+        vs = container.streams.video[0]
+        try:
+            for n, fr in enumerate(container.decode(vs)):
+                t = fr.time if fr.time is not None else n/float(vs.average_rate or 25)
+                if n >= max_frames or (max_seconds is not None and t > max_seconds and n > 0): return
+                yield t, fr
+        except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {path}: {e}") from None
+
 def load_video_frames(
     path:str|Path, # a video file
     n_frames:int=1, # 1: the middle frame; k: k frames spaced uniformly
     max_seconds:float|None=None, # only consider the first `max_seconds` of the clip
+    max_frames:int|None=None, # decode at most this many frames (None: `MAX_VIDEO_FRAMES`), however long the clip says it is
 )->list[Image.Image]: # `n_frames` RGB images
-    "Decode `n_frames` RGB frames of a video (the middle one, or uniformly spaced), naming the file in any error."
+    "Decode `n_frames` RGB frames of a video (the middle one, or uniformly spaced), naming the file in any error; only the chosen frames are kept."
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    p = _check_file(path, 'video')
+    p, cap = _check_file(path, 'video'), MAX_VIDEO_FRAMES if max_frames is None else max_frames
     try: container = av.open(str(p))
     except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {p}: {e}") from None
     with container:
@@ -191,19 +207,21 @@ def load_video_frames(
         vs = container.streams.video[0]
         check_pixels(vs.codec_context.width, vs.codec_context.height, p)   # from the stream's header, before any frame is decoded
         dur = float(vs.duration*vs.time_base) if vs.duration else (container.duration/1e6 if container.duration else None)
-        if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)
-        targets = None if not dur else [(i + 0.5)/n_frames*dur for i in range(n_frames)]
-        picked, every, last = [], [], None
-        try:
-            for fr in container.decode(vs):
-                t = fr.time if fr.time is not None else len(every)/float(vs.average_rate or 25)
-                if max_seconds is not None and t > max_seconds and last is not None: break
-                last = fr
-                if targets is None: every.append(fr.to_image()); continue   # unknown duration: keep all, choose below
-                while len(picked) < n_frames and t + 1e-6 >= targets[len(picked)]: picked.append(fr.to_image())
-                if len(picked) == n_frames: break
-        except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {p}: {e}") from None
-        if last is None: raise VideoReadError(f"{p} has no decodable video frames")
-        if targets is None: picked = [every[min(len(every) - 1, int((i + 0.5)/n_frames*len(every)))] for i in range(n_frames)]
-        elif len(picked) < n_frames: picked += [last.to_image()] * (n_frames - len(picked))   # stream shorter than announced
+    if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)
+    picked, last = [], None
+    if dur:   # frames nearest after evenly spaced times
+        targets = [(i + 0.5)/n_frames*dur for i in range(n_frames)]
+        for t, fr in _decoded(p, max_seconds, cap):
+            last = fr
+            while len(picked) < n_frames and t + 1e-6 >= targets[len(picked)]: picked.append(fr.to_image())
+            if len(picked) == n_frames: break
+        if last is not None and len(picked) < n_frames: picked += [last.to_image()] * (n_frames - len(picked))   # shorter than announced
+    else:   # unknown duration: count the frames, then take evenly spaced ones in a second pass
+        count = sum(1 for _ in _decoded(p, max_seconds, cap))
+        want = [min(count - 1, int((i + 0.5)/n_frames*count)) for i in range(n_frames)]
+        for n, (_, fr) in enumerate(_decoded(p, max_seconds, cap)):
+            picked += [fr.to_image()] * want.count(n)
+            if len(picked) == n_frames: break
+    if not picked: raise VideoReadError(f"{p} has no decodable video frames")
     return [to_rgb(im) for im in picked]
+
