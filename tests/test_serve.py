@@ -135,10 +135,10 @@ def test_bad_options_are_one_line(files, tmp_path):
 
 
 @contextlib.contextmanager
-def serve_process(model, port:int):
+def serve_process(model, port:int, *args:str):
     "mmsent_serve in its own process group, once GET /health answers 200: yields the main process (stderr piped), and kills the group on exit."
     p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model),
-                          '--port', str(port), '--shutdown_timeout', '3'], start_new_session=True, env=ENV,
+                          '--port', str(port), '--shutdown_timeout', '3', *args], start_new_session=True, env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -163,11 +163,21 @@ def assert_nothing_left(p, port:int):
 
 @pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT'])
 def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
-    "kill -TERM (or -INT) on mmsent_serve's main process: it exits 0 within the grace period, no process of its group is left, the port is free."
+    """kill -TERM (or -INT) on mmsent_serve's main process: the requests in flight are answered 200, a request after the signal
+    is refused, the server exits 0 within the grace period, no process of its group is left, the port is free."""
     port = free_port()
-    with serve_process(files/'model', port) as p:
+    url = f'http://127.0.0.1:{port}/predict'
+    with serve_process(files/'model', port, '--max_batch_size', '64', '--batch_timeout', '2.5') as p, cf.ThreadPoolExecutor(8) as pool:
+        def post(i):   # a new connection each: a pooled one would be closed under it by the drain
+            try: return httpx.post(url, json={'text': f'request {i}'}, timeout=20).status_code
+            except httpx.HTTPError as e: return type(e).__name__
+        in_flight = [pool.submit(post, i) for i in range(6)]   # held by the worker, filling its batch, when the signal comes
+        time.sleep(1.0)
         t0 = time.monotonic()
         p.send_signal(getattr(signal, sig))
+        time.sleep(0.5)
+        late = post(99)
+        assert [f.result() for f in in_flight] == [200]*6 and late in ('ConnectError', 'ReadError', 'RemoteProtocolError'), ([f.result() for f in in_flight], late)
         _, err = p.communicate(timeout=3 + 5 + 10)
         assert p.returncode == 0 and time.monotonic() - t0 < 3 + 5, (p.returncode, err[-2000:])
         assert 'Traceback' not in err, err[-2000:]
