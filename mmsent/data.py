@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e5e838ee
 from __future__ import annotations
-import functools, warnings
+import functools, re, threading, warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +147,8 @@ def check_pixels(
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if width*height > limit: raise ImageTooLarge(f"image too large ({width} x {height}): {what} has more than {limit:,} pixels")
 
+_OPENING = threading.Lock()
+
 def load_image(
     image:str|Path|Image.Image, # a path, or a PIL image already in memory
     max_pixels:int|None=None, # refuse a larger image from its header, before decoding it (None: `MAX_IMAGE_PIXELS`)
@@ -157,15 +159,18 @@ def load_image(
         return to_rgb(image)
     p = _check_file(image, 'image')
     try:
-        with warnings.catch_warnings():
+        with _OPENING, warnings.catch_warnings():   # the warning filters are process-wide: one thread at a time changes them
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # Pillow's warning limit is above ours, checked next
             img = Image.open(p)   # reads the header only
         with img:
             check_pixels(*img.size, p, max_pixels)
             img.load()  # decode now, so truncated files fail here
             return to_rgb(img)
-    except Image.DecompressionBombError as e:   # Pillow's own limit, above ours, met while opening
-        raise ImageTooLarge(f"image too large: {p} ({e})") from None
+    except Image.DecompressionBombError as e:   # Pillow's own limit, far above ours, met while opening: its message has the pixel count
+        n = re.search(r'\((\d+) pixels\)', str(e))
+        limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+        head = f"image too large ({int(n[1]):,} pixels)" if n else "image too large"
+        raise ImageTooLarge(f"{head}: {p} has more than {limit:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageReadError(f"cannot read image {p}: {e}") from None
     except ValueError as e:
@@ -205,6 +210,7 @@ def load_video_frames(
     with container:
         if not container.streams.video: raise VideoReadError(f"{p} has no video stream")
         vs = container.streams.video[0]
+        if vs.codec_context is None: raise VideoReadError(f"cannot decode video {p}: its video stream has no codec parameters")   # e.g. cut short
         check_pixels(vs.codec_context.width, vs.codec_context.height, p)   # from the stream's header, before any frame is decoded
         dur = float(vs.duration*vs.time_base) if vs.duration else (container.duration/1e6 if container.duration else None)
     if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)

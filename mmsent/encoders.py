@@ -491,7 +491,7 @@ except ImportError: create_bidirectional_mask = None
 def span_mask(
     lengths:torch.Tensor, # (B,) real positions in each row
     size:int, # positions in a row (the padded length)
-    prob:float, # SpecAugment's `mask_*_prob`: the share of real positions that start a span, times the span length
+    prob:float, # SpecAugment's `mask_*_prob`: a row gets `prob * length / span` spans (rounded at random), so about this share is covered
     span:int, # positions in a span (`mask_*_length`)
     min_spans:int=0, # at least this many spans a row (`mask_*_min_masks`), where they fit
 )->torch.Tensor: # (B, size) bool, True where masked

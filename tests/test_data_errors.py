@@ -128,3 +128,68 @@ def test_train_nan_audio_fails_then_skip_bad_drops_it(d, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path/'b'/'data_report_train.json').read_text())
     assert rep['dropped_by_reason'] == {'non-finite samples': 2} and [s['id'] for s in rep['dropped_samples']] == ['bad', 'bad2']
+
+
+@pytest.fixture(scope='module')
+def hostile(d):
+    "Hostile files: a decompression bomb, a huge picture in a small file, garbage named .png, a WAV header claiming 10 minutes, a truncated mp4."
+    import struct
+    import soundfile as sf
+    from PIL import Image
+    from mmsent.data import write_test_mp4
+    h = d/'hostile'; h.mkdir()
+    Image.new('1', (20_000, 20_000)).save(h/'bomb.png')    # 49 KB, 400 megapixels: over Pillow's own bomb limit
+    Image.new('1', (12_000, 12_000)).save(h/'huge.png')    # 18 KB, 144 megapixels
+    (h/'garbage.png').write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    sf.write(h/'lying.wav', np.random.default_rng(1).normal(0, .1, 16_000).astype(np.float32), 16_000, subtype='PCM_16')
+    wav = bytearray((h/'lying.wav').read_bytes()); at = wav.index(b'data')
+    wav[at + 4:at + 8] = struct.pack('<I', 16_000*2*600); wav[4:8] = struct.pack('<I', 36 + 16_000*2*600)   # claims 10 minutes, holds 1 s
+    (h/'lying.wav').write_bytes(bytes(wav))
+    write_test_mp4(h/'clip.mp4', np.zeros(16_000, np.float32), frames=[np.full((32, 32, 3), 40*i, np.uint8) for i in range(4)], fps=4)
+    clip = (h/'clip.mp4').read_bytes(); (h/'truncated.mp4').write_bytes(clip[:len(clip)//2])
+    return h
+
+
+HOSTILE = [   # mmsent_predict arguments, and what its one error line says (None: the file is usable and is predicted)
+    (['--image', 'bomb.png'], 'image too large (400,000,000 pixels): bomb.png has more than 40,000,000 pixels'),
+    (['--image', 'huge.png'], 'image too large (12000 x 12000): huge.png has more than 40,000,000 pixels'),
+    (['--image', 'garbage.png'], 'cannot read image garbage.png'),
+    (['--video', 'truncated.mp4'], 'truncated.mp4'),
+    (['--audio', 'lying.wav'], None),
+]
+
+
+@pytest.mark.parametrize('args,says', HOSTILE, ids=[a[1] for a, _ in HOSTILE])
+def test_hostile_files_through_the_cli(d, hostile, args, says):
+    "Each hostile file: one error line naming it and exit status 2 (no traceback, no Pillow warning), or a prediction."
+    r = run('mmsent_predict', ['--model', str(d/'model'), *args], hostile)
+    if says is None:
+        assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+        return
+    assert r.returncode == 2 and says in error_line(r, 'mmsent_predict'), r.stderr
+    assert 'Warning' not in r.stderr, r.stderr
+
+
+def test_hostile_files_through_the_predictor(d, hostile):
+    "The same files through `Predictor`: each refusal is its error class, naming the file; the lying WAV gives the 1 s it holds."
+    from mmsent.data import ImageReadError, ImageTooLarge, VideoReadError, AudioReadError, load_audio
+    from mmsent.predict import Predictor
+    pr = Predictor.from_pretrained(d/'model', device='cpu')
+    for kw, err in ((dict(image=hostile/'bomb.png'), ImageTooLarge), (dict(image=hostile/'huge.png'), ImageTooLarge),
+                    (dict(image=hostile/'garbage.png'), ImageReadError), (dict(video=hostile/'truncated.mp4'), (VideoReadError, AudioReadError))):
+        with pytest.raises(err) as e: pr.predict(**kw)
+        assert next(iter(kw.values())).name in str(e.value), e.value
+    assert load_audio(hostile/'lying.wav').shape == (16_000,)
+    assert pr.predict(audio=hostile/'lying.wav').modalities == ['audio']
+
+
+def test_hostile_files_through_check_data(hostile):
+    "mmsent_check_data over a manifest of them: each bad file is listed with its reason, the usable ones pass, exit status 1."
+    (hostile/'m.csv').write_text('id,text,audio_path,image_path,video_path,label,split\nb,hi,,bomb.png,,positive,train\n'
+                                 'h,hi,,huge.png,,negative,train\ng,hi,,garbage.png,,neutral,train\nl,hi,lying.wav,,,positive,train\n'
+                                 't,hi,,,truncated.mp4,negative,val\nok,fine,,,clip.mp4,neutral,test\n')
+    r = run('mmsent_check_data', ['--dataset', 'manifest', '--data_root', 'm.csv'], hostile)
+    assert r.returncode == 1 and 'Traceback' not in r.stdout + r.stderr and 'Warning' not in r.stderr, (r.stdout, r.stderr)
+    bad = sorted(l.split()[1].rstrip(':') for l in r.stdout.splitlines() if l.strip().startswith('BAD '))
+    assert bad == ['bomb.png', 'garbage.png', 'huge.png', 'truncated.mp4'], r.stdout
+    assert 'image too large (400,000,000 pixels)' in r.stdout and 'image too large (12000 x 12000)' in r.stdout, r.stdout

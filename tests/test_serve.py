@@ -89,6 +89,41 @@ def test_bad_requests_are_4xx_naming_the_field(server, send, status, field, says
     assert '/tmp' not in body['detail'] and 'mmsent-serve-' not in body['detail'], body
 
 
+def group_rss_mib(port:int)->float:
+    "Resident memory of every process of the mmsent_serve listening on `port` (its process group), in MiB."
+    ps = subprocess.run(['ps', '-eww', '-o', 'pid=,args='], capture_output=True, text=True).stdout.splitlines()
+    pids = [l.split()[0] for l in ps if 'mmsent_serve' in l and f'--port {port}' in l]   # the main process and its forked children
+    groups = {subprocess.run(['ps', '-o', 'pgid=', '-p', pid], capture_output=True, text=True).stdout.strip() for pid in pids} - {''}
+    assert len(groups) == 1, (pids, groups)
+    return sum(int(x) for x in subprocess.run(['ps', '-o', 'rss=', '-g', groups.pop()], capture_output=True, text=True).stdout.split())/1024
+
+
+def test_hostile_files_are_4xx_and_the_memory_stays_bounded(server, files):
+    "A decompression bomb, a 144-megapixel picture in 18 KB, garbage, a truncated mp4 and 200,000 characters of text, three times each as"
+    " JSON and as a form: each gets its 4xx, the server stays healthy and its processes grow by less than 200 MiB."
+    from PIL import Image
+    h = files/'hostile'; h.mkdir(exist_ok=True)
+    Image.new('1', (20_000, 20_000)).save(h/'bomb.png'); Image.new('1', (12_000, 12_000)).save(h/'huge.png')
+    (h/'garbage.png').write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    from mmsent.data import write_test_mp4
+    write_test_mp4(h/'clip.mp4', np.zeros(16_000, np.float32), frames=[np.full((32, 32, 3), 90, np.uint8)]*4, fps=4)
+    clip = (h/'clip.mp4').read_bytes(); (h/'truncated.mp4').write_bytes(clip[:len(clip)//2])
+    cases = [('image', 'bomb.png', 413, 'image too large (400,000,000 pixels)'), ('image', 'huge.png', 413, 'image too large (12000 x 12000)'),
+             ('image', 'garbage.png', 422, 'cannot read image'), ('video', 'truncated.mp4', 422, 'its video stream has no codec parameters')]
+    before = group_rss_mib(server.base_url.port)
+    for _ in range(3):
+        for field, name, status, says in cases:
+            r = server.post('/predict', json={field: b64(h/name)})
+            assert r.status_code == status and r.json()['field'] == field and says in r.json()['detail'], (name, r.status_code, r.text)
+            with open(h/name, 'rb') as f: r = server.post('/predict', files={field: (name, f)})
+            assert r.status_code == status and says in r.json()['detail'], (name, r.status_code, r.text)
+        r = server.post('/predict', json={'text': 'a'*200_000})
+        assert r.status_code == 413 and r.json()['field'] == 'text', r.text
+    assert server.get('/health').status_code == 200
+    grown = group_rss_mib(server.base_url.port) - before
+    assert grown < 200, f"the server's processes grew by {grown:.0f} MiB"
+
+
 def test_a_bad_request_fails_alone_in_its_batch(server, files):
     "A good and a bad request sent together share a batch; only the bad one fails."
     before = read_metrics(server.get('/metrics').text)
