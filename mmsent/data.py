@@ -138,6 +138,8 @@ def to_rgb(
         return Image.alpha_composite(bg, rgba).convert('RGB')
     return img.convert('RGB')
 
+
+# %% ../nbs/01_data.ipynb #bfc40e8c
 def check_pixels(
     width:int, height:int, # the picture's size, from its header
     what, # the file (or 'image'), named in the error

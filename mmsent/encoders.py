@@ -1004,15 +1004,6 @@ def encode_audio(self:MultiModalProcessor, waves:list[torch.Tensor])->dict:
     return dict(audio_inputs=x, audio_attention_mask=mask)
 
 @patch
-def image_normalization(self:MultiModalProcessor)->torch.Tensor: # (2, 3): scale and shift per channel
-    "What the image processor's rescaling and normalisation do to a uint8 pixel `x`: `x * scale + shift`."
-    ip = self.image_processor
-    rescale = ip.rescale_factor if getattr(ip, 'do_rescale', False) else 1.0
-    mean, std = (ip.image_mean, ip.image_std) if getattr(ip, 'do_normalize', False) else ((0.0,)*3, (1.0,)*3)
-    mean, std = (torch.as_tensor(v, dtype=torch.float32).expand(3) for v in (mean, std))
-    return torch.stack([rescale / std, -mean / std])
-
-@patch
 def encode_images(self:MultiModalProcessor,
     images:list, # one PIL image or path, or a list of frames, per sample
     as_uint8:bool=False, # resized RGB as uint8, normalised later (on the device, by the model: `visual_normalization`)
@@ -1038,6 +1029,17 @@ def _blank_image(self:MultiModalProcessor):
     size = getattr(self.image_processor, 'size', None) or {}
     h, w = size.get('height', size.get('shortest_edge', 224)), size.get('width', size.get('shortest_edge', 224))
     return Image.new('RGB', (w, h))
+
+# %% ../nbs/02_encoders.ipynb #0844d870
+@patch
+def image_normalization(self:MultiModalProcessor)->torch.Tensor: # (2, 3): scale and shift per channel
+    "What the image processor's rescaling and normalisation do to a uint8 pixel `x`: `x * scale + shift`."
+    ip = self.image_processor
+    rescale = ip.rescale_factor if getattr(ip, 'do_rescale', False) else 1.0
+    mean, std = (ip.image_mean, ip.image_std) if getattr(ip, 'do_normalize', False) else ((0.0,)*3, (1.0,)*3)
+    mean, std = (torch.as_tensor(v, dtype=torch.float32).expand(3) for v in (mean, std))
+    return torch.stack([rescale / std, -mean / std])
+
 
 # %% ../nbs/02_encoders.ipynb #c36b3b55
 @patch
