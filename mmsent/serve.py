@@ -5,6 +5,7 @@
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
 import asyncio, base64, binascii, contextlib, hmac, ipaddress, multiprocessing as mp, threading, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import psutil
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ from litserve.loops.base import _StopLoopError, collate_requests   # a pinned mi
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.utils import LitAPIStatus, LoopResponseType
 import torch
-from fastapi import Response
+from fastapi import HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastcore.basics import patch
 from starlette.datastructures import Headers
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
            'metrics_text', 'read_metrics', 'RequestGuard', 'ApiKeyGuard', 'ServeConfig', 'load_predictor',
-           'DecodeAheadLoop', 'SentimentAPI', 'build_server', 'mmsent_serve', 'free_port', 'running_server']
+           'DecodeAheadLoop', 'SentimentAPI', 'DeadWorkerGuard', 'build_server', 'mmsent_serve', 'free_port',
+           'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
 FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
@@ -160,6 +162,7 @@ class ServeMetrics:
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60), **kw)
         self.batch = Histogram('mmsent_batch_size', 'samples in each model call', buckets=(1, 2, 4, 8, 16, 32, 64, 128), **kw)
         self.calls = Counter('mmsent_model_calls', 'model calls, by worker process id', ['worker'], **kw)
+        self.restarts = Counter('mmsent_worker_restarts', 'model workers started again after they died', **kw)
 
 def use_metrics_dir(
     path:str|Path|None=None, # the folder for the metric files (default: $PROMETHEUS_MULTIPROC_DIR, else a new temporary folder)
@@ -309,6 +312,7 @@ class ServeConfig:
     shutdown_timeout:float = 10.0 # on SIGTERM or SIGINT: seconds for requests in flight to finish before every process of the server is killed
     api_key:str|None = None # require the header 'Authorization: Bearer API_KEY' on every request but GET /health (default: the MMSENT_API_KEY environment variable; neither: no key)
     allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
+    worker_restarts:int = 3 # a model worker that dies is started again (the requests it held are answered 503) up to this many times in 10 minutes; one more death stops the server with exit status 1 (0: stop at the first)
 
     def __post_init__(self):
         if self.backend not in BACKENDS: raise ConfigError('backend', f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
@@ -318,6 +322,7 @@ class ServeConfig:
         if self.backend == 'onnxruntime' and self.precision not in ('auto', 'fp32'):
             raise ConfigError('precision', f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
         if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
+        if self.worker_restarts < 0: raise ConfigError('worker_restarts', f"must be >= 0, got {self.worker_restarts}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
         if self.threads is not None and self.threads < 1: raise ConfigError('threads', f"must be >= 1, got {self.threads}")
@@ -379,6 +384,7 @@ class SentimentAPI(ls.LitAPI):
         super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict',
                          loop=DecodeAheadLoop(config.decode_threads) if config.decode_threads else 'auto')
         self.config = config
+        self.worker_pids = mp.get_context('spawn').Array('q', config.workers, lock=False)   # each worker's process id, seen by every process
 
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
@@ -386,6 +392,11 @@ class SentimentAPI(ls.LitAPI):
         threads = c.threads or max(1, ((os.cpu_count() or 1) - c.api_servers)//c.workers)   # idle threads spin: leave the HTTP servers a core
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
+        self.worker_pids[int(os.environ.get('LITSERVE_WORKER_ID', 0))] = os.getpid()
+
+    def health(self)->bool:
+        "Whether every model worker that has started is alive (LitServe's `GET /health` also waits for each one's `setup`)."
+        return all(_alive(pid) for pid in self.worker_pids if pid)
 
     def decode_payload(self, payload):
         "A decoded sample with its model inputs (`inputs`, prepared here: in a decoding thread with `DecodeAheadLoop`), or the `RequestError` to answer with."
@@ -423,19 +434,81 @@ class SentimentAPI(ls.LitAPI):
         "The prediction as JSON, or the error's status and message."
         return JSONResponse(output.to_dict(), status_code=output.status) if isinstance(output, RequestError) else output
 
+# %% ../nbs/08c_serve.ipynb #f2fbd109
+def _alive(pid:int)->bool:
+    "Whether process `pid` runs (a zombie, dead but not yet reaped by its parent, does not)."
+    try: return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess: return False
+
+class DeadWorkerGuard:
+    "ASGI middleware: from the first request on, watches the model workers; the requests a dead one had taken are answered 503."
+    def __init__(self,
+        app, # the ASGI app it wraps
+        server:ls.LitServer, # the server whose `response_buffer` holds this process's waiting requests
+        pids, # the workers' process ids, by worker number (`SentimentAPI.worker_pids`; 0: not started yet)
+        every:float=0.25, # seconds between two looks
+    ):
+        self.app, self.server, self.pids, self.every, self.task, self.seen = app, server, pids, every, None, {}
+
+    async def __call__(self, scope, receive, send):
+        if self.task is None and scope['type'] == 'http': self.task = asyncio.get_running_loop().create_task(self.watch())
+        return await self.app(scope, receive, send)
+
+    async def watch(self):
+        while True:
+            self.answer_held()
+            await asyncio.sleep(self.every)
+
+    def answer_held(self)->int:
+        "Answer 503 to the requests each newly dead worker had taken (once per worker process); returns how many."
+        n = 0
+        for worker, pid in enumerate(self.pids):
+            if not pid or self.seen.get(worker) == pid or _alive(pid): continue
+            self.seen[worker] = pid
+            for item in list(self.server.response_buffer.values()):
+                if item.worker_id != worker or item.event.is_set(): continue
+                item.response = (HTTPException(503, f"the model worker serving this request stopped (worker {worker}); send it again",
+                                               headers={'Retry-After': '1'}), LitAPIStatus.ERROR)
+                item.event.set(); n += 1
+        return n
+
 # %% ../nbs/08c_serve.ipynb #d522c2ae
 def build_server(
     config:ServeConfig, # the options
 )->ls.LitServer:
     "A LitServer for `config`: `POST /predict` behind a `RequestGuard`, `GET /health`, `GET /info` and `GET /metrics`."
     use_metrics_dir()
-    metrics = ServeMetrics()
-    server = ls.LitServer(SentimentAPI(config), accelerator=config.device, devices=1, workers_per_device=config.workers, timeout=config.timeout,
+    metrics, api = ServeMetrics(), SentimentAPI(config)
+    server = ls.LitServer(api, accelerator=config.device, devices=1, workers_per_device=config.workers, timeout=config.timeout, restart_workers=config.worker_restarts > 0,
                           middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics, read_timeout=config.read_timeout))]
                                       + ([(ApiKeyGuard, dict(key=key))] if (key := config.api_key or os.environ.get('MMSENT_API_KEY')) else []),   # added last: outside the checks
                           model_metadata=dict(model=Path(config.model).name, backend=config.backend, int8=config.int8))
     server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'), methods=['GET'])
+    server.app.add_middleware(DeadWorkerGuard, server=server, pids=api.worker_pids)   # outermost: it only watches
+    server.launch_single_inference_worker = _bounded_restarts(server.launch_single_inference_worker, config.worker_restarts, metrics)
     return server
+
+def _bounded_restarts(
+    launch, # LitServe's `launch_single_inference_worker`, which its monitor calls for a dead worker
+    limit:int, # restarts allowed within `window`
+    metrics:ServeMetrics, # counts the restarts
+    window:float=600.0, # seconds
+):
+    "`launch`, allowed `limit` times in `window` seconds: one more stops the server with exit status 1 (a worker that keeps dying)."
+    times = deque()
+    def relaunch(lit_api, worker_id:int):
+        now = time.monotonic()
+        times.append(now)
+        while now - times[0] > window: times.popleft()
+        if len(times) > limit:
+            print(f"mmsent_serve: error: model worker {worker_id} died: {len(times)} deaths within {window/60:g} minutes, more than "
+                  f"--worker_restarts {limit} allows; the server stopped", file=sys.stderr, flush=True)
+            _kill_children(1)
+        print(f"mmsent_serve: model worker {worker_id} died; starting it again (restart {len(times)} of the {limit} allowed within "
+              f"{window/60:g} minutes)", file=sys.stderr, flush=True)
+        metrics.restarts.inc()
+        return launch(lit_api, worker_id)
+    return relaunch
 
 # %% ../nbs/08c_serve.ipynb #90a87cf2
 def _port_free(host:str, port:int)->bool:

@@ -230,14 +230,35 @@ def test_an_api_key_guards_everything_but_health(files):
     assert plain.json()['field'] == 'Authorization' and right.json()['modalities'] == ['text']
 
 
-def test_a_killed_worker_stops_the_server_with_an_error(files):
-    "kill -9 on the model worker: the server stops, exits 1 naming the worker (a supervisor restarts it), and leaves no process or port behind."
+def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files):
+    """kill -9 on the model worker while it holds requests: they are answered 503 and /health 503 at once; a new worker is
+    started and serves; a second death, over --worker_restarts 1, stops the server with exit status 1 and leaves no process
+    or port behind."""
     port = free_port()
-    with serve_process(files/'model', port) as p:
-        assert httpx.post(f'http://127.0.0.1:{port}/predict', json={'text': 'fine'}, timeout=60).status_code == 200
-        calls = read_metrics(httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text)
-        worker = next(int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker='))   # the worker's pid, from its own counter
-        os.kill(worker, signal.SIGKILL)
+    base = f'http://127.0.0.1:{port}'
+    def worker_pids():   # from the workers' own model-call counters
+        calls = read_metrics(httpx.get(base + '/metrics', timeout=10).text)
+        return {int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker=')}
+    with serve_process(files/'model', port, '--worker_restarts', '1', '--max_batch_size', '64', '--batch_timeout', '2.5') as p, \
+            cf.ThreadPoolExecutor(6) as pool:
+        assert httpx.post(base + '/predict', json={'text': 'fine'}, timeout=60).status_code == 200
+        (first,) = worker_pids()
+        held = [pool.submit(httpx.post, base + '/predict', json={'text': f'request {i}'}, timeout=20) for i in range(6)]
+        time.sleep(1.0)   # read by the worker, which waits for its batch to fill
+        os.kill(first, signal.SIGKILL)
+        answers = [f.result() for f in held]
+        assert [a.status_code for a in answers] == [503]*6 and answers[0].headers['retry-after'] == '1', [a.text for a in answers]
+        assert 'worker 0' in answers[0].json()['detail']
+        assert httpx.get(base + '/health', timeout=10).status_code == 503
+        deadline = time.monotonic() + 120
+        while httpx.get(base + '/health', timeout=10).status_code != 200:
+            assert time.monotonic() < deadline and p.poll() is None, 'no new worker'
+            time.sleep(0.25)
+        assert httpx.post(base + '/predict', json={'text': 'fine'}, timeout=60).status_code == 200
+        (second,) = worker_pids() - {first}
+        assert read_metrics(httpx.get(base + '/metrics', timeout=10).text)['mmsent_worker_restarts_total'] == 1
+        os.kill(second, signal.SIGKILL)
         _, err = p.communicate(timeout=60)
-        assert p.returncode == 1 and 'a model worker died' in err and 'Traceback' not in err.split('a model worker died')[-1], (p.returncode, err[-2000:])
+        assert p.returncode == 1 and 'more than --worker_restarts 1 allows; the server stopped' in err, (p.returncode, err[-2000:])
+        assert 'Traceback' not in err, err[-2000:]
         assert_nothing_left(p, port)
