@@ -1,5 +1,5 @@
 "mmsent_serve as a client meets it: good requests (JSON, multipart, ONNX Runtime), each kind of bad request answered 4xx naming what is wrong, the command line and the server agreeing, two replicas sharing the load, and the queue timeout."
-import base64, concurrent.futures as cf, contextlib, io, json, os, signal, socket, subprocess, sys, time
+import base64, concurrent.futures as cf, contextlib, io, json, os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -230,16 +230,17 @@ def test_an_api_key_guards_everything_but_health(files):
     assert plain.json()['field'] == 'Authorization' and right.json()['modalities'] == ['text']
 
 
-def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files):
+def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files, tmp_path):
     """kill -9 on the model worker while it holds requests: they are answered 503 and /health 503 at once; a new worker is
-    started and serves; a second death, over --worker_restarts 1, stops the server with exit status 1 and leaves no process
-    or port behind."""
+    started and serves, also once the model folder is gone; a second death, over --worker_restarts 1, stops the server with
+    exit status 1 and leaves no process or port behind."""
+    model = Path(shutil.copytree(files/'model', tmp_path/'model'))
     port = free_port()
     base = f'http://127.0.0.1:{port}'
     def worker_pids():   # from the workers' own model-call counters
         calls = read_metrics(httpx.get(base + '/metrics', timeout=10).text)
         return {int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker=')}
-    with serve_process(files/'model', port, '--worker_restarts', '1', '--max_batch_size', '64', '--batch_timeout', '2.5') as p, \
+    with serve_process(model, port, '--worker_restarts', '1', '--max_batch_size', '64', '--batch_timeout', '2.5') as p, \
             cf.ThreadPoolExecutor(6) as pool:
         assert httpx.post(base + '/predict', json={'text': 'fine'}, timeout=60).status_code == 200
         (first,) = worker_pids()
@@ -254,6 +255,7 @@ def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files):
         while httpx.get(base + '/health', timeout=10).status_code != 200:
             assert time.monotonic() < deadline and p.poll() is None, 'no new worker'
             time.sleep(0.25)
+        model.rename(tmp_path/'moved')   # the model folder becomes unreadable: the workers hold the model
         assert httpx.post(base + '/predict', json={'text': 'fine'}, timeout=60).status_code == 200
         (second,) = worker_pids() - {first}
         assert read_metrics(httpx.get(base + '/metrics', timeout=10).text)['mmsent_worker_restarts_total'] == 1
