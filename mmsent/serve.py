@@ -17,6 +17,7 @@ import litserve as ls
 from litserve.loops.base import _StopLoopError, collate_requests   # a pinned minor version (settings.ini): these are LitServe's own loop helpers
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.utils import LitAPIStatus, LoopResponseType
+from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
 import torch
 from fastapi import HTTPException, Response
 from fastapi.responses import JSONResponse
@@ -152,17 +153,68 @@ def decode_request(
     return sample
 
 # %% ../nbs/08c_serve.ipynb #7d57f79b
+def _allocate(f, size:int):
+    "Give the first `size` bytes of file `f` their disk blocks now: OSError (ENOSPC) here, not SIGBUS at a later write."
+    if hasattr(os, 'posix_fallocate'): return os.posix_fallocate(f.fileno(), 0, size)
+    have = os.fstat(f.fileno()).st_size
+    if size > have: os.pwrite(f.fileno(), bytes(size - have), have)
+
+
+class _AllocatedMetricFile(MmapedDict):
+    """prometheus_client's memory-mapped metric file, with its disk blocks allocated before they are mapped. prometheus_client
+    extends the file sparsely; on a full disk, the first write to such a page kills the process with SIGBUS."""
+    def __init__(self, filename, read_mode=False):
+        if not read_mode:
+            with open(filename, 'a+b') as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    try: _allocate(f, _INITIAL_MMAP_SIZE)
+                    except OSError: os.unlink(filename); raise   # an empty file would break the collector that reads them all
+        super().__init__(filename, read_mode)
+
+    def _init_value(self, key):
+        size = self._capacity
+        while self._used + 4096 > size: size *= 2   # room for the new value (a key is far shorter), as prometheus_client doubles
+        if size > self._capacity: _allocate(self._f, size)
+        return super()._init_value(key)
+
+_METRIC_WRITE_ERRORS = [0]   # metric values this process could not write
+
+def _metric_write_failed(e:OSError):
+    if _METRIC_WRITE_ERRORS[0] == 0:
+        log.warning(f"metrics: cannot write under {os.environ.get('PROMETHEUS_MULTIPROC_DIR')}: {e}; serving goes on, "
+                    "this process's metric values are lost (GET /metrics counts them in mmsent_metrics_write_errors_total)")
+    _METRIC_WRITE_ERRORS[0] += 1
+
 class ServeMetrics:
-    "The server's Prometheus metrics, shared by its processes through prometheus_client's multiprocess mode."
+    """The server's Prometheus metrics, shared by its processes through prometheus_client's multiprocess mode. A value that
+    cannot be written (a full disk under the metrics folder) is counted, not raised: the request it belongs to goes on."""
     def __init__(self):
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Histogram, values
+        values.MmapedDict = _AllocatedMetricFile   # in every process that records (the model workers import prometheus_client anew)
         kw = dict(registry=None)   # the values live in $PROMETHEUS_MULTIPROC_DIR; `metrics_text` collects them
-        self.requests = Counter('mmsent_requests', 'requests to /predict, by HTTP status', ['status'], **kw)
-        self.latency = Histogram('mmsent_request_seconds', 'time from a /predict request to its answer',
-                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60), **kw)
-        self.batch = Histogram('mmsent_batch_size', 'samples in each model call', buckets=(1, 2, 4, 8, 16, 32, 64, 128), **kw)
-        self.calls = Counter('mmsent_model_calls', 'model calls, by worker process id', ['worker'], **kw)
-        self.restarts = Counter('mmsent_worker_restarts', 'model workers started again after they died', **kw)
+        self.ready = False
+        try:
+            self.requests = Counter('mmsent_requests', 'requests to /predict, by HTTP status', ['status'], **kw)
+            self.latency = Histogram('mmsent_request_seconds', 'time from a /predict request to its answer',
+                                     buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60), **kw)
+            self.batch = Histogram('mmsent_batch_size', 'samples in each model call', buckets=(1, 2, 4, 8, 16, 32, 64, 128), **kw)
+            self.calls = Counter('mmsent_model_calls', 'model calls, by worker process id', ['worker'], **kw)
+            self.restarts = Counter('mmsent_worker_restarts', 'model workers started again after they died', **kw)
+            self.ready = True
+        except OSError as e: _metric_write_failed(e)
+
+    def record(self,
+        name:str, # requests, latency, batch, calls or restarts
+        value:float=1.0, # added to a counter, observed by a histogram
+        label:str|None=None, # the metric's label value (status, worker)
+    ):
+        "Count `value` in the metric `name`; a value that cannot be written is counted in `mmsent_metrics_write_errors_total`."
+        if not self.ready: return _METRIC_WRITE_ERRORS.__setitem__(0, _METRIC_WRITE_ERRORS[0] + 1)
+        try:
+            m = getattr(self, name)
+            m = m.labels(label) if label is not None else m
+            m.observe(value) if hasattr(m, 'observe') else m.inc(value)
+        except OSError as e: _metric_write_failed(e)
 
 def use_metrics_dir(
     path:str|Path|None=None, # the folder for the metric files (default: $PROMETHEUS_MULTIPROC_DIR, else a new temporary folder)
@@ -176,10 +228,16 @@ def use_metrics_dir(
     return path
 
 def metrics_text()->bytes:
-    "The metrics of every process, in Prometheus' text format."
+    "The metrics of every process, in Prometheus' text format, and the values this process could not write."
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+    from prometheus_client.core import CounterMetricFamily
     reg = CollectorRegistry()
     multiprocess.MultiProcessCollector(reg)
+    class WriteErrors:
+        def collect(self):
+            yield CounterMetricFamily('mmsent_metrics_write_errors', 'metric values the process answering GET /metrics could not '
+                                      'write to the metrics folder (e.g. a full disk)', value=_METRIC_WRITE_ERRORS[0])
+    reg.register(WriteErrors())
     return generate_latest(reg)
 
 def read_metrics(
@@ -229,8 +287,8 @@ class RequestGuard:
             await self.app(scope, replay, counted)
         finally:
             if self.metrics:
-                self.metrics.requests.labels(str(status[0])).inc()
-                self.metrics.latency.observe(time.perf_counter() - t0)
+                self.metrics.record('requests', label=str(status[0]))
+                self.metrics.record('latency', time.perf_counter() - t0)
 
 # %% ../nbs/08c_serve.ipynb #6b30d87c
 @patch
@@ -426,7 +484,7 @@ class SentimentAPI(ls.LitAPI):
         tok = self.predictor.processor.tokenizer
         joined = join_inputs([s['inputs'] for s in ok], tok.pad_token_id, tok.padding_side == 'left') if ok else None
         preds = iter(self.predictor.predict_inputs(joined, explain) if joined is not None else self.predictor.predict_samples(ok, explain) if ok else [])
-        if ok: self.metrics.batch.observe(len(ok)); self.metrics.calls.labels(self.worker).inc()
+        if ok: self.metrics.record('batch', len(ok)); self.metrics.record('calls', label=self.worker)
         out = [s if isinstance(s, RequestError) else dict(next(preds).to_dict(), **({} if s['explain'] else {'shapley': None})) for s in samples]
         return out if isinstance(x, list) else out[0]
 
@@ -506,7 +564,7 @@ def _bounded_restarts(
             _kill_children(1)
         print(f"mmsent_serve: model worker {worker_id} died; starting it again (restart {len(times)} of the {limit} allowed within "
               f"{window/60:g} minutes)", file=sys.stderr, flush=True)
-        metrics.restarts.inc()
+        metrics.record('restarts')
         return launch(lit_api, worker_id)
     return relaunch
 

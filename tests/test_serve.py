@@ -170,10 +170,10 @@ def test_bad_options_are_one_line(files, tmp_path):
 
 
 @contextlib.contextmanager
-def serve_process(model, port:int, *args:str):
+def serve_process(model, port:int, *args:str, env:dict=ENV):
     "mmsent_serve in its own process group, once GET /health answers 200: yields the main process (stderr piped), and kills the group on exit."
     p = subprocess.Popen([sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model),
-                          '--port', str(port), '--shutdown_timeout', '3', *args], start_new_session=True, env=ENV,
+                          '--port', str(port), '--shutdown_timeout', '3', *args], start_new_session=True, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -264,3 +264,24 @@ def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files, tm
         assert p.returncode == 1 and 'more than --worker_restarts 1 allows; the server stopped' in err, (p.returncode, err[-2000:])
         assert 'Traceback' not in err, err[-2000:]
         assert_nothing_left(p, port)
+
+
+def test_a_full_disk_under_the_metrics_folder_loses_metric_values_not_requests(files, tmp_path):
+    """The metrics folder on a full file system (a 64 KiB tmpfs, filled up): the server starts and answers 200, and GET /metrics
+    counts the values it could not write. (prometheus_client alone dies there of SIGBUS at its first write.)"""
+    full = tmp_path/'full'
+    full.mkdir()
+    if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(full)], capture_output=True).returncode:
+        pytest.skip('mounting a tmpfs needs root')
+    try:
+        (full/'metrics').mkdir()
+        with pytest.raises(OSError), open(full/'filler', 'wb') as f:
+            while True: f.write(bytes(4096)); f.flush()
+        port = free_port()
+        with serve_process(files/'model', port, env=dict(ENV, PROMETHEUS_MULTIPROC_DIR=str(full/'metrics'))) as p:
+            answers = [httpx.post(f'http://127.0.0.1:{port}/predict', json={'text': 'fine'}, timeout=60).status_code for _ in range(3)]
+            got = read_metrics(httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text)
+            assert answers == [200]*3 and p.poll() is None
+            assert got['mmsent_metrics_write_errors_total'] >= 3, got
+    finally:
+        subprocess.run(['umount', str(full)], check=True)
