@@ -161,3 +161,29 @@ def test_broken_model_config_is_one_line(browser, server, files):
     err.wait_for()
     assert 'Cannot load a model from' in err.inner_text() and '\n' not in err.inner_text().strip(), err.inner_text()
     assert not page.locator('[data-testid="stException"]').count()
+
+
+@needs_browser
+@pytest.mark.slow
+def test_hostile_uploads_and_text_are_messages_in_the_page(browser, server, hostile):
+    """A decompression bomb, a 144-megapixel picture in 18 KB and half an mp4 uploaded together, then a text over the
+    100,000-character limit: a message for each, naming the file or the text, no exception box and nothing predicted."""
+    page = open_app(browser, server)
+    page.get_by_label('Text').fill('hello')
+    upload(page, 'Image', hostile/'bomb.png')
+    upload(page, 'Video', hostile/'truncated.mp4')
+    page.get_by_role('button', name='Predict').click()
+    alerts = page.locator('[data-testid="stAlert"]')
+    alerts.filter(has_text='bomb.png').wait_for(); alerts.filter(has_text='truncated.mp4').wait_for()
+    texts = alerts.all_inner_texts()
+    assert any('image file bomb.png' in t and 'image too large (400,000,000 pixels)' in t for t in texts), texts
+    assert not page.get_by_text('Predicted sentiment: ').count() and not page.locator('[data-testid="stException"]').count()
+    page = open_app(browser, server)
+    upload(page, 'Image', hostile/'huge.png')
+    page.get_by_role('button', name='Predict').click()
+    page.locator('[data-testid="stAlert"]').filter(has_text='image too large (12000 x 12000)').wait_for()
+    page = open_app(browser, server)
+    page.get_by_label('Text').fill('a'*100_001)
+    page.get_by_role('button', name='Predict').click()
+    page.locator('[data-testid="stAlert"]').filter(has_text='text is 100,001 characters long; the limit is 100,000').wait_for()
+    assert not page.get_by_text('Predicted sentiment: ').count() and not page.locator('[data-testid="stException"]').count()

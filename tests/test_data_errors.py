@@ -130,26 +130,6 @@ def test_train_nan_audio_fails_then_skip_bad_drops_it(d, tmp_path):
     assert rep['dropped_by_reason'] == {'non-finite samples': 2} and [s['id'] for s in rep['dropped_samples']] == ['bad', 'bad2']
 
 
-@pytest.fixture(scope='module')
-def hostile(d):
-    "Hostile files: a decompression bomb, a huge picture in a small file, garbage named .png, a WAV header claiming 10 minutes, a truncated mp4."
-    import struct
-    import soundfile as sf
-    from PIL import Image
-    from mmsent.data import write_test_mp4
-    h = d/'hostile'; h.mkdir()
-    Image.new('1', (20_000, 20_000)).save(h/'bomb.png')    # 49 KB, 400 megapixels: over Pillow's own bomb limit
-    Image.new('1', (12_000, 12_000)).save(h/'huge.png')    # 18 KB, 144 megapixels
-    (h/'garbage.png').write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    sf.write(h/'lying.wav', np.random.default_rng(1).normal(0, .1, 16_000).astype(np.float32), 16_000, subtype='PCM_16')
-    wav = bytearray((h/'lying.wav').read_bytes()); at = wav.index(b'data')
-    wav[at + 4:at + 8] = struct.pack('<I', 16_000*2*600); wav[4:8] = struct.pack('<I', 36 + 16_000*2*600)   # claims 10 minutes, holds 1 s
-    (h/'lying.wav').write_bytes(bytes(wav))
-    write_test_mp4(h/'clip.mp4', np.zeros(16_000, np.float32), frames=[np.full((32, 32, 3), 40*i, np.uint8) for i in range(4)], fps=4)
-    clip = (h/'clip.mp4').read_bytes(); (h/'truncated.mp4').write_bytes(clip[:len(clip)//2])
-    return h
-
-
 HOSTILE = [   # mmsent_predict arguments, and what its one error line says (None: the file is usable and is predicted)
     (['--image', 'bomb.png'], 'image too large (400,000,000 pixels): bomb.png has more than 40,000,000 pixels'),
     (['--image', 'huge.png'], 'image too large (12000 x 12000): huge.png has more than 40,000,000 pixels'),

@@ -54,7 +54,10 @@ def predict_inputs(
         except mpredict._INPUT_ERRORS as e:
             errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}"); continue
         sample.update({k: v for k, v in got.items() if v is not None})
-    if text is not None and text.strip(): sample['text'] = text
+    if text is not None and text.strip():
+        try: mpredict.check_text_length(text)
+        except mpredict.TextTooLong as e: errors.append(str(e))
+        else: sample['text'] = text
     turns = [t.strip() for t in (context or '').splitlines() if t.strip()]
     try: ctx = mpredict._check_context(turns, predictor.processor.config.context_turns, sample.get('text'))
     except mpredict._INPUT_ERRORS as e: errors.append(f"previous turns: {e}")
