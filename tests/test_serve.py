@@ -103,7 +103,7 @@ def test_hostile_files_are_4xx_and_the_memory_stays_bounded(server, hostile):
     " JSON and as a form: each gets its 4xx, the server stays healthy and its processes grow by less than 200 MiB."
     h = hostile
     cases = [('image', 'bomb.png', 413, 'image too large (400,000,000 pixels)'), ('image', 'huge.png', 413, 'image too large (12000 x 12000)'),
-             ('image', 'garbage.png', 422, 'cannot read image'), ('video', 'truncated.mp4', 422, 'its video stream has no codec parameters')]
+             ('image', 'garbage.png', 422, 'cannot read image'), ('video', 'truncated.mp4', 422, 'video stream')]   # cut in half: no codec parameters, or no video stream at all
     before = group_rss_mib(server.base_url.port)
     for _ in range(3):
         for field, name, status, says in cases:
