@@ -25,7 +25,7 @@ from fastcore.basics import patch
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from .core import PRECISIONS, ConfigError, OptionsParser
+from .core import PRECISIONS, ConfigError, OptionsParser, usable_cores
 from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
-           'metrics_text', 'read_metrics', 'RequestGuard', 'ApiKeyGuard', 'ServeConfig', 'load_predictor',
-           'DecodeAheadLoop', 'SentimentAPI', 'DeadWorkerGuard', 'build_server', 'mmsent_serve', 'free_port',
-           'running_server']
+           'metrics_text', 'read_metrics', 'RequestGuard', 'ApiKeyGuard', 'serve_workers', 'ServeConfig',
+           'load_predictor', 'DecodeAheadLoop', 'SentimentAPI', 'DeadWorkerGuard', 'build_server', 'mmsent_serve',
+           'free_port', 'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
 FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
@@ -348,6 +348,17 @@ def _exposed(host:str)->bool:
     except ValueError: return True   # a name: it may resolve to anything
 
 # %% ../nbs/08c_serve.ipynb #9876034e
+def serve_workers(
+    api_servers:int=1, # HTTP server processes, a core each
+    cores:int|None=None, # default: `usable_cores()`
+)->int:
+    """Model workers for the cores left after the HTTP servers: one per 4 cores, 1 to 8. On a CPU each worker computes
+    with its share of the cores; on a GPU each needs cores to decode and prepare requests (`--decode_threads`) and to
+    launch kernels. One worker with every core serves fewer requests than a few with a few cores each, and each worker
+    holds a copy of the model."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(8, (cores - api_servers)//4))
+
 @dataclass
 class ServeConfig:
     "The options of `mmsent_serve`."
@@ -358,9 +369,9 @@ class ServeConfig:
     precision:str = 'auto' # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
     host:str = '127.0.0.1' # the address to listen on (0.0.0.0 to accept connections from other machines, e.g. in a container)
     port:int = 8000 # the port to listen on
-    workers:int = 1 # model replicas: worker processes, each with its own copy of the model
+    workers:int|None = None # model replicas: worker processes, each with its own copy of the model (default: one per 4 CPU cores left to them, 1 to 8)
     api_servers:int = 1 # HTTP server processes in front of the workers
-    threads:int|None = None # CPU threads per worker (default: the machine's cores less one per HTTP server process, divided among the workers)
+    threads:int|None = None # CPU threads per worker (default: the cores this process may use less one per HTTP server process, divided among the workers)
     max_batch_size:int = 16 # the most requests one model call takes (1 turns dynamic batching off)
     batch_timeout:float = 0.01 # seconds a worker waits for more requests to fill a batch
     decode_threads:int = 2 # threads per worker that decode and preprocess requests while the model runs a batch (0: decode in the model's loop, between batches)
@@ -380,6 +391,7 @@ class ServeConfig:
         if self.backend == 'onnxruntime' and self.precision not in ('auto', 'fp32'):
             raise ConfigError('precision', f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
         if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
+        if self.workers is None: self.workers = serve_workers(self.api_servers)
         if self.worker_restarts < 0: raise ConfigError('worker_restarts', f"must be >= 0, got {self.worker_restarts}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
@@ -447,7 +459,7 @@ class SentimentAPI(ls.LitAPI):
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
         c = self.config
-        threads = c.threads or max(1, ((os.cpu_count() or 1) - c.api_servers)//c.workers)   # idle threads spin: leave the HTTP servers a core
+        threads = c.threads or max(1, (usable_cores() - c.api_servers)//c.workers)   # idle threads spin: leave the HTTP servers a core
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
         self.worker_pids[int(os.environ.get('LITSERVE_WORKER_ID', 0))] = os.getpid()

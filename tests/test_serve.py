@@ -234,7 +234,7 @@ def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files, tm
     def worker_pids():   # from the workers' own model-call counters
         calls = read_metrics(httpx.get(base + '/metrics', timeout=10).text)
         return {int(k.split('"')[1]) for k in calls if k.startswith('mmsent_model_calls_total{worker=')}
-    with serve_process(model, port, '--worker_restarts', '1', '--max_batch_size', '64', '--batch_timeout', '2.5') as p, \
+    with serve_process(model, port, '--workers', '1', '--worker_restarts', '1', '--max_batch_size', '64', '--batch_timeout', '2.5') as p, \
             cf.ThreadPoolExecutor(6) as pool:
         assert httpx.post(base + '/predict', json={'text': 'fine'}, timeout=60).status_code == 200
         (first,) = worker_pids()
