@@ -173,3 +173,19 @@ def test_hostile_files_through_check_data(hostile):
     bad = sorted(l.split()[1].rstrip(':') for l in r.stdout.splitlines() if l.strip().startswith('BAD '))
     assert bad == ['bomb.png', 'garbage.png', 'huge.png', 'truncated.mp4'], r.stdout
     assert 'image too large (400,000,000 pixels)' in r.stdout and 'image too large (12000 x 12000)' in r.stdout, r.stdout
+
+
+def test_training_with_skip_bad_lists_the_hostile_files_and_goes_on(hostile, tmp_path):
+    "mmsent_train over a manifest with the hostile files: without --skip_bad, one error naming them; with it, they are listed and the run ends."
+    (hostile/'train.csv').write_text('id,text,audio_path,image_path,video_path,label,split\nb,hi,,bomb.png,,positive,train\n'
+                                      'h,hi,,huge.png,,negative,train\ng,hi,,garbage.png,,neutral,train\nl,fine,lying.wav,,,positive,train\n'
+                                      'c,so so,,,clip.mp4,neutral,train\nt,hi,,,truncated.mp4,negative,val\nv,ok,lying.wav,,clip.mp4,neutral,val\n')
+    args = ['--dataset', 'manifest', '--data_root', str(hostile/'train.csv'), '--epochs', '1', '--no_progress', '--max_audio_seconds', '2',
+            '--log_dir', str(tmp_path/'logs')]
+    r = run('mmsent_train', [*args, '--output_dir', str(tmp_path/'a')], hostile)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and '--skip_bad' in r.stderr, r.stderr[-2000:]
+    assert 'bomb.png' in r.stderr and 'image too large (400,000,000 pixels)' in r.stderr, r.stderr[-2000:]
+    r = run('mmsent_train', [*args, '--output_dir', str(tmp_path/'b'), '--skip_bad'], hostile)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    dropped = {s['id'] for split in ('train', 'val') for s in json.loads((tmp_path/'b'/f'data_report_{split}.json').read_text())['dropped_samples']}
+    assert dropped == {'b', 'h', 'g', 't'}, dropped
