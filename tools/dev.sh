@@ -10,7 +10,8 @@
 #   bash tools/dev.sh venv          only create/refresh .venv
 #
 # Environment: PYTHON (interpreter for the venv, default python3), MMSENT_VENV (default .venv),
-# MMSENT_TEST_FLAGS (nbdev_test flags, default "slow"), MMSENT_SKIP_INSTALL=1 (use the venv as it is).
+# MMSENT_TEST_FLAGS (nbdev_test flags, default "slow"), MMSENT_SKIP_INSTALL=1 (use the venv as it is),
+# MMSENT_SKIP_NBS (a regular expression: notebooks 'test' leaves out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -76,7 +77,9 @@ tests() {
   log "nbdev_test --flags '${MMSENT_TEST_FLAGS-slow}'"
   # nbdev_test runs notebooks in parallel, a process per core: one torch thread each, not a core-sized pool each
   # (on 2 cores the two tutorials took 634 s in parallel with the default threads, 146 s with one)
-  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --timing
+  # MMSENT_SKIP_NBS: notebooks (a regular expression) not to run again here, e.g. CI's for those test-forced has just run
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --timing \
+    --skip_file_re "^[_.]${MMSENT_SKIP_NBS:+|$MMSENT_SKIP_NBS}"
   log "building the offline docs site"
   python tools/nbdocs.py site
   log "pytest"
