@@ -33,8 +33,8 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def server(files):
-    "One worker, batches of up to 8, a 0.2 s batching window, 1 MiB bodies, file:// URLs allowed under the files' folder."
-    with running_server(files/'model', '--max_batch_size', '8', '--batch_timeout', '0.2', '--max_request_mb', '1',
+    "One worker, batches of up to 8, a 0.2 s batching window, 1 MiB bodies sent within 2 s, file:// URLs allowed under the files' folder."
+    with running_server(files/'model', '--workers', '1', '--max_batch_size', '8', '--batch_timeout', '0.2', '--max_request_mb', '1', '--read_timeout', '2',
                         '--allow_files', str(files), log=files/'server.log') as url:
         with httpx.Client(base_url=url, timeout=60) as c: yield c
 
@@ -87,6 +87,32 @@ def test_bad_requests_are_4xx_naming_the_field(server, send, status, field, says
     body = r.json()
     assert body['field'] == field and says in body['detail'], body
     assert '/tmp' not in body['detail'] and 'mmsent-serve-' not in body['detail'], body
+
+
+def raw_http(port:int, data:bytes, close_write:bool=False)->bytes:
+    "Send `data` as it is on a new connection (shutting down the sending side after, if asked), and return all the server answers."
+    with socket.create_connection(('127.0.0.1', port), timeout=10) as s:
+        s.sendall(data)
+        if close_write: s.shutdown(socket.SHUT_WR)
+        got = []
+        with contextlib.suppress(socket.timeout, ConnectionResetError):
+            while (chunk := s.recv(65536)): got.append(chunk)
+        return b''.join(got)
+
+
+def test_lying_and_cut_bodies_are_4xx(server):
+    "A Content-Length larger than the body sent (408 after --read_timeout), one smaller (400), and an upload the client cuts off; the server stays healthy."
+    port = server.base_url.port
+    head = lambda n, ctype='application/json': f'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {n}\r\n\r\n'.encode()
+    body = b'{"text": "so good"}'
+    t0 = time.monotonic()
+    longer = raw_http(port, head(1000) + body)
+    assert longer.startswith(b'HTTP/1.1 408') and b'did not arrive within 2 s' in longer and time.monotonic() - t0 < 8, longer[:300]
+    shorter = raw_http(port, head(5) + body)   # the body is cut at 5 bytes; what follows is not a request (uvicorn answers it)
+    assert shorter.startswith(b'HTTP/1.1 400'), shorter[:300]
+    cut = raw_http(port, head(600, 'multipart/form-data; boundary=xyz') + b'--xyz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhal', close_write=True)
+    assert cut == b'' or cut.startswith(b'HTTP/1.1 4'), cut[:300]
+    assert server.get('/health').status_code == 200 and server.post('/predict', json={'text': 'fine'}).status_code == 200
 
 
 def group_rss_mib(port:int)->float:
