@@ -209,7 +209,9 @@ class ServeMetrics:
         label:str|None=None, # the metric's label value (status, worker)
     ):
         "Count `value` in the metric `name`; a value that cannot be written is counted in `mmsent_metrics_write_errors_total`."
-        if not self.ready: return _METRIC_WRITE_ERRORS.__setitem__(0, _METRIC_WRITE_ERRORS[0] + 1)
+        if not self.ready:   # the metric files could not be created
+            _METRIC_WRITE_ERRORS[0] += 1
+            return
         try:
             m = getattr(self, name)
             m = m.labels(label) if label is not None else m
@@ -230,15 +232,17 @@ def use_metrics_dir(
 def metrics_text()->bytes:
     "The metrics of every process, in Prometheus' text format, and the values this process could not write."
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
-    from prometheus_client.core import CounterMetricFamily
     reg = CollectorRegistry()
     multiprocess.MultiProcessCollector(reg)
-    class WriteErrors:
-        def collect(self):
-            yield CounterMetricFamily('mmsent_metrics_write_errors', 'metric values the process answering GET /metrics could not '
-                                      'write to the metrics folder (e.g. a full disk)', value=_METRIC_WRITE_ERRORS[0])
-    reg.register(WriteErrors())
+    reg.register(_WriteErrors())
     return generate_latest(reg)
+
+class _WriteErrors:
+    "A collector of `mmsent_metrics_write_errors_total`, held in this process's memory (the metric files may be what failed)."
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        yield CounterMetricFamily('mmsent_metrics_write_errors', 'metric values the process answering GET /metrics could not '
+                                  'write to the metrics folder (e.g. a full disk)', value=_METRIC_WRITE_ERRORS[0])
 
 def read_metrics(
     text:str|bytes, # Prometheus text, as `GET /metrics` answers
@@ -539,7 +543,8 @@ class DeadWorkerGuard:
                 if item.worker_id != worker or item.event.is_set(): continue
                 item.response = (HTTPException(503, f"the model worker serving this request stopped (worker {worker}); send it again",
                                                headers={'Retry-After': '1'}), LitAPIStatus.ERROR)
-                item.event.set(); n += 1
+                item.event.set()
+                n += 1
         return n
 
 # %% ../nbs/08c_serve.ipynb #d522c2ae
