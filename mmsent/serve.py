@@ -525,10 +525,10 @@ class DeadWorkerGuard:
         self.app, self.server, self.pids, self.every, self.task, self.seen = app, server, pids, every, None, {}
 
     async def __call__(self, scope, receive, send):
-        if self.task is None and scope['type'] == 'http': self.task = asyncio.get_running_loop().create_task(self.watch())
+        if self.task is None and scope['type'] == 'http': self.task = asyncio.get_running_loop().create_task(self._watch())
         return await self.app(scope, receive, send)
 
-    async def watch(self):
+    async def _watch(self):
         while True:
             self.answer_held()
             await asyncio.sleep(self.every)

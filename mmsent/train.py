@@ -5,6 +5,7 @@
 # %% ../nbs/05_train.ipynb #266dbab9
 from __future__ import annotations
 import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile, threading, time, traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -336,7 +337,7 @@ def resume_config(
 def train(
     config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
     teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
-    on_epoch_end=None, # callable(epoch, record) after each epoch is saved: return True to stop, or raise to abort
+    on_epoch_end:Callable[[int, dict], bool|None]|None=None, # called with (epoch, its history record) after each epoch is saved: return True to stop, or raise to abort
     **kwargs, # or override fields of the default config
 )->dict: # history, best, metric, best_dir, history_path, model
     "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."

@@ -244,3 +244,47 @@ def test_readme_images_point_into_the_notebooks_folder(nbdocs, root):
     assert nbdocs._readme_images('![a](images/x.svg) ![b](https://x.org/y.png)', 'nbs') == '![a](nbs/images/x.svg) ![b](https://x.org/y.png)'
     readme = (root/'README.md').read_text()
     assert '](nbs/images/architecture.svg)' in readme and (root/'nbs'/'images'/'architecture.svg').exists()
+
+
+def entry(site, page:str, name:str):
+    "The API entry `name` on `page`: its div."
+    soup = BeautifulSoup((site/page).read_text(), 'html.parser')
+    h = soup.find(id=name)
+    assert h is not None and h.find_parent(class_='mm-api'), f'{page}: no entry {name}'
+    return h.find_parent(class_='mm-api')
+
+
+def test_default_exp_is_read_from_the_code_cell(site, root, nbdocs):
+    "Each page documents its own module: the training page's resume_point takes a TrainConfig, the pre-training page's a PretrainConfig."
+    assert nbdocs.default_exp(root/'nbs'/'05_train.ipynb') == 'train' and nbdocs.default_exp(root/'nbs'/'91_tutorial.own_data.ipynb') is None
+    assert 'config:TrainConfig' in entry(site, 'train.html', 'resume_point').find('pre').get_text()
+    assert 'config:PretrainConfig' in entry(site, 'pretrain.html', 'resume_point').find('pre').get_text()
+
+
+def test_a_dataclass_with_kwargs_init_lists_its_fields(site):
+    "ModelConfig's `__init__(**kwargs)`: the entry lists its documented fields instead."
+    div = entry(site, 'model.html', 'modelconfig')
+    rows = {tr.find('td').get_text(strip=True): tr for tr in div.select('table.mm-params tbody tr')}
+    assert {'preset', 'modalities', 'fusion', 'task', 'context_turns'} <= set(rows) and 'kwargs' not in ' '.join(rows), list(rows)
+    assert 'where the encoders come from' in rows['preset'].get_text() and rows['preset'].find_all('td')[2].get_text() == "'base'"
+
+
+def test_tables_need_documented_parameters_and_callables_have_types(site, nbdocs):
+    "No parameter table where no parameter is documented (as nbdev); train's callback has its type, not NoneType."
+    def f(a, b=2): "No parameter documented."
+    def g(a, # the first
+          b=2): "One documented."
+    assert 'mm-params' not in nbdocs.api_doc(f, 'f') and 'mm-params' in nbdocs.api_doc(g, 'g')
+    def h(x=None): "An undocumented parameter with no type."
+    assert 'NoneType' not in nbdocs.api_doc(h, 'h')
+    sig = entry(site, 'train.html', 'train').find('pre').get_text()
+    assert 'on_epoch_end:Callable' in sig and 'NoneType' not in sig, sig
+
+
+def test_heading_ids_are_unique_and_entries_keep_theirs(site, root, nbdocs):
+    "The page title 'train' and the entry `train` no longer share an id; the entry keeps `#train`, which doc links use."
+    soup = BeautifulSoup((site/'train.html').read_text(), 'html.parser')
+    assert soup.find(id='train').find_parent(class_='mm-api')
+    for page in site.glob('*.html'):
+        ids = [t['id'] for t in BeautifulSoup(page.read_text(), 'html.parser').find_all(id=True)]
+        assert len(ids) == len(set(ids)), (page.name, sorted({i for i in ids if ids.count(i) > 1}))
