@@ -218,6 +218,7 @@ class ServeMetrics:
             m.observe(value) if hasattr(m, 'observe') else m.inc(value)
         except OSError as e: _metric_write_failed(e)
 
+# %% ../nbs/08c_serve.ipynb #fe2d77f3
 def use_metrics_dir(
     path:str|Path|None=None, # the folder for the metric files (default: $PROMETHEUS_MULTIPROC_DIR, else a new temporary folder)
 )->Path:
