@@ -288,3 +288,25 @@ def test_heading_ids_are_unique_and_entries_keep_theirs(site, root, nbdocs):
     for page in site.glob('*.html'):
         ids = [t['id'] for t in BeautifulSoup(page.read_text(), 'html.parser').find_all(id=True)]
         assert len(ids) == len(set(ids)), (page.name, sorted({i for i in ids if ids.count(i) > 1}))
+
+
+def test_a_plot_cell_without_its_image_fails_the_docs_check(root, nbdocs, tmp_path):
+    "Every plot a page draws is saved with it; clearing one plot cell's output, or the output a sentence announces, is a docs problem."
+    import nbformat
+    assert nbdocs.unshown_outputs(root/'nbs') == []
+    nb = nbformat.read(root/'nbs'/'06_evaluation.ipynb', as_version=4)
+    plot = next(i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and c.source.startswith('cm_fig = plot_confusion('))
+    nb.cells[plot].outputs = []
+    nb.cells.insert(plot + 1, nbformat.v4.new_markdown_cell('The same numbers as plots:'))
+    nb.cells.insert(plot + 2, nbformat.v4.new_code_cell('plot_ablation(abl);'))
+    nbformat.write(nb, tmp_path/'06_evaluation.ipynb')
+    assert nbdocs.unshown_outputs(tmp_path) == [f'nbs/06_evaluation.ipynb: cell {plot} draws a plot but has no saved image',
+                                               f'nbs/06_evaluation.ipynb: cell {plot + 2} draws a plot but has no saved image',
+                                               f'nbs/06_evaluation.ipynb: cell {plot + 2} has no saved output, and the prose before it announces one']
+
+
+def test_plots_are_on_their_pages(site):
+    "The evaluation page shows each plot function's figure; the tutorial its curves, confusion matrix, ablation, Shapley and attention plots."
+    for page, least in (('evaluation.html', 7), ('tutorial.html', 5), ('app.html', 2)):
+        imgs = BeautifulSoup((site/page).read_text(), 'html.parser').select('main img')
+        assert len(imgs) >= least, (page, len(imgs))

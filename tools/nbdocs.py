@@ -554,6 +554,31 @@ def check_site(out:Path|None=None)->list[str]:
     return problems
 
 
+_re_plot_call = re.compile(r'(?<![\w.])plot_\w+\(|^\s*plt\.show\(\)', re.M)
+_re_fig_last = re.compile(r'(?:^|\n)[ \t]*(\w*fig\d*)[ \t]*;?\s*$')   # a figure displayed by the cell's last line: `fig`, `hist_fig`
+_re_promise = re.compile(r'as plots|(shown|plotted|drawn|printed) below', re.I)
+
+
+def unshown_outputs(nbs:Path)->list[str]:
+    """Cells whose output the pages promise but the saved notebook lacks: a code cell that calls a `plot_*` function,
+    `plt.show()`, or ends by displaying a figure, with no image saved; and a code cell after prose that announces it
+    ("as plots", "shown below"), with no output saved. Re-run the notebook (jupyter nbconvert --execute --inplace) and commit."""
+    problems = []
+    for rel in doc_notebooks(nbs):
+        nb = nbformat.read(nbs/rel, as_version=4)
+        for i, c in enumerate(nb.cells):
+            if c.cell_type != 'code': continue
+            flags, code = split_directives(c.source)
+            if {'export', 'exporti', 'exports', 'hide'} & set(flags) or flags.get('eval') is False: continue
+            images = [o for o in c.get('outputs', []) if {'image/png', 'image/svg+xml'} & set(o.get('data', {}))]
+            if (_re_plot_call.search(code) or _re_fig_last.search(code)) and not images:
+                problems.append(f'nbs/{rel}: cell {i} draws a plot but has no saved image')
+            prev = nb.cells[i - 1] if i else None
+            if prev is not None and prev.cell_type == 'markdown' and _re_promise.search(prev.source) and not c.get('outputs'):
+                problems.append(f'nbs/{rel}: cell {i} has no saved output, and the prose before it announces one')
+    return problems
+
+
 def _md_output(o, stem:str, n:int, files:dict)->str:
     d = o.get('data', {})
     if o.get('output_type') == 'stream': return f"```\n{o['text'].rstrip()}\n```"
@@ -607,7 +632,7 @@ def main(argv=None):
     if a.what == 'readme': return print(f'wrote {build_readme()}')
     if a.what == 'sidebar': return print(f'wrote {write_sidebar()}')
     if a.what == 'site': out = build_site(a.out, force=a.force); print(f'wrote {len(list(out.rglob("*.html")))} pages to {out}')
-    problems = check_site(a.out)
+    problems = check_site(a.out) + unshown_outputs(get_config().nbs_path)
     for p in problems: print('docs:', p, file=sys.stderr)
     if problems: sys.exit(f'docs check failed: {len(problems)} problem(s)')
     print('docs check: ok')
