@@ -310,3 +310,12 @@ def test_plots_are_on_their_pages(site):
     for page, least in (('evaluation.html', 7), ('tutorial.html', 5), ('app.html', 2)):
         imgs = BeautifulSoup((site/page).read_text(), 'html.parser').select('main img')
         assert len(imgs) >= least, (page, len(imgs))
+
+
+def test_subtitles_are_markdown_and_source_links_go_to_the_notebook(site):
+    "The serve page's subtitle shows `mmsent_serve` as code, not in backticks; its header's source link opens nbs/08c_serve.ipynb."
+    soup = BeautifulSoup((site/'serve.html').read_text(), 'html.parser')
+    desc = soup.select_one('.mm-title .mm-desc')
+    assert desc.find('code') and '`' not in desc.get_text(), desc
+    assert '`' not in soup.find('meta', attrs={'name': 'description'})['content']
+    assert soup.select_one('header a.mm-tag')['href'].endswith('/blob/main/nbs/08c_serve.ipynb')

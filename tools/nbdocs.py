@@ -478,7 +478,8 @@ def build_site(out:Path|None=None, force:bool=False)->Path:
             nav.append(dict(title=sec, pages=items, current=p['section'] == sec))
         body, res = exporter.from_notebook_node(p['nb'], resources=dict(mm=dict(
             site_title=site['title'], site_description=site.get('description', ''), repo_url=site.get('repo-url', ''),
-            title=p['title'], description=p['fm'].get('description', ''), nav=nav, source=f"nbs/{p['src']}",
+            title=p['title'], description=p['fm'].get('description', '').replace('`', ''), description_html=md_inline(p['fm'].get('description', '')),
+            source_url=f"{site['repo-url']}/blob/{cfg.branch}/{cfg.nbs_path.name}/{p['src']}" if site.get('repo-url') else '', nav=nav, source=f"nbs/{p['src']}",
             root=root, home=root + 'index.html')))
         soup = BeautifulSoup(body, 'html.parser')
         _rewrite(soup, p['href'], cfg)
