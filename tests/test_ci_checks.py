@@ -23,27 +23,21 @@ def test_clean_clone_passes(clone):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_hand_edited_library_fails(clone):
+def test_hand_edited_library_and_unclean_notebook_fail(clone):
+    "Both faults in one clone (one check run): each is reported, and the check fails."
     f = clone/'mmsent'/'core.py'
     f.write_text(f.read_text().replace("LABELS = ('negative', 'neutral', 'positive')", "LABELS = ('neg', 'neu', 'pos')"))
-    subprocess.run(['git', 'commit', '-qam', 'edit the library by hand'], cwd=clone, check=True,
-                   env=dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@t', GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@t'))
-    r = check(clone)
-    assert r.returncode != 0
-    assert 'out of sync with the notebooks' in r.stderr
-    assert 'mmsent/core.py' in r.stdout
-
-
-def test_unclean_notebook_fails(clone):
-    import json
     f = clone/'nbs'/'00_core.ipynb'
     nb = json.loads(f.read_text())
     nb['cells'][0]['execution_count'] = 42
     nb['metadata']['widgets'] = {'junk': 1}
     f.write_text(json.dumps(nb))
+    subprocess.run(['git', 'commit', '-qam', 'edit the library by hand, save a notebook unclean'], cwd=clone, check=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@t', GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@t'))
     r = check(clone)
     assert r.returncode != 0
-    assert 'notebooks are not clean' in r.stderr
+    assert 'notebooks are not clean' in r.stderr and 'nbs/00_core.ipynb' in r.stdout
+    assert 'out of sync with the notebooks' in r.stderr and 'mmsent/core.py' in r.stdout
 
 
 # --- saved outputs are published (README, docs): they must not show where the notebook ran ---
