@@ -21,7 +21,6 @@ from safetensors.torch import save_file, load_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import get_linear_schedule_with_warmup
 from transformers.utils import ModelOutput
 
 import mmsent
@@ -30,7 +29,7 @@ from .datasets import DATASETS, load_records, read_hf, read_manifest, prepare_re
 from .encoders import MultiModalProcessor, EncoderLoadError, write_checksums
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
-from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer, load_checkpoint,
+from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer, make_scheduler, load_checkpoint,
                           latest_checkpoint, lock_output_dir, prepare_output_dir, resume_config, restore, catch_signals, interrupted, interrupt,
                           train_epoch, save_resumable, model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json,
                           _saving, _replace_dir, _quiet_worker, _elapsed, _new_totals, flush_tally)
@@ -456,7 +455,7 @@ def setup_pretrain(
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
     opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
     P = acc.num_processes
-    run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=get_linear_schedule_with_warmup(opt, warmup*P, total*P),
+    run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=make_scheduler(opt, warmup*P, total*P),
               train_dl=train_dl, val_dl=val_dl, state=TrainState(), prefix=PRETRAIN_PREFIX, prog='mmsent_pretrain', card=pretrain_card,
               data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_clips=len(train_dl.dataset), val_clips=len(val_dl.dataset)))
     if ckpt is not None: restore(run, ckpt)

@@ -19,7 +19,6 @@ from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKw
                                is_mlflow_available)
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
-from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
@@ -47,12 +46,12 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
            'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
            'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
            'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'kd_terms',
-           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'trackers_for',
-           'flat_hparams', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run', 'restore',
-           'train_step', 'after_step', 'flush_tally', 'train_epoch', 'end_epoch', 'training_command', 'model_card',
-           'save_resumable', 'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt', 'TrainingDiverged',
-           'GroupedByLength', 'audio_lengths', 'training_prior', 'class_weights_for', 'load_encoders', 'split_loader',
-           'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
+           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'make_scheduler',
+           'trackers_for', 'flat_hparams', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run',
+           'restore', 'train_step', 'after_step', 'flush_tally', 'train_epoch', 'end_epoch', 'training_command',
+           'model_card', 'save_resumable', 'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt',
+           'TrainingDiverged', 'GroupedByLength', 'audio_lengths', 'training_prior', 'class_weights_for',
+           'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -696,6 +695,16 @@ def make_optimizer(
     fused = torch.device(device).type in ('cpu', 'cuda')
     return torch.optim.AdamW(model.parameter_groups(learning_rate, pretrained_lr_ratio, weight_decay), fused=fused or None)
 
+def make_scheduler(
+    opt:torch.optim.Optimizer, # the optimizer
+    warmup_steps:int, # steps of linear warmup from 0
+    total_steps:int, # the step at which the learning rate has decayed linearly to 0
+)->torch.optim.lr_scheduler.LambdaLR:
+    """Hugging Face's linear warmup and decay (`get_linear_schedule_with_warmup`), imported when a run builds it:
+    `transformers.optimization` imports peft where it is installed (seconds), which a command refusing its options need not wait for."""
+    from transformers import get_linear_schedule_with_warmup
+    return get_linear_schedule_with_warmup(opt, warmup_steps, total_steps)
+
 # %% ../nbs/05_train.ipynb #4e7a9dec
 TRACKERS = {'tensorboard': is_tensorboard_available, 'wandb': is_wandb_available, 'mlflow': is_mlflow_available}
 TRACKING_PROJECT = 'mmsent'
@@ -835,7 +844,7 @@ def setup_run(
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
     opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
     P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
-    run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=get_linear_schedule_with_warmup(opt, warmup*P, total*P),
+    run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=make_scheduler(opt, warmup*P, total*P),
               train_dl=train_dl, val_dl=val_dl, state=TrainState(), teacher=teacher,
               data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)),
               init_from=_init_from(cfg))
