@@ -319,3 +319,43 @@ def test_subtitles_are_markdown_and_source_links_go_to_the_notebook(site):
     assert desc.find('code') and '`' not in desc.get_text(), desc
     assert '`' not in soup.find('meta', attrs={'name': 'description'})['content']
     assert soup.select_one('header a.mm-tag')['href'].endswith('/blob/main/nbs/08c_serve.ipynb')
+
+
+def test_pages_link_to_the_previous_and_next_page_in_sidebar_order(site, root, nbdocs):
+    order = [href for _, rels in nbdocs.read_sidebar(root/'nbs'/'sidebar.yml') for href in map(nbdocs._page_name, rels)]
+    for before, name, after in zip([None, *order], order, [*order[1:], None]):
+        pager = page(site, name).find('nav', class_='mm-pager')
+        links = {a['rel'][0]: a['href'] for a in pager.find_all('a')}
+        assert links.get('prev') == before and links.get('next') == after, (name, links)
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='no chromium (apt-get install chromium)')
+def test_a_phone_sized_window_opens_the_menu_and_follows_a_link(site):
+    """At 420 px: no page is wider than the window; the sidebar is hidden until the menu button opens it; a link in it
+    leads to its page; the contents list is a closed box that opens; a code block's copy button copies."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu'])
+        try:
+            pg = b.new_page(viewport={'width': 420, 'height': 860})
+            errors = []
+            pg.on('pageerror', lambda e: errors.append(str(e)))
+            for html_page in sorted(site.glob('*.html')):
+                pg.goto(html_page.as_uri())
+                width = pg.evaluate('document.documentElement.scrollWidth')
+                assert width <= 420, f'{html_page.name} is {width}px wide in a 420px window'
+            pg.goto((site/'index.html').as_uri())
+            assert pg.is_visible('.mm-menu') and not pg.is_visible('#mm-side')
+            pg.click('.mm-menu')
+            assert pg.is_visible('#mm-side') and pg.get_attribute('.mm-menu', 'aria-expanded') == 'true'
+            pg.click('#mm-side a[href="train.html"]')
+            pg.wait_for_url('**/train.html')
+            assert pg.inner_text('h1.title') == 'train' and not pg.is_visible('#mm-side')
+            contents = pg.locator('details.mm-toc-inline')
+            assert contents.is_visible() and not pg.is_visible('details.mm-toc-inline a >> nth=0')
+            pg.click('details.mm-toc-inline summary')
+            assert pg.is_visible('details.mm-toc-inline a >> nth=0')
+            pg.click('.mm-copy >> nth=0')
+            pg.wait_for_function('document.querySelector(".mm-copy").textContent === "Copied"', timeout=5_000)
+            assert errors == [], errors
+        finally: b.close()

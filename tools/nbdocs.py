@@ -17,7 +17,7 @@ absolute doc links relative so the site works from disk (file://). Where Quarto 
 the canonical build.
 """
 from __future__ import annotations
-import argparse, dataclasses, html, importlib, inspect, json, re, shutil, sys
+import argparse, copy, dataclasses, html, importlib, inspect, json, re, shutil, sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -396,7 +396,8 @@ def _heading_text(h)->str: return ''.join(s for s in h.strings if s.parent.name 
 
 
 def add_toc(soup)->int:
-    "Fill `nav.mm-toc` with the page's h2 and h3 headings (h3 nested under their h2); return how many."
+    """Fill `nav.mm-toc` with the page's h2 and h3 headings (h3 nested under their h2), and put the same list, collapsed, under
+    the page title for narrow screens; return how many."""
     nav, main = soup.find('nav', class_='mm-toc'), soup.find('main')
     if nav is None or main is None: return 0
     hs = [h for h in main.find_all(['h2', 'h3']) if h.get('id') and not h.find_parent(class_='mm-title')]
@@ -412,6 +413,13 @@ def add_toc(soup)->int:
         if h.name == 'h2': sub = soup.new_tag('ul'); li.append(sub)
     for ul in nav.find_all('ul'):
         if not ul.find('li'): ul.decompose()
+    # narrow screens, where the side column is hidden: the same list, collapsed, under the page title
+    inline = soup.new_tag('details', attrs={'class': 'mm-toc-inline'})
+    summary = soup.new_tag('summary'); summary.string = 'On this page'; inline.append(summary)
+    inline.append(copy.copy(top))
+    page_title = main.find(class_='mm-title')
+    if page_title: page_title.insert_after(inline)
+    else: main.insert(0, inline)
     return len(hs)
 
 
@@ -470,8 +478,10 @@ def build_site(out:Path|None=None, force:bool=False)->Path:
     exporter = _Exporter(config=c, extra_template_basedirs=[str(TEMPLATE_DIR.parent)], template_name=TEMPLATE_DIR.name,
                          exclude_input_prompt=True, exclude_output_prompt=True)
     index = []
-    for p in pages:
+    for i, p in enumerate(pages):
         root = '../'*p['href'].count('/')
+        prev = dict(href=root + pages[i - 1]['href'], title=pages[i - 1]['title']) if i else None
+        nxt = dict(href=root + pages[i + 1]['href'], title=pages[i + 1]['title']) if i + 1 < len(pages) else None
         nav = []
         for sec, _ in sections:
             items = [dict(href=root + q['href'], title=q['title'], current=q is p) for q in pages if q['section'] == sec]
@@ -480,7 +490,7 @@ def build_site(out:Path|None=None, force:bool=False)->Path:
             site_title=site['title'], site_description=site.get('description', ''), repo_url=site.get('repo-url', ''),
             title=p['title'], description=p['fm'].get('description', '').replace('`', ''), description_html=md_inline(p['fm'].get('description', '')),
             source_url=f"{site['repo-url']}/blob/{cfg.branch}/{cfg.nbs_path.name}/{p['src']}" if site.get('repo-url') else '', nav=nav, source=f"nbs/{p['src']}",
-            root=root, home=root + 'index.html')))
+            root=root, home=root + 'index.html', prev=prev, next=nxt)))
         soup = BeautifulSoup(body, 'html.parser')
         _rewrite(soup, p['href'], cfg)
         add_toc(soup)

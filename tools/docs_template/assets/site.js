@@ -1,4 +1,5 @@
-// mmsent offline docs (tools/nbdocs.py): KaTeX for the math spans, and search over search-index.js with MiniSearch.
+// mmsent offline docs (tools/nbdocs.py): KaTeX for the math spans, search over search-index.js with MiniSearch, the menu
+// button that opens the sidebar on narrow screens, and copy buttons on code blocks.
 // Everything loads with <script> tags, never fetch(), so the site works opened from disk (file://).
 (function () {
   'use strict';
@@ -71,6 +72,45 @@
       if (e.key === '/' && document.activeElement !== input && !/input|textarea/i.test(document.activeElement.tagName)) { e.preventDefault(); input.focus(); }
     });
   }
-  function init() { renderMath(); setupSearch(); }
+  function setupMenu() {
+    var button = document.querySelector('.mm-menu'), side = document.getElementById('mm-side');
+    if (!button || !side) return;
+    function open(yes) { document.body.classList.toggle('mm-nav-open', yes); button.setAttribute('aria-expanded', String(yes)); }
+    button.addEventListener('click', function (e) { e.stopPropagation(); open(!document.body.classList.contains('mm-nav-open')); });
+    document.addEventListener('click', function (e) {
+      if (document.body.classList.contains('mm-nav-open') && !e.target.closest('#mm-side')) open(false);
+    });
+    document.addEventListener('keydown', function (e) { if (e.key === 'Escape') open(false); });
+    var inline = document.querySelector('.mm-toc-inline');   // the collapsed contents list closes once a heading is chosen
+    if (inline) inline.addEventListener('click', function (e) { if (e.target.closest('a')) inline.open = false; });
+  }
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    return new Promise(function (ok, fail) {   // file:// pages: the older way, through a hidden text area
+      var area = document.createElement('textarea');
+      area.value = text; area.setAttribute('readonly', ''); area.style.position = 'fixed'; area.style.opacity = '0';
+      document.body.appendChild(area); area.select();
+      var done = false;
+      try { done = document.execCommand('copy'); } catch (e) { done = false; }
+      document.body.removeChild(area);
+      if (done) ok(); else fail(new Error('copy refused'));
+    });
+  }
+  function setupCopy() {
+    document.querySelectorAll('.jp-InputArea-editor pre, .jp-RenderedMarkdown pre').forEach(function (pre) {
+      var box = pre.closest('.jp-InputArea-editor');
+      if (!box) { box = document.createElement('div'); pre.parentNode.insertBefore(box, pre); box.appendChild(pre); }
+      box.classList.add('mm-copyable');
+      var button = document.createElement('button');
+      button.type = 'button'; button.className = 'mm-copy'; button.textContent = 'Copy'; button.setAttribute('aria-label', 'Copy the code');
+      button.addEventListener('click', function () {
+        copyText(pre.innerText.replace(/\n$/, '')).then(function () { button.textContent = 'Copied'; },
+                                                          function () { button.textContent = 'Select and copy'; });
+        setTimeout(function () { button.textContent = 'Copy'; }, 2000);
+      });
+      box.appendChild(button);
+    });
+  }
+  function init() { renderMath(); setupSearch(); setupMenu(); setupCopy(); }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
 })();
