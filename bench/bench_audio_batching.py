@@ -3,12 +3,14 @@
     python bench/bench_audio_batching.py
     python bench/bench_audio_batching.py --batch 8 --repeats 4
 
-- `batched`: what mmsent did before: the zero-padded batch goes through the encoder without a mask (the Hugging Face
-  recipe for group-norm checkpoints); pooling uses the real frames. A clip's logits depend on its neighbours.
-- `per-clip`: what `AudioSentimentModel.encode` does now: convolutions on each clip's real samples alone, then the
-  projection and transformer on the padded frames with a frame mask.
-- `fixed 10 s`: every clip zero-padded to `max_audio_seconds` (as MMML does), then `batched`: the same for a clip
-  whatever its neighbours, but every clip pays for 10 s, and its result differs from the clip's own unpadded one.
+- `padded, unmasked`: the Hugging Face recipe for group-norm checkpoints: the zero-padded batch goes through the encoder
+  without a mask; pooling uses the real frames. A clip's logits depend on its neighbours.
+- `mmsent`: what `AudioSentimentModel.encode` does: one batched call in which the first convolution's group norm takes
+  each clip's statistics over its own real frames, frames past a clip's end are zeroed, and the projection and the
+  transformer run with a frame mask. A clip's logits are the ones it gets alone.
+- `fixed 10 s`: every clip zero-padded to `max_audio_seconds` (as MMML, the multimodal multi-loss fusion network of
+  Wu et al., 2024, does), then `padded, unmasked`: the same for a clip whatever its neighbours, but every clip pays for
+  10 s, and its result differs from the clip's own unpadded one.
 
 The encoder is built from `base_config('audio')` (facebook/wav2vec2-base-960h's architecture, random weights: time does not
 depend on the weights), in eval mode under `torch.inference_mode`, fp32. Clip lengths are drawn uniformly from 1-10 s
@@ -27,16 +29,18 @@ from mmsent.encoders import AudioSentimentModel, ProcessorConfig, base_config, m
 
 
 def batched(model, x, mask):
-    "The old path: padding through the encoder unmasked, pooling over real frames."
+    "The Hugging Face recipe: padding through the encoder unmasked, pooling over real frames."
     h = model.encoder(x).last_hidden_state
     return model.classifier(masked_mean(h, model.frame_mask(mask, h.shape[1])))
 
 
-def per_clip(model, x, mask): return model(x, mask).logits
+def exact(model, x, mask):
+    "mmsent's own path (`AudioSentimentModel.encode`)."
+    return model(x, mask).logits
 
 
 def fixed(model, x, mask, n:int):
-    "Every clip padded to n samples, then the old path."
+    "Every clip padded to n samples, then the Hugging Face recipe."
     xp, mp = x.new_zeros(x.shape[0], n), mask.new_zeros(x.shape[0], n)
     xp[:, :x.shape[1]], mp[:, :x.shape[1]] = x, mask
     return batched(model, xp, mp)
@@ -55,8 +59,8 @@ def main():
     x, mask = torch.zeros(a.batch, lens.max()), torch.zeros(a.batch, lens.max(), dtype=torch.long)
     for i, n in enumerate(lens): x[i, :n] = torch.from_numpy(rng.normal(0, 1, n).astype(np.float32)); mask[i, :n] = 1
     N = int(max_s*sr)
-    ways = {'batched': (lambda: batched(model, x, mask), lambda i: batched(model, x[i:i+1, :lens[i]], mask[i:i+1, :lens[i]])),
-            'per-clip': (lambda: per_clip(model, x, mask), lambda i: per_clip(model, x[i:i+1, :lens[i]], mask[i:i+1, :lens[i]])),
+    ways = {'padded, unmasked': (lambda: batched(model, x, mask), lambda i: batched(model, x[i:i+1, :lens[i]], mask[i:i+1, :lens[i]])),
+            'mmsent': (lambda: exact(model, x, mask), lambda i: exact(model, x[i:i+1, :lens[i]], mask[i:i+1, :lens[i]])),
             'fixed 10 s': (lambda: fixed(model, x, mask, N), lambda i: fixed(model, x[i:i+1, :lens[i]], mask[i:i+1, :lens[i]], N))}
     rows, alone_cache, times = [], {}, {name: [] for name in ways}
     load0 = os.getloadavg()[0]
@@ -68,9 +72,9 @@ def main():
         for name, (run, alone) in ways.items():
             t = min(times[name])   # the machine may be shared: the fastest call is the one least disturbed
             out = run()
-            key = 'fixed' if name == 'fixed 10 s' else 'own'   # batched and per-clip have the same reference: the clip alone, unpadded
+            key = 'fixed' if name == 'fixed 10 s' else 'own'   # the Hugging Face recipe and mmsent's have the same reference: the clip alone, unpadded
             if key not in alone_cache: alone_cache[key] = torch.cat([alone(i) for i in range(a.batch)])
-            if 'own' not in alone_cache: alone_cache['own'] = torch.cat([ways['per-clip'][1](i) for i in range(a.batch)])
+            if 'own' not in alone_cache: alone_cache['own'] = torch.cat([ways['mmsent'][1](i) for i in range(a.batch)])
             dev = (out - alone_cache[key]).abs().max(-1).values
             rows.append(dict(way=name, batch_s=t, median_s=statistics.median(times[name]), times_s=times[name], clips_per_s=a.batch/t,
                              max_dev=dev.max().item(), shortest_dev=dev[int(lens.argmin())].item(),

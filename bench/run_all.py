@@ -32,10 +32,10 @@ def goal_line(name:str, g:dict, unit:str)->str:
 def machine_line(r:dict)->str:
     "The command, date and machine of a result, the PyTorch CPU capability included (it decides which kernels run)."
     mc = r['machine']
-    cap = mc.get('cpu_capability') or 'not recorded (run before the field existed)'
     bf16 = '+'.join(k.upper() for k, v in mc.get('cpu_bf16', {}).items() if v)
+    cap = f", PyTorch CPU capability {mc['cpu_capability']}{'+' + bf16 if bf16 else ''}" if mc.get('cpu_capability') else ''
     gpu = f"GPU {mc['cuda']}, " if mc.get('cuda') else ''
-    return (f"`{r['command']}` ({r['date']}; {gpu}{mc.get('cpu_model', mc['cpu'])}, PyTorch CPU capability {cap}{'+' + bf16 if bf16 else ''}, "
+    return (f"`{r['command']}` ({r['date']}; {gpu}{mc.get('cpu_model', mc['cpu'])}{cap}, "
             f"{mc['cores']} cores, {mc['threads']} thread{'' if mc['threads'] == 1 else 's'}, torch {mc['torch']}")
 
 
@@ -205,16 +205,15 @@ def sections(res:dict)->list[str]:
                               "The last columns give the largest difference between a clip's logits in the batch and on its own "
                               "(for `fixed 10 s`, on its own padded to 10 s), and between its logits in the batch and unpadded on its own.\n",
                               md_table(r['rows'], [('way', 'way', 's'), ('batch_s', 's/batch', '.2f'), ('clips_per_s', 'clips/s', '.2f'),
-                                                   ('x_batched', '× batched', '.2f'), ('max_dev', 'alone vs batch, largest', '.1e'),
+                                                   ('x_batched', '× padded, unmasked', '.2f'), ('max_dev', 'alone vs batch, largest', '.1e'),
                                                    ('shortest_dev', 'shortest clip', '.1e'), ('vs_unpadded', 'batch vs unpadded alone', '.1e')]),
-                              "\n`batched` is mmsent's old path (the padded batch through the encoder without a mask, as Hugging Face "
-                              "recommends for group-norm checkpoints): a clip's logits depend on its neighbours. `per-clip` is "
-                              "`AudioSentimentModel.encode` now: the convolutions run on each clip's real samples alone, the transformer "
-                              "on the padded frames with a mask. It is exact and also faster, because the convolutions, about half the "
-                              "encoder's time here, no longer run over padding. `fixed 10 s` pads every clip to `max_audio_seconds`, "
-                              "as MMML does: a clip's result no longer depends on its neighbours, but every clip pays for 10 s, and "
-                              "a short clip's result is not what it would be unpadded. A batch without padding takes the ordinary path "
-                              "in `per-clip` too, so batch-1 latency and the equal-length batches of the inference benchmark are unchanged."]))
+                              "\n`padded, unmasked` is the Hugging Face recipe for group-norm checkpoints (the padded batch through the "
+                              "encoder without a mask): a clip's logits depend on its neighbours. `mmsent` is `AudioSentimentModel.encode`: "
+                              "one batched call in which the first convolution's group norm takes each clip's statistics over its own "
+                              "frames, the frames past a clip's end are zeroed, and the transformer runs with a frame mask, so a clip's "
+                              "logits are the ones it gets alone. `fixed 10 s` pads every clip to `max_audio_seconds`, as MMML (the "
+                              "multimodal multi-loss fusion network of Wu et al., 2024) does: a clip's result no longer depends on its "
+                              "neighbours, but every clip pays for 10 s, and a short clip's result is not what it would be unpadded."]))
     for key, title in (('serve', 'HTTP serving'), ('serve_cuda', 'HTTP serving, the model on a GPU')):
         if key not in res: continue
         r = res[key]; pl, o = r['payload'], r['options']
