@@ -202,7 +202,7 @@ def test_sidebar_sections(site, root, nbdocs):
     assert 'train.html' in sec['API'] and 'tutorial.html' not in sec['API']
     assert (root/'nbs'/'sidebar.yml').read_text() == nbdocs.sidebar_yml(root/'nbs')
     assert 'custom_sidebar = True' in (root/'settings.ini').read_text()
-    for name, want in [('07_tutorial.ipynb', 'Tutorials'), ('91_tutorial.own_data.ipynb', 'Tutorials'), ('94_tutorial.pretraining.ipynb', 'Tutorials'),
+    for name, want in [('90_tutorial.ipynb', 'Tutorials'), ('91_tutorial.own_data.ipynb', 'Tutorials'), ('94_tutorial.pretraining.ipynb', 'Tutorials'),
                        ('92_howto.reproduce.ipynb', 'How-to'), ('96_howto.benchmarks.ipynb', 'How-to'), ('98_benchmarks.ipynb', 'Benchmarks'),
                        ('05_train.ipynb', 'API'), ('04a_cache.ipynb', 'API'), ('index.ipynb', 'Get started')]:
         assert nbdocs.section_of(name) == want, name
