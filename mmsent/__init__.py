@@ -52,7 +52,8 @@ class _RegisterWithAuto(importlib.abc.MetaPathFinder):
         return spec
 
 if any(m in sys.modules for m in _PATCHES): _register()   # transformers' Auto classes are loaded already: register now
-elif not any(type(f).__name__ == '_RegisterWithAuto' for f in sys.meta_path): sys.meta_path.insert(0, _RegisterWithAuto())
+elif not any(type(f).__name__ == '_RegisterWithAuto' for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWithAuto())
 
 def __getattr__(name):
     "`mmsent.model`, `mmsent.train`, ...: a submodule is imported when it is first used."

@@ -28,12 +28,14 @@ def encoder_fingerprint(
     h.update(unimodal.encoder.config.to_json_string(use_diff=False).encode())
     h.update(unimodal.pooling.encode())
     for name, t in sorted(unimodal.encoder.state_dict().items()):
-        h.update(name.encode()); h.update(str(tuple(t.shape)).encode())
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 def _file_digest(p:Path, _memo={})->str:
-    st = p.stat(); k = (str(p), st.st_size, st.st_mtime_ns)
+    st = p.stat()
+    k = (str(p), st.st_size, st.st_mtime_ns)
     if k not in _memo:
         h = hashlib.sha256()
         with open(p, 'rb') as f:
@@ -53,9 +55,11 @@ def sample_key(
         if r.text is None: return None
         h.update(r.text.encode('utf-8'))
     else:
-        p = (r.audio_path or (r.video_path if not r.no_audio_track else None)) if modality == 'audio' else (r.image_path or r.video_path)
+        p = ((r.audio_path or (r.video_path if not r.no_audio_track else None)) if modality == 'audio'
+             else (r.image_path or r.video_path))
         if p is None: return None
-        h.update(b'audio-file' if modality == 'audio' and r.audio_path else b'video' if p == r.video_path else b'image-file')
+        h.update(b'audio-file' if modality == 'audio' and r.audio_path else b'video' if p == r.video_path
+                 else b'image-file')
         h.update(_file_digest(Path(p)).encode())
     return h.hexdigest()
 
@@ -75,7 +79,8 @@ class FeatureCache:
         self.n_frames, self.max_audio_seconds = n_frames, max_audio_seconds
         self.settings = dict(n_frames=n_frames, max_audio_seconds=max_audio_seconds, processor=asdict(processor.config),
                              tokenizer=type(processor.tokenizer).__name__, vocab=len(processor.tokenizer),
-                             feature_extractor=processor.feature_extractor.to_dict(), image_processor=processor.image_processor.to_dict())
+                             feature_extractor=processor.feature_extractor.to_dict(),
+                             image_processor=processor.image_processor.to_dict())
         self.fingerprints = {m: encoder_fingerprint(model.unimodal(m)) for m in model.modalities}
         self.hits = self.misses = 0
 
@@ -103,24 +108,28 @@ class FeatureCache:
         "Compute and store the features of every record not yet cached; return hit/miss counts."
         todo = self.missing(records)
         n_hit = len(records) - len(todo)
-        self.hits += n_hit; self.misses += len(todo)
+        self.hits += n_hit
+        self.misses += len(todo)
         if not todo: return dict(hits=n_hit, computed=0)
-        ds = MultiModalDataset([records[i] for i in todo], n_frames=self.n_frames, max_audio_seconds=self.max_audio_seconds,
-                               modalities=self.model.modalities)
-        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(self.processor, modalities=self.model.modalities))
+        ds = MultiModalDataset([records[i] for i in todo], n_frames=self.n_frames,
+                               max_audio_seconds=self.max_audio_seconds, modalities=self.model.modalities)
+        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
+                                         collate_fn=MultiModalCollator(self.processor,
+                                                                       modalities=self.model.modalities))
         by_id = {records[i].id: records[i] for i in todo}
         was_training = self.model.training
         self.model.eval().to(device)
         try:
             for batch in tqdm(dl, desc='caching features', disable=not progress):
-                ids = batch['meta']['ids']; present = batch['modality_mask']
+                ids = batch['meta']['ids']
+                present = batch['modality_mask']
                 recs = [by_id[sid] for sid in ids]
                 for j, m in enumerate(MODALITIES):
                     if m not in self.model.modalities: continue
                     rows = present[:, j].nonzero().flatten()
                     if rows.numel() == 0: continue
-                    args = {'text': ('text_inputs', 'text_attention_mask'), 'audio': ('audio_inputs', 'audio_attention_mask'),
-                            'visual': ('visual_inputs',)}[m]
+                    args = {'text': ('text_inputs', 'text_attention_mask'),
+                            'audio': ('audio_inputs', 'audio_attention_mask'), 'visual': ('visual_inputs',)}[m]
                     x = [batch[a][rows].to(device) for a in args]
                     o = self.model.unimodal(m)(*x)
                     for b, i in enumerate(rows.tolist()):
@@ -135,8 +144,11 @@ class FeatureCache:
 
     def _write(self, p:Path, tensors:dict):
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix='.tmp'); os.close(fd)
-        try: save_file(tensors, tmp); os.replace(tmp, p)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix='.tmp')
+        os.close(fd)
+        try:
+            save_file(tensors, tmp)
+            os.replace(tmp, p)
         finally:
             if os.path.exists(tmp): os.remove(tmp)
 
@@ -158,7 +170,9 @@ class CachedFeatureDataset(torch.utils.data.Dataset):
         in_memory:bool|None=None, # keep features in RAM once read (default: for pooled caches, a few KB a sample)
     ):
         missing = cache.missing(records)
-        if missing: raise KeyError(f"{len(missing)} of {len(records)} samples are not in the feature cache (e.g. {records[missing[0]].id!r}): build it first")
+        if missing:
+            raise KeyError(f"{len(missing)} of {len(records)} samples are not in the feature cache (e.g. "
+                           f"{records[missing[0]].id!r}): build it first")
         self.records, self.cache = list(records), cache
         self.memory = {} if (cache.level == 'pooled' if in_memory is None else in_memory) else None
     def __len__(self): return len(self.records)
@@ -192,6 +206,9 @@ class CachedCollator:
                 f = s['features'].get(m)
                 if f is None: continue
                 emb[i] = f['embedding']
-                if seq: n = f['hidden_states'].shape[0]; hs[i, :n] = f['hidden_states']; mask[i, :n] = True
+                if seq:
+                    n = f['hidden_states'].shape[0]
+                    hs[i, :n] = f['hidden_states']
+                    mask[i, :n] = True
             eo[m] = dict(embedding=emb, hidden_states=hs, mask=mask)
         return dict(encoder_outputs=eo, modality_mask=present, **collate_targets(samples, self.task))

@@ -22,7 +22,8 @@ from .core import MODALITIES, resolve_device, aligned_copy
 from .synth import SynthConfig
 from .datasets import prepare_records, MultiModalDataset, MultiModalCollator
 from .encoders import write_checksums, MultiModalProcessor, EncoderLoadError
-from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256, read_saved
+from .model import (EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256,
+                          read_saved)
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
 from .train import train_parser, run_command
 from .core import ConfigError, OptionsParser
@@ -50,7 +51,8 @@ def distill(
     out = Path(kwargs.get('output_dir', 'models'))
     if (out/BEST_NAME).resolve() == t.resolve():
         raise ValueError(f"output_dir {out} would overwrite the teacher {t}: give the student another output_dir")
-    return train(TrainConfig(teacher=str(t), preset=student_preset, distill_alpha=alpha, distill_temperature=temperature, **kwargs))
+    return train(TrainConfig(teacher=str(t), preset=student_preset, distill_alpha=alpha,
+                             distill_temperature=temperature, **kwargs))
 
 # %% ../nbs/09_compress.ipynb #a76ec109
 INT8_KERNELS = ('onednn', 'fbgemm', 'qnnpack', 'reference')
@@ -87,9 +89,11 @@ class Int8DynamicLinear(nn.Module):
 
     def set_kernel(self, kernel:str):
         "Choose the kernel (one of `INT8_KERNELS`); the packed weight is rebuilt from the int8 buffers on the next forward."
-        if kernel not in INT8_KERNELS: raise ValueError(f"unknown int8 kernel {kernel!r}: expected one of {INT8_KERNELS}")
+        if kernel not in INT8_KERNELS:
+            raise ValueError(f"unknown int8 kernel {kernel!r}: expected one of {INT8_KERNELS}")
         if kernel != 'reference' and kernel not in torch.backends.quantized.supported_engines:
-            raise ValueError(f"int8 kernel {kernel!r} is not in this torch build (it has {torch.backends.quantized.supported_engines})")
+            raise ValueError(f"int8 kernel {kernel!r} is not in this torch build (it has "
+                             f"{torch.backends.quantized.supported_engines})")
         self.kernel, self._packed = kernel, None
         return self
 
@@ -101,8 +105,10 @@ class Int8DynamicLinear(nn.Module):
     def _pack(self):
         "The engine's packed weight, made from the int8 buffers (exactly: round(q*s/s) = q)."
         with warnings.catch_warnings(), _quantized_engine(self.kernel):
-            warnings.simplefilter('ignore')   # torch 2.14 marks quantized tensors deprecated; the kernels are what quantize_dynamic runs
-            qw = torch.quantize_per_channel(self.weight, self.weight_scale.double(), torch.zeros(self.out_features, dtype=torch.long), 0, torch.qint8)
+            # torch 2.14 marks quantized tensors deprecated; the kernels are what quantize_dynamic runs
+            warnings.simplefilter('ignore')
+            qw = torch.quantize_per_channel(self.weight, self.weight_scale.double(),
+                                            torch.zeros(self.out_features, dtype=torch.long), 0, torch.qint8)
             return torch.ops.quantized.linear_prepack(qw, self.bias)
 
     def forward(self, x:torch.Tensor)->torch.Tensor: # (..., in_features) -> (..., out_features)
@@ -112,7 +118,8 @@ class Int8DynamicLinear(nn.Module):
         if self.kernel == 'reference': y = F.linear(x2, self.weight, self.bias)
         else:
             if self._packed is None: self._packed = self._pack()
-            y = torch.ops.quantized.linear_dynamic(x2, self._packed, self.kernel == 'fbgemm')   # fbgemm: 7-bit activations, no int16 overflow without VNNI
+            # fbgemm: 7-bit activations, no int16 overflow without VNNI
+            y = torch.ops.quantized.linear_dynamic(x2, self._packed, self.kernel == 'fbgemm')
         return y.reshape(*shape[:-1], self.out_features).to(dt)
 
     def __deepcopy__(self, memo):
@@ -123,7 +130,8 @@ class Int8DynamicLinear(nn.Module):
 
     def extra_repr(self):
         "What `print(model)` shows for the layer."
-        return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, weights=int8 per-channel, kernel={self.kernel}'
+        return (f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, '
+                f'weights=int8 per-channel, kernel={self.kernel}')
 
 # %% ../nbs/09_compress.ipynb #4297cc14
 @functools.cache
@@ -132,7 +140,8 @@ def _int8_accurate(kernel:str)->bool:
     g = torch.Generator().manual_seed(0)
     lin, x = nn.Linear(256, 64), torch.randn(64, 256, generator=g)
     with torch.no_grad():
-        lin.weight.copy_(torch.randn(64, 256, generator=g)/16); lin.bias.zero_()
+        lin.weight.copy_(torch.randn(64, 256, generator=g)/16)
+        lin.bias.zero_()
         ref = lin(x)
         err = (Int8DynamicLinear.from_float(lin, kernel)(x) - ref).abs().max()/ref.abs().max()
     return bool(err < 0.03)
@@ -140,14 +149,17 @@ def _int8_accurate(kernel:str)->bool:
 def int8_candidates()->list[str]:
     "The quantized engines worth timing on this CPU: by platform and capability (x86: oneDNN where AVX-512, fbgemm; ARM: QNNPACK), and accurate here."
     arm = platform.machine().lower() in ('arm64', 'aarch64')
-    want = ['qnnpack'] if arm else (['onednn'] if torch.backends.cpu.get_cpu_capability().startswith('AVX512') else []) + ['fbgemm']
+    want = (['qnnpack'] if arm
+            else (['onednn'] if torch.backends.cpu.get_cpu_capability().startswith('AVX512') else []) + ['fbgemm'])
     return [k for k in want if k in torch.backends.quantized.supported_engines and _int8_accurate(k)]
 
 def _median_ms(fn, repeats:int)->float:
     fn()   # warm-up (packs the weight)
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
     return 1e3*statistics.median(ts)
 
 def time_linears(
@@ -181,7 +193,8 @@ def _linear_shapes(model:nn.Module, names:list[str])->dict:
     "(in_features, out_features) -> count, over the named linear layers."
     shapes = {}
     for n in names:
-        m = model.get_submodule(n); shapes[(m.in_features, m.out_features)] = shapes.get((m.in_features, m.out_features), 0) + 1
+        m = model.get_submodule(n)
+        shapes[(m.in_features, m.out_features)] = shapes.get((m.in_features, m.out_features), 0) + 1
     return shapes
 
 def quantize_int8(
@@ -203,8 +216,9 @@ def quantize_int8(
     speed['kernel'] = kernels[0]
     q.int8_speed = speed
     if check_speed and not speed['ms'].get(kernels[0], float('inf')) < speed['ms']['fp32']:
-        log.warning(f"int8 is not faster than fp32 here ({speed['cpu_capability']}, {speed['threads']} threads): fp32 {speed['ms']['fp32']} ms, "
-                    f"int8 ({kernels[0]}) {speed['ms'].get(kernels[0])} ms on the model's linear layers; keeping fp32")
+        log.warning(f"int8 is not faster than fp32 here ({speed['cpu_capability']}, {speed['threads']} threads): fp32 "
+                    f"{speed['ms']['fp32']} ms, int8 ({kernels[0]}) {speed['ms'].get(kernels[0])} ms on the model's "
+                    "linear layers; keeping fp32")
         return q
     for n in names: _set_module(q, n, Int8DynamicLinear.from_float(q.get_submodule(n), kernels[0]))
     q.quantized_modules = names
@@ -212,7 +226,8 @@ def quantize_int8(
 
 # %% ../nbs/09_compress.ipynb #73eaa371
 QUANT_ARCH, QUANT_SCHEME = 'QuantizedEndToEndMultiModalModel', 'int8-dynamic-per-channel-weights'
-_OLD_SCHEMES = ('int8-dynamic-per-channel-weights-per-row-activations',)   # same tensors, written before the kernels were chosen by CPU
+# same tensors, written before the kernels were chosen by CPU
+_OLD_SCHEMES = ('int8-dynamic-per-channel-weights-per-row-activations',)
 
 def save_quantized(
     model:EndToEndMultiModalModel, # from `quantize_int8`
@@ -225,15 +240,20 @@ def save_quantized(
     if not names: raise ValueError("save_quantized needs a model from quantize_int8 (it has no quantized_modules)")
     d = Path(directory)
     if d.suffix in ('.pt', '.pth', '.bin', '.pkl', '.ckpt', '.safetensors'):
-        raise ValueError(f"{d} looks like a file name: a quantized model is a directory (config.json, model.safetensors, processor files)")
+        raise ValueError(f"{d} looks like a file name: a quantized model is a directory (config.json, "
+                         "model.safetensors, processor files)")
     d.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
     try:
         save_model(model, str(tmp/WEIGHTS_NAME))
         from dataclasses import replace
-        cfg = replace(model.config, encoder_configs={m: model.unimodal(m).encoder.config.to_dict() for m in model.modalities})
-        meta = dict(architecture=QUANT_ARCH, mmsent_version=mmsent.__version__, weights_sha256=_sha256(tmp/WEIGHTS_NAME), config=cfg.to_dict(),
-                    quantization=dict(scheme=QUANT_SCHEME, modules=list(names), kernel=model.get_submodule(names[0]).kernel, speed=getattr(model, 'int8_speed', None)), **(extra or {}))
+        cfg = replace(model.config,
+                      encoder_configs={m: model.unimodal(m).encoder.config.to_dict() for m in model.modalities})
+        meta = dict(architecture=QUANT_ARCH, mmsent_version=mmsent.__version__,
+                    weights_sha256=_sha256(tmp/WEIGHTS_NAME), config=cfg.to_dict(),
+                    quantization=dict(scheme=QUANT_SCHEME, modules=list(names),
+                                      kernel=model.get_submodule(names[0]).kernel,
+                                      speed=getattr(model, 'int8_speed', None)), **(extra or {}))
         (tmp/CONFIG_NAME).write_text(json.dumps(meta, indent=2, default=str))
         if processor is not None: processor.save_pretrained(tmp)
         write_checksums(tmp)   # every file, config included: read_saved checks them
@@ -250,15 +270,19 @@ def load_quantized(
 )->EndToEndMultiModalModel:
     "Rebuild a quantized model: the architecture from config.json, the int8 layers in place, the tensors from safetensors."
     d = Path(directory)
-    meta, state = read_saved(d, QUANT_ARCH, verify)   # a float model's directory names another architecture: load it with EndToEndMultiModalModel.from_pretrained
-    if meta['quantization'].get('scheme') not in (QUANT_SCHEME, *_OLD_SCHEMES): raise ModelLoadError(f"{d/CONFIG_NAME}: unknown quantization scheme {meta['quantization'].get('scheme')!r}")
+    # a float model's directory names another architecture: load it with EndToEndMultiModalModel.from_pretrained
+    meta, state = read_saved(d, QUANT_ARCH, verify)
+    if meta['quantization'].get('scheme') not in (QUANT_SCHEME, *_OLD_SCHEMES):
+        raise ModelLoadError(f"{d/CONFIG_NAME}: unknown quantization scheme {meta['quantization'].get('scheme')!r}")
     with init_empty_weights(): model = EndToEndMultiModalModel(ModelConfig.from_dict(meta['config']))
     for n in meta['quantization']['modules']:
         lin = model.get_submodule(n)
-        if type(lin) is not nn.Linear: raise ModelLoadError(f"{d/CONFIG_NAME}: quantized module {n!r} is not a linear layer of this architecture")
+        if type(lin) is not nn.Linear:
+            raise ModelLoadError(f"{d/CONFIG_NAME}: quantized module {n!r} is not a linear layer of this architecture")
         _set_module(model, n, Int8DynamicLinear(lin.in_features, lin.out_features, lin.bias is not None))
     try: model.load_state_dict(aligned_copy(state), strict=True, assign=True)
-    except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
+    except RuntimeError as e:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
     if kernel is None:
         saved = meta['quantization'].get('kernel')
         kernel = saved if saved in ('reference', *int8_candidates()) else (int8_candidates() or ['reference'])[0]
@@ -271,7 +295,8 @@ def encoder_linears(
     model:EndToEndMultiModalModel,
 )->dict: # name -> nn.Linear, for every linear layer inside the encoders
     "The encoders' linear layers (what `prune_encoders` prunes)."
-    return {f'{m}_model.encoder.{n}': mod for m in model.modalities for n, mod in model.unimodal(m).encoder.named_modules() if isinstance(mod, nn.Linear)}
+    return {f'{m}_model.encoder.{n}': mod for m in model.modalities
+            for n, mod in model.unimodal(m).encoder.named_modules() if isinstance(mod, nn.Linear)}
 
 def sparsity(
     model:EndToEndMultiModalModel,
@@ -295,7 +320,8 @@ def prune_encoders(
     if not lins: raise ValueError("this model's encoders have no linear layers to prune")
     if amount == 0: return model
     with torch.no_grad():
-        if scope == 'global': prune.global_unstructured([(l, 'weight') for l in lins], pruning_method=prune.L1Unstructured, amount=amount)
+        if scope == 'global':
+            prune.global_unstructured([(l, 'weight') for l in lins], pruning_method=prune.L1Unstructured, amount=amount)
         else:
             for l in lins: prune.l1_unstructured(l, 'weight', amount=amount)
         for l in lins: prune.remove(l, 'weight')
@@ -321,8 +347,10 @@ def eval_loader(
     if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
     recs, _ = prepare_records(recs, skip_bad=skip_bad, name=f'{dataset}/{split}')
     if max_samples: recs = recs[:max_samples]
-    return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds, modalities=modalities),
-                                       batch_size=batch_size, collate_fn=MultiModalCollator(processor, modalities=modalities))
+    return torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=n_frames, max_audio_seconds=max_audio_seconds,
+                                                         modalities=modalities),
+                                       batch_size=batch_size,
+                                       collate_fn=MultiModalCollator(processor, modalities=modalities))
 
 # %% ../nbs/09_compress.ipynb #46ef32f7
 def _latency_ms(model, batch:dict, repeats:int=10)->float:
@@ -331,7 +359,9 @@ def _latency_ms(model, batch:dict, repeats:int=10)->float:
         model(**inputs)   # warm-up
         ts = []
         for _ in range(repeats):
-            t0 = time.perf_counter(); model(**inputs); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model(**inputs)
+            ts.append(time.perf_counter() - t0)
     return 1e3*statistics.median(ts)
 
 def _first(batch:dict, n:int)->dict:
@@ -353,11 +383,14 @@ def compare_models(
         if ref is None: ref = preds
         w = [p for p in model.parameters()] + [b for b in model.buffers() if b.dtype == torch.int8]
         lins = encoder_linears(model)
-        rows.append(dict(model=name, size_mb=round((Path(directory)/WEIGHTS_NAME).stat().st_size/2**20, 3) if directory else None,
-                         params=sum(p.numel() for p in w), encoder_sparsity=round(sparsity(model)['overall'], 3) if lins else None,
+        rows.append(dict(model=name,
+                         size_mb=round((Path(directory)/WEIGHTS_NAME).stat().st_size/2**20, 3) if directory else None,
+                         params=sum(p.numel() for p in w),
+                         encoder_sparsity=round(sparsity(model)['overall'], 3) if lins else None,
                          latency_ms_b1=round(_latency_ms(model, _first(batch, 1), repeats), 2),
-                         latency_ms_batch=round(_latency_ms(model, _first(batch, len(batch['labels'])), repeats), 2), batch_size=len(batch['labels']),
-                         accuracy=round(accuracy_score(pr.true_classes, preds), 4), weighted_f1=round(f1_score(pr.true_classes, preds, average='weighted', zero_division=0), 4),
+                         latency_ms_batch=round(_latency_ms(model, _first(batch, len(batch['labels'])), repeats), 2),
+                         batch_size=len(batch['labels']), accuracy=round(accuracy_score(pr.true_classes, preds), 4),
+                         weighted_f1=round(f1_score(pr.true_classes, preds, average='weighted', zero_division=0), 4),
                          agreement=round((preds == ref).float().mean().item(), 4), n=len(preds)))
     return rows
 
@@ -373,13 +406,15 @@ def format_table(
 
 # %% ../nbs/09_compress.ipynb #4248f5cc
 def _cli_error(cmd:str, e:Exception):
-    print(f"{cmd}: error: {e}", file=sys.stderr); sys.exit(2)
+    print(f"{cmd}: error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 def _slower_than_fp32(speed:dict):
     "Refuse (exit 3): an int8 model slower than the float one it came from is not worth writing."
-    print(f"mmsent_quantize: int8 is not faster than fp32 on this CPU ({speed['cpu_capability']}, {speed['threads']} threads): "
-          f"fp32 {speed['ms']['fp32']} ms, int8 ({speed['kernel']}) {speed['ms'].get(speed['kernel'])} ms on the model's linear layers; "
-          "nothing written: use the float model as it is, or --force to write the int8 model anyway", file=sys.stderr)
+    print(f"mmsent_quantize: int8 is not faster than fp32 on this CPU ({speed['cpu_capability']}, {speed['threads']} "
+          f"threads): fp32 {speed['ms']['fp32']} ms, int8 ({speed['kernel']}) {speed['ms'].get(speed['kernel'])} ms on "
+          "the model's linear layers; nothing written: use the float model as it is, or --force to write the int8 "
+          "model anyway", file=sys.stderr)
     sys.exit(3)
 
 def _check_model_dir(model:str|None, what:str='--model')->Path:
@@ -392,19 +427,23 @@ def _check_out(out:str|None, model:Path)->Path:
     if not out: raise ValueError("--out DIR is required (the directory to write the compressed model into)")
     o = Path(out)
     if o.suffix in ('.pt', '.pth', '.bin', '.pkl', '.ckpt', '.safetensors'):
-        raise ValueError(f"--out {o} looks like a file name: the output is a model directory (config.json, model.safetensors, processor files)")
+        raise ValueError(f"--out {o} looks like a file name: the output is a model directory (config.json, "
+                         "model.safetensors, processor files)")
     if o.resolve() == model.resolve(): raise ValueError(f"--out {o} is the input model: give another directory")
     return o
 
 def _report(out:Path, report:dict):
     (out/'compression_report.json').write_text(json.dumps(report, indent=2, default=str))
-    print(format_table(report['rows'])); print(f"wrote {out} and {out/'compression_report.json'}")
+    print(format_table(report['rows']))
+    print(f"wrote {out} and {out/'compression_report.json'}")
 
 def distill_parser()->OptionsParser:
     "`mmsent_distill`'s options: `mmsent_train`'s, with the student's names for three of them and its own output folders."
-    return train_parser('mmsent_distill', "Distil a trained model (the teacher) into a smaller student: labels + the teacher's softened logits, mmsent_train's outputs.",
+    return train_parser('mmsent_distill', "Distil a trained model (the teacher) into a smaller student: labels + the "
+                        "teacher's softened logits, mmsent_train's outputs.",
                         defaults=dict(output_dir='models/distilled', log_dir='logs/distilled'),
-                        aliases=dict(preset=['--student_preset', '--preset'], distill_alpha=['--alpha', '--distill_alpha'],
+                        aliases=dict(preset=['--student_preset', '--preset'],
+                                     distill_alpha=['--alpha', '--distill_alpha'],
                                      distill_temperature=['--temperature', '--distill_temperature']))
 
 def mmsent_distill(
@@ -415,15 +454,21 @@ def mmsent_distill(
     cfg, _ = p.parse_config(argv)
     def work():
         if cfg.resume: return train(cfg)
-        if not cfg.teacher: raise ConfigError('teacher', "is required: the teacher's model directory, e.g. models/end_to_end_multimodal_best")
-        rest = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
-        return distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha, cfg.distill_temperature, **rest)
+        if not cfg.teacher:
+            raise ConfigError('teacher',
+                              "is required: the teacher's model directory, e.g. models/end_to_end_multimodal_best")
+        rest = {f.name: getattr(cfg, f.name)
+                for f in fields(TrainConfig)
+                if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
+        return distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha,
+                       cfg.distill_temperature, **rest)
     res = run_command(p, work)
     print(f"student best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
 
 # %% ../nbs/09_compress.ipynb #42b0746a
 def _eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples):
-    return dict(dataset=dataset, data_root=data_root, split=split, synth_n=synth_n, batch_size=batch_size, max_audio_seconds=max_audio_seconds, max_samples=max_samples)
+    return dict(dataset=dataset, data_root=data_root, split=split, synth_n=synth_n, batch_size=batch_size,
+                max_audio_seconds=max_audio_seconds, max_samples=max_samples)
 
 @call_parse
 def mmsent_quantize(
@@ -443,15 +488,22 @@ def mmsent_quantize(
 ):
     "Dynamic int8 quantization of the linear layers for CPU inference; saves it (safetensors) and compares size, latency and accuracy with the float model."
     try:
-        src = _check_model_dir(model); o = _check_out(out, src)
-        fp = EndToEndMultiModalModel.from_pretrained(src); proc = MultiModalProcessor.from_pretrained(src)
+        src = _check_model_dir(model)
+        o = _check_out(out, src)
+        fp = EndToEndMultiModalModel.from_pretrained(src)
+        proc = MultiModalProcessor.from_pretrained(src)
         qm = quantize_int8(fp, kernel, check_speed=not force)
         if not hasattr(qm, 'quantized_modules'): _slower_than_fp32(qm.int8_speed)
         q = save_quantized(qm, o, proc, extra=dict(quantized_from=str(src)))
-        rows = [] if no_eval else compare_models({'fp32': (fp, src), 'int8': (load_quantized(o), o)},
-                                                eval_loader(proc, fp.modalities, config=fp.config, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
+        rows = [] if no_eval else compare_models(
+            {'fp32': (fp, src), 'int8': (load_quantized(o), o)},
+            eval_loader(proc, fp.modalities, config=fp.config,
+                        **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)),
+            repeats)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_quantize', e)
-    _report(o, dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, speed=qm.int8_speed, model=str(src), dataset=dataset, split=split, rows=rows))
+    _report(o,
+            dict(technique='int8 dynamic quantization', scheme=QUANT_SCHEME, speed=qm.int8_speed, model=str(src),
+                 dataset=dataset, split=split, rows=rows))
 
 # %% ../nbs/09_compress.ipynb #30e3905f
 @call_parse
@@ -473,17 +525,28 @@ def mmsent_prune(
 ):
     "Magnitude (L1) pruning of the encoders' linear layers, made permanent; saves the model and tabulates accuracy against sparsity."
     try:
-        src = _check_model_dir(model); o = _check_out(out, src)
+        src = _check_model_dir(model)
+        o = _check_out(out, src)
         try: levels = sorted({float(s) for s in sweep.split(',')} | {sparsity}) if sweep else [sparsity]
-        except ValueError: raise ValueError(f"--sweep {sweep!r}: expected comma-separated sparsities, e.g. 0,0.3,0.5,0.7,0.9") from None
-        fp = EndToEndMultiModalModel.from_pretrained(src); proc = MultiModalProcessor.from_pretrained(src)
+        except ValueError:
+            raise ValueError(f"--sweep {sweep!r}: expected comma-separated sparsities, e.g. "
+                             "0,0.3,0.5,0.7,0.9") from None
+        fp = EndToEndMultiModalModel.from_pretrained(src)
+        proc = MultiModalProcessor.from_pretrained(src)
         pruned = prune_encoders(EndToEndMultiModalModel.from_pretrained(src), sparsity, scope)
         pruned.save_pretrained(o, processor=proc, extra=dict(pruned_from=str(src), sparsity=sparsity, scope=scope))
         rows = []
         if not no_eval:
             models = {'fp32': (fp, src)}
             for s in levels:
-                models[f'sparsity {s:g}'] = (pruned, o) if s == sparsity else (prune_encoders(EndToEndMultiModalModel.from_pretrained(src), s, scope), None)
-            rows = compare_models(models, eval_loader(proc, fp.modalities, config=fp.config, **_eval_args(dataset, data_root, split, synth_n, batch_size, max_audio_seconds, max_samples)), repeats)
+                models[f'sparsity {s:g}'] = ((pruned, o) if s == sparsity
+                                             else (prune_encoders(EndToEndMultiModalModel.from_pretrained(src), s,
+                                                                  scope), None))
+            rows = compare_models(models,
+                                  eval_loader(proc, fp.modalities, config=fp.config,
+                                              **_eval_args(dataset, data_root, split, synth_n, batch_size,
+                                                           max_audio_seconds, max_samples)), repeats)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError) as e: _cli_error('mmsent_prune', e)
-    _report(o, dict(technique='L1 unstructured pruning of the encoder linear layers', scope=scope, model=str(src), dataset=dataset, split=split, rows=rows))
+    _report(o,
+            dict(technique='L1 unstructured pruning of the encoder linear layers', scope=scope, model=str(src),
+                 dataset=dataset, split=split, rows=rows))

@@ -32,7 +32,8 @@ LABELS = ('negative', 'neutral', 'positive')
 NUM_CLASSES = len(LABELS)
 id2label = dict(enumerate(LABELS))
 label2id = {l: i for i, l in id2label.items()}
-MOSEI_EMOTIONS = ('happy', 'sad', 'anger', 'surprise', 'disgust', 'fear')   # CMU-MOSEI's six emotions, in the order of its label sequence
+# CMU-MOSEI's six emotions, in the order of its label sequence
+MOSEI_EMOTIONS = ('happy', 'sad', 'anger', 'surprise', 'disgust', 'fear')
 
 # %% ../nbs/00_core.ipynb #b973d8db
 def label_id(
@@ -45,7 +46,8 @@ def label_id(
     if isinstance(label, Integral) or (isinstance(label, float) and float(label).is_integer()):
         i = int(label)
         if 0 <= i < n: return i
-        raise ValueError(f"label id {label!r} is out of range: expected 0-{n-1} ({', '.join(f'{k} {v}' for k, v in enumerate(labels))})")
+        raise ValueError(f"label id {label!r} is out of range: expected 0-{n-1} "
+                         f"({', '.join(f'{k} {v}' for k, v in enumerate(labels))})")
     if isinstance(label, str):
         s = label.strip().lower()
         ids = {l.lower(): k for k, l in enumerate(labels)}
@@ -94,7 +96,8 @@ PRESETS = {p.name: p for p in (
     EncoderPreset('small', 'distilroberta-base', 'ntu-spml/distilhubert', 'facebook/deit-small-patch16-224',
                   'DistilRoBERTa, DistilHuBERT, DeiT-small (ViT-S/16) (~130M parameters)'),
     EncoderPreset('modern', 'microsoft/deberta-v3-base', 'microsoft/wavlm-base-plus', 'google/siglip2-base-patch16-224',
-                  "current encoders: DeBERTa-v3-base, WavLM-base-plus, SigLIP 2 base vision tower (~371M parameters; tokenizer: pip install 'mmsent[modern]')"),
+                  "current encoders: DeBERTa-v3-base, WavLM-base-plus, SigLIP 2 base vision tower (~371M parameters; "
+                  "tokenizer: pip install 'mmsent[modern]')"),
     EncoderPreset('tiny', None, None, None,
                   'random-init RoBERTa/Wav2Vec2/ViT from small configs, for tests and demos only (<1M parameters)'),
 )}
@@ -115,13 +118,15 @@ def resolve_device(
     if isinstance(device, torch.device): dev = device
     elif device in (None, 'auto'):
         if torch.cuda.is_available(): return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+            return torch.device('mps')
         return torch.device('cpu')
     else:
         try: dev = torch.device(device)
         except RuntimeError as e: raise ValueError(f"invalid device {device!r}: {e}") from None
     if dev.type == 'cuda':
-        if not torch.cuda.is_available(): raise ValueError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(dev)!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
@@ -190,7 +195,8 @@ PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 
 @functools.cache
 def _warn_emulated_bf16(cap:str):
-    log.warning("precision bf16 on a CPU without native bf16 (%s): a 256x256 matmul runs %.1fx slower than in fp32 here; --precision auto (fp32) is faster",
+    log.warning("precision bf16 on a CPU without native bf16 (%s): a 256x256 matmul runs %.1fx slower than in fp32 "
+                "here; --precision auto (fp32) is faster",
                 cap, bf16_matmul_slowdown())
 
 def resolve_precision(
@@ -199,7 +205,8 @@ def resolve_precision(
     accelerate:str|None=None, # Accelerate's setting (default: $ACCELERATE_MIXED_PRECISION, which `accelerate launch` sets)
 )->str: # Accelerate's mixed_precision: 'no', 'bf16' or 'fp16'
     "Accelerate's `mixed_precision` for `precision` on `device`: 'auto' is the launcher's setting, else bf16 on a CUDA GPU with bf16, else fp32."
-    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dev = resolve_device(device)
     if precision == 'auto':
         acc = accelerate or os.environ.get('ACCELERATE_MIXED_PRECISION')
@@ -245,7 +252,9 @@ def misaligned_copy(
     assert offset % 8 == 0 and 0 < offset < 64, "offset must be a multiple of 8 in (0, 64)"
     out = {}
     for k, v in tensors.items():
-        if not torch.is_tensor(v) or v.numel() == 0: out[k] = v; continue
+        if not torch.is_tensor(v) or v.numel() == 0:
+            out[k] = v
+            continue
         nbytes = v.numel()*v.element_size()
         buf = torch.empty(nbytes + 64, dtype=torch.uint8).untyped_storage()
         start = (offset - buf.data_ptr()) % 64
@@ -259,7 +268,8 @@ def forced_kernels(
 )->dict: # environment variable -> value
     "Settings that move PyTorch's, MKL's and oneDNN's CPU kernels off this CPU's best path: AVX2 on an AVX-512 CPU, else the portable kernels."
     cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
-    if cap.startswith('AVX512'): return {'ATEN_CPU_CAPABILITY': 'avx2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
+    if cap.startswith('AVX512'):
+        return {'ATEN_CPU_CAPABILITY': 'avx2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
     return {'ATEN_CPU_CAPABILITY': 'default', 'MKL_ENABLE_INSTRUCTIONS': 'SSE4_2', 'ONEDNN_MAX_CPU_ISA': 'SSE41'}
 
 # %% ../nbs/00_core.ipynb #058d2128
@@ -276,11 +286,13 @@ def cache_dir(
 def env_info()->dict:
     "Versions and devices relevant to mmsent, as a dict."
     import transformers, torchaudio
-    cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    cuda = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available()
+            else [])
     return dict(mmsent=mmsent.__version__, python=platform.python_version(), platform=platform.platform(),
                 torch=torch.__version__, torchaudio=torchaudio.__version__, transformers=transformers.__version__,
-                cuda_devices=cuda, default_device=str(resolve_device('auto')), cpu_capability=cpu_capability(), threads=torch.get_num_threads(),
-                hf_hub_offline=os.environ.get('HF_HUB_OFFLINE', '0'), cache=str(cache_dir()))
+                cuda_devices=cuda, default_device=str(resolve_device('auto')), cpu_capability=cpu_capability(),
+                threads=torch.get_num_threads(), hf_hub_offline=os.environ.get('HF_HUB_OFFLINE', '0'),
+                cache=str(cache_dir()))
 
 # %% ../nbs/00_core.ipynb #dd6bac00
 @call_parse
@@ -337,7 +349,9 @@ def check_types(
         v = getattr(obj, name)
         if t not in (bool, int, float, str) or (v is None and optional): continue
         ok = isinstance(v, (int, float) if t is float else t) and (t is bool or not isinstance(v, bool))
-        if not ok: raise ConfigError(name, f"must be {'an' if t is int else 'a'} {t.__name__}{' or null' if optional else ''}, got {v!r}")
+        if not ok:
+            raise ConfigError(name, f"must be {'an' if t is int else 'a'} "
+                              f"{t.__name__}{' or null' if optional else ''}, got {v!r}")
 
 # %% ../nbs/00_core.ipynb #d3e20c05
 def record_given(cls):
@@ -346,8 +360,10 @@ def record_given(cls):
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
         given, caller = frozenset(names[:len(args)]) | frozenset(kwargs), sys._getframe(1)
-        src = caller.f_locals.get('obj', caller.f_locals.get('self')) if caller.f_globals.get('__name__') == 'dataclasses' else None
-        if isinstance(src, cls):   # dataclasses.replace(src, **changes) passes every field: keep src's record, add what changed
+        src = (caller.f_locals.get('obj', caller.f_locals.get('self'))
+               if caller.f_globals.get('__name__') == 'dataclasses' else None)
+        # dataclasses.replace(src, **changes) passes every field: keep src's record, add what changed
+        if isinstance(src, cls):
             given = given_fields(src) | {k for k in kwargs if k in names and kwargs[k] != getattr(src, k)}
         self.__dict__['_given'] = given
         init(self, *args, **kwargs)
@@ -369,8 +385,10 @@ def read_config(
     if not p.is_file(): raise ConfigError('config', f"{p}: no such file")
     try: d = json.loads(p.read_text()) if p.suffix.lower() == '.json' else yaml.safe_load(p.read_text())
     except (ValueError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError('config', f"{p} is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(e).split())}") from None
-    if not isinstance(d, dict): raise ConfigError('config', f"{p} must hold a mapping of option -> value, got a {type(d).__name__}")
+        raise ConfigError('config', f"{p} is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{' '.join(str(e).split())}") from None
+    if not isinstance(d, dict):
+        raise ConfigError('config', f"{p} must hold a mapping of option -> value, got a {type(d).__name__}")
     return d
 
 # %% ../nbs/00_core.ipynb #b349297c
@@ -402,7 +420,8 @@ class OptionsParser(argparse.ArgumentParser):
             if t is bool: self.add_argument(*opts, dest=f.name, action='store_true', help=help)
             else:
                 shown = '' if default in (None, dataclasses.MISSING) else f" (default: {default})".replace('%', '%%')
-                self.add_argument(*opts, dest=f.name, type=t if t in (int, float, str) else str, metavar=f.name.upper(), help=help + shown)
+                self.add_argument(*opts, dest=f.name, type=t if t in (int, float, str) else str, metavar=f.name.upper(),
+                                  help=help + shown)
 
     def error(self,
               message:str, # what is wrong, e.g. 'argument --epochs: must be >= 1, got 0'
@@ -434,7 +453,8 @@ def parse_config(self:OptionsParser,
         src = {k: f" (from --config {extra['config']})" for k in d if k not in given}
         given = {**d, **given}
     try: obj = self.cls(**{**self.defaults, **given})
-    except ConfigError as e: self.error(f"argument {self.flags.get(e.name, '--' + e.name)}{src.get(e.name, '')}: {e.msg}")
+    except ConfigError as e:
+        self.error(f"argument {self.flags.get(e.name, '--' + e.name)}{src.get(e.name, '')}: {e.msg}")
     except (ValueError, TypeError) as e: self.fail(e)
     obj.__dict__['_given'] = frozenset(given)
     return obj, extra
@@ -443,7 +463,8 @@ def parse_config(self:OptionsParser,
 def _one_line(e:Exception)->str:
     "`e` as one line; an error re-raised from a DataLoader worker process keeps only the original message, not the worker's traceback."
     s = str(e)
-    if 'Original Traceback' in s:   # torch's ExceptionWrapper: "Caught X in DataLoader worker process 0.\nOriginal Traceback ...\nX: message"
+    # torch's ExceptionWrapper: "Caught X in DataLoader worker process 0.\nOriginal Traceback ...\nX: message"
+    if 'Original Traceback' in s:
         last = [l for l in s.splitlines() if l.strip()][-1]
         s = last.split(': ', 1)[1] if ': ' in last and last.split(': ', 1)[0].replace('.', '').isidentifier() else last
     return ' '.join(s.split())

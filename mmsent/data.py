@@ -48,7 +48,9 @@ def _decode_av(p:Path, sr:int, max_seconds:float|None)->np.ndarray:
         limit = None if max_seconds is None else int(round(max_seconds*sr))
         try:
             for frame in container.decode(container.streams.audio[0]):
-                for f in resampler.resample(frame): chunks.append(f.to_ndarray().reshape(-1)); n += chunks[-1].size
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1))
+                    n += chunks[-1].size
                 if limit is not None and n >= limit: break
             else:
                 for f in resampler.resample(None): chunks.append(f.to_ndarray().reshape(-1))
@@ -70,15 +72,19 @@ def load_audio(
     "Read an audio file as a mono float32 waveform at `sampling_rate`, naming the file in any error."
     p = _check_file(path, 'audio')
     try:
-        with sf.SoundFile(str(p)) as f:   # only the first `max_seconds` are decoded, whatever the file's length (or its header's claim)
+        # only the first `max_seconds` are decoded, whatever the file's length (or its header's claim)
+        with sf.SoundFile(str(p)) as f:
             sr = f.samplerate
-            data = f.read(frames=-1 if max_seconds is None else int(round(max_seconds*sr)), dtype='float32', always_2d=True)  # (T, C)
+            # (T, C)
+            data = f.read(frames=-1 if max_seconds is None else int(round(max_seconds*sr)), dtype='float32',
+                          always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         wav = _decode_av(p, sampling_rate, max_seconds)  # formats libsndfile doesn't know: mp4, m4a, webm, ...
     else:
         wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if sr != sampling_rate and wav.size:
-            with torch.no_grad(): wav = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
+            with torch.no_grad():
+                wav = _resampler(sr, sampling_rate)(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
     if wav.size == 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
     if not np.isfinite(wav).all(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples")
     return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
@@ -96,18 +102,22 @@ def write_test_mp4(
     with av.open(str(path), 'w') as out:
         vs = out.add_stream('libx264' if 'libx264' in av.codecs_available else 'mpeg4', rate=fps) if frames else None
         if vs is not None:
-            vs.height, vs.width = frames[0].shape[:2]; vs.pix_fmt = 'yuv420p'
+            vs.height, vs.width = frames[0].shape[:2]
+            vs.pix_fmt = 'yuv420p'
         aus = out.add_stream('aac', rate=sampling_rate, layout='mono') if audio is not None else None
         if vs is not None:
             for fr in frames:
-                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr, dtype=np.uint8), format='rgb24')): out.mux(pkt)
+                for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr, dtype=np.uint8),
+                                                                format='rgb24')):
+                    out.mux(pkt)
             for pkt in vs.encode(): out.mux(pkt)
         if aus is not None:
             a = np.asarray(audio, np.float32).reshape(1, -1)
             step = 1024
             for i in range(0, a.shape[1], step):
                 fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[:, i:i+step]), format='flt', layout='mono')
-                fr.sample_rate = sampling_rate; fr.pts = i
+                fr.sample_rate = sampling_rate
+                fr.pts = i
                 for pkt in aus.encode(fr): out.mux(pkt)
             for pkt in aus.encode(): out.mux(pkt)
     return path
@@ -147,7 +157,8 @@ def check_pixels(
 ):
     "Raise `ImageTooLarge` when a picture has more than `max_pixels` pixels."
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if width*height > limit: raise ImageTooLarge(f"image too large ({width} x {height}): {what} has more than {limit:,} pixels")
+    if width*height > limit:
+        raise ImageTooLarge(f"image too large ({width} x {height}): {what} has more than {limit:,} pixels")
 
 _OPENING = threading.Lock()
 
@@ -161,14 +172,17 @@ def load_image(
         return to_rgb(image)
     p = _check_file(image, 'image')
     try:
-        with _OPENING, warnings.catch_warnings():   # the warning filters are process-wide: one thread at a time changes them
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)   # Pillow's warning limit is above ours, checked next
+        # the warning filters are process-wide: one thread at a time changes them
+        with _OPENING, warnings.catch_warnings():
+            # Pillow's warning limit is above ours, checked next
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             img = Image.open(p)   # reads the header only
         with img:
             check_pixels(*img.size, p, max_pixels)
             img.load()  # decode now, so truncated files fail here
             return to_rgb(img)
-    except Image.DecompressionBombError as e:   # Pillow's own limit, far above ours, met while opening: its message has the pixel count
+    # Pillow's own limit, far above ours, met while opening: its message has the pixel count
+    except Image.DecompressionBombError as e:
         n = re.search(r'\((\d+) pixels\)', str(e))
         limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
         head = f"image too large ({int(n[1]):,} pixels)" if n else "image too large"
@@ -212,9 +226,13 @@ def load_video_frames(
     with container:
         if not container.streams.video: raise VideoReadError(f"{p} has no video stream")
         vs = container.streams.video[0]
-        if vs.codec_context is None: raise VideoReadError(f"cannot decode video {p}: its video stream has no codec parameters")   # e.g. cut short
-        check_pixels(vs.codec_context.width, vs.codec_context.height, p)   # from the stream's header, before any frame is decoded
-        dur = float(vs.duration*vs.time_base) if vs.duration else (container.duration/1e6 if container.duration else None)
+        # e.g. cut short
+        if vs.codec_context is None:
+            raise VideoReadError(f"cannot decode video {p}: its video stream has no codec parameters")
+        # from the stream's header, before any frame is decoded
+        check_pixels(vs.codec_context.width, vs.codec_context.height, p)
+        dur = (float(vs.duration*vs.time_base) if vs.duration
+               else (container.duration/1e6 if container.duration else None))
     if dur is not None and max_seconds is not None: dur = min(dur, max_seconds)
     picked, last = [], None
     if dur:   # frames nearest after evenly spaced times
@@ -223,7 +241,8 @@ def load_video_frames(
             last = fr
             while len(picked) < n_frames and t + 1e-6 >= targets[len(picked)]: picked.append(fr.to_image())
             if len(picked) == n_frames: break
-        if last is not None and len(picked) < n_frames: picked += [last.to_image()] * (n_frames - len(picked))   # shorter than announced
+        # shorter than announced
+        if last is not None and len(picked) < n_frames: picked += [last.to_image()] * (n_frames - len(picked))
     else:   # unknown duration: count the frames, then take evenly spaced ones in a second pass
         count = sum(1 for _ in _decoded(p, max_seconds, cap))
         want = [min(count - 1, int((i + 0.5)/n_frames*count)) for i in range(n_frames)]

@@ -19,8 +19,8 @@ from PIL import Image
 from fastcore.script import call_parse
 
 from .core import LABELS, MODALITIES, MOSEI_EMOTIONS, cache_dir, label_id, parse_labels
-from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError, NonFiniteAudio,
-                         ImageReadError, VideoReadError, write_test_mp4)
+from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError,
+                         NonFiniteAudio, ImageReadError, VideoReadError, write_test_mp4)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ class Record:
 
     def modalities(self)->tuple:
         "The modalities this record can provide."
-        has = dict(text=self.text is not None, audio=self.audio_path is not None or (self.video_path is not None and not self.no_audio_track),
+        has = dict(text=self.text is not None,
+                   audio=self.audio_path is not None or (self.video_path is not None and not self.no_audio_track),
                    visual=self.image_path is not None or self.video_path is not None)
         return tuple(m for m in MODALITIES if has[m])
 
@@ -83,7 +84,8 @@ def _read_utf8(p:Path)->str:
     try: return raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b'\n') + 1
-        raise DataError(f"{p} is not UTF-8: byte 0x{raw[e.start]:02x} at line {line} (byte {e.start}) cannot be decoded; save it as UTF-8") from None
+        raise DataError(f"{p} is not UTF-8: byte 0x{raw[e.start]:02x} at line {line} (byte {e.start}) cannot be "
+                        "decoded; save it as UTF-8") from None
 
 # %% ../nbs/01b_datasets.ipynb #71d2f4e2
 def manifest_path(
@@ -107,10 +109,15 @@ def manifest_label_set(
     names = {}
     for _, r in rows:
         for v in ((_cell(r, 'label') or '').split(';') if multilabel else [_cell(r, 'label')]):
-            if v is not None and v.strip() and not v.strip().lstrip('+-').replace('.', '', 1).isdigit(): names.setdefault(v.strip().lower(), v.strip())
-    if multilabel and len(names) < 2: raise DataError("the manifest's label column names fewer than two labels: give the label set with --labels")
-    if not multilabel and (set(names) <= set(LABELS) or len(set(names) & set(LABELS)) >= 2): return LABELS   # then another name is an error naming its row (a typo is not a class)
-    if len(names) < 2: raise DataError(f"the manifest's label column has one class ({next(iter(names.values()))}): give the others with --labels")
+            if v is not None and v.strip() and not v.strip().lstrip('+-').replace('.', '', 1).isdigit():
+                names.setdefault(v.strip().lower(), v.strip())
+    if multilabel and len(names) < 2:
+        raise DataError("the manifest's label column names fewer than two labels: give the label set with --labels")
+    # then another name is an error naming its row (a typo is not a class)
+    if not multilabel and (set(names) <= set(LABELS) or len(set(names) & set(LABELS)) >= 2): return LABELS
+    if len(names) < 2:
+        raise DataError(f"the manifest's label column has one class ({next(iter(names.values()))}): give the others "
+                        "with --labels")
     return tuple(names[k] for k in sorted(names))
 
 # %% ../nbs/01b_datasets.ipynb #7da8bfbe
@@ -142,11 +149,14 @@ def _manifest_rows(p:Path)->list[tuple[int, dict]]:
 def _dialogue_cells(r:dict, where:str)->dict:
     "The row's `dialogue_id`, `turn` and `speaker`, checked: a turn is a whole number >= 0, and one goes with the other."
     d, t, s = _cell(r, 'dialogue_id'), _cell(r, 'turn'), _cell(r, 'speaker')
-    if (d is None) != (t is None): raise DataError(f"{where}: {'turn' if d is not None else 'dialogue_id'} is empty: a dialogue row needs both dialogue_id and turn")
+    if (d is None) != (t is None):
+        raise DataError(f"{where}: {'turn' if d is not None else 'dialogue_id'} is empty: a dialogue row needs both "
+                        "dialogue_id and turn")
     if t is not None:
         try: t = float(t)
         except ValueError: t = None
-        if t is None or not t.is_integer() or t < 0: raise DataError(f"{where}: turn {_cell(r, 'turn')!r} is not a whole number >= 0")
+        if t is None or not t.is_integer() or t < 0:
+            raise DataError(f"{where}: turn {_cell(r, 'turn')!r} is not a whole number >= 0")
         t = int(t)
     return dict(dialogue_id=d, turn=t, speaker=fix_text(s) if s is not None else None)
 
@@ -157,7 +167,9 @@ def _multi_hot(r:dict, labels:tuple, where:str, columns:bool)->tuple:
         for l in labels:
             v = _cell(r, l)
             try: x = float(v)
-            except (TypeError, ValueError): raise DataError(f"{where}: {l} {v!r} is not a number (0: the label does not apply, > 0: it does)") from None
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: {l} {v!r} is not a number "
+                                "(0: the label does not apply, > 0: it does)") from None
             if not math.isfinite(x) or x < 0: raise DataError(f"{where}: {l} {v!r} must be a finite number >= 0")
             out.append(int(x > 0))
         return tuple(out)
@@ -189,31 +201,41 @@ def _rows_to_records(
         except DataError:   # one class only: prediction and pre-training, which need no labels, then read none
             if require_label: raise
             labels = None
-    columns = ml and labels is not None and 'label' not in rows[0][1] and all(l in rows[0][1] for l in labels)   # one 0/1 column per label
+    # one 0/1 column per label
+    columns = ml and labels is not None and 'label' not in rows[0][1] and all(l in rows[0][1] for l in labels)
     if require_label and not columns and not {'label', 'score'} & set(rows[0][1]):
-        raise DataError(f"{p} has no 'label' column (nor a column for each of {', '.join(labels or ())})" if ml else f"{p} has no 'label' (or 'score') column")
+        raise DataError(f"{p} has no 'label' column (nor a column for each of {', '.join(labels or ())})" if ml
+                        else f"{p} has no 'label' (or 'score') column")
     out, seen = [], set()
     for line, r in rows:
         where = f"{p}:{line}"
         score = _cell(r, 'score')
         try: score = float(score) if score is not None else None
         except ValueError: raise DataError(f"{where}: score {score!r} is not a number") from None
-        if score is not None and not math.isfinite(score): raise DataError(f"{where}: score {score!r} is not a finite number")
+        if score is not None and not math.isfinite(score):
+            raise DataError(f"{where}: score {score!r} is not a finite number")
         lab = _cell(r, 'label')
-        if ml: y = _multi_hot(r, labels, where, columns) if labels and (require_label or lab is not None or columns) else None
+        if ml:
+            y = (_multi_hot(r, labels, where, columns) if labels and (require_label or lab is not None or columns)
+                 else None)
         else:
             if lab is None and score is None and require_label: raise DataError(f"{where}: empty label (and no score)")
-            try: y = label_id(lab, labels) if lab is not None and labels else (score_to_label(score) if score is not None and labels == LABELS else None)
+            try:
+                y = (label_id(lab, labels) if lab is not None and labels
+                     else (score_to_label(score) if score is not None and labels == LABELS else None))
             except ValueError as e: raise DataError(f"{where}: {e}") from None
-            if y is None and require_label: raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
+            if y is None and require_label:
+                raise DataError(f"{where}: empty label (a score gives negative, neutral or positive only)")
         rid = _cell(r, 'id') or str(line)
         if rid in seen: raise DataError(f"{where}: duplicate id {rid!r}")
         seen.add(rid)
         split = _cell(r, 'split')
         if split is not None:
-            if split.strip().lower() not in SPLIT_ALIASES: raise DataError(f"{where}: unknown split {split!r} (use train/val/test)")
+            if split.strip().lower() not in SPLIT_ALIASES:
+                raise DataError(f"{where}: unknown split {split!r} (use train/val/test)")
             split = SPLIT_ALIASES[split.strip().lower()]
-        paths = {k: (base/_cell(r, k)) if _cell(r, k) is not None else None for k in ('audio_path', 'image_path', 'video_path')}
+        paths = {k: (base/_cell(r, k)) if _cell(r, k) is not None else None
+                 for k in ('audio_path', 'image_path', 'video_path')}
         raw = r.get('text') if isinstance(r.get('text'), str) else None
         text = fix_text(raw) if raw is not None else None
         out.append(Record(id=rid, label=y, text=text if text not in (None, '') else None, score=score, split=split,
@@ -251,7 +273,8 @@ def read_meld(
     clips, out = meld_clip_dir(root, split), []
     rows = list(csv.DictReader(io.StringIO(_read_utf8(csv_path), newline='')))
     need = {'Utterance', col, 'Dialogue_ID', 'Utterance_ID'}
-    if rows and not need <= set(rows[0]): raise DataError(f"{csv_path} lacks the MELD columns {sorted(need - set(rows[0]))}")
+    if rows and not need <= set(rows[0]):
+        raise DataError(f"{csv_path} lacks the MELD columns {sorted(need - set(rows[0]))}")
     for i, r in enumerate(rows, 2):
         try: y = label_id(r[col], TARGETS[target])
         except ValueError as e: raise DataError(f"{csv_path}:{i}: {col}: {e}") from None
@@ -292,11 +315,13 @@ def read_mmsa(
     "CMU-MOSI / CMU-MOSEI records (MMSA layout): text, the clip, the 3-class label and the score (multi-label: the six emotions)."
     root, split = Path(root), SPLIT_ALIASES.get(split, split)
     p = root/'label.csv'
-    if not p.exists(): raise FileNotFoundError(f"label.csv not found in {root} (expected the MMSA layout: label.csv and Raw/)")
+    if not p.exists():
+        raise FileNotFoundError(f"label.csv not found in {root} (expected the MMSA layout: label.csv and Raw/)")
     rows, out = csv.DictReader(io.StringIO(_read_utf8(p), newline='')), []
     need = {'video_id', 'clip_id', 'label', 'mode'} | (set(MOSEI_EMOTIONS) if task == 'multilabel' else set())
     if not need <= set(rows.fieldnames or ()):
-        raise DataError(f"{p} lacks the MMSA columns {sorted(need - set(rows.fieldnames or ()))}" + (" (the six emotions, for --task multilabel)" if task == 'multilabel' else ''))
+        raise DataError(f"{p} lacks the MMSA columns {sorted(need - set(rows.fieldnames or ()))}"
+                        + (" (the six emotions, for --task multilabel)" if task == 'multilabel' else ''))
     for i, r in enumerate(rows, 2):
         try: score = float(r['label'])
         except (TypeError, ValueError): raise DataError(f"{p}:{i}: label {r.get('label')!r} is not a number") from None
@@ -318,10 +343,12 @@ def write_hf_fixture(
     "A small saved `DatasetDict`: text, Audio and Image cells with their bytes stored, a ClassLabel label, dialogue columns."
     import datasets
     root = Path(root)
-    media = root.parent/f'{root.name}_media'; media.mkdir(parents=True, exist_ok=True)
+    media = root.parent/f'{root.name}_media'
+    media.mkdir(parents=True, exist_ok=True)
     blob = {'bytes': datasets.Value('binary'), 'path': datasets.Value('string')}
-    feats = datasets.Features(text=datasets.Value('string'), audio=blob, image=blob, label=datasets.ClassLabel(names=list(labels)),
-                              dialogue_id=datasets.Value('string'), turn=datasets.Value('int32'), speaker=datasets.Value('string'))
+    feats = datasets.Features(text=datasets.Value('string'), audio=blob, image=blob,
+                              label=datasets.ClassLabel(names=list(labels)), dialogue_id=datasets.Value('string'),
+                              turn=datasets.Value('int32'), speaker=datasets.Value('string'))
     parts = {}
     for s, split in enumerate(('train', 'validation', 'test')):
         cols = defaultdict(list)
@@ -329,51 +356,64 @@ def write_hf_fixture(
             y = (i + s) % len(labels)
             sf.write(media/'a.wav', (0.1*np.sin(np.arange(1_600)*(0.05 + 0.02*y))).astype(np.float32), 16_000)
             Image.new('RGB', (16, 16), (40*y, 0, 0)).save(media/'v.png')
-            cols['text'].append(f'{labels[y]} sample {i}'); cols['label'].append(y)
+            cols['text'].append(f'{labels[y]} sample {i}')
+            cols['label'].append(y)
             cols['audio'].append({'bytes': (media/'a.wav').read_bytes(), 'path': f'{split}_{i}.wav'})
             cols['image'].append({'bytes': (media/'v.png').read_bytes(), 'path': f'{split}_{i}.png'})
-            cols['dialogue_id'].append(f'{split}/{i // 3}'); cols['turn'].append(i % 3); cols['speaker'].append('AB'[i % 2])
+            cols['dialogue_id'].append(f'{split}/{i // 3}')
+            cols['turn'].append(i % 3)
+            cols['speaker'].append('AB'[i % 2])
         ds = datasets.Dataset.from_dict(dict(cols), features=feats)
-        parts[split] = ds.cast_column('audio', datasets.Audio(sampling_rate=16_000)).cast_column('image', datasets.Image())
+        parts[split] = (ds.cast_column('audio', datasets.Audio(sampling_rate=16_000))
+                        .cast_column('image', datasets.Image()))
     datasets.DatasetDict(parts).save_to_disk(str(root))
     shutil.rmtree(media)
     return root
 
 # %% ../nbs/01b_datasets.ipynb #e50ae738
-_HF_MEDIA = dict(audio_path=('audio', 'audio_path'), image_path=('image', 'image_path'), video_path=('video', 'video_path'))   # a record's file fields and the columns that may fill them
+# a record's file fields and the columns that may fill them
+_HF_MEDIA = dict(audio_path=('audio', 'audio_path'), image_path=('image', 'image_path'),
+                 video_path=('video', 'video_path'))
 
 def _hf_open(root:Path)->dict:
     "{split: Dataset} of the dataset saved in `root` (one `Dataset` with a split column: {None: it}), media left undecoded."
     try: import datasets
     except ImportError: raise DataError("--dataset hf needs the datasets package: pip install 'mmsent[hf]'") from None
     if not (root/'dataset_dict.json').exists() and not (root/'state.json').exists():
-        raise DataError(f"{root} is not a dataset saved with save_to_disk (it has neither dataset_dict.json nor state.json)")
+        raise DataError(f"{root} is not a dataset saved with save_to_disk (it has neither dataset_dict.json nor "
+                        "state.json)")
     try: d = datasets.load_from_disk(str(root))
-    except (OSError, ValueError, KeyError, TypeError) as e: raise DataError(f"{root}: cannot load the saved dataset ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{root}: cannot load the saved dataset ({type(e).__name__}: {e})") from None
     parts = dict(d) if isinstance(d, datasets.DatasetDict) else {None: d}
     for k, ds in parts.items():
         if k is None and 'split' not in ds.column_names:
-            raise DataError(f"{root}: one dataset without a split column; add one (train/val/test) or save a DatasetDict")
+            raise DataError(f"{root}: one dataset without a split column; add one (train/val/test) or save a "
+                            "DatasetDict")
         if k is not None and k.strip().lower() not in SPLIT_ALIASES:
             raise DataError(f"{root}: unknown split {k!r} (name the splits train, validation and test)")
         for c, f in ds.features.items():
-            if type(f).__name__ in ('Audio', 'Image', 'Video') and getattr(f, 'decode', False): parts[k] = ds = ds.cast_column(c, replace(f, decode=False))
+            if type(f).__name__ in ('Audio', 'Image', 'Video') and getattr(f, 'decode', False):
+                parts[k] = ds = ds.cast_column(c, replace(f, decode=False))
     return parts
 
 def _hf_label(v, feat, where:str):
     "A label cell as a manifest holds it: a `ClassLabel` id as its name, a list as ';'-joined names."
-    if isinstance(v, (list, tuple)): return ';'.join(str(_hf_label(x, getattr(feat, 'feature', None), where)) for x in v)
+    if isinstance(v, (list, tuple)):
+        return ';'.join(str(_hf_label(x, getattr(feat, 'feature', None), where)) for x in v)
     names = getattr(feat, 'names', None)
     if names and isinstance(v, int) and not isinstance(v, bool):
         if v == -1: return None   # ClassLabel's "no label"
-        if not 0 <= v < len(names): raise DataError(f"{where}: label id {v} is out of range for the ClassLabel's {len(names)} names")
+        if not 0 <= v < len(names):
+            raise DataError(f"{where}: label id {v} is out of range for the ClassLabel's {len(names)} names")
         return names[v]
     return v
 
 def _hf_file(v, field:str, where:str)->str|None:
     "A media cell as a file path: its stored bytes written once to the cache (named by their SHA-256), else its path."
     if v is None or isinstance(v, str): return v
-    if not isinstance(v, dict) or not {'bytes', 'path'} & set(v): raise DataError(f"{where}: {field} is neither a file path nor an Audio/Image/Video cell")
+    if not isinstance(v, dict) or not {'bytes', 'path'} & set(v):
+        raise DataError(f"{where}: {field} is neither a file path nor an Audio/Image/Video cell")
     b, p = v.get('bytes'), v.get('path')
     if not b: return p or None
     h, ext = hashlib.sha256(b).hexdigest(), Path(p or '').suffix.lower()
@@ -396,7 +436,8 @@ def _hf_media(ds, media:dict, where:str)->list[dict]:
     if index.exists():
         known = json.loads(index.read_text())
         if len(known) == len(ds) and all(p is None or Path(p).exists() for r in known for p in r.values()): return known
-    found = [{fld: _hf_file(r[c], c, f"{where}[{i}]") for fld, c in cols.items()} for i, r in enumerate(ds.select_columns(list(cols.values())))]
+    found = [{fld: _hf_file(r[c], c, f"{where}[{i}]") for fld, c in cols.items()}
+             for i, r in enumerate(ds.select_columns(list(cols.values())))]
     _write_atomic(index, json.dumps(found).encode())
     return found
 
@@ -407,11 +448,15 @@ def _hf_rows(root:Path, parts:dict, splits:tuple|None)->list:
         if k is not None and splits is not None and SPLIT_ALIASES[k.strip().lower()] not in splits: continue
         media = {fld: next((c for c in cols if c in ds.features), None) for fld, cols in _HF_MEDIA.items()}
         files = _hf_media(ds, media, f"{root}:{k or ''}")
-        plain = ds.remove_columns([c for c in dict.fromkeys(('audio', 'image', 'video', *media.values())) if c in ds.column_names])
+        plain = ds.remove_columns([c for c in dict.fromkeys(('audio', 'image', 'video', *media.values()))
+                                   if c in ds.column_names])
         for i, r in enumerate(plain):
-            if k is None and splits is not None and SPLIT_ALIASES.get(str(r.get('split') or '').strip().lower()) not in splits: continue
+            if (k is None and splits is not None
+                and SPLIT_ALIASES.get(str(r.get('split') or '').strip().lower()) not in splits):
+                continue
             row = dict(r, **files[i])
-            if 'label' in ds.features: row['label'] = _hf_label(r['label'], ds.features['label'], f"{root}:{k or ''}[{i}]")
+            if 'label' in ds.features:
+                row['label'] = _hf_label(r['label'], ds.features['label'], f"{root}:{k or ''}[{i}]")
             if k is not None: row['split'] = k
             rows.append((f"{k or ''}[{i}]", row))
     return rows
@@ -425,10 +470,12 @@ def hf_label_set(
     root = Path(root)
     parts = _hf_open(root) if parts is None else parts
     feats = [ds.features.get('label') for ds in parts.values()]
-    names = [tuple(getattr(f, 'names', None) or getattr(getattr(f, 'feature', None), 'names', None) or ()) for f in feats]
+    names = [tuple(getattr(f, 'names', None) or getattr(getattr(f, 'feature', None), 'names', None) or ())
+             for f in feats]
     if names[0] and all(n == names[0] for n in names): return parse_labels(names[0])
     if any(names): raise DataError(f"{root}: the splits' label columns name different classes: {sorted(set(names))}")
-    cells = [(i, {'label': _hf_label(v, f, str(root))}) for ds, f in zip(parts.values(), feats) if f is not None for i, v in enumerate(ds['label'])]
+    cells = [(i, {'label': _hf_label(v, f, str(root))}) for ds, f in zip(parts.values(), feats) if f is not None
+             for i, v in enumerate(ds['label'])]
     if not cells: raise DataError(f"{root} has no 'label' column: give the label set with --labels")
     return manifest_label_set(cells, multilabel)
 
@@ -467,7 +514,8 @@ def attach_context(
     for d, rs in by_dialogue.items():
         rs = sorted(rs, key=lambda r: r.turn)
         for a, b in zip(rs, rs[1:]):
-            if a.turn == b.turn: raise DataError(f"dialogue {d!r}: records {a.id!r} and {b.id!r} are both turn {a.turn}")
+            if a.turn == b.turn:
+                raise DataError(f"dialogue {d!r}: records {a.id!r} and {b.id!r} are both turn {a.turn}")
         for i, r in enumerate(rs):
             prev = [p for p in rs[max(0, i - turns):i] if p.text is not None]
             ctx[id(r)] = tuple(f'{p.speaker}: {p.text}' if p.speaker else p.text for p in prev) or None
@@ -490,25 +538,35 @@ def load_records(
     split = SPLIT_ALIASES.get(split, split)
     if split not in ('train', 'val', 'test'): raise ValueError(f"unknown split {split!r}: use train, val or test")
     if not context_turns: return _read_splits(dataset, data_root, (split,), synth_config, labels, target, task)
-    every = _read_splits(dataset, data_root, ('train', 'val', 'test'), synth_config, labels, target, task)   # a dialogue's earlier turns may sit in another split
+    # a dialogue's earlier turns may sit in another split
+    every = _read_splits(dataset, data_root, ('train', 'val', 'test'), synth_config, labels, target, task)
     if not any(r.dialogue_id is not None for r in every):
-        raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs dialogue_id and turn columns)")
+        raise DataError(f"--context_turns {context_turns}: {data_root or dataset} has no dialogues (a manifest needs "
+                        "dialogue_id and turn columns)")
     return [r for r in attach_context(every, context_turns) if r.split == split]
 
 def _read_splits(dataset, data_root, splits:tuple, synth_config, labels, target, task)->list[Record]:
     "The records of `splits`, each file read once (`load_records`' arguments)."
-    if task == 'multilabel' and dataset == 'meld': raise ValueError("--task multilabel: MELD gives one emotion per utterance (use --target emotion)")
-    if target != 'sentiment' and dataset != 'meld': raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
+    if task == 'multilabel' and dataset == 'meld':
+        raise ValueError("--task multilabel: MELD gives one emotion per utterance (use --target emotion)")
+    if target != 'sentiment' and dataset != 'meld':
+        raise ValueError(f"--target {target} is for --dataset meld (the others have sentiment labels)")
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
-    if dataset in ('meld', 'mosi', 'mosei', 'hf') and data_root is None: raise ValueError(f"--data_root is required for {dataset}")
-    if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
+    if dataset in ('meld', 'mosi', 'mosei', 'hf') and data_root is None:
+        raise ValueError(f"--data_root is required for {dataset}")
+    if data_root is not None and not Path(data_root).exists():
+        raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     if dataset == 'meld': return [r for s in splits for r in read_meld(data_root, s, target)]
     if dataset in ('mosi', 'mosei'): return [r for s in splits for r in read_mmsa(data_root, s, task)]
-    if dataset == 'hf': return [r for r in read_hf(data_root, splits[0] if len(splits) == 1 else None, labels=labels, task=task) if r.split in splits]
+    if dataset == 'hf':
+        return [r for r in read_hf(data_root, splits[0] if len(splits) == 1 else None, labels=labels, task=task)
+                if r.split in splits]
     if dataset == 'synth' and data_root is None: data_root = synth_dataset_dir(synth_config)
-    if dataset == 'manifest' and data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
+    if dataset == 'manifest' and data_root is None:
+        raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
     recs = read_manifest(data_root, labels=labels, task=task)
-    if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
+    if all(r.split is None for r in recs):
+        raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
     return [r for r in recs if r.split in splits]
 
 
@@ -523,12 +581,15 @@ def dataset_labels(
 )->tuple: # the class names in id order
     "The label set a run on this data uses: `labels` where given, MELD's and CMU-MOSI/MOSEI's own, a saved Hugging Face dataset's (`hf_label_set`) or a manifest's (`manifest_label_set`)."
     ml = task == 'multilabel'
-    fixed = TARGETS.get(target) if dataset == 'meld' else (MOSEI_EMOTIONS if ml else LABELS) if dataset in ('mosi', 'mosei') else None
+    fixed = (TARGETS.get(target) if dataset == 'meld' else (MOSEI_EMOTIONS if ml else LABELS)
+             if dataset in ('mosi', 'mosei') else None)
     if target not in TARGETS: raise ValueError(f"unknown --target {target!r}: use {' or '.join(TARGETS)}")
-    if data_root is not None and not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
+    if data_root is not None and not Path(data_root).exists():
+        raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     if fixed is not None:
         if labels is not None and tuple(l.lower() for l in parse_labels(labels)) != fixed:
-            raise ValueError(f"--labels: {dataset}{' ' + target if dataset == 'meld' else ''} has the classes {', '.join(fixed)}, in this order")
+            raise ValueError(f"--labels: {dataset}{' ' + target if dataset == 'meld' else ''} has the classes "
+                             f"{', '.join(fixed)}, in this order")
         return fixed
     if labels is not None: return parse_labels(labels)
     if dataset == 'hf':
@@ -556,13 +617,18 @@ def _check_finite(p:Path, info)->None:
     try:
         for b in sf.blocks(str(p), blocksize=1 << 16, dtype='float32', always_2d=True):
             bad = ~np.isfinite(b).all(axis=1)
-            if bad.any(): raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples (the first at {(pos + int(bad.argmax()))/info.samplerate:.2f} s)")
+            if bad.any():
+                raise NonFiniteAudio(f"audio file {p} has NaN or infinite samples (the first at "
+                                     f"{(pos + int(bad.argmax()))/info.samplerate:.2f} s)")
             pos += len(b)
-    except (sf.LibsndfileError, RuntimeError) as e: raise AudioReadError(f"cannot read audio from {p} after {pos/info.samplerate:.2f} s: {e}") from None
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioReadError(f"cannot read audio from {p} after {pos/info.samplerate:.2f} s: {e}") from None
 
 def _probe_audio(p:Path)->tuple[float, int]:
     "(seconds, sampling rate) of the audio in `p`; raises with the reason when it can't be used."
-    try: info = sf.info(str(p)); dur, rate = (info.frames/info.samplerate if info.samplerate else 0.0), info.samplerate
+    try:
+        info = sf.info(str(p))
+        dur, rate = (info.frames/info.samplerate if info.samplerate else 0.0), info.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError):
         try:
             with av.open(str(p)) as c:
@@ -570,7 +636,8 @@ def _probe_audio(p:Path)->tuple[float, int]:
                 s = c.streams.audio[0]
                 dur, rate = (float(s.duration*s.time_base) if s.duration else (c.duration or 0)/1e6), s.rate
                 next(c.decode(s))
-        except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e: raise AudioReadError(f"cannot read audio from {p}: {e or 'no decodable frames'}") from None
+        except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e:
+            raise AudioReadError(f"cannot read audio from {p}: {e or 'no decodable frames'}") from None
     else: _check_finite(p, info)
     if dur <= 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
     return dur, rate
@@ -588,7 +655,8 @@ def _probe_video(p:Path)->tuple[float|None, bool, float|None]:
             if has_audio:
                 a = c.streams.audio[0]
                 adur = float(a.duration*a.time_base) if a.duration else vdur
-    except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e: raise VideoReadError(f"cannot decode video {p}: {e or 'no video frames'}") from None
+    except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e:
+        raise VideoReadError(f"cannot decode video {p}: {e or 'no video frames'}") from None
     return vdur, has_audio, adur
 
 def scan_record(r:Record)->ScanResult:
@@ -596,8 +664,12 @@ def scan_record(r:Record)->ScanResult:
     res = ScanResult()
     for k, p in r.files.items():
         p = Path(p)
-        if not p.exists(): res.problems.append((k, str(p), 'missing file')); continue
-        if p.stat().st_size == 0: res.problems.append((k, str(p), 'empty file')); continue
+        if not p.exists():
+            res.problems.append((k, str(p), 'missing file'))
+            continue
+        if p.stat().st_size == 0:
+            res.problems.append((k, str(p), 'empty file'))
+            continue
         try:
             if k == 'audio_path': res.audio_seconds, res.audio_rate = _probe_audio(p)
             elif k == 'image_path': load_image(p)   # the size limit, then a full decode
@@ -606,7 +678,10 @@ def scan_record(r:Record)->ScanResult:
                 if r.audio_path is None:
                     res.no_audio_track = not has_audio
                     res.audio_seconds = adur
-        except NonFiniteAudio as e: res.problems.append((k, str(p), 'non-finite samples: NaN or infinite, the first at ' + str(e).rsplit(' at ', 1)[-1].rstrip(')')))
+        except NonFiniteAudio as e:
+            res.problems.append((k, str(p),
+                                 'non-finite samples: NaN or infinite, the first at '
+                                 + str(e).rsplit(' at ', 1)[-1].rstrip(')')))
         except (AudioReadError, VideoReadError, OSError, SyntaxError, ValueError) as e:
             res.problems.append((k, str(p), 'unreadable: ' + str(e).replace(f' {p}', '').replace(str(p), 'file')))
     return res
@@ -639,16 +714,20 @@ def prepare_records(
     reasons = Counter(_reason(p) for _, ps in bad for p in ps)
     report = dict(dataset=name, rows=len(records), used=len(good), dropped=len(bad), dropped_by_reason=dict(reasons),
                   videos_without_audio=sum(res.no_audio_track for res in results), notes=_notes(records, results),
-                  dropped_samples=[dict(id=r.id, problems=[dict(field=k, file=p, reason=why) for k, p, why in ps]) for r, ps in bad])
+                  dropped_samples=[dict(id=r.id, problems=[dict(field=k, file=p, reason=why) for k, p, why in ps])
+                                   for r, ps in bad])
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(report, indent=2))
     if bad and not skip_bad:
         lines = [f"  {r.id}: {p} ({k}): {why}" for r, ps in bad[:10] for k, p, why in ps]
         more = f"\n  ... and {len(bad) - 10} more samples" if len(bad) > 10 else ''
-        raise DataError(f"{name}: {len(bad)} of {len(records)} samples have unusable files ({dict(reasons)}):\n" + '\n'.join(lines) + more +
-                        "\nFix or remove them, or pass --skip_bad to drop these samples (they are then listed in a report).")
-    if bad: log.warning("%s: dropped %d of %d samples with unusable files %s", name, len(bad), len(records), dict(reasons))
+        raise DataError(f"{name}: {len(bad)} of {len(records)} samples have unusable files ({dict(reasons)}):\n"
+                        + '\n'.join(lines) + more +
+                        "\nFix or remove them, or pass --skip_bad to drop these samples (they are then listed in "
+                        "a report).")
+    if bad:
+        log.warning("%s: dropped %d of %d samples with unusable files %s", name, len(bad), len(records), dict(reasons))
     if not good: raise DataError(f"{name}: no usable samples out of {len(records)}")
     return good, report
 
@@ -662,7 +741,8 @@ class MultiModalDataset(torch.utils.data.Dataset):
         sampling_rate:int=SAMPLING_RATE, # audio rate the encoder expects
         modalities:tuple=MODALITIES, # drop the other modalities (for unimodal baselines and ablations)
     ):
-        self.records, self.n_frames, self.max_audio_seconds, self.sr = list(records), n_frames, max_audio_seconds, sampling_rate
+        self.records, self.n_frames, self.max_audio_seconds, self.sr = (list(records), n_frames, max_audio_seconds,
+                                                                        sampling_rate)
         self.modalities = tuple(modalities)
 
     def __len__(self): return len(self.records)
@@ -683,7 +763,8 @@ class MultiModalDataset(torch.utils.data.Dataset):
         text = r.text if 'text' in m else None
         if text is None and audio is None and image is None:
             raise DataError(f"sample {r.id!r} has none of the modalities {m}")
-        return dict(id=r.id, text=text, audio=audio, image=image, label=r.label, score=r.score, context=r.context if text is not None else None)
+        return dict(id=r.id, text=text, audio=audio, image=image, label=r.label, score=r.score,
+                    context=r.context if text is not None else None)
 
     def label_counts(self)->dict:
         "Samples per class name."
@@ -698,17 +779,21 @@ def collate_targets(
     "The training targets of a batch, and what evaluation reports need besides (ids, classes, scores)."
     scores = [s.get('score') for s in samples]
     if task == 'multilabel':
-        if missing := [s['id'] for s in samples if s.get('label') is None]: raise DataError(f"samples {missing[:5]} have no labels")
+        if missing := [s['id'] for s in samples if s.get('label') is None]:
+            raise DataError(f"samples {missing[:5]} have no labels")
         y = torch.tensor([list(s['label']) for s in samples], dtype=torch.long)
         return dict(labels=y.float(), meta=dict(ids=[s['id'] for s in samples], classes=y, scores=None))
     classes = torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples], dtype=torch.long)
     meta = dict(ids=[s['id'] for s in samples], classes=classes,
-                scores=None if all(x is None for x in scores) else torch.tensor([np.nan if x is None else x for x in scores], dtype=torch.float))
+                scores=None if all(x is None for x in scores)
+                else torch.tensor([np.nan if x is None else x for x in scores], dtype=torch.float))
     if task == 'regression':
         missing = [s['id'] for s, x in zip(samples, scores) if x is None]
-        if missing: raise DataError(f"samples {missing[:5]} have no score: a regression model needs a `score` for every sample")
+        if missing:
+            raise DataError(f"samples {missing[:5]} have no score: a regression model needs a `score` for every sample")
         return dict(labels=meta['scores'].clone(), meta=meta)
-    if (classes < 0).any(): raise DataError(f"samples {[s['id'] for s in samples if s.get('label') is None][:5]} have no label")
+    if (classes < 0).any():
+        raise DataError(f"samples {[s['id'] for s in samples if s.get('label') is None][:5]} have no label")
     return dict(labels=classes.clone(), meta=meta)
 
 class MultiModalCollator:
@@ -719,22 +804,27 @@ class MultiModalCollator:
         modalities:tuple=MODALITIES, # the model's modalities: the others are left out of the batch
         buckets:bool=False, # pad the text and audio to a few fixed lengths (`pad_to_buckets`), for a compiled model
         uint8_images:bool=False, # images as uint8, normalised by the model where it runs (the processor's `images_as_uint8`): for a GPU
-    ): self.processor, self.task, self.modalities, self.buckets, self.uint8_images = processor, task, tuple(modalities), buckets, uint8_images
+    ):
+        self.processor, self.task, self.modalities, self.buckets, self.uint8_images = (
+            processor, task, tuple(modalities), buckets, uint8_images)
 
     def __call__(self, samples:list[dict]|dict)->dict:
-        if isinstance(samples, dict):   # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
+        # a column batch: {'text': [...], 'audio_path': [...], 'image': [...], 'label': tensor}
+        if isinstance(samples, dict):
             b = samples
             use = lambda k, m: b.get(k) if m in self.modalities else None
-            inputs = self.processor(text=use('text', 'text'), audio_path=use('audio_path', 'audio'), audio=use('audio', 'audio'),
-                                    image=use('image', 'visual'), image_path=use('image_path', 'visual'), context=use('context', 'text'),
+            inputs = self.processor(text=use('text', 'text'), audio_path=use('audio_path', 'audio'),
+                                    audio=use('audio', 'audio'), image=use('image', 'visual'),
+                                    image_path=use('image_path', 'visual'), context=use('context', 'text'),
                                     images_as_uint8=self.uint8_images)
             y = torch.as_tensor(b['label'], dtype=torch.float if self.task == 'regression' else torch.long)
             classes = y.long() if self.task != 'regression' else torch.full_like(y, -1, dtype=torch.long)
-            return {**inputs, 'labels': y, 'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
+            return {**inputs, 'labels': y,
+                    'meta': dict(ids=b.get('id'), classes=classes, scores=y if self.task == 'regression' else None)}
         col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
         ctx = col('context', 'text') if 'text' in self.modalities and any(s.get('context') for s in samples) else None
-        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
-                                images_as_uint8=self.uint8_images)
+        inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'),
+                                context=ctx, images_as_uint8=self.uint8_images)
         if self.buckets: inputs = pad_to_buckets(inputs, self.processor)
         return {**inputs, **collate_targets(samples, self.task)}
 
@@ -754,28 +844,35 @@ def pad_to_buckets(
     pad = lambda x, n, v: torch.nn.functional.pad(x, (0, n - x.shape[-1]), value=v)
     if 'text_inputs' in out:
         n = _bucket(out['text_inputs'].shape[1], 16, c.max_text_tokens)
-        out['text_inputs'], out['text_attention_mask'] = pad(out['text_inputs'], n, processor.tokenizer.pad_token_id), pad(out['text_attention_mask'], n, 0)
-    if 'audio_inputs' in out and out['audio_inputs'].ndim == 2:   # raw waveforms (log-mel windows have one length already)
+        out['text_inputs'], out['text_attention_mask'] = (pad(out['text_inputs'], n, processor.tokenizer.pad_token_id),
+                                                          pad(out['text_attention_mask'], n, 0))
+    # raw waveforms (log-mel windows have one length already)
+    if 'audio_inputs' in out and out['audio_inputs'].ndim == 2:
         n = _bucket(out['audio_inputs'].shape[1], c.sampling_rate, int(round(c.max_audio_seconds*c.sampling_rate)))
-        out['audio_inputs'], out['audio_attention_mask'] = pad(out['audio_inputs'], n, 0.0), pad(out['audio_attention_mask'], n, 0)
+        out['audio_inputs'], out['audio_attention_mask'] = (pad(out['audio_inputs'], n, 0.0),
+                                                            pad(out['audio_attention_mask'], n, 0))
     return type(inputs)(out)
 
 # %% ../nbs/01b_datasets.ipynb #fadbf398
-_FIXTURE_EMOTIONS = dict(positive=('joy', 'surprise'), neutral=('neutral', 'neutral'), negative=('anger', 'sadness'))   # agree with the sentiment, as MELD's do
+# agree with the sentiment, as MELD's do
+_FIXTURE_EMOTIONS = dict(positive=('joy', 'surprise'), neutral=('neutral', 'neutral'), negative=('anger', 'sadness'))
 
 def write_meld_fixture(
     root:str|Path, # folder to create
 )->Path:
     "A tiny MELD-layout dataset with MELD's known defects (for tests and demos)."
-    root = Path(root); rng = np.random.default_rng(0)
+    root = Path(root)
+    rng = np.random.default_rng(0)
     def clip(path, seconds=1.0, audio=True):
         t = np.arange(int(16_000*seconds))/16_000
         frames = [np.full((32, 48, 3), int(40 + 40*i) % 255, np.uint8) for i in range(max(2, int(4*seconds)))]
         write_test_mp4(path, (0.3*np.sin(2*np.pi*220*t)).astype(np.float32) if audio else None, frames=frames, fps=4)
     rows = {s: [] for s in MELD_SPLITS}
     def add(split, d, u, text, sentiment, kind='good'):
-        rows[split].append(dict(Utterance=text, Speaker='Joey', Emotion=_FIXTURE_EMOTIONS[sentiment][int(u) % 2], Sentiment=sentiment, Dialogue_ID=d, Utterance_ID=u))
-        p = root/MELD_SPLITS[split][1]/f'dia{d}_utt{u}.mp4'; p.parent.mkdir(parents=True, exist_ok=True)
+        rows[split].append(dict(Utterance=text, Speaker='Joey', Emotion=_FIXTURE_EMOTIONS[sentiment][int(u) % 2],
+                                Sentiment=sentiment, Dialogue_ID=d, Utterance_ID=u))
+        p = root/MELD_SPLITS[split][1]/f'dia{d}_utt{u}.mp4'
+        p.parent.mkdir(parents=True, exist_ok=True)
         if kind == 'good': clip(p)
         elif kind == 'corrupt': p.write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
         elif kind == 'empty': p.write_bytes(b'')
@@ -789,14 +886,19 @@ def write_meld_fixture(
     add('train', 2, 1, 'Empty clip.', 'positive', kind='empty')
     add('train', 3, 0, 'No sound here.', 'positive', kind='no_audio')
     add('train', 3, 1, 'A very long clip.', 'neutral', kind='long')
-    add('val', 0, 0, 'Fine.', 'neutral'); add('val', 0, 1, 'Great!', 'positive')
-    add('test', 0, 0, 'Ugh.', 'negative'); add('test', 0, 1, 'Nice.', 'positive')
+    add('val', 0, 0, 'Fine.', 'neutral')
+    add('val', 0, 1, 'Great!', 'positive')
+    add('test', 0, 0, 'Ugh.', 'negative')
+    add('test', 0, 1, 'Nice.', 'positive')
     clip(root/MELD_SPLITS['train'][1]/'dia99_utt9.mp4')   # a clip no row names
-    cols = ['Sr No.', 'Utterance', 'Speaker', 'Emotion', 'Sentiment', 'Dialogue_ID', 'Utterance_ID', 'Season', 'Episode', 'StartTime', 'EndTime']
+    cols = ['Sr No.', 'Utterance', 'Speaker', 'Emotion', 'Sentiment', 'Dialogue_ID', 'Utterance_ID', 'Season',
+            'Episode', 'StartTime', 'EndTime']
     for s, rs in rows.items():
         with open(root/MELD_SPLITS[s][0], 'w', newline='', encoding='utf-8') as f:
-            w = csv.DictWriter(f, cols); w.writeheader()
-            for i, r in enumerate(rs, 1): w.writerow({**{c: '' for c in cols}, 'Sr No.': i, 'Season': 1, 'Episode': 1, **r})
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            for i, r in enumerate(rs, 1):
+                w.writerow({**{c: '' for c in cols}, 'Sr No.': i, 'Season': 1, 'Episode': 1, **r})
     return root
 
 # %% ../nbs/01b_datasets.ipynb #aa6eaca9
@@ -812,14 +914,21 @@ def write_mmsa_fixture(
             ('vidC', '3', 'not bad', 0.4, 'test')]
     root.mkdir(parents=True, exist_ok=True)
     with open(root/'label.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['video_id', 'clip_id', 'text', 'label', 'label_T', 'label_A', 'label_V', 'annotation', 'mode'] + (list(MOSEI_EMOTIONS) if emotions else []))
+        w = csv.writer(f)
+        w.writerow(['video_id', 'clip_id', 'text', 'label', 'label_T', 'label_A', 'label_V', 'annotation', 'mode']
+                   + (list(MOSEI_EMOTIONS) if emotions else []))
         for v, c, t, s, mode in rows:
-            feel = dict(happy=max(s, 0.0), sad=max(-s, 0.0)/2, anger=float(s < -2), surprise=float(abs(s) > 2)/3, disgust=float(s < -0.5)/3, fear=0.0)   # fear never applies
-            w.writerow([v, c, t, s, s, s, s, 'Positive' if s > 0 else ('Negative' if s < 0 else 'Neutral'), mode] + ([round(feel[e], 2) for e in MOSEI_EMOTIONS] if emotions else []))
+            # fear never applies
+            feel = dict(happy=max(s, 0.0), sad=max(-s, 0.0)/2, anger=float(s < -2), surprise=float(abs(s) > 2)/3,
+                        disgust=float(s < -0.5)/3, fear=0.0)
+            w.writerow([v, c, t, s, s, s, s, 'Positive' if s > 0 else ('Negative' if s < 0 else 'Neutral'), mode]
+                       + ([round(feel[e], 2) for e in MOSEI_EMOTIONS] if emotions else []))
             if t != 'this clip is missing':
-                p = root/'Raw'/v/f'{c}.mp4'; p.parent.mkdir(parents=True, exist_ok=True)
+                p = root/'Raw'/v/f'{c}.mp4'
+                p.parent.mkdir(parents=True, exist_ok=True)
                 sec = np.arange(16_000)/16_000
-                write_test_mp4(p, (0.2*np.sin(2*np.pi*180*sec)).astype(np.float32), frames=[np.full((32, 32, 3), 90, np.uint8)]*4, fps=4)
+                write_test_mp4(p, (0.2*np.sin(2*np.pi*180*sec)).astype(np.float32),
+                               frames=[np.full((32, 32, 3), 90, np.uint8)]*4, fps=4)
     return root
 
 # %% ../nbs/01b_datasets.ipynb #8e015f11
@@ -837,19 +946,25 @@ def check_data(
     except (OSError, ValueError) as e: return {s: dict(error=str(e)) for s in splits}
     for split in splits:
         try: recs = load_records(dataset, data_root, split, labels=names, target=target, task=task)
-        except (OSError, ValueError) as e: out[split] = dict(error=str(e)); continue   # DataError is a ValueError
+        except (OSError, ValueError) as e:
+            out[split] = dict(error=str(e))
+            continue  # DataError is a ValueError
         with ThreadPoolExecutor(4) as ex: results = list(ex.map(scan_record, recs))
         files = defaultdict(Counter)
         for r, res in zip(recs, results):
             bad = {k: _reason((k, p, why)) for k, p, why in res.problems}
-            for k in r.files: files[k][{'missing file': 'missing', 'empty file': 'empty', 'non-finite samples': 'non-finite'}.get(bad.get(k), 'unreadable') if k in bad else 'ok'] += 1
+            for k in r.files:
+                files[k][{'missing file': 'missing', 'empty file': 'empty',
+                          'non-finite samples': 'non-finite'}.get(bad.get(k), 'unreadable') if k in bad else 'ok'] += 1
         durs = [x.audio_seconds for x in results if x.audio_seconds]
         rep = dict(rows=len(recs), unusable=sum(bool(x.problems) for x in results),
                    problems=dict(Counter(_reason(p) for x in results for p in x.problems)),
-                   files={k: dict(v) for k, v in files.items()}, videos_without_audio=sum(x.no_audio_track for x in results),
-                   audio_seconds=dict(min=round(min(durs), 2), mean=round(float(np.mean(durs)), 2), max=round(max(durs), 2)) if durs else None,
-                   labels=_label_counts(recs, names),
-                   bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results) for k, p, why in x.problems],
+                   files={k: dict(v) for k, v in files.items()},
+                   videos_without_audio=sum(x.no_audio_track for x in results),
+                   audio_seconds=dict(min=round(min(durs), 2), mean=round(float(np.mean(durs)), 2),
+                                      max=round(max(durs), 2)) if durs else None, labels=_label_counts(recs, names),
+                   bad_files=[dict(id=r.id, field=k, file=p, reason=why) for r, x in zip(recs, results)
+                              for k, p, why in x.problems],
                    notes=_notes(recs, results))
         if dataset == 'meld':
             named = {r.video_path.name for r in recs}
@@ -876,12 +991,16 @@ def _dialogue_report(recs:list[Record])->dict:
     gaps = sorted(d for d, ts in by.items() if sorted(set(ts)) != list(range(min(ts), max(ts) + 1)))
     return dict(count=len(by), utterances=sum(map(len, by.values())), outside=sum(r.dialogue_id is None for r in recs),
                 speakers=len({r.speaker for r in recs if r.speaker}), longest=max(map(len, by.values())),
-                duplicate_turns=[dict(dialogue=d, turn=t) for d, t in dup], with_gaps=dict(count=len(gaps), examples=gaps[:5]))
+                duplicate_turns=[dict(dialogue=d, turn=t) for d, t in dup],
+                with_gaps=dict(count=len(gaps), examples=gaps[:5]))
 
 # %% ../nbs/01b_datasets.ipynb #6e765264
-_NOTE_TEXT = dict(videos_without_audio=('video without an audio track (the sample has no audio)', 'videos without an audio track (those samples have no audio)'),
-                  texts_repaired=('text repaired by ftfy (mojibake, control characters)', 'texts repaired by ftfy (mojibake, control characters)'),
-                  audio_resampled=(f'audio file resampled to {SAMPLING_RATE} Hz', f'audio files resampled to {SAMPLING_RATE} Hz'))
+_NOTE_TEXT = dict(videos_without_audio=('video without an audio track (the sample has no audio)',
+                                        'videos without an audio track (those samples have no audio)'),
+                  texts_repaired=('text repaired by ftfy (mojibake, control characters)',
+                                  'texts repaired by ftfy (mojibake, control characters)'),
+                  audio_resampled=(f'audio file resampled to {SAMPLING_RATE} Hz',
+                                   f'audio files resampled to {SAMPLING_RATE} Hz'))
 
 def _print_split(s:str, r:dict, show:int=20)->None:
     "The text report of one split: counts, problems (BAD) and notes (NOTE), the first `show` names of each note."
@@ -891,15 +1010,16 @@ def _print_split(s:str, r:dict, show:int=20)->None:
     if r['audio_seconds']: print(f"    audio seconds: {r['audio_seconds']}")
     if r.get('unlisted_clips', {}).get('count'): print(f"    clips no row names: {r['unlisted_clips']}")
     if d := r.get('dialogues'):
-        print(f"    dialogues: {d['count']} ({d['utterances']} utterances, longest {d['longest']}, {d['speakers']} speakers); "
-              f"duplicate turns: {len(d['duplicate_turns'])}; with missing turns: {d['with_gaps']['count']}")
+        print(f"    dialogues: {d['count']} ({d['utterances']} utterances, longest {d['longest']}, {d['speakers']} "
+              f"speakers); duplicate turns: {len(d['duplicate_turns'])}; with missing turns: {d['with_gaps']['count']}")
     for b in r['bad_files'][:show]: print(f"    BAD {b['file']}: {b['reason']}")
     if len(r['bad_files']) > show: print(f"    ... and {len(r['bad_files']) - show} more (all in --json)")
     for k, items in r['notes'].items():
         if not items: continue
         print(f"    NOTE {len(items)} {_NOTE_TEXT[k][len(items) > 1]}:")
         for x in items[:show]: print(f"      {x['id']}: {x['text']!r}" if k == 'texts_repaired' else
-                                     f"      {x['file']}" + (f" ({x['sampling_rate']} Hz)" if 'sampling_rate' in x else ''))
+                                     f"      {x['file']}"
+                                     + (f" ({x['sampling_rate']} Hz)" if 'sampling_rate' in x else ''))
         if len(items) > show: print(f"      ... and {len(items) - show} more (all in --json)")
 
 @call_parse
@@ -914,13 +1034,15 @@ def mmsent_check_data(
 ):
     "Scan a dataset and print a per-split integrity report; exit with status 1 if anything is unusable."
     import json as _json, sys
-    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'), target=target, labels=labels, task=task)
+    rep = check_data(dataset, data_root, (split,) if split else ('train', 'val', 'test'), target=target, labels=labels,
+                     task=task)
     if json: print(_json.dumps(rep, indent=2))
     else:
         for s, r in rep.items():
             if 'error' not in r: _print_split(s, r)
     errors = {s: r['error'] for s, r in rep.items() if 'error' in r}
-    if len(set(errors.values())) == 1 and len(errors) == len(rep): print(f"mmsent_check_data: error: {next(iter(errors.values()))}", file=sys.stderr)
+    if len(set(errors.values())) == 1 and len(errors) == len(rep):
+        print(f"mmsent_check_data: error: {next(iter(errors.values()))}", file=sys.stderr)
     else:
         for s, e in errors.items(): print(f"mmsent_check_data: error: [{s}] {e}", file=sys.stderr)
     if errors or any(r['unusable'] for r in rep.values()): sys.exit(1)

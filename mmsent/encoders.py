@@ -15,7 +15,8 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from transformers import (AutoConfig, AutoModel, AutoTokenizer, AutoFeatureExtractor, AutoImageProcessor,
-                          BatchFeature, PretrainedConfig, PreTrainedModel, ProcessorMixin, RobertaConfig, ViTConfig, Wav2Vec2Config)
+                          BatchFeature, PretrainedConfig, PreTrainedModel, ProcessorMixin, RobertaConfig, ViTConfig,
+                          Wav2Vec2Config)
 from huggingface_hub import HfApi, snapshot_download
 from transformers.utils import ModelOutput
 from PIL import Image
@@ -77,15 +78,17 @@ def _load_error(what:str, name:str, e:Exception)->EncoderLoadError:
                   if offline else "it could not be fetched from the Hugging Face Hub"))
     return EncoderLoadError(
         f"could not load the {what} {name!r}: {hint}.\n"
-        f"  Fixes: pass the path of a local directory written with `save_pretrained`; or download it once with network access "
-        f"(it is then cached under {os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
-        f"and set HF_HUB_OFFLINE=1 to use the cache without network; or use the offline `tiny` preset.\n"
+        "  Fixes: pass the path of a local directory written with `save_pretrained`; or download it once with "
+        "network access (it is then cached under "
+        f"{os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) and set "
+        "HF_HUB_OFFLINE=1 to use the cache without network; or use the offline `tiny` preset.\n"
         f"  Underlying error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 def _hub_or_local(name:str|Path, markers:tuple)->str:
     "`name` as given, or its Hub snapshot when a local folder of that name is not a checkpoint (it has none of `markers`) and the name is a Hub id."
     p = Path(str(name)).expanduser()
-    if p.is_dir() and not any((p/m).is_file() for m in markers) and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', str(name)) and not str(name).startswith('.'):
+    if (p.is_dir() and not any((p/m).is_file() for m in markers)
+        and re.fullmatch(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?', str(name)) and not str(name).startswith('.')):
         try: return snapshot_download(str(name))
         except Exception: return str(name)   # the caller's error names the folder
     return str(name)
@@ -107,29 +110,45 @@ class EncoderFamily:
     lora_targets:tuple=() # the module names LoRA adapts by default, those the encoder has of them (the attention's query and value projections)
     example:str='' # a checkpoint of the family on the Hugging Face Hub
 
-_QV = _QV_PROJ = ('query', 'value', 'q_proj', 'v_proj')   # the names differ across families and Transformers versions: those present are used
+# the names differ across families and Transformers versions: those present are used
+_QV = _QV_PROJ = ('query', 'value', 'q_proj', 'v_proj')
 ENCODER_FAMILIES = (
     EncoderFamily('BERT', 'text', ('bert',), pooler_kwarg=True, lora_targets=_QV, example='bert-base-uncased'),
     EncoderFamily('RoBERTa', 'text', ('roberta',), pooler_kwarg=True, lora_targets=_QV, example='roberta-large'),
-    EncoderFamily('XLM-RoBERTa', 'text', ('xlm-roberta',), pooler_kwarg=True, lora_targets=_QV, example='xlm-roberta-base'),
-    EncoderFamily('DeBERTa-v2/v3', 'text', ('deberta-v2',), lora_targets=('query_proj', 'value_proj'), example='microsoft/deberta-v3-base'),
+    EncoderFamily('XLM-RoBERTa', 'text', ('xlm-roberta',), pooler_kwarg=True, lora_targets=_QV,
+                  example='xlm-roberta-base'),
+    EncoderFamily('DeBERTa-v2/v3', 'text', ('deberta-v2',), lora_targets=('query_proj', 'value_proj'),
+                  example='microsoft/deberta-v3-base'),
     EncoderFamily('ELECTRA', 'text', ('electra',), lora_targets=_QV, example='google/electra-base-discriminator'),
     EncoderFamily('ModernBERT', 'text', ('modernbert',), lora_targets=('Wqkv',), example='answerdotai/ModernBERT-base'),
-    EncoderFamily('Wav2Vec2', 'audio', ('wav2vec2',), inputs='waveform', lora_targets=_QV_PROJ, example='facebook/wav2vec2-base-960h'),
-    EncoderFamily('HuBERT', 'audio', ('hubert',), inputs='waveform', lora_targets=_QV_PROJ, example='facebook/hubert-base-ls960'),
-    EncoderFamily('WavLM', 'audio', ('wavlm',), inputs='waveform', lora_targets=_QV_PROJ, example='microsoft/wavlm-base-plus'),
-    EncoderFamily('data2vec-audio', 'audio', ('data2vec-audio',), inputs='waveform', lora_targets=_QV_PROJ, example='facebook/data2vec-audio-base'),
-    EncoderFamily('Whisper (encoder)', 'audio', ('whisper',), inputs='log-mel', sub_model=True, lora_targets=_QV_PROJ, example='openai/whisper-base'),
-    EncoderFamily('ViT', 'visual', ('vit',), pooling='cls', inputs='image', pooler_kwarg=True, lora_targets=_QV, example='google/vit-base-patch16-224'),
-    EncoderFamily('DeiT', 'visual', ('deit',), pooling='cls', inputs='image', pooler_kwarg=True, lora_targets=_QV, example='facebook/deit-small-patch16-224'),
-    EncoderFamily('DINOv2', 'visual', ('dinov2',), pooling='cls', inputs='image', lora_targets=_QV, example='facebook/dinov2-base'),
-    EncoderFamily('Swin', 'visual', ('swin',), inputs='image', pooler_kwarg=True, lora_targets=_QV, example='microsoft/swin-tiny-patch4-window7-224'),
-    EncoderFamily('ConvNeXt', 'visual', ('convnext',), inputs='image', feature_map=True, lora_targets=('pwconv1', 'pwconv2'), example='facebook/convnext-tiny-224'),
-    EncoderFamily('CLIP (vision tower)', 'visual', ('clip_vision_model',), pooling='cls', inputs='image', composite=('clip',), tower='CLIPVisionModel',
-                  lora_targets=_QV_PROJ, example='openai/clip-vit-base-patch32'),
-    EncoderFamily('SigLIP, SigLIP 2 (vision tower)', 'visual', ('siglip_vision_model',), inputs='image', composite=('siglip',), tower='SiglipVisionModel',
-                  lora_targets=_QV_PROJ, example='google/siglip2-base-patch16-224'),
-    EncoderFamily('VideoMAE', 'visual', ('videomae',), inputs='video', lora_targets=_QV, example='MCG-NJU/videomae-base'),
+    EncoderFamily('Wav2Vec2', 'audio', ('wav2vec2',), inputs='waveform', lora_targets=_QV_PROJ,
+                  example='facebook/wav2vec2-base-960h'),
+    EncoderFamily('HuBERT', 'audio', ('hubert',), inputs='waveform', lora_targets=_QV_PROJ,
+                  example='facebook/hubert-base-ls960'),
+    EncoderFamily('WavLM', 'audio', ('wavlm',), inputs='waveform', lora_targets=_QV_PROJ,
+                  example='microsoft/wavlm-base-plus'),
+    EncoderFamily('data2vec-audio', 'audio', ('data2vec-audio',), inputs='waveform', lora_targets=_QV_PROJ,
+                  example='facebook/data2vec-audio-base'),
+    EncoderFamily('Whisper (encoder)', 'audio', ('whisper',), inputs='log-mel', sub_model=True, lora_targets=_QV_PROJ,
+                  example='openai/whisper-base'),
+    EncoderFamily('ViT', 'visual', ('vit',), pooling='cls', inputs='image', pooler_kwarg=True, lora_targets=_QV,
+                  example='google/vit-base-patch16-224'),
+    EncoderFamily('DeiT', 'visual', ('deit',), pooling='cls', inputs='image', pooler_kwarg=True, lora_targets=_QV,
+                  example='facebook/deit-small-patch16-224'),
+    EncoderFamily('DINOv2', 'visual', ('dinov2',), pooling='cls', inputs='image', lora_targets=_QV,
+                  example='facebook/dinov2-base'),
+    EncoderFamily('Swin', 'visual', ('swin',), inputs='image', pooler_kwarg=True, lora_targets=_QV,
+                  example='microsoft/swin-tiny-patch4-window7-224'),
+    EncoderFamily('ConvNeXt', 'visual', ('convnext',), inputs='image', feature_map=True,
+                  lora_targets=('pwconv1', 'pwconv2'), example='facebook/convnext-tiny-224'),
+    EncoderFamily('CLIP (vision tower)', 'visual', ('clip_vision_model',), pooling='cls', inputs='image',
+                  composite=('clip',), tower='CLIPVisionModel', lora_targets=_QV_PROJ,
+                  example='openai/clip-vit-base-patch32'),
+    EncoderFamily('SigLIP, SigLIP 2 (vision tower)', 'visual', ('siglip_vision_model',), inputs='image',
+                  composite=('siglip',), tower='SiglipVisionModel', lora_targets=_QV_PROJ,
+                  example='google/siglip2-base-patch16-224'),
+    EncoderFamily('VideoMAE', 'visual', ('videomae',), inputs='video', lora_targets=_QV,
+                  example='MCG-NJU/videomae-base'),
 )
 
 # %% ../nbs/02_encoders.ipynb #e0c7b88d
@@ -160,9 +179,11 @@ def encoder_family(
         if f.modality == modality and (mt in f.model_types or mt in f.composite): return f
     other = next((f for f in ENCODER_FAMILIES if mt in f.model_types + f.composite), None)
     found = f"a {other.name} checkpoint (a {other.modality} encoder)" if other else f"a {mt!r} checkpoint"
-    what = source if not isinstance(source, PretrainedConfig) else (getattr(source, 'name_or_path', '') or f'{type(source).__name__}')
+    what = (source if not isinstance(source, PretrainedConfig)
+            else (getattr(source, 'name_or_path', '') or f'{type(source).__name__}'))
     supported = ', '.join(f.name for f in ENCODER_FAMILIES if f.modality == modality)
-    raise EncoderFamilyError(f"{what}: {found} is not a supported {modality} encoder; the supported {modality} families are {supported}")
+    raise EncoderFamilyError(f"{what}: {found} is not a supported {modality} encoder; the supported {modality} "
+                             f"families are {supported}")
 
 def encoder_hidden_size(config:PretrainedConfig)->int:
     "Width of the encoder's output tokens (ConvNeXt: the channels of its last stage)."
@@ -201,23 +222,26 @@ def tiny_family_config(
 )->PretrainedConfig:
     "A small random config of `family` (hidden 32, 2 layers; images 32x32, 1 s Whisper windows): for tests and the support table."
     fam = family if isinstance(family, EncoderFamily) else next((f for f in ENCODER_FAMILIES if f.name == family), None)
-    if fam is None: raise ValueError(f"unknown family {family!r}: the supported ones are {[f.name for f in ENCODER_FAMILIES]}")
+    if fam is None:
+        raise ValueError(f"unknown family {family!r}: the supported ones are {[f.name for f in ENCODER_FAMILIES]}")
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     text = dict(vocab_size=1000, max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-    conv = dict(conv_dim=(32, 32, 32, 32), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 8, 4, 4), num_conv_pos_embeddings=16,
-                num_conv_pos_embedding_groups=4, mask_time_prob=0.0, vocab_size=32)
+    conv = dict(conv_dim=(32, 32, 32, 32), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 8, 4, 4),
+                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, mask_time_prob=0.0, vocab_size=32)
     image = dict(image_size=32, patch_size=8)
     mt = fam.model_types[0]
     roberta = {**small, **text, 'max_position_embeddings': 132}   # positions start after the padding id
     d = {'bert': dict(**small, **text), 'roberta': roberta, 'xlm-roberta': roberta, 'deberta-v2': dict(**small, **text),
          'electra': dict(**small, **text, embedding_size=32),
-         'modernbert': dict(**small, **text, cls_token_id=0, sep_token_id=2, global_attn_every_n_layers=2, local_attention=16),
+         'modernbert': dict(**small, **text, cls_token_id=0, sep_token_id=2, global_attn_every_n_layers=2,
+                            local_attention=16),
          'wav2vec2': dict(**small, **conv, feat_extract_norm='layer', do_stable_layer_norm=True),
-         'hubert': dict(**small, **conv, feat_extract_norm='group'), 'wavlm': dict(**small, **conv, feat_extract_norm='group'),
-         'data2vec-audio': dict(**small, **conv),
+         'hubert': dict(**small, **conv, feat_extract_norm='group'),
+         'wavlm': dict(**small, **conv, feat_extract_norm='group'), 'data2vec-audio': dict(**small, **conv),
          'whisper': dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, decoder_layers=1,
-                         decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=16, max_source_positions=50, max_target_positions=16,
-                         vocab_size=100, pad_token_id=99, bos_token_id=98, eos_token_id=98, decoder_start_token_id=97),
+                         decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=16, max_source_positions=50,
+                         max_target_positions=16, vocab_size=100, pad_token_id=99, bos_token_id=98, eos_token_id=98,
+                         decoder_start_token_id=97),
          'vit': dict(**small, **image), 'deit': dict(**small, **image), 'dinov2': dict(**small, **image),
          'swin': dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4),
          'convnext': dict(image_size=32, hidden_sizes=[16, 32], depths=[1, 1], num_stages=2),
@@ -232,8 +256,10 @@ def tiny_family_processor(
     "The pre-processor that goes with `tiny_family_config(family)`: the tiny tokenizer, a 16 kHz feature extractor, or a 32x32 image processor."
     fam = family if isinstance(family, EncoderFamily) else next(f for f in ENCODER_FAMILIES if f.name == family)
     if fam.modality == 'text': return AutoTokenizer.from_pretrained(ASSETS/'tiny-processor'/'tokenizer')
-    if fam.inputs == 'log-mel': return transformers.WhisperFeatureExtractor(feature_size=16, chunk_length=1, sampling_rate=SAMPLING_RATE)
-    if fam.inputs == 'waveform': return AutoFeatureExtractor.from_pretrained(ASSETS/'tiny-processor'/'feature_extractor')
+    if fam.inputs == 'log-mel':
+        return transformers.WhisperFeatureExtractor(feature_size=16, chunk_length=1, sampling_rate=SAMPLING_RATE)
+    if fam.inputs == 'waveform':
+        return AutoFeatureExtractor.from_pretrained(ASSETS/'tiny-processor'/'feature_extractor')
     sq, short = dict(height=32, width=32), dict(shortest_edge=32)
     mt = fam.model_types[0]
     if mt in ('clip_vision_model', 'videomae'):
@@ -255,7 +281,8 @@ def save_tiny_family(
     cfg = tiny_family_config(fam, **overrides)
     model = AutoModel.from_config(cfg, **({'add_pooling_layer': False} if fam.pooler_kwarg else {}))
     d = Path(directory)
-    model.save_pretrained(d); tiny_family_processor(fam).save_pretrained(d)
+    model.save_pretrained(d)
+    tiny_family_processor(fam).save_pretrained(d)
     return d
 
 # %% ../nbs/02_encoders.ipynb #a18dc7b3
@@ -295,12 +322,15 @@ class UnimodalSentimentModel(nn.Module):
     ):
         super().__init__()
         if encoder is None:
-            encoder = load_encoder(self.modality, None if config is not None else (model_name or self.default_checkpoint), config=config)
+            encoder = load_encoder(self.modality,
+                                   None if config is not None else (model_name or self.default_checkpoint),
+                                   config=config)
         self.encoder = encoder
         self.family = encoder_family(self.modality, encoder.config)
         self.name_or_path = str(model_name or getattr(encoder.config, '_name_or_path', '') or '')
         self.pooling = pooling or self.family.pooling
-        if self.pooling not in ('mean', 'cls'): raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.pooling not in ('mean', 'cls'):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         self.hidden_size = encoder_hidden_size(encoder.config)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.hidden_size, num_classes)
@@ -336,7 +366,8 @@ def layers(self:UnimodalSentimentModel)->nn.ModuleList:
     n = getattr(cfg, 'num_hidden_layers', None) or getattr(cfg, 'num_stages', None)   # ConvNeXt: its stages
     found = [(name, m) for name, m in self.encoder.named_modules()
              if isinstance(m, nn.ModuleList) and len(m) == n and 'conv' not in name]
-    if not found: raise RuntimeError(f"no stack of {n} layers found in the {self.modality} encoder {type(self.encoder).__name__}")
+    if not found:
+        raise RuntimeError(f"no stack of {n} layers found in the {self.modality} encoder {type(self.encoder).__name__}")
     return min(found, key=lambda o: o[0].count('.'))[1]
 
 @patch
@@ -382,15 +413,19 @@ def set_gradient_checkpointing(self:UnimodalSentimentModel, on:bool=True):
     if on and not enc.supports_gradient_checkpointing:
         raise ValueError(f"{self.family.name} encoders ({type(enc).__name__}) do not support gradient checkpointing")
     if hasattr(enc, 'activation_checkpointing_enable'):  # transformers >= 5
-        enc.activation_checkpointing_enable(activation_checkpointing_kwargs=kw) if on else enc.activation_checkpointing_disable()
-    else: enc.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw) if on else enc.gradient_checkpointing_disable()
+        (enc.activation_checkpointing_enable(activation_checkpointing_kwargs=kw) if on
+         else enc.activation_checkpointing_disable())
+    else:
+        (enc.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw) if on
+         else enc.gradient_checkpointing_disable())
     return self
 
 @patch(as_prop=True)
 def gradient_checkpointing(self:UnimodalSentimentModel)->bool:
     "Whether the encoder recomputes activations in the backward pass."
     enc = self.encoder
-    return enc.is_activation_checkpointing if hasattr(enc, 'is_activation_checkpointing') else enc.is_gradient_checkpointing
+    return (enc.is_activation_checkpointing if hasattr(enc, 'is_activation_checkpointing')
+            else enc.is_gradient_checkpointing)
 
 # %% ../nbs/02_encoders.ipynb #c1d385db
 class TextSentimentModel(UnimodalSentimentModel):
@@ -451,7 +486,8 @@ class AudioSentimentModel(UnimodalSentimentModel):
         if self.family.inputs == 'log-mel': return self._encode_log_mel(input_values, attention_mask)
         self._feature_encoder()
         group = getattr(self.encoder.config, 'feat_extract_norm', 'layer') == 'group'
-        if attention_mask is not None and (group or _speech_parts(self.encoder)):   # the path below: frame mask, no host wait
+        # the path below: frame mask, no host wait
+        if attention_mask is not None and (group or _speech_parts(self.encoder)):
             return self._encode_clips(input_values, attention_mask)
         h = self.encoder(input_values, attention_mask=None if group else attention_mask).last_hidden_state
         if attention_mask is None: return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
@@ -466,21 +502,28 @@ def clip_features(self:AudioSentimentModel,
     "Convolutional features of each clip computed from its real samples alone, in one batched call: the first layer's group norm takes its statistics over each clip's real frames. Zeros past each clip's end."
     fe = self._feature_encoder()
     n_frames = self.encoder._get_feat_extract_output_lengths(lengths)   # (B,)
-    if not self.training and not bool((n_frames > 0).all()):   # in training the processor has padded every clip (no check that waits for the device)
-        raise ValueError("a clip is shorter than the encoder's receptive field (400 samples, 25 ms): pad it to `min_audio_seconds`, as `MultiModalProcessor` does")
+    # in training the processor has padded every clip (no check that waits for the device)
+    if not self.training and not bool((n_frames > 0).all()):
+        raise ValueError("a clip is shorter than the encoder's receptive field (400 samples, 25 ms): pad it to "
+                         "`min_audio_seconds`, as `MultiModalProcessor` does")
     first = fe.conv_layers[0]
     norm = getattr(first, 'layer_norm', None)
     if not isinstance(norm, nn.GroupNorm) or norm.num_groups != norm.num_channels:
-        raise TypeError(f"{type(first).__name__}: the first convolution is expected to have a per-channel group norm (feat_extract_norm='group')")
+        raise TypeError(f"{type(first).__name__}: the first convolution is expected to have a per-channel group norm "
+                        "(feat_extract_norm='group')")
     h = first.conv(input_values[:, None].to(first.conv.weight.dtype))                                  # (B, C, T0)
     k, s = first.conv.kernel_size[0], first.conv.stride[0]
-    real = torch.arange(h.shape[-1], device=h.device)[None] < (torch.div(lengths - k, s, rounding_mode='floor') + 1)[:, None]
-    real = real[:, None].to(h.dtype)                                                                   # (B, 1, T0) the clip's own frames
+    real = (torch.arange(h.shape[-1], device=h.device)[None]
+            < (torch.div(lengths - k, s, rounding_mode='floor') + 1)[:, None])
+    # (B, 1, T0) the clip's own frames
+    real = real[:, None].to(h.dtype)
     n = real.sum(-1, keepdim=True).clamp_min(1)
     mean = (h*real).sum(-1, keepdim=True) / n
-    var = (((h - mean)*real)**2).sum(-1, keepdim=True) / n                                            # biased, as GroupNorm's
+    # biased, as GroupNorm's
+    var = (((h - mean)*real)**2).sum(-1, keepdim=True) / n
     h = first.activation((h - mean) * torch.rsqrt(var + norm.eps) * norm.weight[:, None] + norm.bias[:, None])
-    for layer in fe.conv_layers[1:]: h = layer(h)   # a real frame of these reads real frames only: no statistics to mask
+    # a real frame of these reads real frames only: no statistics to mask
+    for layer in fe.conv_layers[1:]: h = layer(h)
     mask = torch.arange(h.shape[-1], device=h.device)[None] < n_frames[:, None]
     return h.transpose(1, 2).masked_fill(~mask[..., None], 0.0), mask
 
@@ -501,8 +544,10 @@ def span_mask(
     starts = (lengths - (span - 1)).clamp_min(0)                                  # start positions whose span fits
     n = torch.minimum(n, torch.minimum(starts, torch.full_like(starts, size // span)))
     pos = torch.arange(size, device=device)
-    score = torch.rand(B, size, device=device).masked_fill(pos[None] >= starts[:, None], 2.0)   # never a start: last in the order
-    rank = score.argsort(-1).argsort(-1)                                              # each position's place in a random order
+    # never a start: last in the order
+    score = torch.rand(B, size, device=device).masked_fill(pos[None] >= starts[:, None], 2.0)
+    # each position's place in a random order
+    rank = score.argsort(-1).argsort(-1)
     start = (rank < n[:, None]).to(torch.float32)[:, None]                             # (B, 1, size): n distinct starts
     covered = F.conv1d(F.pad(start, (span - 1, 0)), start.new_ones(1, 1, span))[:, 0]  # starts in [t - span + 1, t]
     return covered > 0.5
@@ -538,10 +583,12 @@ def speech_transformer(
 )->torch.Tensor: # (B, T, D)
     "`Wav2Vec2Encoder.forward` (HuBERT's and data2vec-audio's too, post- or pre-norm) with no step that waits for the device."
     name = type(encoder).__name__
-    if create_bidirectional_mask is None or name not in _POST_NORM + _PRE_NORM or (encoder.training and encoder.config.layerdrop > 0):
+    if (create_bidirectional_mask is None or name not in _POST_NORM + _PRE_NORM
+        or (encoder.training and encoder.config.layerdrop > 0)):
         return encoder(h, attention_mask=mask).last_hidden_state
     h = h.masked_fill(~mask[..., None], 0.0)
-    attn = create_bidirectional_mask(config=encoder.config, inputs_embeds=h, attention_mask=mask, allow_is_bidirectional_skip=False)
+    attn = create_bidirectional_mask(config=encoder.config, inputs_embeds=h, attention_mask=mask,
+                                     allow_is_bidirectional_skip=False)
     h = h + encoder.pos_conv_embed(h)
     if name in _POST_NORM: h = encoder.layer_norm(h)
     h = encoder.dropout(h)
@@ -558,9 +605,11 @@ def prepared_mask(
 )->torch.Tensor: # (B, 1, L, L) for BERT-style encoders under SDPA attention; else `mask` as given
     "The attention mask a BERT-style encoder would build from `mask`, built without its all-real check (which makes the host wait for the device)."
     cfg = encoder.config
-    if create_bidirectional_mask is None or cfg.model_type not in _PREPARED_MASK or cfg._attn_implementation != 'sdpa': return mask
+    if create_bidirectional_mask is None or cfg.model_type not in _PREPARED_MASK or cfg._attn_implementation != 'sdpa':
+        return mask
     like = mask.new_empty((*mask.shape, 0), dtype=torch.float32)   # only its shape and device are read under SDPA
-    return create_bidirectional_mask(config=cfg, inputs_embeds=like, attention_mask=mask, allow_is_bidirectional_skip=False)
+    return create_bidirectional_mask(config=cfg, inputs_embeds=like, attention_mask=mask,
+                                     allow_is_bidirectional_skip=False)
 
 
 # %% ../nbs/02_encoders.ipynb #3fbeec16
@@ -576,7 +625,8 @@ def _encode_clips(self:AudioSentimentModel,
     "`Wav2Vec2Model.forward` with a frame mask: convolutions (group norm: each clip's own statistics, `clip_features`), projection, SpecAugment (`spec_augment`), transformer (`speech_transformer`)."
     enc = self.encoder
     if not _speech_parts(enc):
-        log.warning("%s has no feature_projection/encoder: its clips are encoded batched, padding included", type(enc).__name__)
+        log.warning("%s has no feature_projection/encoder: its clips are encoded batched, padding included",
+                    type(enc).__name__)
         h = enc(input_values).last_hidden_state
         return h, self.frame_mask(attention_mask, h.shape[1])
     if getattr(enc.config, 'feat_extract_norm', 'layer') == 'group':
@@ -588,7 +638,8 @@ def _encode_clips(self:AudioSentimentModel,
     if isinstance(h, tuple): h = h[0]              # Wav2Vec2 also returns the normalised features
     h = spec_augment(enc, h, mask)
     h = speech_transformer(enc.encoder, h, mask)
-    if getattr(enc, 'adapter', None) is not None:   # its strided convolutions must see zeros past a clip's end, as alone
+    # its strided convolutions must see zeros past a clip's end, as alone
+    if getattr(enc, 'adapter', None) is not None:
         h = enc.adapter(h.masked_fill(~mask[..., None], 0.0))
         mask = self.frame_mask(attention_mask, h.shape[1])
     return h, mask
@@ -610,13 +661,15 @@ class VisualSentimentModel(UnimodalSentimentModel):
     "Visual sentiment: an image encoder (ViT, DeiT, DINOv2, Swin, ConvNeXt, CLIP or SigLIP vision tower) per frame, or VideoMAE over a clip's frames."
     modality, default_checkpoint = 'visual', 'google/vit-base-patch16-224'
 
-    def _top_modules(self): return [m for m in (getattr(self.encoder, n, None) for n in ('layernorm', 'post_layernorm')) if m is not None]
+    def _top_modules(self):
+        return [m for m in (getattr(self.encoder, n, None) for n in ('layernorm', 'post_layernorm')) if m is not None]
 
     def encode(self,
         pixel_values:torch.Tensor, # (B, 3, H, W) normalised RGB; VideoMAE: (B, F, 3, H, W)
     )->tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(pixel_values=pixel_values).last_hidden_state
-        if self.family.feature_map: h = h.flatten(2).transpose(1, 2)   # ConvNeXt: (B, C, h, w) -> (B, h*w, C), one token per position
+        # ConvNeXt: (B, C, h, w) -> (B, h*w, C), one token per position
+        if self.family.feature_map: h = h.flatten(2).transpose(1, 2)
         return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
 
     def forward(self,
@@ -655,11 +708,13 @@ def add_lora(self:UnimodalSentimentModel,
         have = {n.rpartition('.')[2] for n, m in self.encoder.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d))}
         targets = [t for t in self.family.lora_targets if t in have]
     targets = list(targets)
-    trainable = any(p.requires_grad for p in self.encoder.parameters())   # the adapters follow: frozen with a frozen encoder
+    # the adapters follow: frozen with a frozen encoder
+    trainable = any(p.requires_grad for p in self.encoder.parameters())
     cfg = _peft().LoraConfig(r=r, lora_alpha=alpha or 2*r, lora_dropout=dropout, target_modules=targets)
     try: _peft().inject_adapter_in_model(cfg, self.encoder)
     except ValueError as e:
-        raise ValueError(f"LoRA targets {targets} do not name modules of the {self.family.name} encoder: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"LoRA targets {targets} do not name modules of the {self.family.name} encoder: "
+                         f"{str(e).splitlines()[0]}") from None
     self.encoder.train(self.encoder.training)   # the new modules (the adapters' dropout) follow the encoder's mode
     self.lora = dict(r=r, alpha=alpha or 2*r, dropout=dropout, targets=targets)
     return self.unfreeze() if trainable else self.freeze()
@@ -710,12 +765,13 @@ def verify_checksums(
         if not m: raise error(f"{d/CHECKSUMS_NAME}, line {n}: not a 'sha256  file' line")
         digest, rel = m.groups()
         f = d/rel
-        if '..' in Path(rel).parts or Path(rel).is_absolute(): raise error(f"{d/CHECKSUMS_NAME}, line {n}: {rel!r} is outside the directory")
+        if '..' in Path(rel).parts or Path(rel).is_absolute():
+            raise error(f"{d/CHECKSUMS_NAME}, line {n}: {rel!r} is outside the directory")
         if only is not None and not only(rel): continue
         if not f.is_file(): raise error(f"{f} is missing (listed in {CHECKSUMS_NAME})")
         if sha256_file(f) != digest:
-            raise error(f"{f} does not match its SHA-256 in {CHECKSUMS_NAME}: the file was modified or truncated after saving. "
-                        f"Re-save or re-copy the directory (or load with verify=False at your own risk).")
+            raise error(f"{f} does not match its SHA-256 in {CHECKSUMS_NAME}: the file was modified or truncated "
+                        f"after saving. Re-save or re-copy the directory (or load with verify=False at your own risk).")
         checked.append(rel)
     return checked
 
@@ -732,9 +788,12 @@ def _type_ok(v, annotation:str)->bool:
     "Whether `v` fits a dataclass field's annotation string such as 'int', 'float', 'str|None', 'tuple|None' (numpy scalars and 1-D arrays count)."
     for a in annotation.replace(' ', '').split('|'):
         if (a == 'None' and v is None or a == 'int' and isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
-            or a == 'float' and isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) or a == 'str' and isinstance(v, str)
+            or a == 'float' and isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
+            or a == 'str' and isinstance(v, str)
             or a == 'bool' and isinstance(v, (bool, np.bool_)) or a == 'dict' and isinstance(v, dict)
-            or a in ('tuple', 'list') and (isinstance(v, (list, tuple)) or isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1)): return True
+            or a in ('tuple', 'list')
+            and (isinstance(v, (list, tuple))
+                 or isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1)): return True
     return False
 
 _HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*(/[\w.-]+)?')
@@ -754,14 +813,17 @@ def resolve_pretrained(
     if p.exists(): raise error(f"{p} is not a {what} directory: {' or '.join(files)} is missing")
     s = str(name_or_path)
     if not _HUB_ID.fullmatch(s) or s.count('/') > 1 or '..' in s:
-        raise error(f"{s} is not a {what} directory (no such folder)" + (f" nor a preset ({', '.join(sorted(PRESETS))})" if presets else ""))
+        raise error(f"{s} is not a {what} directory (no such folder)"
+                    + (f" nor a preset ({', '.join(sorted(PRESETS))})" if presets else ""))
     offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false', 'False')
     kw = {k: v for k, v in hub_kwargs.items() if v is not None}
     try: snap = Path(snapshot_download(s, **{k: str(v) if k == 'cache_dir' else v for k, v in kw.items()}))
     except Exception as e:
-        why = 'HF_HUB_OFFLINE is set and it is not in the local cache' if offline or kw.get('local_files_only') else 'it could not be fetched from the Hugging Face Hub'
+        why = ('HF_HUB_OFFLINE is set and it is not in the local cache' if offline or kw.get('local_files_only')
+               else 'it could not be fetched from the Hugging Face Hub')
         raise error(f"{s!r} is not a local {what} directory and {why} ({type(e).__name__})") from None
-    if not any((snap/f).is_file() for f in files): raise error(f"the Hub repository {s} holds no {what}: {' or '.join(files)} is missing")
+    if not any((snap/f).is_file() for f in files):
+        raise error(f"the Hub repository {s} holds no {what}: {' or '.join(files)} is missing")
     return snap
 
 def upload_to_hub(
@@ -777,13 +839,14 @@ def upload_to_hub(
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     with tempfile.TemporaryDirectory() as t:
-        return api.upload_folder(repo_id=repo_id, folder_path=str(save(Path(t)/'upload')), commit_message=commit_message,
-                                 revision=revision, create_pr=create_pr)
+        return api.upload_folder(repo_id=repo_id, folder_path=str(save(Path(t)/'upload')),
+                                 commit_message=commit_message, revision=revision, create_pr=create_pr)
 
 # %% ../nbs/02_encoders.ipynb #bfebd642
 ASSETS = Path(mmsent.__file__).parent/'assets'
 PROCESSOR_CONFIG = 'processor_config.json'   # Hugging Face's name: the settings and the two feature processors
-LEGACY_PROCESSOR_CONFIG = 'mmsent_processor.json'   # mmsent <= 0.x: sub-folders tokenizer/, feature_extractor/, image_processor/
+# mmsent <= 0.x: sub-folders tokenizer/, feature_extractor/, image_processor/
+LEGACY_PROCESSOR_CONFIG = 'mmsent_processor.json'
 
 @dataclass
 class ProcessorConfig:
@@ -798,7 +861,8 @@ class ProcessorConfig:
 # %% ../nbs/02_encoders.ipynb #e770d208
 def _as_list(x, name):
     if x is None: return None
-    if isinstance(x, (str, Path, Image.Image, np.ndarray, torch.Tensor)): raise TypeError(f"`{name}` must be a list (one entry per sample), got {type(x).__name__}")
+    if isinstance(x, (str, Path, Image.Image, np.ndarray, torch.Tensor)):
+        raise TypeError(f"`{name}` must be a list (one entry per sample), got {type(x).__name__}")
     return list(x)
 
 class MultiModalProcessor(ProcessorMixin):
@@ -813,9 +877,13 @@ class MultiModalProcessor(ProcessorMixin):
         super().__init__(tokenizer, feature_extractor, image_processor)
         self.config = config or ProcessorConfig(**_processor_settings(kwargs, 'MultiModalProcessor'))
         sr = getattr(feature_extractor, 'sampling_rate', self.config.sampling_rate)
-        if sr != self.config.sampling_rate: raise ValueError(f"feature extractor expects {sr} Hz but the processor is set to {self.config.sampling_rate} Hz")
+        if sr != self.config.sampling_rate:
+            raise ValueError(f"feature extractor expects {sr} Hz but the processor is set to "
+                             f"{self.config.sampling_rate} Hz")
 
-    def __repr__(self): return f"{type(self).__name__}({type(self.tokenizer).__name__}, {type(self.feature_extractor).__name__}, {type(self.image_processor).__name__}, {self.config})"
+    def __repr__(self):
+        return (f"{type(self).__name__}({type(self.tokenizer).__name__}, {type(self.feature_extractor).__name__}, "
+                f"{type(self.image_processor).__name__}, {self.config})")
 
     def to_dict(self)->dict:
         "What `processor_config.json` holds: the two feature processors' settings, the limits, the class and mmsent version."
@@ -830,20 +898,24 @@ class MultiModalProcessor(ProcessorMixin):
     )->Path:
         "Write the tokenizer's files and `processor_config.json` (the feature extractor, image processor and limits), Hugging Face's layout."
         if push_to_hub: raise ValueError("use processor.push_to_hub(repo_id) to upload a processor")
-        d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
+        d = Path(save_directory)
+        d.mkdir(parents=True, exist_ok=True)
         super().save_pretrained(str(d))
         return d
 
 # %% ../nbs/02_encoders.ipynb #8a543df1
 def _load(auto, what, name):
-    markers = ('tokenizer_config.json',) if what == 'tokenizer' else ('preprocessor_config.json', 'processor_config.json')
+    markers = (('tokenizer_config.json',) if what == 'tokenizer'
+               else ('preprocessor_config.json', 'processor_config.json'))
     try: return auto.from_pretrained(_hub_or_local(name, markers))
     except (OSError, ValueError, TypeError, KeyError) as e: raise _load_error(what, str(name), e) from e
 
 def _processor_settings(kwargs:dict, where:str)->dict:
     "The `ProcessorConfig` fields of `kwargs`, naming any other key."
     known = {f.name for f in fields(ProcessorConfig)}
-    if set(kwargs) - known: raise TypeError(f"{where} got unknown settings {sorted(set(kwargs) - known)}: the processor's settings are {sorted(known)}")
+    if set(kwargs) - known:
+        raise TypeError(f"{where} got unknown settings {sorted(set(kwargs) - known)}: the processor's settings are "
+                        f"{sorted(known)}")
     return kwargs
 
 def _processor_class(p:Path)->str|None:
@@ -867,20 +939,25 @@ def from_pretrained(cls:MultiModalProcessor,
     **kwargs, # override `ProcessorConfig` fields
 ):
     "Load a processor saved with `save_pretrained` (or an older mmsent release), from a folder or the Hub, or build the one of a preset."
-    for k in ('trust_remote_code', 'force_download', 'subfolder', '_from_auto', 'proxies', 'user_agent', 'repo_type'): kwargs.pop(k, None)
+    for k in ('trust_remote_code', 'force_download', 'subfolder', '_from_auto', 'proxies', 'user_agent', 'repo_type'):
+        kwargs.pop(k, None)
     kwargs = _processor_settings(kwargs, f'{cls.__name__}.from_pretrained')
     if isinstance(name_or_path, EncoderPreset): return cls._from_preset(name_or_path, **kwargs)
     p = resolve_pretrained(name_or_path, (PROCESSOR_CONFIG, LEGACY_PROCESSOR_CONFIG), 'processor', EncoderLoadError,
-                           presets=True, cache_dir=cache_dir, revision=revision, token=token, local_files_only=local_files_only)
+                           presets=True, cache_dir=cache_dir, revision=revision, token=token,
+                           local_files_only=local_files_only)
     if p is None: return cls._from_preset(get_preset(str(name_or_path)), **kwargs)
-    if (p/PROCESSOR_CONFIG).is_file() and _processor_class(p) == cls.__name__: return cls._from_directory(p, verify, **kwargs)
+    if (p/PROCESSOR_CONFIG).is_file() and _processor_class(p) == cls.__name__:
+        return cls._from_directory(p, verify, **kwargs)
     if (p/LEGACY_PROCESSOR_CONFIG).is_file(): return cls._from_legacy_directory(p, verify, **kwargs)
     raise EncoderLoadError(f"{p/PROCESSOR_CONFIG} describes a {_processor_class(p)!r}, not a {cls.__name__}")
 
 @patch(cls_method=True)
 def _from_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
     "Hugging Face's layout: tokenizer files at the top, the rest in `processor_config.json`."
-    if verify: verify_checksums(p, EncoderLoadError, only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
+    if verify:
+        verify_checksums(p, EncoderLoadError,
+                         only=lambda r: not r.endswith('.safetensors') and r not in ('config.json', 'README.md'))
     cfg = _read_json_object(p/PROCESSOR_CONFIG, EncoderLoadError)
     for name in ('feature_extractor', 'image_processor'):
         sub = cfg.get(name)
@@ -894,12 +971,17 @@ def _from_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
 @patch(cls_method=True)
 def _from_legacy_directory(cls:MultiModalProcessor, p:Path, verify:bool, **kwargs):
     "mmsent's first layout: `tokenizer/`, `feature_extractor/`, `image_processor/` and `mmsent_processor.json`."
-    if verify: verify_checksums(p, EncoderLoadError, only=lambda r: r.split('/')[0] in ('tokenizer', 'feature_extractor', 'image_processor', LEGACY_PROCESSOR_CONFIG))
+    if verify:
+        verify_checksums(p, EncoderLoadError,
+                         only=lambda r: r.split('/')[0] in ('tokenizer', 'feature_extractor', 'image_processor',
+                                                            LEGACY_PROCESSOR_CONFIG))
     cfg = _read_json_object(p/LEGACY_PROCESSOR_CONFIG, EncoderLoadError)
     settings = {k: v for k, v in cfg.items() if k in {f.name for f in fields(ProcessorConfig)}}
     _check_setting_types(settings, p/LEGACY_PROCESSOR_CONFIG)
-    return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
-               _load(AutoImageProcessor, 'image processor', p/'image_processor'), ProcessorConfig(**{**settings, **kwargs}))
+    return cls(_load(AutoTokenizer, 'tokenizer', p/'tokenizer'),
+               _load(AutoFeatureExtractor, 'feature extractor', p/'feature_extractor'),
+               _load(AutoImageProcessor, 'image processor', p/'image_processor'),
+               ProcessorConfig(**{**settings, **kwargs}))
 
 # %% ../nbs/02_encoders.ipynb #fcdaa50a
 @patch(cls_method=True)
@@ -911,7 +993,8 @@ def from_encoders(cls:MultiModalProcessor,
 ):
     "The processor of a model whose encoders come from these checkpoints (Hub ids or folders): each one's own pre-processor."
     tiny = ASSETS/'tiny-processor'
-    return cls(_load(AutoTokenizer, 'tokenizer', text or tiny/'tokenizer'), _load(AutoFeatureExtractor, 'feature extractor', audio or tiny/'feature_extractor'),
+    return cls(_load(AutoTokenizer, 'tokenizer', text or tiny/'tokenizer'),
+               _load(AutoFeatureExtractor, 'feature extractor', audio or tiny/'feature_extractor'),
                _load(AutoImageProcessor, 'image processor', visual or tiny/'image_processor'),
                ProcessorConfig(**_processor_settings(kwargs, f'{cls.__name__}.from_encoders')))
 
@@ -933,8 +1016,11 @@ def push_to_hub(self:MultiModalProcessor,
 ):
     "Save the processor into a temporary folder and upload it to the Hub repository `repo_id` (created if needed)."
     def save(folder):
-        d = self.save_pretrained(folder); write_checksums(d); return d
-    return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision, create_pr)
+        d = self.save_pretrained(folder)
+        write_checksums(d)
+        return d
+    return upload_to_hub(save, repo_id, commit_message or 'Upload mmsent processor', private, token, revision,
+                         create_pr)
 
 # %% ../nbs/02_encoders.ipynb #ecba1009
 CONTEXT_SEP = ' | '   # between the turns of the context segment
@@ -961,15 +1047,21 @@ def encode_text(self:MultiModalProcessor,
         return dict(text_inputs=enc['input_ids'], text_attention_mask=enc['attention_mask'])
     seconds = [CONTEXT_SEP.join(list(ctx or [])[-c.context_turns:]) for ctx in contexts]
     own = tok(texts, add_special_tokens=False)['input_ids']
-    fits = [bool(s) and c.max_text_tokens - tok.num_special_tokens_to_add(pair=True) - len(o) >= 1 for s, o in zip(seconds, own)]
+    fits = [bool(s) and c.max_text_tokens - tok.num_special_tokens_to_add(pair=True) - len(o) >= 1
+            for s, o in zip(seconds, own)]
     encs = [None]*len(texts)
-    pair, alone = [i for i, f in enumerate(fits) if f], [i for i, f in enumerate(fits) if not f]   # alone: no context, or no room left for it
+    # alone: no context, or no room left for it
+    pair, alone = [i for i, f in enumerate(fits) if f], [i for i, f in enumerate(fits) if not f]
     if pair:
-        e = self._left_truncating_tokenizer()([texts[i] for i in pair], [seconds[i] for i in pair], truncation='only_second', max_length=c.max_text_tokens)
+        e = self._left_truncating_tokenizer()([texts[i] for i in pair], [seconds[i] for i in pair],
+                                              truncation='only_second', max_length=c.max_text_tokens)
         for i, ids in zip(pair, e['input_ids']): encs[i] = ids
     if alone:
-        for i, ids in zip(alone, tok([texts[i] for i in alone], truncation=True, max_length=c.max_text_tokens)['input_ids']): encs[i] = ids
-    ids, mask = torch.full((len(encs), max(map(len, encs))), tok.pad_token_id, dtype=torch.long), torch.zeros(len(encs), max(map(len, encs)), dtype=torch.long)
+        for i, ids in zip(alone,
+                          tok([texts[i] for i in alone], truncation=True, max_length=c.max_text_tokens)['input_ids']):
+            encs[i] = ids
+    ids, mask = (torch.full((len(encs), max(map(len, encs))), tok.pad_token_id, dtype=torch.long),
+                 torch.zeros(len(encs), max(map(len, encs)), dtype=torch.long))
     for i, e in enumerate(encs):   # padded on the tokenizer's side, as the batch call pads
         s = slice(ids.shape[1] - len(e), None) if tok.padding_side == 'left' else slice(0, len(e))
         ids[i, s], mask[i, s] = torch.tensor(e), 1
@@ -981,7 +1073,8 @@ def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
     "One clip (path, or 16 kHz waveform) as a cropped 1-D float tensor."
     c = self.config
     if isinstance(audio, (str, Path)): return load_audio(audio, c.sampling_rate, c.max_audio_seconds)
-    w = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio, dtype=torch.float32)
+    w = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio,
+                        dtype=torch.float32)
     if w.ndim != 1: raise ValueError(f"a waveform must be 1-D mono at {c.sampling_rate} Hz, got shape {tuple(w.shape)}")
     if w.numel() == 0: raise ValueError("a waveform is empty (0 samples)")
     if not torch.isfinite(w).all(): raise ValueError("a waveform contains NaN or infinite samples")
@@ -991,16 +1084,20 @@ def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
 def encode_audio(self:MultiModalProcessor, waves:list[torch.Tensor])->dict:
     "Normalise each clip on its own, then zero-pad the batch with a sample mask (Whisper: each clip's log-mel window, with a frame mask)."
     c, fe = self.config, self.feature_extractor
-    if fe.model_input_names[0] == 'input_features':   # log-mel windows of a fixed length: every clip is padded to it, alone or not
-        f = fe([w.numpy() for w in waves], sampling_rate=c.sampling_rate, return_tensors='pt', return_attention_mask=True)
+    # log-mel windows of a fixed length: every clip is padded to it, alone or not
+    if fe.model_input_names[0] == 'input_features':
+        f = fe([w.numpy() for w in waves], sampling_rate=c.sampling_rate, return_tensors='pt',
+               return_attention_mask=True)
         return dict(audio_inputs=f['input_features'], audio_attention_mask=f['attention_mask'].long())
-    vals = [np.asarray(self.feature_extractor(w.numpy(), sampling_rate=c.sampling_rate, return_tensors='np')['input_values'][0], np.float32)
+    vals = [np.asarray(self.feature_extractor(w.numpy(), sampling_rate=c.sampling_rate,
+                                              return_tensors='np')['input_values'][0], np.float32)
             for w in waves]
     n = max(int(c.min_audio_seconds*c.sampling_rate), max(len(v) for v in vals))
     x, mask = torch.zeros(len(vals), n), torch.zeros(len(vals), n, dtype=torch.long)
     for i, v in enumerate(vals):
         k = max(len(v), int(c.min_audio_seconds*c.sampling_rate))  # a very short clip counts its zero padding as real
-        x[i, :len(v)] = torch.from_numpy(v); mask[i, :k] = 1
+        x[i, :len(v)] = torch.from_numpy(v)
+        mask[i, :k] = 1
     return dict(audio_inputs=x, audio_attention_mask=mask)
 
 @patch
@@ -1012,17 +1109,20 @@ def encode_images(self:MultiModalProcessor,
     frames = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
     if any(len(f) == 0 for f in frames): raise ValueError("an image entry is an empty list of frames")
     F, ip = max(len(f) for f in frames), self.image_processor
-    if 'videos' in inspect.signature(ip.preprocess).parameters:   # a video processor (VideoMAE): each sample's frames as one clip
+    # a video processor (VideoMAE): each sample's frames as one clip
+    if 'videos' in inspect.signature(ip.preprocess).parameters:
         F = max(F, self.config.n_frames)   # a still image is a clip that does not move
         clips = [[load_image(f[min(i, len(f) - 1)]) for i in range(F)] for f in frames]
-        return dict(visual_inputs=ip(clips, return_tensors='pt')['pixel_values'])   # normalised here: a video processor has its own steps
+        # normalised here: a video processor has its own steps
+        return dict(visual_inputs=ip(clips, return_tensors='pt')['pixel_values'])
     raw = dict(do_rescale=False, do_normalize=False) if as_uint8 else {}
     # samples with fewer frames (a still image next to videos) repeat their last one: the mean embedding is unchanged
     flat = [load_image(f[min(i, len(f) - 1)]) for f in frames for i in range(F)]
     px = ip(images=flat, return_tensors='pt', **raw)['pixel_values']
     if F > 1: px = px.view(len(frames), F, *px.shape[1:])
     if not as_uint8: return dict(visual_inputs=px)
-    return dict(visual_inputs=px.round().clamp(0, 255).to(torch.uint8), visual_normalization=self.image_normalization().expand(len(frames), 2, 3))
+    return dict(visual_inputs=px.round().clamp(0, 255).to(torch.uint8),
+                visual_normalization=self.image_normalization().expand(len(frames), 2, 3))
 
 @patch
 def _blank_image(self:MultiModalProcessor):
@@ -1069,21 +1169,27 @@ def __call__(self:MultiModalProcessor,
         for i, v in enumerate(col): present[i, j] = v is not None
         if m == 'text':
             for i, t in enumerate(col):
-                if t is not None and not isinstance(t, str): raise TypeError(f"text of sample {i} must be a str or None, got {type(t).__name__}")
+                if t is not None and not isinstance(t, str):
+                    raise TypeError(f"text of sample {i} must be a str or None, got {type(t).__name__}")
             ctx = _as_list(context, 'context')
-            if ctx is not None and len(ctx) != B: raise ValueError(f"`context` has {len(ctx)} entries for a batch of {B}")
+            if ctx is not None and len(ctx) != B:
+                raise ValueError(f"`context` has {len(ctx)} entries for a batch of {B}")
             if ctx is not None and any(ctx) and not self.config.context_turns:
                 raise ValueError("this processor takes no context: the model was trained without --context_turns")
             for i, x in enumerate(ctx or []):
-                if x is not None and (isinstance(x, str) or not all(isinstance(s, str) for s in x)): raise TypeError(f"context of sample {i} must be a list of strings, oldest first")
+                if x is not None and (isinstance(x, str) or not all(isinstance(s, str) for s in x)):
+                    raise TypeError(f"context of sample {i} must be a list of strings, oldest first")
             out.update(self.encode_text([t if t is not None else '' for t in col], ctx))
         elif m == 'audio':
             waves = [self.read_audio(a) if a is not None else None for a in col]
             blank = torch.zeros(int(self.config.min_audio_seconds*self.config.sampling_rate))
             out.update(self.encode_audio([w if w is not None else blank for w in waves]))
         else:
-            out.update(self.encode_images([im if im is not None else self._blank_image() for im in col], as_uint8=images_as_uint8))
-    if not present.any(-1).all():   # checked here, on the CPU, so that the model need not read the mask on its device in training
-        raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no input at all: give each at least one of text, audio, image")
+            out.update(self.encode_images([im if im is not None else self._blank_image() for im in col],
+                                          as_uint8=images_as_uint8))
+    # checked here, on the CPU, so that the model need not read the mask on its device in training
+    if not present.any(-1).all():
+        raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no input at all: give each "
+                         "at least one of text, audio, image")
     out['modality_mask'] = present
     return BatchFeature(out)

@@ -14,11 +14,12 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, resolve_device
-from .datasets import DataError, MELD_EMOTIONS, MultiModalCollator, MultiModalDataset, load_records, prepare_records
+from .datasets import (DataError, MELD_EMOTIONS, MultiModalCollator, MultiModalDataset, load_records,
+                             prepare_records)
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
-from .metrics import (Predictions, collect_predictions, task_metrics, modality_metrics, classification_metrics, regression_metrics,
-                            MMSA_KEYS)
+from .metrics import (Predictions, collect_predictions, task_metrics, modality_metrics, classification_metrics,
+                            regression_metrics, MMSA_KEYS)
 from .synth import SynthConfig, default_synth_config
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,11 @@ def attention_analysis(
     return dict(n=int(full.sum()), modalities=list(pr.modalities), heads=int(a.shape[1]),
                 overall=mean(a.mean(1)), per_head=mean(a),
                 per_class={c: mean(a[r].mean(1)) for c, r in rows.items()},
-                per_outcome={name: mean(a[sel].mean(1)) for name, sel in (('correct', ok), ('incorrect', ~ok)) if sel.any()},
+                per_outcome={name: mean(a[sel].mean(1))
+                             for name, sel in (('correct', ok), ('incorrect', ~ok)) if sel.any()},
                 received={m: float(w[:, j].mean()) for j, m in enumerate(pr.modalities)},
-                received_per_class={c: {m: float(w[r][:, j].mean()) for j, m in enumerate(pr.modalities)} for c, r in rows.items()})
+                received_per_class={c: {m: float(w[r][:, j].mean()) for j, m in enumerate(pr.modalities)}
+                                    for c, r in rows.items()})
 
 def gate_analysis(
     pr:Predictions, # from `collect_predictions` with a gated fusion
@@ -64,7 +67,8 @@ def gate_analysis(
     "The mean gate (weight in the fused vector) of each modality, over the samples with every modality."
     if pr.attention is not None or pr.modality_weights is None: return None
     full = pr.present.all(-1)
-    return dict(n=int(full.sum()), received={m: float(pr.modality_weights[full][:, j].mean()) for j, m in enumerate(pr.modalities)})
+    return dict(n=int(full.sum()),
+                received={m: float(pr.modality_weights[full][:, j].mean()) for j, m in enumerate(pr.modalities)})
 
 # %% ../nbs/06_evaluation.ipynb #ff3cd9d7
 def shapley_analysis(
@@ -76,15 +80,21 @@ def shapley_analysis(
     def stats(sel):
         out = {}
         for j, m in enumerate(pr.modalities):
-            v = phi[sel, j]; v = v[~torch.isnan(v)]
-            out[m] = dict(mean_abs=float(v.abs().mean()), mean=float(v.mean()), n=int(len(v))) if len(v) else dict(mean_abs=None, mean=None, n=0)
+            v = phi[sel, j]
+            v = v[~torch.isnan(v)]
+            out[m] = (dict(mean_abs=float(v.abs().mean()), mean=float(v.mean()), n=int(len(v))) if len(v)
+                      else dict(mean_abs=None, mean=None, n=0))
         return out
     every = torch.ones(len(phi), dtype=torch.bool)
     what = dict(regression=('the score', "the model's prior (training split's mean score)"),
-                multilabel=('the log-probability of the most probable label', "the model's prior (how often that label applies in the training split)"))
-    explains, baseline = what.get(pr.task, ('the log-probability of the predicted class', "the model's prior (training split's class frequencies)"))
+                multilabel=('the log-probability of the most probable label',
+                            "the model's prior (how often that label applies in the training split)"))
+    explains, baseline = what.get(pr.task,
+                                  ('the log-probability of the predicted class',
+                                   "the model's prior (training split's class frequencies)"))
     return dict(explains=explains, baseline=baseline, n=int(len(phi)), overall=stats(every),
-                per_class={c: stats(_class_rows(pr, k)) for k, c in enumerate(pr.class_names) if _class_rows(pr, k).any()})
+                per_class={c: stats(_class_rows(pr, k))
+                           for k, c in enumerate(pr.class_names) if _class_rows(pr, k).any()})
 
 # %% ../nbs/06_evaluation.ipynb #e3182617
 def headline(
@@ -92,7 +102,8 @@ def headline(
 )->dict:
     "The few numbers an ablation row compares: accuracy and weighted F1 (and MAE, Corr, Has0_acc_2 for regression; micro F1 for multi-label)."
     tm = task_metrics(pr)
-    keys = ('accuracy', 'weighted_f1') + {'regression': ('MAE', 'Corr', 'Has0_acc_2'), 'multilabel': ('micro_f1',)}.get(pr.task, ())
+    keys = ('accuracy', 'weighted_f1') + {'regression': ('MAE', 'Corr', 'Has0_acc_2'),
+                                          'multilabel': ('micro_f1',)}.get(pr.task, ())
     return {k: tm[k] for k in keys}
 
 def take(
@@ -101,9 +112,10 @@ def take(
 )->Predictions:
     "The rows `idx` of a `Predictions` (every per-sample field)."
     t = lambda v: v[idx] if isinstance(v, torch.Tensor) else v
-    return replace(pr, ids=[pr.ids[i] for i in idx.tolist()], labels=t(pr.labels), scores=t(pr.scores), logits=t(pr.logits),
-                   unimodal_logits={m: v[idx] for m, v in pr.unimodal_logits.items()}, present=t(pr.present), attention=t(pr.attention),
-                   modality_weights=t(pr.modality_weights), shapley=t(pr.shapley))
+    return replace(pr, ids=[pr.ids[i] for i in idx.tolist()], labels=t(pr.labels), scores=t(pr.scores),
+                   logits=t(pr.logits), unimodal_logits={m: v[idx] for m, v in pr.unimodal_logits.items()},
+                   present=t(pr.present), attention=t(pr.attention), modality_weights=t(pr.modality_weights),
+                   shapley=t(pr.shapley))
 
 def ablation(
     model:EndToEndMultiModalModel, # the model
@@ -115,14 +127,17 @@ def ablation(
     full = full if full is not None else collect_predictions(model, loader, progress=progress)
     pos = {sid: i for i, sid in enumerate(full.ids)}
     base = headline(full)
-    rows = [dict(hidden=[], kept=list(model.modalities), n=len(full.ids), skipped=full.skipped, **base, **{f'delta_{k}': 0.0 for k in base})]
+    rows = [dict(hidden=[], kept=list(model.modalities), n=len(full.ids), skipped=full.skipped, **base,
+                 **{f'delta_{k}': 0.0 for k in base})]
     for k in range(1, len(model.modalities)):
         for hide in itertools.combinations(model.modalities, k):
             p = collect_predictions(model, loader, hide=hide, progress=progress)
             same = take(full, torch.tensor([pos[s] for s in p.ids]))
             a, f = headline(p), headline(same)
-            row = dict(hidden=list(hide), kept=[m for m in model.modalities if m not in hide], n=len(p.ids), skipped=p.skipped, **a,
-                       **{f'full_{k_}': v for k_, v in f.items()}, **{f'delta_{k_}': (a[k_] - f[k_]) if a[k_] is not None and f[k_] is not None else None for k_ in a})
+            row = dict(hidden=list(hide), kept=[m for m in model.modalities if m not in hide], n=len(p.ids),
+                       skipped=p.skipped, **a, **{f'full_{k_}': v for k_, v in f.items()},
+                       **{f'delta_{k_}': (a[k_] - f[k_]) if a[k_] is not None and f[k_] is not None else None
+                          for k_ in a})
             if len(row['kept']) == 1:   # one modality left: its own head on the same samples
                 m = row['kept'][0]
                 row['head_accuracy'] = float((same.unimodal_preds(m) == same.true_classes).float().mean())
@@ -148,17 +163,21 @@ def plot_history(
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
     a1.plot(x, [e['train_loss'] for e in ep], 'o-', label='train (combined loss)')
     a1.plot(x, [e['val_loss'] for e in ep], 'o-', label='validation (fused)')
-    a1.set(xlabel='epoch', ylabel='L1 (mean absolute error)' if reg else 'cross-entropy', title='Loss'); a1.legend()
+    a1.set(xlabel='epoch', ylabel='L1 (mean absolute error)' if reg else 'cross-entropy', title='Loss')
+    a1.legend()
     key, per = ('val_MAE', 'val_modality_mae') if reg else ('val_accuracy', 'val_modality_accuracy')
     a2.plot(x, [e[key] for e in ep], 'o-', lw=2.5, color='black', label='fused')
     if not reg: a2.plot(x, [e['train_accuracy'] for e in ep], '--', color='gray', label='fused (train)')
     for m in MODALITIES:
         v = [e[per].get(m) for e in ep]
-        if any(a is not None for a in v): a2.plot(x, [np.nan if a is None else a for a in v], 'o-', ms=4, label=f'{m} head')
+        if any(a is not None for a in v):
+            a2.plot(x, [np.nan if a is None else a for a in v], 'o-', ms=4, label=f'{m} head')
     if reg: a2.set(xlabel='epoch', ylabel='MAE', title='Validation MAE (lower is better)')
     else: a2.set(xlabel='epoch', ylabel='accuracy', title='Validation accuracy', ylim=(0, 1.02))
     a2.legend(fontsize=8)
-    for a in (a1, a2): a.grid(alpha=0.3); a.xaxis.get_major_locator().set_params(integer=True)
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        a.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -171,11 +190,12 @@ def plot_confusion(
 ):
     "Confusion-matrix heatmap: counts, with each row's share in brackets."
     import matplotlib.pyplot as plt, seaborn as sns
-    cm = np.asarray(cm); share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
+    cm = np.asarray(cm)
+    share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
     annot = np.array([[f'{c}\n({s:.0%})' for c, s in zip(rc, rs)] for rc, rs in zip(cm, share)])
     fig, ax = plt.subplots(figsize=(4.6, 3.9))
-    sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1, xticklabels=class_names, yticklabels=class_names,
-                cbar_kws=dict(label='share of the true class'), ax=ax)
+    sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1, xticklabels=class_names,
+                yticklabels=class_names, cbar_kws=dict(label='share of the true class'), ax=ax)
     ax.set(xlabel='predicted', ylabel='true', title=title)
     fig.tight_layout()
     return _save(fig, path)
@@ -189,11 +209,13 @@ def plot_label_confusion(
     "A multi-label model's per-label counts as a heatmap: true negatives, false positives, false negatives, true positives."
     import matplotlib.pyplot as plt, seaborn as sns
     cols, names = ('tn', 'fp', 'fn', 'tp'), list(per_label)
-    cm = np.array([[per_label[c][k] for k in cols] for c in names]); share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
+    cm = np.array([[per_label[c][k] for k in cols] for c in names])
+    share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
     annot = np.array([[f'{c}\n({s:.0%})' for c, s in zip(rc, rs)] for rc, rs in zip(cm, share)])
     fig, ax = plt.subplots(figsize=(5.6, 0.5*len(names) + 1.6))
-    sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1, xticklabels=['true negative', 'false positive', 'false negative', 'true positive'],
-                yticklabels=names, cbar_kws=dict(label="share of the label's samples"), ax=ax)
+    sns.heatmap(share, annot=annot, fmt='', cmap='Blues', vmin=0, vmax=1,
+                xticklabels=['true negative', 'false positive', 'false negative', 'true positive'], yticklabels=names,
+                cbar_kws=dict(label="share of the label's samples"), ax=ax)
     ax.set(title=title)
     fig.tight_layout()
     return _save(fig, path)
@@ -231,10 +253,15 @@ def plot_ablation(
     worse = [v > 0 if metric == 'MAE' else v < 0 for v in d]
     fig, ax = plt.subplots(figsize=(6.4, 0.45*len(rs) + 1.2))
     ax.barh(names, d, color=['tab:red' if w else 'tab:green' for w in worse])
-    for i, v in enumerate(d): ax.text(v, i, f' {v:+.1f} ' if scale == 100 else f' {v:+.3f} ', va='center', ha='right' if v < 0 else 'left', fontsize=9)
-    ax.axvline(0, color='black', lw=0.8); ax.invert_yaxis()
-    ax.set(xlabel=f"{metric} change{' (points)' if scale == 100 else ''}", title=f"Modality ablation (all modalities: {metric} {rows[0][metric]:.3f})")
-    lo, hi = min(d + [0]), max(d + [0]); pad = 0.25*(hi - lo) + (1 if scale == 100 else 0.01)
+    for i, v in enumerate(d):
+        ax.text(v, i, f' {v:+.1f} ' if scale == 100 else f' {v:+.3f} ', va='center', ha='right' if v < 0 else 'left',
+                fontsize=9)
+    ax.axvline(0, color='black', lw=0.8)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"{metric} change{' (points)' if scale == 100 else ''}",
+           title=f"Modality ablation (all modalities: {metric} {rows[0][metric]:.3f})")
+    lo, hi = min(d + [0]), max(d + [0])
+    pad = 0.25*(hi - lo) + (1 if scale == 100 else 0.01)
     ax.set_xlim(lo - pad, hi + pad)
     fig.tight_layout()
     return _save(fig, path)
@@ -251,10 +278,12 @@ def plot_shapley(
     fig, ax = plt.subplots(figsize=(7, 3.4))
     w = 0.8/len(mods)
     for j, m in enumerate(mods):
-        ax.bar(np.arange(len(groups)) + (j - (len(mods) - 1)/2)*w, [g[m]['mean_abs'] or 0.0 for _, g in groups], w, label=m)
+        ax.bar(np.arange(len(groups)) + (j - (len(mods) - 1)/2)*w, [g[m]['mean_abs'] or 0.0 for _, g in groups], w,
+               label=m)
     ax.set_xticks(range(len(groups)), [g for g, _ in groups])
     ax.set(ylabel='mean |Shapley value|', title=f"Modality Shapley values ({analysis['explains']})")
-    ax.legend(fontsize=8); ax.grid(alpha=0.3, axis='y')
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis='y')
     fig.tight_layout()
     return _save(fig, path)
 
@@ -273,13 +302,18 @@ def evaluate_model(
     s['evaluated'] = len(pr.ids)
     s.setdefault('skipped', {})['no modality left'] = pr.skipped
     md = model.config.modality_dropout
-    rep = dict(task=pr.task, n=len(pr.ids), samples=s, loss=pr.loss, fused=task_metrics(pr), modalities=modality_metrics(pr),
-               modality_dropout=md, unimodal_fusion_weight=model.config.unimodal_fusion_weight, attention=attention_analysis(pr), gates=gate_analysis(pr), shapley=shapley_analysis(pr))
-    if pr.task == 'classification' and pr.polar and pr.scores is not None and not torch.isnan(pr.scores).all():   # a classifier on scored data
+    rep = dict(task=pr.task, n=len(pr.ids), samples=s, loss=pr.loss, fused=task_metrics(pr),
+               modalities=modality_metrics(pr), modality_dropout=md,
+               unimodal_fusion_weight=model.config.unimodal_fusion_weight, attention=attention_analysis(pr),
+               gates=gate_analysis(pr), shapley=shapley_analysis(pr))
+    # a classifier on scored data
+    if pr.task == 'classification' and pr.polar and pr.scores is not None and not torch.isnan(pr.scores).all():
         known = ~torch.isnan(pr.scores)
         rep['regression'] = dict(regression_metrics(pr.pred_scores[known], pr.scores[known]),
-                                 note='from the expected polarity 3 (P(positive) - P(negative)); train with --task regression for the literature protocol')
-    rep['ablation'] = ablation(model, loader, full=pr, progress=progress) if ablate and len(model.modalities) > 1 else None
+                                 note='from the expected polarity 3 (P(positive) - P(negative)); train with --task '
+                                 'regression for the literature protocol')
+    rep['ablation'] = (ablation(model, loader, full=pr, progress=progress) if ablate and len(model.modalities) > 1
+                       else None)
     return rep, pr
 
 # %% ../nbs/06_evaluation.ipynb #a24db5b0
@@ -290,12 +324,16 @@ def _f(v, pct=False): return '-' if v is None else (f'{100*v:.1f}' if pct else f
 def _multilabel_lines(rep:dict)->list[str]:
     f = rep['fused']
     L = [f"## Fused model: multi-label ({rep['n']} samples)", '', '| metric | value |', '|---|---|',
-         *[f"| {name} | {f[k]:.4f} |" for k, name in (('accuracy', 'accuracy (each label decision)'), ('subset_accuracy', 'subset accuracy (every label right)'),
-                                                      ('micro_f1', 'micro F1'), ('macro_f1', 'macro F1'), ('weighted_f1', 'weighted F1'),
-                                                      ('weighted_accuracy', 'weighted accuracy (mean over labels)'))],
-         f"| loss | {rep['loss']:.4f} |", '', '| label | threshold | precision | recall | F1 | weighted accuracy | support | TP | FP | FN | TN |', '|---' * 11 + '|']
-    L += [f"| {c} | {v['threshold']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['weighted_accuracy']:.3f} | {v['support']} | "
-          f"{v['tp']} | {v['fp']} | {v['fn']} | {v['tn']} |" for c, v in f['per_label'].items()]
+         *[f"| {name} | {f[k]:.4f} |"
+           for k, name in (('accuracy', 'accuracy (each label decision)'),
+                           ('subset_accuracy', 'subset accuracy (every label right)'), ('micro_f1', 'micro F1'),
+                           ('macro_f1', 'macro F1'), ('weighted_f1', 'weighted F1'),
+                           ('weighted_accuracy', 'weighted accuracy (mean over labels)'))],
+         f"| loss | {rep['loss']:.4f} |", '', '| label | threshold | precision | recall | F1 | weighted accuracy | '
+         'support | TP | FP | FN | TN |', '|---' * 11 + '|']
+    L += [f"| {c} | {v['threshold']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
+          f"{v['weighted_accuracy']:.3f} | {v['support']} | {v['tp']} | {v['fp']} | {v['fn']} | {v['tn']} |"
+          for c, v in f['per_label'].items()]
     return L
 
 def _fused_lines(rep:dict)->list[str]:
@@ -304,16 +342,19 @@ def _fused_lines(rep:dict)->list[str]:
     if rep['task'] == 'regression':
         L = [f"## Fused model: regression ({rep['n']} samples)", '', '| metric | value |', '|---|---|']
         L += [f"| {k} | {_f(f[k])} |" for k in MMSA_KEYS + ('Mult_acc_3',)]
-        L += [f"| loss (L1) | {_f(rep['loss'])} |", '', "The 3 classes of the predicted score (|score| < 0.5 neutral):", '']
+        L += [f"| loss (L1) | {_f(rep['loss'])} |", '', "The 3 classes of the predicted score (|score| < 0.5 neutral):",
+              '']
         f = f['classes']
     else:
         L = [f"## Fused model ({rep['n']} samples)", '', '| metric | value |', '|---|---|',
-             f"| accuracy | {f['accuracy']:.4f} |", f"| weighted F1 | {f['weighted_f1']:.4f} |", f"| macro F1 | {f['macro_f1']:.4f} |",
-             f"| loss | {rep['loss']:.4f} |", '']
+             f"| accuracy | {f['accuracy']:.4f} |", f"| weighted F1 | {f['weighted_f1']:.4f} |",
+             f"| macro F1 | {f['macro_f1']:.4f} |", f"| loss | {rep['loss']:.4f} |", '']
     L += ['| class | precision | recall | F1 | support |', '|---|---|---|---|---|']
-    L += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in f['per_class'].items()]
+    L += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+          for c, v in f['per_class'].items()]
     names = list(f['per_class'])   # the model's classes, in id order
-    L += ['', 'Confusion matrix (rows true, columns predicted):', '', '| | ' + ' | '.join(names) + ' |', '|---' * (len(names) + 1) + '|']
+    L += ['', 'Confusion matrix (rows true, columns predicted):', '', '| | ' + ' | '.join(names) + ' |',
+          '|---' * (len(names) + 1) + '|']
     L += [f"| {c} | " + ' | '.join(str(v) for v in row) + ' |' for c, row in zip(names, f['confusion_matrix'])]
     return L
 
@@ -321,26 +362,37 @@ def _sample_lines(rep:dict)->list[str]:
     s = rep['samples']
     skipped = {k: v for k, v in s.get('skipped', {}).items() if v}
     L = ['## Samples', '', f"- evaluated: {s['evaluated']}",
-         f"- skipped: {sum(skipped.values())}" + (f" ({', '.join(f'{k}: {v}' for k, v in skipped.items())})" if skipped else '')]
+         f"- skipped: {sum(skipped.values())}"
+         + (f" ({', '.join(f'{k}: {v}' for k, v in skipped.items())})" if skipped else '')]
     t = s.get('truncated')
-    if t: L.append(f"- truncated: audio {t['audio']} (longer than {t['max_audio_seconds']} s), text {t['text']} (longer than {t['max_text_tokens']} tokens)")
+    if t:
+        L.append(f"- truncated: audio {t['audio']} (longer than {t['max_audio_seconds']} s), text {t['text']} (longer "
+                 f"than {t['max_text_tokens']} tokens)")
     for k, v in (s.get('preprocessing') or {}).items():
-        L.append(f"- {k}: {v['used']}" + (f" (the model was trained with {v['trained']})" if v['used'] != v['trained'] else ' (as in training)'))
+        L.append(f"- {k}: {v['used']}"
+                 + (f" (the model was trained with {v['trained']})" if v['used'] != v['trained']
+                    else ' (as in training)'))
     return L
 
 def _ablation_lines(rep:dict)->list[str]:
     rows, reg = rep['ablation'], rep['task'] == 'regression'
     md, uf = rep.get('modality_dropout') or 0, rep.get('unimodal_fusion_weight') or 0
-    how = ' and '.join(([f'modality dropout ({md})'] if md else []) + ([f'the single-modality fusion loss ({uf})'] if uf else []))
-    note = (f"The model was trained with {how}: it has seen samples with modalities missing, so these rows measure what each "
-            "modality adds." if how else "The model was trained without modality dropout: with a modality hidden it is off its training distribution, "
-            "so these deltas mix what the modality adds with that shock.")
-    keys = ('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'micro_f1') if rep['task'] == 'multilabel' else ('accuracy', 'weighted_f1')
-    L = ['', '## Modality ablation (fused model, modalities hidden; each row against the full model on the same samples)', '', note, '',
-         '| hidden | kept | samples | ' + ' | '.join(f'{_NAMES.get(k, k)} | Δ {_NAMES.get(k, k)}' for k in keys) + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
+    how = ' and '.join(([f'modality dropout ({md})'] if md else [])
+                       + ([f'the single-modality fusion loss ({uf})'] if uf else []))
+    note = (f"The model was trained with {how}: it has seen samples with modalities missing, so these rows measure "
+            "what each modality adds." if how
+            else "The model was trained without modality dropout: with a modality hidden it is off its training "
+            "distribution, so these deltas mix what the modality adds with that shock.")
+    keys = (('MAE', 'Corr', 'accuracy') if reg else ('accuracy', 'micro_f1') if rep['task'] == 'multilabel'
+            else ('accuracy', 'weighted_f1'))
+    L = ['', '## Modality ablation (fused model, modalities hidden; each row against the full model on the '
+         'same samples)', '', note, '',
+         '| hidden | kept | samples | ' + ' | '.join(f'{_NAMES.get(k, k)} | Δ {_NAMES.get(k, k)}' for k in keys)
+         + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
     for r in rows:
         L.append(f"| {' + '.join(r['hidden']) or '(none)'} | {' + '.join(r['kept'])} | {r['n']} | " +
-                 ' | '.join(f"{_f(r[k])} | {'' if not r['hidden'] else (_f(r['delta_' + k]) if k in ('MAE', 'Corr') else (_f(r['delta_' + k], True) if r['delta_' + k] is not None else '-'))}" for k in keys) +
+                 ' | '.join(f"{_f(r[k])} | "
+                            f"{'' if not r['hidden'] else (_f(r['delta_' + k]) if k in ('MAE', 'Corr') else (_f(r['delta_' + k], True) if r['delta_' + k] is not None else '-'))}" for k in keys) +
                  f" | {_f(r['head_accuracy']) if 'head_accuracy' in r else ''} |")
     return L
 
@@ -351,7 +403,9 @@ def _shapley_lines(rep:dict)->list[str]:
          'Mean |value| per modality, over the samples that have it; the signed mean in brackets.', '',
          '| samples | ' + ' | '.join(mods) + ' |', '|---' * (len(mods) + 1) + '|']
     for name, g in [('all', sa['overall'])] + [(f'true {c}', v) for c, v in sa['per_class'].items()]:
-        L.append(f'| {name} | ' + ' | '.join('-' if g[m]['mean_abs'] is None else f"{g[m]['mean_abs']:.3f} ({g[m]['mean']:+.3f})" for m in mods) + ' |')
+        L.append(f'| {name} | '
+                 + ' | '.join('-' if g[m]['mean_abs'] is None else f"{g[m]['mean_abs']:.3f} ({g[m]['mean']:+.3f})"
+                              for m in mods) + ' |')
     return L
 
 def format_report(
@@ -361,21 +415,28 @@ def format_report(
     L = _sample_lines(rep) + [''] + _fused_lines(rep)
     if rep.get('regression'):
         r = rep['regression']
-        L += ['', '## Regression metrics of the expected polarity (a classifier on scored data)', '', '| metric | value |', '|---|---|']
+        L += ['', '## Regression metrics of the expected polarity (a classifier on scored data)', '',
+              '| metric | value |', '|---|---|']
         L += [f"| {k} | {_f(r[k])} |" for k in MMSA_KEYS]
     reg, ml = rep['task'] == 'regression', rep['task'] == 'multilabel'
     L += ['', '## Each modality alone (its own head' + (', each label at probability 0.5)' if ml else ')'), '',
-          '| modality | samples | ' + ('MAE | Corr | accuracy |' if reg else 'accuracy | micro F1 | macro F1 |' if ml else 'accuracy | weighted F1 | macro F1 |'), '|---' * 5 + '|']
+          '| modality | samples | '
+          + ('MAE | Corr | accuracy |' if reg else 'accuracy | micro F1 | macro F1 |' if ml
+             else 'accuracy | weighted F1 | macro F1 |'), '|---' * 5 + '|']
     for m, v in rep['modalities'].items():
-        if not v['n']: L.append(f"| {m} | 0 | - | - | - |"); continue
+        if not v['n']:
+            L.append(f"| {m} | 0 | - | - | - |")
+            continue
         L.append(f"| {m} | {v['n']} | " + (f"{_f(v['MAE'])} | {_f(v['Corr'])} | {_f(v['accuracy'])} |" if reg else
-                                           f"{v['accuracy']:.4f} | {v['micro_f1' if ml else 'weighted_f1']:.4f} | {v['macro_f1']:.4f} |"))
+                                           f"{v['accuracy']:.4f} | {v['micro_f1' if ml else 'weighted_f1']:.4f} | "
+                                           f"{v['macro_f1']:.4f} |"))
     if rep.get('ablation'): L += _ablation_lines(rep)
     if rep.get('shapley'): L += _shapley_lines(rep)
     share = (rep.get('attention') or rep.get('gates') or {}).get('received')
     if share:
         kind = 'attention its token receives' if rep.get('attention') else 'mean gate'
-        L += ['', f'## Where the fusion looks ({kind}; not a contribution to the output)', '', '| ' + ' | '.join(share) + ' |', '|---' * len(share) + '|',
+        L += ['', f'## Where the fusion looks ({kind}; not a contribution to the output)', '',
+              '| ' + ' | '.join(share) + ' |', '|---' * len(share) + '|',
               '| ' + ' | '.join(f'{v:.3f}' for v in share.values()) + ' |']
     return '\n'.join(L) + '\n'
 
@@ -388,22 +449,28 @@ def write_report(
 )->Path:
     "Write metrics.json, metrics.md, predictions.csv, shapley.csv, attention.json/.csv and the PNG plots into `out`."
     import matplotlib.pyplot as plt
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     (out/'metrics.json').write_text(json.dumps(rep, indent=2))
     (out/'metrics.md').write_text(format_report(rep))
     _write_predictions(pr, out/'predictions.csv')
     if pr.shapley is not None:
         with open(out/'shapley.csv', 'w', newline='') as fh:
-            w = csv.writer(fh); w.writerow(['id', 'prediction', *pr.modalities])
+            w = csv.writer(fh)
+            w.writerow(['id', 'prediction', *pr.modalities])
             for i, sid in enumerate(pr.ids):
-                w.writerow([sid, _pred_name(pr, pr.preds[i]), *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
+                w.writerow([sid, _pred_name(pr, pr.preds[i]),
+                            *['' if torch.isnan(v) else f'{float(v):.6f}' for v in pr.shapley[i]]])
         plot_shapley(rep['shapley'], out/'shapley.png')
     if pr.task == 'multilabel': plot_label_confusion(rep['fused']['per_label'], out/'confusion_matrix.png')
     else:
         cm = rep['fused']['classes' if pr.task == 'regression' else 'confusion_matrix']
-        plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png', class_names=pr.class_names)
+        plot_confusion(cm['confusion_matrix'] if pr.task == 'regression' else cm, out/'confusion_matrix.png',
+                       class_names=pr.class_names)
     if rep.get('attention') and rep['attention'].get('n'): _write_attention(rep['attention'], out)
-    if rep.get('ablation'): plot_ablation(rep['ablation'], out/'ablation.png', metric={'regression': 'MAE', 'multilabel': 'micro_f1'}.get(pr.task, 'accuracy'))
+    if rep.get('ablation'):
+        plot_ablation(rep['ablation'], out/'ablation.png',
+                      metric={'regression': 'MAE', 'multilabel': 'micro_f1'}.get(pr.task, 'accuracy'))
     if history is not None and Path(history).exists(): plot_history(history, out/'training_curves.png')
     plt.close('all')
     return out
@@ -418,14 +485,17 @@ def _write_predictions(pr:Predictions, path:Path):
     reg = pr.task == 'regression'
     with open(path, 'w', newline='') as fh:
         w = csv.writer(fh)
-        w.writerow(['id', 'label', 'prediction', *(['score', 'pred_score'] if reg else [f'p_{c}' for c in pr.class_names]),
-                    *[f'{m}_prediction' for m in pr.modalities], *(['score'] if pr.scores is not None and not reg else [])])
+        w.writerow(['id', 'label', 'prediction',
+                    *(['score', 'pred_score'] if reg else [f'p_{c}' for c in pr.class_names]),
+                    *[f'{m}_prediction' for m in pr.modalities],
+                    *(['score'] if pr.scores is not None and not reg else [])])
         probs, preds, truth = pr.probs, pr.preds, pr.true_classes
         for i, sid in enumerate(pr.ids):
             here = lambda j: bool(pr.present[i, j])
             if reg:
                 vals = [f'{float(pr.scores[i]):.4f}', f'{float(pr.logits[i, 0]):.4f}']
-                uni = [f"{float(pr.unimodal_logits[m][i, 0]):.4f}" if here(j) else '' for j, m in enumerate(pr.modalities)]
+                uni = [f"{float(pr.unimodal_logits[m][i, 0]):.4f}" if here(j) else ''
+                       for j, m in enumerate(pr.modalities)]
             else:
                 vals = [f'{float(p):.5f}' for p in probs[i]]
                 uni = [_pred_name(pr, pr.unimodal_preds(m)[i]) if here(j) else '' for j, m in enumerate(pr.modalities)]
@@ -436,9 +506,11 @@ def _write_attention(a:dict, out:Path):
     "attention.json, attention.csv and attention.png."
     (out/'attention.json').write_text(json.dumps(a, indent=2))
     with open(out/'attention.csv', 'w', newline='') as fh:
-        w = csv.writer(fh); w.writerow(['group', 'head', 'query', 'key', 'weight'])
+        w = csv.writer(fh)
+        w.writerow(['group', 'head', 'query', 'key', 'weight'])
         groups = [('all', 'mean', a['overall'])] + [('all', str(h), m) for h, m in enumerate(a['per_head'])]
-        groups += [(f'class={c}', 'mean', m) for c, m in a['per_class'].items()] + [(o, 'mean', m) for o, m in a['per_outcome'].items()]
+        groups += [(f'class={c}', 'mean', m)
+                   for c, m in a['per_class'].items()] + [(o, 'mean', m) for o, m in a['per_outcome'].items()]
         for g, h, mtx in groups:
             for qi, q in enumerate(a['modalities']):
                 for ki, k in enumerate(a['modalities']): w.writerow([g, h, q, k, f'{mtx[qi][ki]:.6f}'])
@@ -472,7 +544,8 @@ def model_records(
     cls = config.class_names if config.task != 'regression' else None
     target = target or ('emotion' if dataset == 'meld' and cls == MELD_EMOTIONS else 'sentiment')
     sc = default_synth_config(synth_n, config.task, cls)
-    return eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target, context_turns=config.context_turns, task=config.task)
+    return eval_records(dataset, data_root, split, synth_config=sc, labels=cls, target=target,
+                        context_turns=config.context_turns, task=config.task)
 
 def truncation_counts(
     records:list, # scanned records (`prepare_records` sets their audio length)
@@ -481,18 +554,25 @@ def truncation_counts(
     "How many samples the processor's limits cut: audio longer than `max_audio_seconds`, text longer than `max_text_tokens`."
     c = processor.config
     texts = [r.text for r in records if r.text]
-    n_tok = [len(ids) for ids in processor.tokenizer(texts, truncation=False, verbose=False)['input_ids']] if texts else []
-    return dict(audio=sum(r.audio_seconds is not None and r.audio_seconds > c.max_audio_seconds + 1e-6 for r in records),
-                text=sum(n > c.max_text_tokens for n in n_tok), max_audio_seconds=c.max_audio_seconds, max_text_tokens=c.max_text_tokens)
+    n_tok = ([len(ids) for ids in processor.tokenizer(texts, truncation=False, verbose=False)['input_ids']] if texts
+             else [])
+    return dict(audio=sum(r.audio_seconds is not None and r.audio_seconds > c.max_audio_seconds + 1e-6
+                          for r in records),
+                text=sum(n > c.max_text_tokens for n in n_tok), max_audio_seconds=c.max_audio_seconds,
+                max_text_tokens=c.max_text_tokens)
 
 # %% ../nbs/06_evaluation.ipynb #f4fffe7a
-def _preprocessing(proc:MultiModalProcessor, n_frames:int|None, max_audio_seconds:float|None, max_text_tokens:int|None)->tuple[MultiModalProcessor, dict]:
+def _preprocessing(proc:MultiModalProcessor, n_frames:int|None, max_audio_seconds:float|None,
+                   max_text_tokens:int|None)->tuple[MultiModalProcessor, dict]:
     "The model's processor with any explicit overrides, and what was used against what training used (an override is logged)."
-    trained, asked = proc.config, dict(n_frames=n_frames, max_audio_seconds=max_audio_seconds, max_text_tokens=max_text_tokens)
+    trained, asked = (proc.config,
+                      dict(n_frames=n_frames, max_audio_seconds=max_audio_seconds, max_text_tokens=max_text_tokens))
     used = {k: (v if v is not None else getattr(trained, k)) for k, v in asked.items()}
     for k, v in used.items():
-        if v != getattr(trained, k): log.warning("evaluating with %s=%s, but the model was trained with %s=%s", k, v, k, getattr(trained, k))
-    p = copy.copy(proc); p.config = replace(trained, **used)
+        if v != getattr(trained, k):
+            log.warning("evaluating with %s=%s, but the model was trained with %s=%s", k, v, k, getattr(trained, k))
+    p = copy.copy(proc)
+    p.config = replace(trained, **used)
     return p, {k: dict(used=v, trained=getattr(trained, k)) for k, v in used.items()}
 
 @call_parse
@@ -520,19 +600,26 @@ def mmsent_eval(
     try:
         if not model: raise ValueError("--model DIR is required (a directory written by mmsent_train)")
         m = EndToEndMultiModalModel.from_pretrained(model).to(resolve_device(device))
-        proc, prep = _preprocessing(MultiModalProcessor.from_pretrained(model), n_frames, max_audio_seconds, max_text_tokens)
+        proc, prep = _preprocessing(MultiModalProcessor.from_pretrained(model), n_frames, max_audio_seconds,
+                                    max_text_tokens)
         recs = model_records(m.config, dataset, data_root, split, synth_n, target)
         if not recs: raise ValueError(f"the {split} split of {dataset} {data_root or ''} is empty")
-        recs, data_rep = prepare_records(recs, skip_bad=skip_bad, report_path=Path(out)/f'data_report_{split}.json' if skip_bad else None,
+        recs, data_rep = prepare_records(recs, skip_bad=skip_bad,
+                                         report_path=Path(out)/f'data_report_{split}.json' if skip_bad else None,
                                          name=f'{dataset}/{split}')
         c = proc.config
-        dl = torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=c.n_frames, max_audio_seconds=c.max_audio_seconds, modalities=m.modalities),
-                                         batch_size=batch_size, num_workers=num_workers, collate_fn=MultiModalCollator(proc, m.config.task, m.modalities))
-        samples = dict(skipped={f'unusable files ({k})': v for k, v in data_rep['dropped_by_reason'].items()}, truncated=truncation_counts(recs, proc),
-                       preprocessing=prep)
-        rep, pr = evaluate_model(m, dl, ablate=not no_ablation, shapley=not no_shapley, progress=not no_progress, samples=samples)
+        dl = torch.utils.data.DataLoader(MultiModalDataset(recs, n_frames=c.n_frames,
+                                                           max_audio_seconds=c.max_audio_seconds,
+                                                           modalities=m.modalities),
+                                         batch_size=batch_size, num_workers=num_workers,
+                                         collate_fn=MultiModalCollator(proc, m.config.task, m.modalities))
+        samples = dict(skipped={f'unusable files ({k})': v for k, v in data_rep['dropped_by_reason'].items()},
+                       truncated=truncation_counts(recs, proc), preprocessing=prep)
+        rep, pr = evaluate_model(m, dl, ablate=not no_ablation, shapley=not no_shapley, progress=not no_progress,
+                                 samples=samples)
     except (ValueError, FileNotFoundError, ModelLoadError, EncoderLoadError, DataError, OSError) as e:
-        print(f"mmsent_eval: error: {e}", file=sys.stderr); sys.exit(2)
+        print(f"mmsent_eval: error: {e}", file=sys.stderr)
+        sys.exit(2)
     rep.update(model=str(model), dataset=dataset, data_root=data_root, split=split)
     hist = Path(history) if history else Path(model).parent/'training_history_end_to_end.json'
     write_report(rep, pr, out, history=hist)

@@ -28,14 +28,16 @@ GRAPH_NAME, INT8_NAME, EXPORT_NAME = 'model.onnx', 'model.int8.onnx', 'export.js
 
 def graph_inputs(model:EndToEndMultiModalModel)->list[str]:
     "The graph's input names for `model`: the presence mask, then each of its modalities' tensors."
-    names = dict(text=['text_inputs', 'text_attention_mask'], audio=['audio_inputs', 'audio_attention_mask'], visual=['visual_inputs'])
+    names = dict(text=['text_inputs', 'text_attention_mask'], audio=['audio_inputs', 'audio_attention_mask'],
+                 visual=['visual_inputs'])
     return ['modality_mask'] + [n for m in model.modalities for n in names[m]]
 
 # %% ../nbs/08b_export.ipynb #763f14b6
 @contextlib.contextmanager
 def _unchecked(fusion:nn.Module):
     "Within the block, `fusion.check` zeroes absent rows without raising on data (the traced graph cannot branch on it)."
-    fusion.check = lambda feats, present: {m: feats[m].masked_fill(~present[:, j, None], 0.0) for j, m in enumerate(fusion.modalities)}
+    fusion.check = lambda feats, present: {m: feats[m].masked_fill(~present[:, j, None], 0.0)
+                                           for j, m in enumerate(fusion.modalities)}
     try: yield fusion
     finally: del fusion.check
 
@@ -51,7 +53,8 @@ class ExportGraph(nn.Module):
         enc = self.model.unimodal(m)
         if m == 'visual': return enc(x['visual_inputs'])
         if m == 'text': return enc(x['text_inputs'], x['text_attention_mask'])
-        if getattr(enc.encoder.config, 'feat_extract_norm', 'layer') != 'group': return enc(x['audio_inputs'], x['audio_attention_mask'])
+        if getattr(enc.encoder.config, 'feat_extract_norm', 'layer') != 'group':
+            return enc(x['audio_inputs'], x['audio_attention_mask'])
         h, mask = self._group_norm_audio(enc, x['audio_inputs'], x['audio_attention_mask'])
         emb = enc.pool(h, mask)
         return UnimodalOutput(embedding=emb, logits=enc.classifier(enc.dropout(emb)), hidden_states=h, mask=mask)
@@ -106,22 +109,28 @@ def _example(model:EndToEndMultiModalModel, processor:MultiModalProcessor)->tupl
     c, F = processor.config, getattr(processor.config, 'n_frames', 1)
     img = processor._blank_image()
     n = int(c.min_audio_seconds*c.sampling_rate)
-    b = processor(text=['an example', 'a somewhat longer example text'], audio=[np.zeros(n + 800, np.float32), np.zeros(n + 1600, np.float32)],
+    b = processor(text=['an example', 'a somewhat longer example text'],
+                  audio=[np.zeros(n + 800, np.float32), np.zeros(n + 1600, np.float32)],
                   image=[[img]*F if F > 1 else img]*2)
-    B, L, S = torch.export.Dim('batch'), torch.export.Dim('tokens', max=c.max_text_tokens), torch.export.Dim('samples', min=n)
+    B, L, S = (torch.export.Dim('batch'), torch.export.Dim('tokens', max=c.max_text_tokens),
+               torch.export.Dim('samples', min=n))
     fam = {m: model.unimodal(m).family for m in model.modalities}
-    log_mel, video = 'audio' in fam and fam['audio'].inputs == 'log-mel', 'visual' in fam and fam['visual'].inputs == 'video'
+    log_mel, video = ('audio' in fam and fam['audio'].inputs == 'log-mel',
+                      'visual' in fam and fam['visual'].inputs == 'video')
+    # VideoMAE: a fixed number of frames
     axes = dict(modality_mask={0: B}, text_inputs={0: B, 1: L}, text_attention_mask={0: B, 1: L},
                 audio_inputs={0: B} if log_mel else {0: B, 1: S},   # Whisper's log-mel windows have a fixed length
                 audio_attention_mask={0: B} if log_mel else {0: B, 1: S},
-                visual_inputs={0: B, 1: torch.export.Dim('frames')} if F > 1 and not video else {0: B})   # VideoMAE: a fixed number of frames
+                visual_inputs={0: B, 1: torch.export.Dim('frames')} if F > 1 and not video else {0: B})
     names = graph_inputs(model)
     return tuple(b[k] for k in names), tuple(axes[k] for k in names)
 
 def _onnx():
     "The `onnx` package, imported on first use (an optional dependency)."
     try: import onnx
-    except ImportError: raise ImportError("ONNX export needs the onnx extra: pip install 'mmsent[onnx]' (onnx, onnxruntime, onnxscript)") from None
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx extra: pip install 'mmsent[onnx]' (onnx, onnxruntime, "
+                          "onnxscript)") from None
     return onnx
 
 def _describe(values)->list[dict]:
@@ -152,25 +161,30 @@ def export_onnx(
     "Export the model of `model_dir` to `out_dir`: `model.onnx`, the processor's files and `export.json`."
     onnx = _onnx()
     model_dir, out = Path(model_dir), Path(out_dir)
-    if not (model_dir/CONFIG_NAME).is_file(): raise ModelLoadError(f"{model_dir} is not a saved mmsent model: {CONFIG_NAME} is missing")
-    model, processor = EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora().float().eval(), MultiModalProcessor.from_pretrained(model_dir)
+    if not (model_dir/CONFIG_NAME).is_file():
+        raise ModelLoadError(f"{model_dir} is not a saved mmsent model: {CONFIG_NAME} is missing")
+    model, processor = (EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora().float().eval(),
+                        MultiModalProcessor.from_pretrained(model_dir))
     out.mkdir(parents=True, exist_ok=True)
     args, axes = _example(model, processor)
     graph, names = ExportGraph(model).eval(), graph_inputs(model)
     with torch.no_grad(), _quiet():
         outputs = list(graph(*args))
-        torch.onnx.export(graph, args, str(out/GRAPH_NAME), input_names=names, output_names=outputs, dynamic_shapes=(axes[0], axes[1:]),
-                          opset_version=opset, dynamo=True, external_data=False, verbose=False)
+        torch.onnx.export(graph, args, str(out/GRAPH_NAME), input_names=names, output_names=outputs,
+                          dynamic_shapes=(axes[0], axes[1:]), opset_version=opset, dynamo=True, external_data=False,
+                          verbose=False)
     proto = onnx.load(str(out/GRAPH_NAME))
     onnx.checker.check_model(proto)
     processor.save_pretrained(out)
     files = [GRAPH_NAME]
     if (out/INT8_NAME).exists(): (out/INT8_NAME).unlink()   # a stale one would not match this graph
     c = model.config
-    info = dict(format='mmsent-onnx', mmsent_version=mmsent.__version__, exporter=f'torch.onnx.export(dynamo=True), torch {torch.__version__}',
-                opset=opset, graphs=files, modalities=list(model.modalities), task=c.task, labels=list(c.class_names) if c.task != 'regression' else None,
-                thresholds=list(c.thresholds) if c.thresholds else None,
-                num_outputs=c.num_outputs, fusion=c.fusion.kind, n_frames=getattr(processor.config, 'n_frames', 1),
+    info = dict(format='mmsent-onnx', mmsent_version=mmsent.__version__,
+                exporter=f'torch.onnx.export(dynamo=True), torch {torch.__version__}', opset=opset, graphs=files,
+                modalities=list(model.modalities), task=c.task,
+                labels=list(c.class_names) if c.task != 'regression' else None,
+                thresholds=list(c.thresholds) if c.thresholds else None, num_outputs=c.num_outputs,
+                fusion=c.fusion.kind, n_frames=getattr(processor.config, 'n_frames', 1),
                 source=dict(name=model_dir.name, weights_sha256=sha256_file(model_dir/WEIGHTS_NAME)),
                 inputs=_describe(proto.graph.input), outputs=_describe(proto.graph.output))
     (out/EXPORT_NAME).write_text(json.dumps(info, indent=2) + '\n')
@@ -185,7 +199,8 @@ def quantize_onnx(
     "Write `model.int8.onnx` next to `model.onnx`: ONNX Runtime's dynamic int8 quantization; `export.json` lists it."
     from onnxruntime.quantization import QuantType, quantize_dynamic
     d = Path(export_dir)
-    if not (d/GRAPH_NAME).is_file(): raise ModelLoadError(f"{d/GRAPH_NAME} is missing: export the model first (mmsent_export)")
+    if not (d/GRAPH_NAME).is_file():
+        raise ModelLoadError(f"{d/GRAPH_NAME} is missing: export the model first (mmsent_export)")
     quantize_dynamic(str(d/GRAPH_NAME), str(d/INT8_NAME), weight_type=QuantType.QInt8)
     info = json.loads((d/EXPORT_NAME).read_text())
     info['graphs'] = [GRAPH_NAME, INT8_NAME]
@@ -201,10 +216,13 @@ def mmsent_export(
     int8:store_true=False, # also write model.int8.onnx (ONNX Runtime dynamic int8 quantization)
 ):
     "Export a trained model to ONNX (model.onnx, processor files, export.json) for ONNX Runtime."
-    def fail(msg): print(f"mmsent_export: error: {msg}", file=sys.stderr); sys.exit(2)
+    def fail(msg):
+        print(f"mmsent_export: error: {msg}", file=sys.stderr)
+        sys.exit(2)
     if not model: fail("--model DIR is required (a directory written by mmsent_train)")
     if not out: fail("--out DIR is required (the export directory to write)")
     try: d = export_onnx(model, out, opset=opset, int8=int8)
     except (ModelLoadError, EncoderLoadError, ImportError, ValueError) as e: fail(e)
     except OSError as e: fail(f"cannot write --out {out}: {e.strerror or e}")
-    print(f"wrote {', '.join(json.loads((d/EXPORT_NAME).read_text())['graphs'])}, the processor and {EXPORT_NAME} to {d}")
+    print(f"wrote {', '.join(json.loads((d/EXPORT_NAME).read_text())['graphs'])}, the processor and "
+          f"{EXPORT_NAME} to {d}")

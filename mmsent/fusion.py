@@ -35,8 +35,10 @@ class FusionConfig:
     num_classes:int=NUM_CLASSES # output classes
 
     def __post_init__(self):
-        if self.kind not in FUSION_KINDS: raise ValueError(f"unknown fusion kind {self.kind!r}: choose one of {FUSION_KINDS}")
-        assert self.d_model % self.n_heads == 0, f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+        if self.kind not in FUSION_KINDS:
+            raise ValueError(f"unknown fusion kind {self.kind!r}: choose one of {FUSION_KINDS}")
+        assert self.d_model % self.n_heads == 0, (
+            f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
 
 # %% ../nbs/03_fusion.ipynb #c21a95ff
 @dataclass
@@ -69,7 +71,8 @@ class AttentionBlock(nn.Module):
         # a row with no key at all (e.g. a modality whose partners are all absent) attends to nothing: open one
         # slot so softmax is defined, then drop the result for that row
         has_key = key_mask.any(-1)
-        safe = torch.cat([key_mask[:, :1] | ~has_key[:, None], key_mask[:, 1:]], 1)   # no row selection: no host synchronisation
+        # no row selection: no host synchronisation
+        safe = torch.cat([key_mask[:, :1] | ~has_key[:, None], key_mask[:, 1:]], 1)
         a, w = self.attn(q, kv, kv, key_padding_mask=~safe, need_weights=need_weights, average_attn_weights=False)
         a = torch.where(has_key[:, None, None], a, torch.zeros_like(a))
         x = x + self.drop(a)
@@ -87,7 +90,8 @@ class Fusion(nn.Module):
         super().__init__()
         self.config, self.modalities = config, tuple(in_dims)
         d = config.d_model
-        self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(in_dims[m], d), nn.LayerNorm(d)) for m in self.modalities})
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(in_dims[m], d), nn.LayerNorm(d))
+                                   for m in self.modalities})
         self.type_emb = nn.Parameter(torch.randn(len(self.modalities), d) * 0.02)
         self.head = _head(self._fused_dim(), config.num_classes, config.dropout)
 
@@ -101,10 +105,13 @@ class Fusion(nn.Module):
     def check(self, feats:dict, present:torch.Tensor)->dict[str, torch.Tensor]:
         "Validate the inputs (the presence mask's values outside training only: reading them would stop the GPU); return `feats` with absent rows zeroed, so no value of theirs (NaN included) can travel."
         B, M = present.shape  # batch, modalities
-        assert M == len(self.modalities), f"presence mask has {M} columns, fusion expects {len(self.modalities)} ({self.modalities})"
+        assert M == len(self.modalities), (
+            f"presence mask has {M} columns, fusion expects {len(self.modalities)} ({self.modalities})")
         missing = [m for m in self.modalities if m not in feats]
-        if missing: raise KeyError(f"fusion inputs lack {missing}; give every modality (absent rows are masked by `present`)")
-        if not self.training and not present.any(-1).all(): raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
+        if missing:
+            raise KeyError(f"fusion inputs lack {missing}; give every modality (absent rows are masked by `present`)")
+        if not self.training and not present.any(-1).all():
+            raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
         return {m: feats[m].masked_fill(~present[:, j, None], 0.0) for j, m in enumerate(self.modalities)}
 
 # %% ../nbs/03_fusion.ipynb #86670f59
@@ -113,7 +120,8 @@ class AttentionFusion(Fusion):
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
         super().__init__(config, in_dims)
         c = config
-        self.blocks = nn.ModuleList(AttentionBlock(c.d_model, c.n_heads, c.ffn_mult, c.dropout) for _ in range(c.n_layers))
+        self.blocks = nn.ModuleList(AttentionBlock(c.d_model, c.n_heads, c.ffn_mult, c.dropout)
+                                    for _ in range(c.n_layers))
 
     def fuse_tokens(self, t:torch.Tensor, present:torch.Tensor)->FusionOutput:
         "Self-attention over modality tokens `t` `(B, M, d)`; absent ones are neither keys nor pooled."
@@ -121,7 +129,8 @@ class AttentionFusion(Fusion):
         for blk in self.blocks: t, w = blk(t, present, need_weights=True)
         w = w * present[:, None, :, None]   # rows of absent queries: zero
         fused = masked_mean(t, present)
-        received = w.mean(1).sum(1) / present.sum(-1, keepdim=True)   # attention each modality receives, averaged over heads and present queries
+        # attention each modality receives, averaged over heads and present queries
+        received = w.mean(1).sum(1) / present.sum(-1, keepdim=True)
         return FusionOutput(logits=self.head(fused), fused=fused, attention=w, modality_weights=received)
 
     def forward(self,
@@ -161,7 +170,8 @@ class GatedFusion(Fusion):
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
         super().__init__(config, in_dims)
         d = config.d_model
-        self.gate_h, self.gate_c, self.gate_v = nn.Linear(d, d), nn.Linear(d, d, bias=False), nn.Linear(d, 1, bias=False)
+        self.gate_h, self.gate_c, self.gate_v = (nn.Linear(d, d), nn.Linear(d, d, bias=False),
+                                                 nn.Linear(d, 1, bias=False))
 
     def forward(self,
         feats:dict[str, torch.Tensor], # modality -> (B, D_m) pooled embedding
@@ -172,7 +182,8 @@ class GatedFusion(Fusion):
         "Fused logits, and the gates `(B, M)` as `modality_weights`."
         feats = self.check(feats, present)
         h = torch.tanh(self.tokens(feats, present))                               # (B, M, d)
-        ctx = masked_mean(h, present)                                             # (B, d) context of the present modalities
+        # (B, d) context of the present modalities
+        ctx = masked_mean(h, present)
         score = self.gate_v(torch.tanh(self.gate_h(h) + self.gate_c(ctx)[:, None])).squeeze(-1)   # (B, M)
         gates = score.masked_fill(~present, float('-inf')).softmax(-1)
         fused = (gates[..., None] * h).sum(1)
@@ -184,7 +195,8 @@ class CrossModalFusion(AttentionFusion):
     def __init__(self, config:FusionConfig, in_dims:dict[str, int]):
         super().__init__(config, in_dims)
         c = config
-        self.seq_proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(in_dims[m], c.d_model), nn.LayerNorm(c.d_model)) for m in self.modalities})
+        self.seq_proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(in_dims[m], c.d_model), nn.LayerNorm(c.d_model))
+                                       for m in self.modalities})
         self.cross = nn.ModuleDict({m: nn.ModuleList(AttentionBlock(c.d_model, c.n_heads, c.ffn_mult, c.dropout)
                                                     for _ in range(c.n_cross_layers)) for m in self.modalities})
 
@@ -199,7 +211,8 @@ class CrossModalFusion(AttentionFusion):
         if seqs is None or seq_masks is None or any(m not in seqs for m in self.modalities):
             raise ValueError("cross-modal fusion needs every modality's token sequence and mask (`seqs`, `seq_masks`)")
         K = {m: seq_masks[m].bool() & present[:, j, None] for j, m in enumerate(self.modalities)}
-        S = {m: self.seq_proj[m](seqs[m].masked_fill(~K[m][..., None], 0.0)) + self.type_emb[j] for j, m in enumerate(self.modalities)}
+        S = {m: self.seq_proj[m](seqs[m].masked_fill(~K[m][..., None], 0.0)) + self.type_emb[j]
+             for j, m in enumerate(self.modalities)}
         vecs = []
         for m in self.modalities:
             others = [n for n in self.modalities if n != m]

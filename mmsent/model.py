@@ -23,8 +23,9 @@ from fastcore.basics import patch
 import mmsent
 from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, aligned_copy, parse_labels
 from .encoders import (TextSentimentModel, AudioSentimentModel, VisualSentimentModel, UnimodalSentimentModel,
-                             load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file, write_checksums,
-                             verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object, _type_ok, encoder_family)
+                             load_encoder, tiny_config, MultiModalProcessor, CHECKSUMS_NAME, sha256_file,
+                             write_checksums, verify_checksums, upload_to_hub, resolve_pretrained, _read_json_object,
+                             _type_ok, encoder_family)
 from .fusion import FusionConfig, FusionOutput, build_fusion
 
 # %% auto #0
@@ -34,9 +35,9 @@ __all__ = ['UNIMODAL_MODELS', 'TASKS', 'RUN_KEYS_NAME', 'WEIGHTS_NAME', 'CONFIG_
            'convert_legacy', 'mmsent_convert']
 
 # %% ../nbs/04_model.ipynb #838ce898
-_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), layerdrop=(0, 1), label_smoothing=(0, 1), aux_loss_weight=(0, None),
-               unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None), n_heads=(1, None),
-               n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
+_RANGES = dict(head_dropout=(0, 1), modality_dropout=(0, 1), layerdrop=(0, 1), label_smoothing=(0, 1),
+               aux_loss_weight=(0, None), unimodal_fusion_weight=(0, None), num_classes=(2, None), d_model=(1, None),
+               n_heads=(1, None), n_layers=(0, None), n_cross_layers=(0, None), ffn_mult=(1, None), dropout=(0, 1))
 _RANGES['fusion.num_classes'] = (1, None)   # the fusion's output width: 1 for a regressor's score
 
 def _check_fields(values:dict, spec, where:str=''):
@@ -46,10 +47,14 @@ def _check_fields(values:dict, spec, where:str=''):
         v = values[f.name]
         if not _type_ok(v, str(f.type)): raise ValueError(f"{where}{f.name} must be {f.type}, got {v!r}")
         lo, hi = _RANGES.get(where + f.name, _RANGES.get(f.name, (None, None)))
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (lo is not None and v < lo or hi is not None and v >= hi):
+        if (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and (lo is not None and v < lo or hi is not None and v >= hi)):
             raise ValueError(f"{where}{f.name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {v!r}")
-        if f.type.startswith('tuple') and v is not None and not all(_type_ok(x, 'str' if f.name in ('modalities', 'labels') else 'float') for x in (v.tolist() if hasattr(v, 'tolist') else v)):
-            raise ValueError(f"{where}{f.name} must be a list of {'names' if f.name in ('modalities', 'labels') else 'numbers'}, got {v!r}")
+        if (f.type.startswith('tuple') and v is not None
+            and not all(_type_ok(x, 'str' if f.name in ('modalities', 'labels') else 'float')
+                        for x in (v.tolist() if hasattr(v, 'tolist') else v))):
+            raise ValueError(f"{where}{f.name} must be a list of "
+                             f"{'names' if f.name in ('modalities', 'labels') else 'numbers'}, got {v!r}")
 
 def _check_config_types(values:dict):
     "`ModelConfig` field values checked before use: wrong types from a hand-edited config.json are named, not crashed on."
@@ -59,11 +64,14 @@ def _check_config_types(values:dict):
         unknown = set(fu) - {f.name for f in fields(FusionConfig)}
         if unknown: raise ValueError(f"unknown fusion config fields {sorted(unknown)}")
         _check_fields(fu, FusionConfig, 'fusion.')
-    elif not isinstance(fu, (str, FusionConfig)): raise ValueError(f"fusion must be a FusionConfig, its dict or a kind name, got {fu!r}")
+    elif not isinstance(fu, (str, FusionConfig)):
+        raise ValueError(f"fusion must be a FusionConfig, its dict or a kind name, got {fu!r}")
     ec = values.get('encoder_configs')
     for m, c in (ec or {}).items():
-        if m not in MODALITIES: raise ValueError(f"encoder_configs has an unknown modality {m!r} (expected {MODALITIES})")
-        if not isinstance(c, dict) or not isinstance(c.get('model_type'), str): raise ValueError(f"encoder_configs.{m} must be an object with a model_type")
+        if m not in MODALITIES:
+            raise ValueError(f"encoder_configs has an unknown modality {m!r} (expected {MODALITIES})")
+        if not isinstance(c, dict) or not isinstance(c.get('model_type'), str):
+            raise ValueError(f"encoder_configs.{m} must be an object with a model_type")
 
 # %% ../nbs/04_model.ipynb #08143a78
 UNIMODAL_MODELS = dict(text=TextSentimentModel, audio=AudioSentimentModel, visual=VisualSentimentModel)
@@ -71,7 +79,8 @@ TASKS = ('classification', 'regression', 'multilabel')
 _HF_KEYS = {f.name for f in fields(PreTrainedConfig)} | {   # what Hugging Face itself may put in a config
     'model_type', 'output_attentions', 'attn_implementation', 'experts_implementation', 'name_or_path', '_name_or_path',
     'torch_dtype', 'num_labels', '_commit_hash', 'transformers_weights', 'use_cache', 'tie_word_embeddings'}
-RUN_KEYS_NAME = 'mmsent_run_keys'   # config.json: the top-level keys that are run information (`extra`), not configuration
+# config.json: the top-level keys that are run information (`extra`), not configuration
+RUN_KEYS_NAME = 'mmsent_run_keys'
 
 class ModelConfig(PreTrainedConfig):
     "Everything needed to build an `EndToEndMultiModalModel`: a Hugging Face config (`model_type` 'mmsent'), saved as `config.json`."
@@ -104,22 +113,27 @@ class ModelConfig(PreTrainedConfig):
 
     def __init__(self, **kwargs):
         own = {f.name for f in fields(ModelConfig) if f.name not in _HF_KEYS}
-        if kwargs.get('labels') is not None and 'num_classes' not in kwargs and isinstance(kwargs['labels'], (list, tuple)): kwargs['num_classes'] = len(kwargs['labels'])
+        if (kwargs.get('labels') is not None and 'num_classes' not in kwargs
+            and isinstance(kwargs['labels'], (list, tuple))):
+            kwargs['num_classes'] = len(kwargs['labels'])
         for f in fields(ModelConfig):
             default = f.default if f.default is not MISSING else f.default_factory()
             setattr(self, f.name, kwargs.pop(f.name, default))
-        self.run_info = {k: kwargs.pop(k) for k in (kwargs.pop(RUN_KEYS_NAME, None) or []) if k in kwargs}   # a saved model's `extra`
+        # a saved model's `extra`
+        self.run_info = {k: kwargs.pop(k) for k in (kwargs.pop(RUN_KEYS_NAME, None) or []) if k in kwargs}
         kwargs.pop('mmsent_version', None)
         unknown = set(kwargs) - _HF_KEYS
         if unknown: raise ValueError(f"unknown model config fields {sorted(unknown)}")
         _check_config_types({k: getattr(self, k) for k in own})
         for f in fields(ModelConfig):   # numpy scalars (from data statistics) become plain numbers, JSON-able
-            if f.name in own and f.type in ('int', 'float'): setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
+            if f.name in own and f.type in ('int', 'float'):
+                setattr(self, f.name, int(getattr(self, f.name)) if f.type == 'int' else float(getattr(self, f.name)))
         self._validate()
         kwargs.pop('num_labels', None)
         self.id2label = dict(enumerate(self.class_names)) if self.task != 'regression' else {0: 'LABEL_0'}
         self.label2id = {v: k for k, v in self.id2label.items()}
-        self.problem_type = dict(regression='regression', multilabel='multi_label_classification').get(self.task, 'single_label_classification')
+        self.problem_type = dict(regression='regression',
+                                 multilabel='multi_label_classification').get(self.task, 'single_label_classification')
         super().__post_init__(**kwargs)
 
     def _validate(self):
@@ -129,13 +143,16 @@ class ModelConfig(PreTrainedConfig):
         self.fusion = replace(self.fusion, num_classes=self.num_outputs)
         self.modalities = tuple(self.modalities)
         bad = [m for m in self.modalities if m not in MODALITIES]
-        if bad or not self.modalities: raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if bad or not self.modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         self.modalities = tuple(m for m in MODALITIES if m in self.modalities)  # canonical order
         if self.labels is not None:
             self.labels = parse_labels(self.labels, 'labels')
-            if len(self.labels) != self.num_classes: raise ValueError(f"labels has {len(self.labels)} names but num_classes is {self.num_classes}")
+            if len(self.labels) != self.num_classes:
+                raise ValueError(f"labels has {len(self.labels)} names but num_classes is {self.num_classes}")
             if self.task == 'regression' and tuple(l.lower() for l in self.labels) != LABELS:
-                raise ValueError(f"a regression model's score maps to {', '.join(LABELS)}: labels cannot be {', '.join(self.labels)}")
+                raise ValueError(f"a regression model's score maps to {', '.join(LABELS)}: labels cannot be "
+                                 f"{', '.join(self.labels)}")
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights)
             if self.task != 'classification': raise ValueError("class_weights apply to classification only")
@@ -143,7 +160,8 @@ class ModelConfig(PreTrainedConfig):
                 raise ValueError(f"class_weights must be {self.num_classes} positive numbers, got {self.class_weights}")
         for m, how in (self.pooling or {}).items():
             if m not in self.modalities or how not in ('mean', 'cls'):
-                raise ValueError(f"pooling must map the model's slots {self.modalities} to 'mean' or 'cls', got {self.pooling}")
+                raise ValueError(f"pooling must map the model's slots {self.modalities} to 'mean' or 'cls', got "
+                                 f"{self.pooling}")
         if self.lora is not None:
             unknown = set(self.lora) - {'r', 'alpha', 'dropout', 'targets'}
             r = self.lora.get('r')
@@ -151,11 +169,14 @@ class ModelConfig(PreTrainedConfig):
                 raise ValueError(f"lora must be {{'r': a rank >= 1, 'alpha', 'dropout', 'targets'}}, got {self.lora}")
         if self.prior is not None:
             self.prior = tuple(float(p) for p in self.prior)
-            if len(self.prior) != self.num_outputs: raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
+            if len(self.prior) != self.num_outputs:
+                raise ValueError(f"prior must have {self.num_outputs} value(s) for {self.task}, got {self.prior}")
         if self.thresholds is not None:
             self.thresholds = tuple(float(t) for t in self.thresholds)
-            if self.task != 'multilabel' or len(self.thresholds) != self.num_classes or not all(0 < t < 1 for t in self.thresholds):
-                raise ValueError(f"thresholds are for multilabel models: {self.num_classes} probabilities in (0, 1), got {self.thresholds} ({self.task})")
+            if (self.task != 'multilabel' or len(self.thresholds) != self.num_classes
+                or not all(0 < t < 1 for t in self.thresholds)):
+                raise ValueError(f"thresholds are for multilabel models: {self.num_classes} probabilities in (0, 1), "
+                                 f"got {self.thresholds} ({self.task})")
         get_preset(self.preset)
 
     @property
@@ -176,7 +197,8 @@ class ModelConfig(PreTrainedConfig):
     def to_dict(self)->dict:
         "Every field as JSON-able values (the fusion as a dict, tuples as lists), with Hugging Face's own keys (`model_type`...)."
         d = super().to_dict()
-        d['fusion'] = asdict(self.fusion); d.pop('run_info', None)
+        d['fusion'] = asdict(self.fusion)
+        d.pop('run_info', None)
         return d
 
     @classmethod
@@ -185,7 +207,8 @@ class ModelConfig(PreTrainedConfig):
         **kwargs, # Hugging Face's loading options (`return_unused_kwargs`...)
     ):
         "Rebuild from `to_dict()` output, naming unknown fields instead of ignoring them."
-        if not isinstance(config_dict, dict): raise ValueError(f"a model config must be a JSON object, got a {type(config_dict).__name__}")
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"a model config must be a JSON object, got a {type(config_dict).__name__}")
         return super().from_dict(dict(config_dict), **kwargs)
 
     def __eq__(self, other): return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
@@ -219,8 +242,10 @@ class ModelLoadError(OSError):
 
 WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = 'model.safetensors', 'config.json', 'README.md'
 _sha256 = sha256_file
-_AUTO_KWARGS = {'config', 'trust_remote_code', 'adapter_kwargs', 'force_download', 'proxies', 'subfolder', '_from_auto', '_from_pipeline',
-                'code_revision', 'torch_dtype', 'low_cpu_mem_usage', 'use_safetensors', 'attn_implementation', 'device_map'}   # passed by AutoModel
+# passed by AutoModel
+_AUTO_KWARGS = {'config', 'trust_remote_code', 'adapter_kwargs', 'force_download', 'proxies', 'subfolder', '_from_auto',
+                '_from_pipeline', 'code_revision', 'torch_dtype', 'low_cpu_mem_usage', 'use_safetensors',
+                'attn_implementation', 'device_map'}
 
 def _json_default(o):
     "JSON for numpy/torch scalars and paths in run information."
@@ -229,7 +254,8 @@ def _json_default(o):
 def _config_from(file:Path, build, d):
     "`build(d)`, with any error in the values turned into one `ModelLoadError` line that names `file`."
     try: return build(d)
-    except (ValueError, TypeError, AssertionError, ZeroDivisionError, KeyError) as e: raise ModelLoadError(f"{file}: {e}") from None
+    except (ValueError, TypeError, AssertionError, ZeroDivisionError, KeyError) as e:
+        raise ModelLoadError(f"{file}: {e}") from None
 
 def read_saved(
     model_directory:str|Path, # a directory of the first mmsent format (config.json with `architecture`), e.g. a quantized model
@@ -243,14 +269,17 @@ def read_saved(
     if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
     meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
     if meta.get('architecture') != architecture:
-        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture') or meta.get('model_type')!r}, not a {architecture}")
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture') or meta.get('model_type')!r}, not "
+                             f"a {architecture}")
     if verify and (d/CHECKSUMS_NAME).is_file(): verify_checksums(d, ModelLoadError)
     if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
-        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
-                             f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is "
+                             "truncated or was modified after saving. Re-save or re-copy the model (or load with "
+                             "verify=False at your own risk).")
     try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
     except (SafetensorError, OSError) as e:
-        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or "
+                             f"corrupt?): {e}") from None
     return meta, state
 
 # %% ../nbs/04_model.ipynb #44f9d5d4
@@ -275,7 +304,8 @@ class EndToEndMultiModalModel(PreTrainedModel):
 
     def _build_unimodal(self, m:str)->UnimodalSentimentModel:
         c, cls = self.config, UNIMODAL_MODELS[m]
-        kw = dict(num_classes=c.num_outputs, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing, pooling=(c.pooling or {}).get(m))
+        kw = dict(num_classes=c.num_outputs, dropout=c.head_dropout, gradient_checkpointing=c.gradient_checkpointing,
+                  pooling=(c.pooling or {}).get(m))
         if m == 'audio': kw['freeze_feature_encoder'] = c.freeze_feature_encoder
         if c.encoder_configs and m in c.encoder_configs:   # a saved model: the exact architecture, weights come later
             d = dict(c.encoder_configs[m])
@@ -283,7 +313,8 @@ class EndToEndMultiModalModel(PreTrainedModel):
         else:
             name = c.checkpoint(m)
             uni = cls(name, **kw) if name is not None else cls(config=tiny_config(m), **kw)
-        if hasattr(uni.encoder.config, 'layerdrop'): uni.encoder.config.layerdrop = c.layerdrop   # off unless asked: no random branch per layer
+        # off unless asked: no random branch per layer
+        if hasattr(uni.encoder.config, 'layerdrop'): uni.encoder.config.layerdrop = c.layerdrop
         return uni.add_lora(**c.lora) if c.lora else uni
 
     @classmethod
@@ -318,18 +349,21 @@ def presence(self:EndToEndMultiModalModel, inputs:dict, modality_mask:torch.Tens
     "The `(B, M)` presence mask over `self.modalities`, checked against the inputs given (the checks that read its values run outside training: in training `MultiModalProcessor` has checked the batch on the CPU, and reading a device tensor would stop the GPU)."
     for m, x in inputs.items():
         if x is not None and m not in self.modalities:
-            raise ValueError(f"{m} inputs were given but this model has no {m} encoder (its modalities: {self.modalities})")
+            raise ValueError(f"{m} inputs were given but this model has no {m} encoder (its modalities: "
+                             f"{self.modalities})")
     if modality_mask is None:
         present = torch.tensor([inputs[m] is not None for m in self.modalities], device=device).expand(B, -1)
     else:
         if modality_mask.shape != (B, len(MODALITIES)):
-            raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got {tuple(modality_mask.shape)}")
+            raise ValueError(f"modality_mask must be (batch, {len(MODALITIES)}) over {MODALITIES}, got "
+                             f"{tuple(modality_mask.shape)}")
         present = modality_mask.to(device=device, dtype=torch.bool)
         if self.modalities != MODALITIES: present = present[:, [MODALITIES.index(m) for m in self.modalities]]
         given = [inputs[m] is not None for m in self.modalities]
         if not all(given):
             for j, m in enumerate(self.modalities):
-                if not given[j] and not self.training and present[:, j].any(): raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
+                if not given[j] and not self.training and present[:, j].any():
+                    raise ValueError(f"modality_mask says some samples have {m} but no {m} inputs were given")
             present = present & torch.tensor(given, device=device)   # one small copy for all the missing modalities
     if not self.training and not present.any(-1).all():
         raise ValueError(f"samples {(~present.any(-1)).nonzero().flatten().tolist()} have no modality at all")
@@ -342,8 +376,10 @@ def drop_modalities(self:EndToEndMultiModalModel,
     "Modality dropout: hide each present modality of each sample with probability `config.modality_dropout`, keeping at least one."
     keep = present & (torch.rand(present.shape, device=present.device) >= self.config.modality_dropout)
     r = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
-    back = (torch.arange(present.shape[1], device=present.device) == r.argmax(-1, keepdim=True)) & present   # one of its own modalities, chosen at random
-    return torch.where(keep.any(-1, keepdim=True), keep, back)   # a sample left with none gets it back; no rows are selected
+    # one of its own modalities, chosen at random
+    back = (torch.arange(present.shape[1], device=present.device) == r.argmax(-1, keepdim=True)) & present
+    # a sample left with none gets it back; no rows are selected
+    return torch.where(keep.any(-1, keepdim=True), keep, back)
 
 # %% ../nbs/04_model.ipynb #3c324d67
 def normalize_images(
@@ -351,7 +387,8 @@ def normalize_images(
     normalization:torch.Tensor|None, # (B, 2, 3): each channel's scale and shift (`MultiModalProcessor.image_normalization`)
 )->torch.Tensor: # float32, as the image processor would have given
     "Rescale and normalise uint8 images where they are (on the GPU, after a copy a quarter the size of float32's)."
-    if normalization is None: raise ValueError("uint8 visual_inputs need visual_normalization: call the processor with images_as_uint8=True")
+    if normalization is None:
+        raise ValueError("uint8 visual_inputs need visual_normalization: call the processor with images_as_uint8=True")
     shape = (pixels.shape[0],) + (1,)*(pixels.ndim - 4) + (3, 1, 1)
     n = normalization.to(pixels.device, torch.float32)
     return pixels.float() * n[:, 0].reshape(shape) + n[:, 1].reshape(shape)
@@ -370,7 +407,8 @@ def encode(self:EndToEndMultiModalModel,
     visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
 )->EncodedBatch:
     "Run each encoder on the whole batch, a mask saying which samples have its modality (after modality dropout, in training): everything fusion needs."
-    if visual_inputs is not None and visual_inputs.dtype == torch.uint8: visual_inputs = normalize_images(visual_inputs, visual_normalization)
+    if visual_inputs is not None and visual_inputs.dtype == torch.uint8:
+        visual_inputs = normalize_images(visual_inputs, visual_normalization)
     inputs = dict(text=text_inputs, audio=audio_inputs, visual=visual_inputs)
     for m, eo in (encoder_outputs or {}).items():
         if inputs.get(m) is not None: raise ValueError(f"give {m} inputs or {m} encoder outputs, not both")
@@ -388,21 +426,28 @@ def encode(self:EndToEndMultiModalModel,
         if encoder_outputs and m in encoder_outputs:   # features from a cache: only the head runs
             eo = encoder_outputs[m]
             if eo.get('hidden_states') is None and self.config.fusion.kind == 'crossmodal':
-                raise ValueError(f"cross-modal fusion needs {m} token sequences: build the feature cache with level='sequence'")
+                raise ValueError(f"cross-modal fusion needs {m} token sequences: build the feature cache with "
+                                 "level='sequence'")
             feats[m] = eo['embedding'].masked_fill(~rows[:, None], 0.0)
             seqs[m] = eo['hidden_states'] if eo.get('hidden_states') is not None else feats[m][:, None]
-            seq_masks[m] = (eo['mask'] if eo.get('mask') is not None else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None]
+            seq_masks[m] = ((eo['mask'] if eo.get('mask') is not None
+                             else torch.ones_like(seqs[m][..., 0], dtype=torch.bool)) & rows[:, None])
             uni[m] = model.classifier(model.dropout(feats[m])).masked_fill(~rows[:, None], float('nan'))
             continue
         if inputs[m] is None:   # no inputs in this batch: placeholders, masked everywhere downstream
             D, dt = model.hidden_size, model.classifier.weight.dtype
             feats[m], seqs[m] = first.new_zeros(B, D, dtype=dt), first.new_zeros(B, 1, D, dtype=dt)
-            seq_masks[m], uni[m] = torch.zeros(B, 1, dtype=torch.bool, device=device), torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device)
+            seq_masks[m], uni[m] = (torch.zeros(B, 1, dtype=torch.bool, device=device),
+                                    torch.full((B, self.config.num_outputs), float('nan'), dtype=dt, device=device))
             continue
         x, mk = inputs[m], masks[m]
-        if x.is_floating_point(): x = torch.where(rows.view(-1, *[1]*(x.ndim - 1)), x, torch.zeros((), dtype=x.dtype, device=x.device))   # an absent row's input is zeros: nothing of it (NaN included) can travel
-        o = model(x) if m == 'visual' else model(x, mk)   # the whole batch, always: a mask, not a sub-batch, says who has the modality
-        feats[m], seqs[m] = o.embedding.masked_fill(~rows[:, None], 0.0), o.hidden_states.masked_fill(~rows[:, None, None], 0.0)
+        # an absent row's input is zeros: nothing of it (NaN included) can travel
+        if x.is_floating_point():
+            x = torch.where(rows.view(-1, *[1]*(x.ndim - 1)), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        # the whole batch, always: a mask, not a sub-batch, says who has the modality
+        o = model(x) if m == 'visual' else model(x, mk)
+        feats[m], seqs[m] = (o.embedding.masked_fill(~rows[:, None], 0.0),
+                             o.hidden_states.masked_fill(~rows[:, None, None], 0.0))
         seq_masks[m], uni[m] = o.mask & rows[:, None], o.logits.masked_fill(~rows[:, None], float('nan'))
     return EncodedBatch(feats=feats, seqs=seqs, seq_masks=seq_masks, unimodal=uni, present=present)
 
@@ -423,15 +468,16 @@ def forward(self:EndToEndMultiModalModel,
     visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
 ):
     "Fused logits `(B, C)` (or scores `(B, 1)`); `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
-    enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask, encoder_outputs,
-                      visual_normalization)
+    enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask,
+                      modality_mask, encoder_outputs, visual_normalization)
     fo:FusionOutput = self.fusion(enc.feats, enc.present, enc.seqs, enc.seq_masks)
     if labels is None and not return_dict and not return_shapley:
         return (fo.logits, fo.attention) if return_attention else fo.logits
     loss, losses = None, None
     if labels is not None:
         loss, losses = self.loss(fo.logits, enc.unimodal, labels, enc.present)
-        if self.training and self.config.unimodal_fusion_weight: loss = loss + self.unimodal_fusion_loss(enc, labels, losses)
+        if self.training and self.config.unimodal_fusion_weight:
+            loss = loss + self.unimodal_fusion_loss(enc, labels, losses)
     return MultiModalOutput(loss=loss, logits=fo.logits, unimodal_logits=enc.unimodal, attention=fo.attention,
                             modality_weights=fo.modality_weights, modality_mask=enc.present, losses=losses,
                             shapley=self.shapley(enc, fo.logits) if return_shapley else None)
@@ -446,13 +492,15 @@ def criterion(self:EndToEndMultiModalModel,
     "The task's loss of one head: cross-entropy with `class_weights` and `label_smoothing`, L1 on the score, or binary cross-entropy per label (mean over labels)."
     c = self.config
     if c.task == 'multilabel':
-        if target.ndim != 2 or target.shape[-1] != logits.shape[-1]: raise ValueError(f"a multi-label model needs (B, {logits.shape[-1]}) 0/1 labels, got {tuple(target.shape)}")
+        if target.ndim != 2 or target.shape[-1] != logits.shape[-1]:
+            raise ValueError(f"a multi-label model needs (B, {logits.shape[-1]}) 0/1 labels, got {tuple(target.shape)}")
         l = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction='none').mean(-1)
         return l if reduction == 'none' else (l.sum() if reduction == 'sum' else l.mean())
     if c.task == 'regression':
         if target.is_floating_point(): return F.l1_loss(logits[:, 0].float(), target.float(), reduction=reduction)
         raise ValueError(f"a regression model needs float scores as labels, got {target.dtype} (class ids?)")
-    if target.is_floating_point(): raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
+    if target.is_floating_point():
+        raise ValueError(f"a classification model needs class ids as labels, got {target.dtype} (scores?)")
     w = torch.tensor(c.class_weights, device=logits.device) if c.class_weights else None
     return F.cross_entropy(logits.float(), target, weight=w, label_smoothing=c.label_smoothing, reduction=reduction)
 
@@ -484,10 +532,12 @@ def row_losses(self:EndToEndMultiModalModel,
     "`criterion` per sample over the rows that count, with the weights that make `l.sum() / w.sum()` its mean (`class_weights` included): rows are masked, never selected, so nothing waits for the device."
     keep = rows.view(-1, *[1]*(logits.ndim - 1))
     safe = torch.where(keep, logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
-    t = torch.where(rows.view(-1, *[1]*(target.ndim - 1)), target, torch.zeros((), dtype=target.dtype, device=target.device))
+    t = torch.where(rows.view(-1, *[1]*(target.ndim - 1)), target,
+                    torch.zeros((), dtype=target.dtype, device=target.device))
     l = self.criterion(safe, t, reduction='none')
     w = rows.to(l.dtype)
-    if self.config.task == 'classification' and self.config.class_weights: w = w * torch.tensor(self.config.class_weights, device=l.device)[t]
+    if self.config.task == 'classification' and self.config.class_weights:
+        w = w * torch.tensor(self.config.class_weights, device=l.device)[t]
     return torch.where(rows, l, torch.zeros((), dtype=l.dtype, device=l.device)), w
 
 # %% ../nbs/04_model.ipynb #6bc15605
@@ -504,7 +554,8 @@ def unimodal_fusion_loss(self:EndToEndMultiModalModel,
     has = only.any(-1)                                       # (M, B): the samples that have it
     fo = self.fusion(*self._stacked(enc, only.flatten(0, 1)))
     l, w = self.row_losses(fo.logits, labels.repeat(M, *[1]*(labels.ndim - 1)), has.flatten())
-    per = l.view(M, B).sum(1) / w.view(M, B).sum(1).clamp_min(1e-12)   # (M,) each modality's mean over its samples (0 if none)
+    # (M,) each modality's mean over its samples (0 if none)
+    per = l.view(M, B).sum(1) / w.view(M, B).sum(1).clamp_min(1e-12)
     if losses is not None: losses.update({f'fused_{m}_only': per[j].detach() for j, m in enumerate(self.modalities)})
     return self.config.unimodal_fusion_weight * per.sum()
 
@@ -519,7 +570,8 @@ def _stacked(self:EndToEndMultiModalModel,
     rep = lambda d: {m: t.repeat(K, *[1]*(t.ndim - 1)) for m, t in d.items()}
     own = enc.present.repeat(K, 1)
     stand_in = torch.arange(present.shape[1], device=present.device) == own.float().argmax(-1, keepdim=True)
-    return rep(enc.feats), torch.where(present.any(-1, keepdim=True), present, stand_in), rep(enc.seqs), rep(enc.seq_masks)
+    return (rep(enc.feats), torch.where(present.any(-1, keepdim=True), present, stand_in), rep(enc.seqs),
+            rep(enc.seq_masks))
 
 # %% ../nbs/04_model.ipynb #707ece6a
 @patch
@@ -534,7 +586,8 @@ def shapley(self:EndToEndMultiModalModel,
     if c.task == 'regression':
         value = lambda lg, rows: lg[:, 0].float()
         empty = torch.full((B,), c.prior[0] if c.prior else 0.0, device=dev)
-    elif c.task == 'multilabel':   # the most probable label's log-probability, from its own sigmoid; empty: its training frequency
+    # the most probable label's log-probability, from its own sigmoid; empty: its training frequency
+    elif c.task == 'multilabel':
         k = logits.argmax(-1)
         value = lambda lg, rows: F.logsigmoid(lg.float()).gather(1, k[rows, None])[:, 0]
         empty = torch.tensor(c.prior if c.prior else [0.5]*c.num_classes, device=dev).clamp_min(1e-12).log()[k]
@@ -543,13 +596,17 @@ def shapley(self:EndToEndMultiModalModel,
         value = lambda lg, rows: lg.float().log_softmax(-1).gather(1, k[rows, None])[:, 0]
         prior = torch.tensor(c.prior if c.prior else [1/c.num_classes]*c.num_classes, device=dev)
         empty = prior.clamp_min(1e-12).log()[k]
-    was = self.fusion.training; self.fusion.eval()
-    bits = torch.tensor([[bool(s >> j & 1) for j in range(M)] for s in range(1 << M)], device=dev)   # (2^M, M) every subset
+    was = self.fusion.training
+    self.fusion.eval()
+    # (2^M, M) every subset
+    bits = torch.tensor([[bool(s >> j & 1) for j in range(M)] for s in range(1 << M)], device=dev)
     sub = enc.present[None] & bits[:, None]                                                   # (2^M, B, M)
-    fo = self.fusion(*self._stacked(enc, sub.flatten(0, 1)))                                  # one call for every subset
+    # one call for every subset
+    fo = self.fusion(*self._stacked(enc, sub.flatten(0, 1)))
     every = torch.arange(B, device=dev).repeat(1 << M)
     vals = value(fo.logits, every).view(1 << M, B)
-    v = torch.where(sub.any(-1), vals, empty[None])   # subset -> (B,) value of the fusion given only that subset (the prior if none)
+    # subset -> (B,) value of the fusion given only that subset (the prior if none)
+    v = torch.where(sub.any(-1), vals, empty[None])
     self.fusion.train(was)
     n = enc.present.sum(-1)   # players per sample
     phi = torch.zeros(B, M, device=dev)
@@ -559,7 +616,8 @@ def shapley(self:EndToEndMultiModalModel,
             S = torch.tensor([bool(s >> i & 1) for i in range(M)], device=dev)
             ok = (S <= enc.present).all(-1) & enc.present[:, j]   # S holds only present modalities, and j is present
             k_ = S.sum()
-            w = torch.lgamma(k_ + 1.0).exp() * torch.lgamma((n - k_).float()).exp() / torch.lgamma(n + 1.0).exp()   # |S|! (n-|S|-1)! / n!
+            # |S|! (n-|S|-1)! / n!
+            w = torch.lgamma(k_ + 1.0).exp() * torch.lgamma((n - k_).float()).exp() / torch.lgamma(n + 1.0).exp()
             phi[:, j] += torch.where(ok, w*(v[s | 1 << j] - v[s]), 0.0)
     return phi.masked_fill(~enc.present, float('nan'))
 
@@ -604,7 +662,8 @@ def parameter_groups(self:EndToEndMultiModalModel,
 )->list[dict]:
     "Optimizer parameter groups: pretrained encoders at a lower learning rate, new parameters at `lr`, no decay on 1-D parameters."
     groups = []
-    for name, params, glr in (('pretrained', self.pretrained_parameters(), lr*pretrained_lr_ratio), ('new', self.new_parameters(), lr)):
+    for name, params, glr in (('pretrained', self.pretrained_parameters(), lr*pretrained_lr_ratio),
+                              ('new', self.new_parameters(), lr)):
         decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
         groups += [dict(name=f'{name}', params=decay, lr=glr, weight_decay=weight_decay),
                    dict(name=f'{name}_no_decay', params=no_decay, lr=glr, weight_decay=0.0)]
@@ -619,11 +678,13 @@ def gradient_checkpointing_enable(self:EndToEndMultiModalModel, gradient_checkpo
 def gradient_checkpointing_disable(self:EndToEndMultiModalModel):
     "Hugging Face's switch: activation checkpointing off in every encoder."
     return self.set_gradient_checkpointing(False)
-activation_checkpointing_enable, activation_checkpointing_disable = gradient_checkpointing_enable, gradient_checkpointing_disable
+activation_checkpointing_enable, activation_checkpointing_disable = (gradient_checkpointing_enable,
+                                                                     gradient_checkpointing_disable)
 
 # %% ../nbs/04_model.ipynb #1ddada08
 _PIPELINE = {('text',): 'text-classification', ('audio',): 'audio-classification', ('visual',): 'image-classification'}
-_BOOKKEEPING = {'epoch', 'seconds', 'train_samples_per_s', 'val_clips'}   # in an epoch record, but not figures of the model
+# in an epoch record, but not figures of the model
+_BOOKKEEPING = {'epoch', 'seconds', 'train_samples_per_s', 'val_clips'}
 
 def _hub_name(name)->str|None:
     "A checkpoint name that is a Hub id (not a local path), for the card's `base_model`."
@@ -639,71 +700,96 @@ def _card_metadata(model, x:dict, metrics:dict, base:dict, pre:bool)->ModelCardD
     "The card's YAML metadata: library, name, base models, dataset, pipeline, tags, and the metrics as `model-index` results."
     c = model.config
     dataset = (x.get('data') or {}).get('dataset') if isinstance(x.get('data'), dict) else None
-    name = x.get('model_name') or (f"mmsent-{c.preset}-pretrained-encoders" if pre else f"mmsent-{c.preset}-{c.fusion.kind}-{c.task}")
+    name = (x.get('model_name')
+            or (f"mmsent-{c.preset}-pretrained-encoders" if pre else f"mmsent-{c.preset}-{c.fusion.kind}-{c.task}"))
     pipeline = 'feature-extraction' if pre else _PIPELINE.get(tuple(model.modalities))
-    evals = [EvalResult(task_type=pipeline or 'text-classification', dataset_type=str(dataset or 'custom'), dataset_name=str(dataset or 'custom'),
-                        metric_type=k, metric_value=v, dataset_split='validation' if k.startswith('val_') else None) for k, v in metrics.items()]
+    evals = [EvalResult(task_type=pipeline or 'text-classification', dataset_type=str(dataset or 'custom'),
+                        dataset_name=str(dataset or 'custom'), metric_type=k, metric_value=v,
+                        dataset_split='validation' if k.startswith('val_') else None) for k, v in metrics.items()]
     tags = ['self-supervised', 'contrastive'] if pre else [f'{c.fusion.kind}-fusion', c.task]
-    return ModelCardData(library_name='mmsent', model_name=name, base_model=sorted({h for h in map(_hub_name, base.values()) if h}) or None,
-                         datasets=[str(dataset)] if dataset else None, pipeline_tag=pipeline, eval_results=evals or None,
-                         metrics=sorted(metrics) or None, tags=['mmsent', 'multimodal', 'sentiment-analysis', *model.modalities, *tags])
+    return ModelCardData(library_name='mmsent', model_name=name,
+                         base_model=sorted({h for h in map(_hub_name, base.values()) if h}) or None,
+                         datasets=[str(dataset)] if dataset else None, pipeline_tag=pipeline,
+                         eval_results=evals or None, metrics=sorted(metrics) or None,
+                         tags=['mmsent', 'multimodal', 'sentiment-analysis', *model.modalities, *tags])
 
 # %% ../nbs/04_model.ipynb #fc2b6dd3
 def _card_intro(model, x:dict, pre:bool)->list:
     "What the model is, and the encoders' starting points (a checkpoint, random weights, or a pre-trained mmsent model)."
     c = model.config
     what = ('regression: one sentiment score in [-3, 3]' if c.task == 'regression' else
-            f"multi-label classification: any of {', '.join(c.class_names)}, each by its own sigmoid and threshold" if c.task == 'multilabel' else
+            f"multi-label classification: any of {', '.join(c.class_names)}, each by its own sigmoid and threshold"
+            if c.task == 'multilabel' else
             f"{c.num_classes}-class classification into {', '.join(c.class_names)}")
-    L = ([f"Encoders for {', '.join(model.modalities)} pre-trained without labels by `mmsent_pretrain`: projection heads on each "
-          "modality's pooled embedding, trained so that the modalities of the same clip match (symmetric InfoNCE between every pair "
-          "of modalities a clip has). The fusion layer and the sentiment heads are untrained: start a supervised run from this folder "
-          "with `mmsent_train --init_from DIR`, which copies the encoders and starts the fusion and heads fresh."] if pre else
+    L = ([f"Encoders for {', '.join(model.modalities)} pre-trained without labels by `mmsent_pretrain`: projection "
+          "heads on each modality's pooled embedding, trained so that the modalities of the same clip match (symmetric "
+          "InfoNCE between every pair of modalities a clip has). The fusion layer and the sentiment heads are "
+          "untrained: start a supervised run from this folder with `mmsent_train --init_from DIR`, which copies the "
+          "encoders and starts the fusion and heads fresh."] if pre else
          [f"A multimodal sentiment model made with mmsent ({what}) from {', '.join(model.modalities)}."])
-    start = {m: model.unimodal(m).name_or_path or c.checkpoint(m) or f'random init ({c.preset} preset config)' for m in model.modalities}
-    if x.get('init_from'): start = {m: f"pre-trained by mmsent_pretrain: `{x['init_from']}` (before that: {s})" for m, s in start.items()}
+    start = {m: model.unimodal(m).name_or_path or c.checkpoint(m) or f'random init ({c.preset} preset config)'
+             for m in model.modalities}
+    if x.get('init_from'):
+        start = {m: f"pre-trained by mmsent_pretrain: `{x['init_from']}` (before that: {s})" for m, s in start.items()}
     L += ["", "## Base checkpoints", "", "| modality | encoder | starts from |", "|---|---|---|",
-          *[f"| {m} | {type(model.unimodal(m).encoder).__name__} ({model.unimodal(m).hidden_size}-d) | {start[m]} |" for m in model.modalities]]
-    if x.get('init_from_command'): L += ["", "The pre-training that made those encoders:", "", "```bash", str(x['init_from_command']), "```"]
+          *[f"| {m} | {type(model.unimodal(m).encoder).__name__} ({model.unimodal(m).hidden_size}-d) | {start[m]} |"
+            for m in model.modalities]]
+    if x.get('init_from_command'):
+        L += ["", "The pre-training that made those encoders:", "", "```bash", str(x['init_from_command']), "```"]
     return L
 def _card_body(model, x:dict, metrics:dict, pre:bool)->list:
     "The card's middle: modalities, fusion, data and splits, metrics, and how the model was trained (or pre-trained)."
     c, data = model.config, x.get('data') if isinstance(x.get('data'), dict) else {}
-    L = ["## Modalities", "", f"The model has encoders for {', '.join(model.modalities)}. Any of them may be missing from a sample "
+    L = ["## Modalities", "",
+         f"The model has encoders for {', '.join(model.modalities)}. Any of them may be missing from a sample "
          "(its `modality_mask` entry is False): the fusion layer then ignores it.", ""]
-    if c.context_turns: L += [f"Dialogue context: the text encoder reads each utterance with the previous {c.context_turns} turn(s) of its dialogue "
-                              "('Speaker: text', oldest first) as a second segment. Give them to `Predictor.predict(..., context=[...])`, "
-                              "`mmsent_predict --context` or the server's `context` field; without them the model sees the utterance alone.", ""]
+    if c.context_turns:
+        L += [f"Dialogue context: the text encoder reads each utterance with the previous {c.context_turns} turn(s) of "
+              "its dialogue ('Speaker: text', oldest first) as a second segment. Give them to `Predictor.predict(..., "
+              "context=[...])`, `mmsent_predict --context` or the server's `context` field; without them the model "
+              "sees the utterance alone.", ""]
     L += ["## Fusion", ""]
     L.append("Untrained (pre-training trains only the encoders, the projection heads and the temperature)." if pre else
-             f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} layer(s), "
-             f"dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} in the loss.")
-    L += ["", "## Data and splits", "", *([f"- {k}: {v}" for k, v in data.items()] or ["Not recorded with this save."]), "", "## Metrics", ""]
-    if metrics: L += [f"Epoch {x['epoch']}." if 'epoch' in x else "", "| metric | value |", "|---|---|", *[f"| {k} | {v:.4g} |" for k, v in metrics.items()]]
+             f"`{c.fusion.kind}` fusion: d_model {c.fusion.d_model}, {c.fusion.n_heads} heads, {c.fusion.n_layers} "
+             f"layer(s), dropout {c.fusion.dropout}; auxiliary unimodal heads weighted {c.aux_loss_weight} "
+             "in the loss.")
+    L += ["", "## Data and splits", "", *([f"- {k}: {v}" for k, v in data.items()] or ["Not recorded with this save."]),
+          "", "## Metrics", ""]
+    if metrics:
+        L += [f"Epoch {x['epoch']}." if 'epoch' in x else "", "| metric | value |", "|---|---|",
+              *[f"| {k} | {v:.4g} |" for k, v in metrics.items()]]
     else: L.append("No metrics were recorded with this save.")
-    if pre: L += ["", "`val_mean_R@k`: how often a clip's other modality is among the k nearest of the validation clips (averaged over the "
-                  "directions, e.g. text to audio); `val_linear_probe_accuracy`: a logistic regression on the frozen embeddings."]
+    if pre:
+        L += ["", "`val_mean_R@k`: how often a clip's other modality is among the k nearest of the validation clips "
+              "(averaged over the directions, e.g. text to audio); `val_linear_probe_accuracy`: a logistic regression "
+              "on the frozen embeddings."]
     p = x.get('pretraining') if pre else None
     L += ["", "## Pre-training" if pre else "## Training", ""]
     if p: L += [f"- {k}: {v}" for k, v in p.items()] + [""]
     if x.get('command'): L += ["Command:", "", "```bash", str(x['command']), "```", ""]
-    if isinstance(x.get('training'), dict): L += ["Configuration:", "", "```json", json.dumps(x['training'], indent=2, default=_json_default), "```"]
+    if isinstance(x.get('training'), dict):
+        L += ["Configuration:", "", "```json", json.dumps(x['training'], indent=2, default=_json_default), "```"]
     if not x.get('command') and not isinstance(x.get('training'), dict): L.append("Not recorded with this save.")
     return L
 
 def _card_usage(pre:bool)->list:
     "How to load and use the model, and its intended use."
-    use = (["```bash", "mmsent_train --dataset manifest --data_root labelled.csv --init_from path/to/this/folder", "```", "",
-            "The projection heads and the temperature are in `contrastive_heads.safetensors`: "
-            "`mmsent.pretrain.ContrastiveModel.from_pretrained(folder)` loads them with the encoders (for retrieval, or to continue pre-training)."] if pre else
-           ["```python", "from mmsent.model import EndToEndMultiModalModel", "from mmsent.encoders import MultiModalProcessor", "",
-            "model = EndToEndMultiModalModel.from_pretrained(path_or_repo)   # or transformers.AutoModel once mmsent is imported",
-            "processor = MultiModalProcessor.from_pretrained(path_or_repo)", "logits = model(**processor(text=[...], audio=[...], image=[...]))", "```"])
-    return ["## How to use", "", *use, "", "`checksums.sha256` lists the SHA-256 of every file but this card; loading refuses a file that changed.", "",
+    use = (["```bash", "mmsent_train --dataset manifest --data_root labelled.csv --init_from path/to/this/folder",
+            "```", "", "The projection heads and the temperature are in `contrastive_heads.safetensors`: "
+            "`mmsent.pretrain.ContrastiveModel.from_pretrained(folder)` loads them with the encoders (for retrieval, "
+            "or to continue pre-training)."] if pre else
+           ["```python", "from mmsent.model import EndToEndMultiModalModel",
+            "from mmsent.encoders import MultiModalProcessor", "",
+            "model = EndToEndMultiModalModel.from_pretrained(path_or_repo)   # or transformers.AutoModel once mmsent "
+            "is imported",
+            "processor = MultiModalProcessor.from_pretrained(path_or_repo)",
+            "logits = model(**processor(text=[...], audio=[...], image=[...]))", "```"])
+    return ["## How to use", "", *use, "", "`checksums.sha256` lists the SHA-256 of every file but this card; loading "
+            "refuses a file that changed.", "",
             "## Intended use and limitations", "",
-            "Research on sentiment from speech, text and faces. The model learns the biases of its training data (speakers, languages, "
-            "recording conditions, annotation protocol) and is not validated for decisions about people. Scores on other data can differ "
-            "a lot from the metrics above."]
+            "Research on sentiment from speech, text and faces. The model learns the biases of its training data "
+            "(speakers, languages, recording conditions, annotation protocol) and is not validated for decisions about "
+            "people. Scores on other data can differ a lot from the metrics above."]
 
 @patch
 def model_card(self:EndToEndMultiModalModel,
@@ -712,8 +798,10 @@ def model_card(self:EndToEndMultiModalModel,
     "A Hugging Face model card for this model: metadata (library, tags, base models, metrics) and what a reader needs to use it."
     x = dict(extra or {})
     pre, metrics = isinstance(x.get('pretraining'), dict), _card_metrics(x)
-    meta = _card_metadata(self, x, metrics, {m: self.unimodal(m).name_or_path or self.config.checkpoint(m) for m in self.modalities}, pre)
-    L = [f"# {meta.model_name}", "", *_card_intro(self, x, pre), "", *_card_body(self, x, metrics, pre), "", *_card_usage(pre)]
+    meta = _card_metadata(self, x, metrics,
+                          {m: self.unimodal(m).name_or_path or self.config.checkpoint(m) for m in self.modalities}, pre)
+    L = [f"# {meta.model_name}", "", *_card_intro(self, x, pre), "", *_card_body(self, x, metrics, pre), "",
+         *_card_usage(pre)]
     return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + '\n'.join(L) + '\n'))
 
 # %% ../nbs/04_model.ipynb #2bc2c483
@@ -727,14 +815,16 @@ def save_pretrained(self:EndToEndMultiModalModel,
 )->Path:
     "Write `model.safetensors`, `config.json`, the processor's files, a model card `README.md` and `checksums.sha256` into `save_directory`, atomically."
     if push_to_hub: raise ValueError("use model.push_to_hub(repo_id, processor=...) to upload a model")
-    if kwargs.pop('safe_serialization', True) is not True: raise ValueError("mmsent saves safetensors only (safe_serialization=False is not supported)")
+    if kwargs.pop('safe_serialization', True) is not True:
+        raise ValueError("mmsent saves safetensors only (safe_serialization=False is not supported)")
     unknown = set(kwargs) - {'max_shard_size', 'is_main_process', 'variant', 'token', 'state_dict', 'save_function'}
     if unknown: raise TypeError(f"save_pretrained got unexpected options {sorted(unknown)}")
     cfg = replace(self.config, encoder_configs={m: self.unimodal(m).encoder.config.to_dict() for m in self.modalities})
     cfg.architectures = [type(self).__name__]
     meta = dict(cfg.to_dict(), mmsent_version=mmsent.__version__)
     extra = dict(extra or {})
-    if set(extra) & (set(meta) | {RUN_KEYS_NAME}): raise ValueError(f"extra keys {sorted(set(extra) & set(meta))} clash with config fields")
+    if set(extra) & (set(meta) | {RUN_KEYS_NAME}):
+        raise ValueError(f"extra keys {sorted(set(extra) & set(meta))} clash with config fields")
     if extra: meta.update(extra, **{RUN_KEYS_NAME: sorted(extra)})
     d = Path(save_directory)
     d.parent.mkdir(parents=True, exist_ok=True)
@@ -777,14 +867,18 @@ def from_pretrained(cls:EndToEndMultiModalModel,
     meta = _read_json_object(d/CONFIG_NAME, ModelLoadError)
     if 'model_type' not in meta and 'architecture' in meta: return cls._from_legacy(d, meta, verify, device, dtype)
     if meta.get('model_type') != ModelConfig.model_type:
-        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('model_type')!r} model, not an mmsent one (model_type 'mmsent')")
+        raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('model_type')!r} model, not an mmsent one "
+                             "(model_type 'mmsent')")
     if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
     if verify:
         if not (d/CHECKSUMS_NAME).is_file():
-            raise ModelLoadError(f"{d/CHECKSUMS_NAME} is missing: the files cannot be checked (re-save the model, or load with verify=False at your own risk)")
+            raise ModelLoadError(f"{d/CHECKSUMS_NAME} is missing: the files cannot be checked (re-save the model, or "
+                                 "load with verify=False at your own risk)")
         checked = verify_checksums(d, ModelLoadError)
         for f in (CONFIG_NAME, WEIGHTS_NAME):
-            if f not in checked: raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with verify=False at your own risk)")
+            if f not in checked:
+                raise ModelLoadError(f"{d/CHECKSUMS_NAME} does not list {f} (re-save the model, or load with "
+                                     "verify=False at your own risk)")
     cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, _with_pooling(meta))
     model = cls._build_and_load(cfg, d, device, dtype)
     model.config.name_or_path = str(pretrained_model_name_or_path)
@@ -802,23 +896,29 @@ def _from_legacy(cls:EndToEndMultiModalModel, d:Path, meta:dict, verify:bool, de
         raise ModelLoadError(f"{d/CONFIG_NAME} describes a {meta.get('architecture')!r}, not a {cls.__name__}")
     if not (d/WEIGHTS_NAME).is_file(): raise ModelLoadError(f"{d/WEIGHTS_NAME} is missing")
     if verify and meta.get('weights_sha256') and sha256_file(d/WEIGHTS_NAME) != meta['weights_sha256']:
-        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is truncated "
-                             f"or was modified after saving. Re-save or re-copy the model (or load with verify=False at your own risk).")
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not match the SHA-256 recorded in {CONFIG_NAME}: the file is "
+                             "truncated or was modified after saving. Re-save or re-copy the model (or load with "
+                             "verify=False at your own risk).")
     if not isinstance(meta.get('config'), dict): raise ModelLoadError(f"{d/CONFIG_NAME}: config must be a JSON object")
     cfg = _config_from(d/CONFIG_NAME, ModelConfig.from_dict, _with_pooling(meta['config']))
-    cfg.run_info = {k: v for k, v in meta.items() if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
+    cfg.run_info = {k: v for k, v in meta.items()
+                    if k not in ('architecture', 'config', 'weights_sha256', 'mmsent_version')}
     return cls._build_and_load(cfg, d, device, dtype)
 
 @patch(cls_method=True)
 def _build_and_load(cls:EndToEndMultiModalModel, cfg:ModelConfig, d:Path, device, dtype):
     try: state = load_file(str(d/WEIGHTS_NAME), device=str(device))
     except (SafetensorError, OSError) as e:
-        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} is not a readable safetensors file (truncated or "
+                             f"corrupt?): {e}") from None
     try:
         with init_empty_weights(): model = cls(cfg)   # no random init: every parameter comes from the file
-    except Exception as e: raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    except Exception as e:
+        raise ModelLoadError(f"{d/CONFIG_NAME}: the model it describes cannot be built: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
     try: model.load_state_dict(aligned_copy(state), strict=True, assign=True)   # laid out as the saved tensors were
-    except RuntimeError as e: raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
+    except RuntimeError as e:
+        raise ModelLoadError(f"{d/WEIGHTS_NAME} does not fit the architecture in {CONFIG_NAME}: {e}") from None
     model = model.to(device)
     if dtype not in (None, 'auto'): model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
     return model.eval()
@@ -847,16 +947,20 @@ def _frozen_linear_weights(model:EndToEndMultiModalModel)->dict:
 def _float32_state(module, state_dict, prefix, local_metadata):
     "A `state_dict` hook: the weights held in a lower precision are given as float32."
     for k, v in state_dict.items():
-        if v.is_floating_point() and v.dtype != torch.float32 and k[len(prefix):] in module._held_low: state_dict[k] = v.float()
+        if v.is_floating_point() and v.dtype != torch.float32 and k[len(prefix):] in module._held_low:
+            state_dict[k] = v.float()
 
 @patch
 def frozen_weights_to(self:EndToEndMultiModalModel,
     dtype:torch.dtype, # torch.bfloat16 (for training under bf16 autocast) or torch.float32 (back to the usual)
 )->int: # how many tensors changed their dtype
     "Hold the LoRA encoders' frozen linear weights in `dtype`: half their memory in bf16 with the same products under bf16 autocast; `state_dict` still gives float32."
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16): raise ValueError(f"dtype must be torch.float32, bfloat16 or float16, got {dtype}")
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be torch.float32, bfloat16 or float16, got {dtype}")
     held = _frozen_linear_weights(self)
-    if not hasattr(self, '_held_low'): self._held_low = set(); self.register_state_dict_post_hook(_float32_state)
+    if not hasattr(self, '_held_low'):
+        self._held_low = set()
+        self.register_state_dict_post_hook(_float32_state)
     changed = [p for p in held.values() if p.dtype != dtype]
     for p in changed: p.data = p.data.to(dtype)
     self._held_low = set(held) if dtype != torch.float32 else set()
@@ -897,8 +1001,11 @@ def mmsent_convert(
 ):
     "Rewrite a model directory of mmsent's first format in the Hugging Face format: `mmsent_convert DIR [OUT]`; errors are one line."
     import argparse, sys
-    ap = argparse.ArgumentParser(prog='mmsent_convert', description="Rewrite a model directory of mmsent's first format in the Hugging Face format (in place, or into OUT).")
-    ap.add_argument('directory'); ap.add_argument('out', nargs='?')
+    ap = argparse.ArgumentParser(prog='mmsent_convert',
+                                 description="Rewrite a model directory of mmsent's first format in the Hugging Face "
+                                 "format (in place, or into OUT).")
+    ap.add_argument('directory')
+    ap.add_argument('out', nargs='?')
     a = ap.parse_args(argv)
     try: sys.stdout.write(f"{convert_legacy(a.directory, a.out)}\n")
     except (OSError, ValueError) as e: sys.exit(f"mmsent_convert: error: {e}")

@@ -15,7 +15,8 @@ from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, native_bf16, resolve_device, resolve_precision
-from .data import AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image, load_video_frames
+from .data import (AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image,
+                         load_video_frames)
 from .datasets import DataError, MultiModalDataset, attach_context, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
@@ -62,7 +63,8 @@ class TorchBackend:
         dev = next(self.model.parameters()).device
         with torch.autocast(dev.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             out = self.model(**{k: v.to(dev) for k, v in inputs.items()}, return_dict=True, return_shapley=explain)
-        return dict(logits=_numpy(out.logits), unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
+        return dict(logits=_numpy(out.logits),
+                    unimodal_logits=np.stack([_numpy(out.unimodal_logits[m]) for m in self.modalities], 1),
                     modality_mask=out.modality_mask.cpu().numpy(), attention=_numpy(out.attention),
                     modality_weights=_numpy(out.modality_weights), shapley=_numpy(out.shapley))
 
@@ -77,21 +79,29 @@ class OnnxBackend:
     ):
         d = Path(export_dir)
         graph, info_file = d/('model.int8.onnx' if int8 else 'model.onnx'), d/'export.json'
-        if not graph.is_file(): raise ModelLoadError(f"{graph} is missing: write an export directory with mmsent_export --model MODEL_DIR --out {d}" + (' --int8' if int8 else ''))
-        if not info_file.is_file(): raise ModelLoadError(f"{info_file} is missing: {d} is not an export directory written by mmsent_export")
+        if not graph.is_file():
+            raise ModelLoadError(f"{graph} is missing: write an export directory with mmsent_export --model "
+                                 f"MODEL_DIR --out {d}" + (' --int8' if int8 else ''))
+        if not info_file.is_file():
+            raise ModelLoadError(f"{info_file} is missing: {d} is not an export directory written by mmsent_export")
         try: info = json.loads(info_file.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ModelLoadError(f"{info_file} is not valid JSON: {e}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelLoadError(f"{info_file} is not valid JSON: {e}") from None
         try: import onnxruntime as ort
-        except ImportError: raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
+        except ImportError:
+            raise ImportError("the onnxruntime backend needs the onnx extra: pip install 'mmsent[onnx]'") from None
         providers = ['CPUExecutionProvider']
-        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers(): providers.insert(0, 'CUDAExecutionProvider')
+        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers():
+            providers.insert(0, 'CUDAExecutionProvider')
         so = ort.SessionOptions()
         if threads: so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         self.session = ort.InferenceSession(str(graph), sess_options=so, providers=providers)
         self.modalities, self.task = tuple(info['modalities']), info['task']
-        self.class_names = tuple(info.get('labels') or LABELS)   # exports before label sets: negative, neutral, positive
+        # exports before label sets: negative, neutral, positive
+        self.class_names = tuple(info.get('labels') or LABELS)
         self.thresholds = tuple(info['thresholds']) if info.get('thresholds') else None
-        self.inputs, self.outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        self.inputs, self.outputs = ([i.name for i in self.session.get_inputs()],
+                                     [o.name for o in self.session.get_outputs()])
 
     def __call__(self,
         inputs:dict, # the processor's batch
@@ -99,7 +109,8 @@ class OnnxBackend:
     )->dict:
         "The graph's outputs for the processor's batch `inputs`, as NumPy arrays (no Shapley values)."
         present = inputs['modality_mask'].numpy()[:, [MODALITIES.index(m) for m in self.modalities]]
-        if not present.any(-1).all(): raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
+        if not present.any(-1).all():
+            raise ValueError(f"samples {np.flatnonzero(~present.any(-1)).tolist()} have no modality at all")
         out = dict(zip(self.outputs, self.session.run(None, {k: inputs[k].numpy() for k in self.inputs})))
         return dict(logits=out['logits'], unimodal_logits=out['unimodal_logits'], modality_mask=present,
                     attention=out.get('attention'), modality_weights=out.get('modality_weights'), shapley=None)
@@ -128,23 +139,29 @@ class Prediction:
             lines += [f'  {m:6s} alone:  score {pr["score"]:+.2f}' for m, pr in self.unimodal.items()]
         elif self.labels is not None:   # multi-label: each label on its own
             lines = [f"labels: {', '.join(self.labels) or '(none)'}  from {' + '.join(self.modalities)}",
-                     '  probabilities (each label on its own): ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
+                     '  probabilities (each label on its own): '
+                     + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
             for m, pr in self.unimodal.items():
-                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f"  -> {', '.join(c for c, p in pr.items() if p >= 0.5) or '(none)'}")
+                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items())
+                             + f"  -> {', '.join(c for c, p in pr.items() if p >= 0.5) or '(none)'}")
         else:
             lines = [f"{self.label} ({self.probs[self.label]:.1%})  from {' + '.join(self.modalities)}",
                      '  probabilities: ' + ', '.join(f'{c} {p:.3f}' for c, p in self.probs.items())]
             for m, pr in self.unimodal.items():
-                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items()) + f'  -> {max(pr, key=pr.get)}')
+                lines.append(f'  {m:6s} alone:  ' + ', '.join(f'{c} {p:.3f}' for c, p in pr.items())
+                             + f'  -> {max(pr, key=pr.get)}')
         if self.shapley:
-            what = 'score' if self.score is not None else 'log-probability of ' + (max(self.probs, key=self.probs.get) if self.labels is not None else self.label)
+            what = ('score' if self.score is not None
+                    else 'log-probability of '
+                    + (max(self.probs, key=self.probs.get) if self.labels is not None else self.label))
             lines.append(f'  Shapley values ({what}): ' + ', '.join(f'{m} {v:+.3f}' for m, v in self.shapley.items()))
         if self.attention is not None:
             mean = np.asarray(self.attention).mean(0)
             lines.append('  attention (rows attend to columns, mean over heads):')
             lines.append('    ' + ' '*8 + ''.join(f'{m:>8s}' for m in self.modalities))
             lines += ['    ' + f'{m:8s}' + ''.join(f'{v:8.3f}' for v in row) for m, row in zip(self.modalities, mean)]
-        if self.modality_weights: lines.append('  attention received: ' + ', '.join(f'{m} {v:.3f}' for m, v in self.modality_weights.items()))
+        if self.modality_weights:
+            lines.append('  attention received: ' + ', '.join(f'{m} {v:.3f}' for m, v in self.modality_weights.items()))
         return '\n'.join(lines)
 
 # %% ../nbs/08_predict.ipynb #0e50c055
@@ -162,11 +179,14 @@ class Predictor:
         if isinstance(model, OnnxBackend) and precision not in ('auto', 'fp32'):
             raise ValueError(f"precision {precision!r} applies to the torch backend; the ONNX graph runs as exported")
         trained = getattr(processor.config, 'n_frames', 1)
-        if n_frames is not None and n_frames != trained: log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
-        self.backend = model if isinstance(model, (TorchBackend, OnnxBackend)) else TorchBackend(model, self.device, precision)
+        if n_frames is not None and n_frames != trained:
+            log.warning("predicting with n_frames=%d, but the model was trained with %d", n_frames, trained)
+        self.backend = (model if isinstance(model, (TorchBackend, OnnxBackend))
+                        else TorchBackend(model, self.device, precision))
         self.model, self.processor, self.n_frames = getattr(self.backend, 'model', None), processor, n_frames or trained
         # on a GPU, images travel as uint8 and the model normalises them there (a quarter of the bytes)
-        self.uint8_images = isinstance(self.backend, TorchBackend) and next(self.backend.model.parameters()).device.type == 'cuda'
+        self.uint8_images = (isinstance(self.backend, TorchBackend)
+                             and next(self.backend.model.parameters()).device.type == 'cuda')
 
 # %% ../nbs/08_predict.ipynb #b2586377
 @patch(cls_method=True)
@@ -177,12 +197,17 @@ def from_pretrained(cls:Predictor,
 )->Predictor:
     "Load the model and processor saved in `model_dir`; a directory that holds no usable model raises `ModelLoadError` naming the file."
     if backend not in BACKENDS: raise ValueError(f"unknown backend {backend!r}: choose one of {BACKENDS}")
-    if backend == 'onnxruntime': return cls(OnnxBackend(model_dir, device=kwargs.get('device', 'auto')), MultiModalProcessor.from_pretrained(model_dir), **kwargs)
-    model = EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora()   # LoRA adapters folded into the weights: the same function, one matmul each
-    return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)   # a bad folder raises ModelLoadError naming the file
+    if backend == 'onnxruntime':
+        return cls(OnnxBackend(model_dir, device=kwargs.get('device', 'auto')),
+                   MultiModalProcessor.from_pretrained(model_dir), **kwargs)
+    # LoRA adapters folded into the weights: the same function, one matmul each
+    model = EndToEndMultiModalModel.from_pretrained(model_dir).merge_lora()
+    # a bad folder raises ModelLoadError naming the file
+    return cls(model, MultiModalProcessor.from_pretrained(model_dir), **kwargs)
 
 # %% ../nbs/08_predict.ipynb #d1929822
-MAX_TEXT_CHARS = 100_000   # characters of text (or of each context turn) a prediction reads; the model keeps at most max_text_tokens tokens of it
+# characters of text (or of each context turn) a prediction reads; the model keeps at most max_text_tokens tokens of it
+MAX_TEXT_CHARS = 100_000
 
 class TextTooLong(ValueError):
     "A text (or a context turn) longer than `MAX_TEXT_CHARS`: refused before it is tokenized."
@@ -192,14 +217,18 @@ def check_text_length(
     what:str='text', # how the error names it
 ):
     "Raise `TextTooLong` over `MAX_TEXT_CHARS` characters: tokenizing megabytes of text costs seconds, and the model would read only its first tokens."
-    if len(text) > MAX_TEXT_CHARS: raise TextTooLong(f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TextTooLong(f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}")
 
 def _check_context(context, turns:int, text)->list|None:
     "The context as a list of strings, checked against the model: one that was trained without context refuses it."
     if context is None: return None
-    if isinstance(context, str) or not isinstance(context, (list, tuple)) or not all(isinstance(s, str) for s in context):
-        raise TypeError(f"context must be a list of strings (the previous turns, oldest first), got {type(context).__name__}")
-    if context and not turns: raise ValueError("this model was trained without dialogue context (--context_turns 0): leave out the context")
+    if (isinstance(context, str) or not isinstance(context, (list, tuple))
+        or not all(isinstance(s, str) for s in context)):
+        raise TypeError("context must be a list of strings (the previous turns, oldest first), got "
+                        f"{type(context).__name__}")
+    if context and not turns:
+        raise ValueError("this model was trained without dialogue context (--context_turns 0): leave out the context")
     if context and text is None: raise ValueError("a context goes with the text of the utterance: give the text too")
     return list(context) or None
 
@@ -216,12 +245,15 @@ def read(self:Predictor,
     if text is not None: check_text_length(text)
     context = _check_context(context, self.processor.config.context_turns, text)
     for turn in context or []: check_text_length(turn, 'a context turn')
-    if all(x is None for x in (text, audio, image, video)): raise ValueError("no input: give at least one of text, audio, image, video")
+    if all(x is None for x in (text, audio, image, video)):
+        raise ValueError("no input: give at least one of text, audio, image, video")
     mods = self.backend.modalities
     for name, m, x in (('text', 'text', text), ('audio', 'audio', audio), ('image', 'visual', image)):
-        if x is not None and m not in mods: raise ValueError(f"this model has no {m} encoder (its modalities: {', '.join(mods)}): leave out the {name}")
+        if x is not None and m not in mods:
+            raise ValueError(f"this model has no {m} encoder (its modalities: {', '.join(mods)}): leave out the {name}")
     if video is not None and not {'audio', 'visual'} & set(mods):
-        raise ValueError(f"this model uses neither the sound nor the frames of a video (its modalities: {', '.join(mods)})")
+        raise ValueError("this model uses neither the sound nor the frames of a video (its modalities: "
+                         f"{', '.join(mods)})")
     c = self.processor.config
     if audio is not None: audio = self.processor.read_audio(audio)
     if image is not None: image = load_image(image)
@@ -241,10 +273,11 @@ def prepare(self:Predictor,
 )->dict:
     "The model inputs of decoded samples, made by the processor (tokens, normalised audio, resized images: as uint8 on a GPU)."
     mods = self.backend.modalities
-    col = lambda k, m: [s.get(k) for s in samples] if m in mods else None   # a model without a slot gets no inputs for it
+    # a model without a slot gets no inputs for it
+    col = lambda k, m: [s.get(k) for s in samples] if m in mods else None
     ctx = col('context', 'text') if any(s.get('context') for s in samples) else None
-    return dict(self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'), context=ctx,
-                               images_as_uint8=self.uint8_images))
+    return dict(self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'),
+                               context=ctx, images_as_uint8=self.uint8_images))
 
 @patch
 def predict_samples(self:Predictor,
@@ -261,8 +294,10 @@ def predict_inputs(self:Predictor,
     explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
 )->list[Prediction]:
     "Predictions for a batch of model inputs, one per row."
-    out = self.backend(inputs, explain=self.explain if explain is None else explain)   # the one step that depends on the backend
-    reg, ml, mods, names = self.backend.task == 'regression', self.backend.task == 'multilabel', self.backend.modalities, self.backend.class_names
+    # the one step that depends on the backend
+    out = self.backend(inputs, explain=self.explain if explain is None else explain)
+    reg, ml, mods, names = (self.backend.task == 'regression', self.backend.task == 'multilabel',
+                            self.backend.modalities, self.backend.class_names)
     th = getattr(self.backend, 'thresholds', None) or (0.5,)*len(names)
     logits = torch.from_numpy(out['logits']).float()
     res = []
@@ -270,21 +305,26 @@ def predict_inputs(self:Predictor,
         here = [j for j in range(len(mods)) if out['modality_mask'][i, j]]
         used = [mods[j] for j in here]
         head = lambda j: torch.from_numpy(out['unimodal_logits'][i, j]).float()
-        uni = {mods[j]: ({'score': float(head(j)[0])} if reg else dict(zip(names, (head(j).sigmoid() if ml else head(j).softmax(-1)).tolist()))) for j in here}
+        uni = {mods[j]: ({'score': float(head(j)[0])} if reg
+                         else dict(zip(names, (head(j).sigmoid() if ml else head(j).softmax(-1)).tolist())))
+               for j in here}
         att = out['attention'][i][:, here][:, :, here].tolist() if out['attention'] is not None else None
-        w = {mods[j]: float(out['modality_weights'][i, j]) for j in here} if out['modality_weights'] is not None else None
+        w = ({mods[j]: float(out['modality_weights'][i, j]) for j in here} if out['modality_weights'] is not None
+             else None)
         shap = {mods[j]: float(out['shapley'][i, j]) for j in here} if out['shapley'] is not None else None
         if reg:
             s = float(logits[i, 0])
-            res.append(Prediction(label=names[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used, unimodal=uni,
-                                  attention=att, modality_weights=w, score=s, shapley=shap))
+            res.append(Prediction(label=names[int(score_to_class(logits[i:i+1, 0])[0])], probs=None, modalities=used,
+                                  unimodal=uni, attention=att, modality_weights=w, score=s, shapley=shap))
         elif ml:
             p = dict(zip(names, logits[i].sigmoid().tolist()))
             on = [c for c, t in zip(names, th) if p[c] >= t]
-            res.append(Prediction(label=';'.join(on), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap, labels=on))
+            res.append(Prediction(label=';'.join(on), probs=p, modalities=used, unimodal=uni, attention=att,
+                                  modality_weights=w, shapley=shap, labels=on))
         else:
             p = dict(zip(names, logits[i].softmax(-1).tolist()))
-            res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att, modality_weights=w, shapley=shap))
+            res.append(Prediction(label=max(p, key=p.get), probs=p, modalities=used, unimodal=uni, attention=att,
+                                  modality_weights=w, shapley=shap))
     return res
 
 # %% ../nbs/08_predict.ipynb #bbe9765a
@@ -298,12 +338,15 @@ def join_inputs(
     out = {}
     for k in parts[0]:
         ts = [p[k] for p in parts]
-        if any(t.ndim != ts[0].ndim for t in ts) or (k == 'visual_inputs' and any(t.shape != ts[0].shape for t in ts)): return None
+        if any(t.ndim != ts[0].ndim for t in ts) or (k == 'visual_inputs' and any(t.shape != ts[0].shape for t in ts)):
+            return None
         size = [max(t.shape[d] for t in ts) for d in range(ts[0].ndim)]
         left = pad_left and k.startswith('text_')
         def pad(t):
-            widths = [w for d in reversed(range(1, t.ndim)) for w in ((size[d] - t.shape[d], 0) if left else (0, size[d] - t.shape[d]))]
-            return torch.nn.functional.pad(t, widths, value=text_pad_id if k == 'text_inputs' else 0) if any(widths) else t
+            widths = [w for d in reversed(range(1, t.ndim))
+                      for w in ((size[d] - t.shape[d], 0) if left else (0, size[d] - t.shape[d]))]
+            return (torch.nn.functional.pad(t, widths, value=text_pad_id if k == 'text_inputs' else 0) if any(widths)
+                    else t)
         out[k] = torch.cat([pad(t) for t in ts])
     return out
 
@@ -324,12 +367,14 @@ def predict(self:Predictor,
 # %% ../nbs/08_predict.ipynb #19b129b0
 class _Decoded(torch.utils.data.Dataset):
     "Records in, decoded samples (or the error that decoding raised, as text) out."
-    def __init__(self, records, n_frames, max_seconds): self.ds = MultiModalDataset(records, n_frames=n_frames, max_audio_seconds=max_seconds)
+    def __init__(self, records, n_frames, max_seconds):
+        self.ds = MultiModalDataset(records, n_frames=n_frames, max_audio_seconds=max_seconds)
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
         r = self.ds.records[i]
         try: return dict(id=r.id, sample=self.ds[i], error=None)
-        except (OSError, AudioReadError, ImageReadError, VideoReadError, DataError) as e: return dict(id=r.id, sample=None, error=str(e))
+        except (OSError, AudioReadError, ImageReadError, VideoReadError, DataError) as e:
+            return dict(id=r.id, sample=None, error=str(e))
 
 def predict_manifest(
     predictor:Predictor, # the predictor
@@ -340,7 +385,8 @@ def predict_manifest(
     progress:bool=True, # progress bar
 )->tuple[list[tuple[str, Prediction]], list[dict]]: # ([(id, prediction)], [{'id', 'error'}])
     "Predict every row of a manifest; unusable rows are listed, not fatal unless `strict`."
-    recs = attach_context(read_manifest(manifest, require_label=False), predictor.processor.config.context_turns)   # from the manifest's own turns
+    # from the manifest's own turns
+    recs = attach_context(read_manifest(manifest, require_label=False), predictor.processor.config.context_turns)
     ds = _Decoded(recs, predictor.n_frames, predictor.processor.config.max_audio_seconds)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     preds, bad = [], []
@@ -358,7 +404,8 @@ def write_predictions(
     out:str|Path, # .csv or .jsonl
 )->Path:
     "Write predictions as CSV (label, probabilities, each head's label) or JSONL (everything)."
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == '.jsonl':
         with open(out, 'w', encoding='utf-8') as f:
             for sid, p in preds: f.write(json.dumps(dict(id=sid, **p.to_dict())) + '\n')
@@ -366,13 +413,16 @@ def write_predictions(
         with open(out, 'w', newline='', encoding='utf-8') as f:
             w = csv.writer(f)
             names = next((list(p.probs) for _, p in preds if p.probs), LABELS)   # the model's classes
-            w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in names], 'modalities', *[f'{m}_prediction' for m in MODALITIES],
-                        *[f'{m}_shapley' for m in MODALITIES]])
+            w.writerow(['id', 'prediction', 'pred_score', *[f'p_{c}' for c in names], 'modalities',
+                        *[f'{m}_prediction' for m in MODALITIES], *[f'{m}_shapley' for m in MODALITIES]])
             for sid, p in preds:
-                head = lambda m: ('' if m not in p.unimodal else f"{p.unimodal[m]['score']:.4f}" if p.score is not None else
-                                  ';'.join(c for c, v in p.unimodal[m].items() if v >= 0.5) if p.labels is not None else max(p.unimodal[m], key=p.unimodal[m].get))
-                w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}', *[f'{p.probs[c]:.5f}' if p.probs else '' for c in names],
-                            '+'.join(p.modalities), *[head(m) for m in MODALITIES],
+                head = lambda m: ('' if m not in p.unimodal
+                                  else f"{p.unimodal[m]['score']:.4f}" if p.score is not None
+                                  else ';'.join(c for c, v in p.unimodal[m].items() if v >= 0.5) if p.labels is not None
+                                  else max(p.unimodal[m], key=p.unimodal[m].get))
+                w.writerow([sid, p.label, '' if p.score is None else f'{p.score:.4f}',
+                            *[f'{p.probs[c]:.5f}' if p.probs else '' for c in names], '+'.join(p.modalities),
+                            *[head(m) for m in MODALITIES],
                             *[f'{p.shapley[m]:.5f}' if p.shapley and m in p.shapley else '' for m in MODALITIES]])
     else: raise ValueError(f"--out must end in .csv or .jsonl, got {out}")
     return out
@@ -385,7 +435,8 @@ def _as_text(p:Prediction, as_json:bool)->str: return json.dumps(p.to_dict(), in
 def _interactive(predictor:Predictor, as_json:bool, inp=sys.stdin, out=sys.stdout)->int:
     "The prompt loop: one sample per round, until `quit` or end of input. For a model that reads dialogue context, the rounds are the turns of one conversation (`:new` starts another)."
     def ask(q):
-        out.write(q); out.flush()
+        out.write(q)
+        out.flush()
         line = inp.readline()
         if not line: raise EOFError
         line = line.strip()
@@ -393,20 +444,27 @@ def _interactive(predictor:Predictor, as_json:bool, inp=sys.stdin, out=sys.stdou
         return line or None
     k, n, turns = predictor.processor.config.context_turns, 0, []
     out.write("mmsent interactive prediction: give a text and/or file paths; empty skips an input, 'quit' ends.\n")
-    if k: out.write(f"This model reads the {k} turn(s) before each utterance: each round's text is the next turn of one conversation, "
-                    "said by the speaker you name (empty: no name); ':new' at the speaker prompt starts another conversation.\n")
+    if k:
+        out.write(f"This model reads the {k} turn(s) before each utterance: each round's text is the next turn of one "
+                  "conversation, said by the speaker you name (empty: no name); ':new' at the speaker prompt starts "
+                  "another conversation.\n")
     while True:
         try:
             speaker = ask('speaker> ') if k else None
             if speaker == ':new':
-                turns = []; out.write('(a new conversation)\n'); continue
+                turns = []
+                out.write('(a new conversation)\n')
+                continue
             text, audio, image, video = ask('text> '), ask('audio file> '), ask('image file> '), ask('video file> ')
         except EOFError:
-            out.write('\nbye\n'); return n
+            out.write('\nbye\n')
+            return n
         try: p = predictor.predict(text=text, audio=audio, image=image, video=video, context=turns[-k:] if k else None)
         except _INPUT_ERRORS as e:
-            out.write(f"error: {e}\n"); continue
-        out.write(_as_text(p, as_json) + '\n'); n += 1
+            out.write(f"error: {e}\n")
+            continue
+        out.write(_as_text(p, as_json) + '\n')
+        n += 1
         if k and text: turns.append(f"{speaker}: {text}" if speaker else text)
 
 def _parse_context(s:str|None)->list|None:
@@ -416,7 +474,8 @@ def _parse_context(s:str|None)->list|None:
     try: v = _json.loads(s)
     except ValueError: v = None
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ValueError(f'--context must be a JSON list of strings, oldest turn first, e.g. \'["Ann: where were you?", "Bob: out"]\', got {s!r}')
+        raise ValueError('--context must be a JSON list of strings, oldest turn first, e.g. \'["Ann: where were '
+                         f'you?", "Bob: out"]\', got {s!r}')
     return v
 
 @call_parse
@@ -440,22 +499,31 @@ def mmsent_predict(
     no_explain:store_true=False, # leave out each modality's Shapley value (saves one fusion call over every subset of the modalities)
 ):
     "Predict the sentiment of a text/audio/image/video sample with a trained model (or interactively, or over a manifest)."
-    def fail(msg): print(f"mmsent_predict: error: {msg}", file=sys.stderr); sys.exit(2)
+    def fail(msg):
+        print(f"mmsent_predict: error: {msg}", file=sys.stderr)
+        sys.exit(2)
     if not model: fail("--model DIR is required (a directory written by mmsent_train)")
     if backend not in BACKENDS: fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend}")
-    try: predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames, explain=not no_explain)
+    try:
+        predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames,
+                                              explain=not no_explain)
     except (ModelLoadError, EncoderLoadError, OSError, ValueError, ImportError) as e: fail(e)
-    if interactive: _interactive(predictor, json); return
+    if interactive:
+        _interactive(predictor, json)
+        return
     if manifest:
         if not out: fail("--manifest needs --out FILE.csv or FILE.jsonl")
         if not out.endswith(('.csv', '.jsonl')): fail(f"--out must end in .csv or .jsonl, got {out}")
-        try: preds, bad = predict_manifest(predictor, manifest, batch_size=batch_size, num_workers=num_workers, strict=strict)
+        try:
+            preds, bad = predict_manifest(predictor, manifest, batch_size=batch_size, num_workers=num_workers,
+                                          strict=strict)
         except (OSError, ValueError) as e: fail(e)   # DataError is a ValueError
         try: write_predictions(preds, out)
         except OSError as e: fail(f"cannot write --out {out}: {e.strerror or e}")
         print(f"wrote {len(preds)} predictions to {out}")
         if bad:   # listed on stderr, and a non-zero status: no row is dropped unseen
-            print(f"mmsent_predict: {len(bad)} of {len(bad) + len(preds)} rows of {manifest} unusable, no prediction for them:", file=sys.stderr)
+            print(f"mmsent_predict: {len(bad)} of {len(bad) + len(preds)} rows of {manifest} unusable, no "
+                  "prediction for them:", file=sys.stderr)
             for b in bad: print(f"  {b['id']}: {b['error']}", file=sys.stderr)
             sys.exit(1)
         return

@@ -25,14 +25,16 @@ from transformers.utils import ModelOutput
 
 import mmsent
 from .core import MODALITIES, ConfigError, OptionsParser, check_options, check_types, loader_workers, record_given
-from .datasets import DATASETS, load_records, read_hf, read_manifest, prepare_records, MultiModalDataset, DataError
+from .datasets import (DATASETS, load_records, read_hf, read_manifest, prepare_records, MultiModalDataset,
+                             DataError)
 from .encoders import MultiModalProcessor, EncoderLoadError, write_checksums
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
-from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer, make_scheduler, load_checkpoint,
-                          latest_checkpoint, lock_output_dir, prepare_output_dir, resume_config, restore, catch_signals, interrupted, interrupt,
-                          train_epoch, save_resumable, model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json,
-                          _saving, _replace_dir, _quiet_worker, _elapsed, _new_totals, flush_tally)
+from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer,
+                          make_scheduler, load_checkpoint, latest_checkpoint, lock_output_dir, prepare_output_dir,
+                          resume_config, restore, catch_signals, interrupted, interrupt, train_epoch, save_resumable,
+                          model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json, _saving,
+                          _replace_dir, _quiet_worker, _elapsed, _new_totals, flush_tally)
 
 log = logging.getLogger('mmsent.pretrain')
 
@@ -50,7 +52,8 @@ def gather_with_grad(
     "Concatenate `x` from every process, keeping the gradient to each process's own rows; the identity (offset 0) without torch.distributed."
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x, 0
     from torch.distributed.nn.functional import all_gather
-    with warnings.catch_warnings():   # torch 2.x marks it deprecated in favour of a private module; it is the public all_gather with autograd
+    # torch 2.x marks it deprecated in favour of a private module; it is the public all_gather with autograd
+    with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)
         return torch.cat(all_gather(x.contiguous()), 0), dist.get_rank()*x.shape[0]
 
@@ -65,7 +68,8 @@ def contrastive_loss(
     mods = tuple(modalities or emb)
     gather_ = gather_with_grad if gather else (lambda x: (x, 0))
     col = {m: j for j, m in enumerate(mods)}
-    z = {m: torch.where(present[:, col[m], None], emb[m], torch.zeros_like(emb[m])) for m in emb}   # a missing modality's values never get in
+    # a missing modality's values never get in
+    z = {m: torch.where(present[:, col[m], None], emb[m], torch.zeros_like(emb[m])) for m in emb}
     B = present.shape[0]
     gz = {m: gather_(z[m])[0] for m in z}
     all_present, offset = gather_(present.to(torch.uint8))
@@ -75,10 +79,12 @@ def contrastive_loss(
     for a, b in combinations([m for m in mods if m in z], 2):
         rows, keys = present[:, col[a]] & present[:, col[b]], all_present[:, col[a]] & all_present[:, col[b]]
         if not rows.any(): continue
-        one_way = lambda q, k: F.cross_entropy((logit_scale*z[q][rows] @ gz[k].T).masked_fill(~keys[None], float('-inf')), target[rows])
+        one_way = lambda q, k: F.cross_entropy(
+            (logit_scale*z[q][rows] @ gz[k].T).masked_fill(~keys[None], float('-inf')), target[rows])
         losses[f'{a}-{b}'] = (one_way(a, b) + one_way(b, a))/2
     loss = torch.stack(list(losses.values())).mean() if losses else logit_scale*0.0
-    loss = loss + 0.0*sum(g.sum() for g in gz.values())   # every process's backward takes part in every all_gather, pairs or not
+    # every process's backward takes part in every all_gather, pairs or not
+    loss = loss + 0.0*sum(g.sum() for g in gz.values())
     return loss, {k: v.detach() for k, v in losses.items()}
 
 # %% ../nbs/05a_pretrain.ipynb #ac9e9635
@@ -103,9 +109,12 @@ class ContrastiveModel(nn.Module):
         max_logit_scale:float=100.0, # 1/temperature is clamped at this (CLIP's)
     ):
         super().__init__()
-        assert temperature > 0 and max_logit_scale > 1/temperature - 1e-6, "the initial 1/temperature must not exceed max_logit_scale"
-        self.backbone, self.modalities, self.proj_dim, self.max_logit_scale = backbone, backbone.modalities, proj_dim, max_logit_scale
-        self.norms = nn.ModuleDict({m: nn.BatchNorm1d(backbone.unimodal(m).hidden_size, affine=False) for m in self.modalities})
+        assert temperature > 0 and max_logit_scale > 1/temperature - 1e-6, (
+            "the initial 1/temperature must not exceed max_logit_scale")
+        self.backbone, self.modalities, self.proj_dim, self.max_logit_scale = (backbone, backbone.modalities, proj_dim,
+                                                                               max_logit_scale)
+        self.norms = nn.ModuleDict({m: nn.BatchNorm1d(backbone.unimodal(m).hidden_size, affine=False)
+                                    for m in self.modalities})
         self.heads = nn.ModuleDict({m: nn.Linear(backbone.unimodal(m).hidden_size, proj_dim) for m in self.modalities})
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1/temperature)))
 
@@ -125,7 +134,8 @@ class ContrastiveModel(nn.Module):
     )->torch.Tensor: # (B, P) unit vectors, zeros where absent
         "Standardise the present clips' embeddings (batch statistics in training, running ones in evaluation), project, L2-normalise."
         B, idx, nb = feats.shape[0], rows.nonzero().flatten(), self.norms[m]
-        x = F.batch_norm(feats[idx].float(), nb.running_mean, nb.running_var, training=self.training and idx.numel() > 1, momentum=nb.momentum, eps=nb.eps)
+        x = F.batch_norm(feats[idx].float(), nb.running_mean, nb.running_var,
+                         training=self.training and idx.numel() > 1, momentum=nb.momentum, eps=nb.eps)
         z = F.normalize(self.heads[m](x).float(), dim=-1)
         return z.new_zeros(B, z.shape[1]).index_copy(0, idx, z)
 
@@ -142,10 +152,11 @@ class ContrastiveModel(nn.Module):
         **batch, # what else a batch carries (`classes` for the linear probe, `labels`): ignored
     )->ContrastiveOutput:
         "Pooled embedding of each modality → projection → L2 normalisation; with `compute_loss`, the InfoNCE loss between the modalities."
-        enc = self.backbone.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask, modality_mask,
-                                   visual_normalization=visual_normalization)
+        enc = self.backbone.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask,
+                                   modality_mask, visual_normalization=visual_normalization)
         emb = {m: self.project(m, enc.feats[m], enc.present[:, j]) for j, m in enumerate(self.modalities)}
-        loss, pairs = contrastive_loss(emb, enc.present, self.logit_scale(), self.modalities) if compute_loss else (None, None)
+        loss, pairs = (contrastive_loss(emb, enc.present, self.logit_scale(), self.modalities) if compute_loss
+                       else (None, None))
         return ContrastiveOutput(loss=loss, embeddings=emb, features=enc.feats, present=enc.present, pair_losses=pairs)
 
 # %% ../nbs/05a_pretrain.ipynb #5ab1be9b
@@ -171,14 +182,18 @@ def save_pretrained(self:ContrastiveModel,
     extra:dict|None=None, # run information for config.json and the model card (as `EndToEndMultiModalModel.save_pretrained`)
 )->Path:
     "The backbone's model folder plus contrastive_heads.safetensors (projection heads and temperature), all or nothing."
-    d = Path(save_directory); d.parent.mkdir(parents=True, exist_ok=True)
+    d = Path(save_directory)
+    d.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{d.name}.tmp-', dir=d.parent))
     try:
         self.backbone.save_pretrained(tmp/'c', processor=processor, extra=extra)
-        tensors = {f'{m}.{k}': v.detach().cpu().contiguous() for m, h in self.heads.items() for k, v in h.state_dict().items()}
-        tensors.update({f'norm.{m}.{k}': v.detach().cpu().contiguous() for m, n in self.norms.items() for k, v in n.state_dict().items()})
+        tensors = {f'{m}.{k}': v.detach().cpu().contiguous() for m, h in self.heads.items()
+                   for k, v in h.state_dict().items()}
+        tensors.update({f'norm.{m}.{k}': v.detach().cpu().contiguous() for m, n in self.norms.items()
+                        for k, v in n.state_dict().items()})
         tensors['log_logit_scale'] = self.log_logit_scale.detach().cpu().reshape(1)
-        save_file(tensors, str(tmp/'c'/HEADS_NAME), metadata=dict(proj_dim=str(self.proj_dim), max_logit_scale=repr(self.max_logit_scale)))
+        save_file(tensors, str(tmp/'c'/HEADS_NAME),
+                  metadata=dict(proj_dim=str(self.proj_dim), max_logit_scale=repr(self.max_logit_scale)))
         write_checksums(tmp/'c')
         _replace_dir(tmp/'c', d)
     finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -192,18 +207,22 @@ def from_pretrained(cls:ContrastiveModel,
     "Rebuild a saved `ContrastiveModel` exactly (every file checked against checksums.sha256; no pickle)."
     d = Path(directory)
     backbone = EndToEndMultiModalModel.from_pretrained(d, device=device)
-    if not (d/HEADS_NAME).is_file(): raise ModelLoadError(f"{d/HEADS_NAME} is missing: {d} is a model folder, but not one written by mmsent_pretrain")
+    if not (d/HEADS_NAME).is_file():
+        raise ModelLoadError(f"{d/HEADS_NAME} is missing: {d} is a model folder, but not one written by "
+                             "mmsent_pretrain")
     try:
         from safetensors import safe_open
         with safe_open(str(d/HEADS_NAME), 'pt') as f: meta = f.metadata() or {}
         state = load_file(str(d/HEADS_NAME), device=str(device))
         model = cls(backbone, proj_dim=int(meta['proj_dim']), max_logit_scale=float(meta['max_logit_scale']))
-    except (SafetensorError, OSError, KeyError, ValueError) as e: raise ModelLoadError(f"{d/HEADS_NAME} is not a readable heads file: {e}") from None
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise ModelLoadError(f"{d/HEADS_NAME} is not a readable heads file: {e}") from None
     try:
         for m, h in model.heads.items(): h.load_state_dict({k: state.pop(f'{m}.{k}') for k in ('weight', 'bias')})
         for m, n in model.norms.items(): n.load_state_dict({k: state.pop(f'norm.{m}.{k}') for k in n.state_dict()})
         with torch.no_grad(): model.log_logit_scale.copy_(state.pop('log_logit_scale')[0])
-    except (KeyError, RuntimeError) as e: raise ModelLoadError(f"{d/HEADS_NAME} does not fit the model in {d/'config.json'}: {e}") from None
+    except (KeyError, RuntimeError) as e:
+        raise ModelLoadError(f"{d/HEADS_NAME} does not fit the model in {d/'config.json'}: {e}") from None
     return model.to(device).eval()
 
 # %% ../nbs/05a_pretrain.ipynb #a430b0e1
@@ -214,13 +233,15 @@ def retrieval_recall(
     ks:tuple=(1, 5), # the k of recall@k
 )->dict: # 'text_to_audio' -> {'R@1', 'R@5', 'n'}, for each ordered pair with at least 2 clips
     "Cross-modal retrieval recall@k for every ordered pair of modalities, over the clips that have both."
-    mods = tuple(modalities or emb); res = {}
+    mods = tuple(modalities or emb)
+    res = {}
     for a, b in permutations(mods, 2):
         rows = present[:, mods.index(a)] & present[:, mods.index(b)]
         n = int(rows.sum())
         if n < 2: continue
         sim = emb[a][rows].float() @ emb[b][rows].float().T               # (n, n): query clips x candidate clips
-        rank = (sim > sim.diagonal()[:, None]).sum(1) + (sim == sim.diagonal()[:, None]).sum(1) - 1   # candidates ranked above its own clip
+        # candidates ranked above its own clip
+        rank = (sim > sim.diagonal()[:, None]).sum(1) + (sim == sim.diagonal()[:, None]).sum(1) - 1
         res[f'{a}_to_{b}'] = {**{f'R@{k}': float((rank < k).float().mean()) for k in ks}, 'n': n}
     return res
 
@@ -260,14 +281,16 @@ def embed_split(
             b = to_device(batch, device)
             with (accelerator.autocast() if accelerator is not None else torch.autocast(device.type, enabled=False)):
                 out = model(**b, compute_loss=False)
-            p = dict(present=out.present.to(torch.uint8), classes=b['classes'], **{f'emb.{m}': v.float() for m, v in out.embeddings.items()},
+            p = dict(present=out.present.to(torch.uint8), classes=b['classes'],
+                     **{f'emb.{m}': v.float() for m, v in out.embeddings.items()},
                      **{f'feat.{m}': v.float() for m, v in out.features.items()})
             if accelerator is not None: p = accelerator.gather_for_metrics(p)
             parts.append({k: v.cpu() for k, v in p.items()})
     model.train(was)
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return dict(embeddings={m: cat[f'emb.{m}'] for m in model.modalities}, features={m: cat[f'feat.{m}'] for m in model.modalities},
-                present=cat['present'].bool(), classes=cat['classes'])
+    return dict(embeddings={m: cat[f'emb.{m}'] for m in model.modalities},
+                features={m: cat[f'feat.{m}'] for m in model.modalities}, present=cat['present'].bool(),
+                classes=cat['classes'])
 
 def evaluate_representation(
     model:ContrastiveModel, # the (unwrapped) model
@@ -278,15 +301,19 @@ def evaluate_representation(
 )->dict: # val_loss, val_pair_losses, val_retrieval, val_mean_R@1, val_mean_R@5, val_linear_probe_accuracy
     "The validation figures of an epoch: InfoNCE over the whole split, retrieval recall@1/@5 for each ordered pair, the linear probe."
     v = embed_split(model, val_loader, accelerator, max_batches)
-    with torch.no_grad(): loss, pairs = contrastive_loss(v['embeddings'], v['present'], model.logit_scale().detach().cpu(), model.modalities, gather=False)
+    with torch.no_grad():
+        loss, pairs = contrastive_loss(v['embeddings'], v['present'], model.logit_scale().detach().cpu(),
+                                       model.modalities, gather=False)
     ret = retrieval_recall(v['embeddings'], v['present'], model.modalities)
     mean = lambda k: float(np.mean([r[k] for r in ret.values()])) if ret else None
     probe = None
     if probe_loader is not None and (v['classes'] >= 0).any():
         t = embed_split(model, probe_loader, accelerator, max_batches)
-        probe = linear_probe(probe_features(t['features'], t['present']), t['classes'].numpy(), probe_features(v['features'], v['present']), v['classes'].numpy())
+        probe = linear_probe(probe_features(t['features'], t['present']), t['classes'].numpy(),
+                             probe_features(v['features'], v['present']), v['classes'].numpy())
     return {'val_loss': float(loss), 'val_pair_losses': {k: float(x) for k, x in pairs.items()}, 'val_retrieval': ret,
-            'val_mean_R@1': mean('R@1'), 'val_mean_R@5': mean('R@5'), 'val_linear_probe_accuracy': probe, 'val_clips': len(v['classes'])}
+            'val_mean_R@1': mean('R@1'), 'val_mean_R@5': mean('R@5'), 'val_linear_probe_accuracy': probe,
+            'val_clips': len(v['classes'])}
 
 # %% ../nbs/05a_pretrain.ipynb #a27f1a15
 def unlabeled_records(
@@ -301,16 +328,20 @@ def unlabeled_records(
     if data_root is None: raise ValueError("--data_root is required for a manifest dataset (the .csv/.jsonl file)")
     if not Path(data_root).exists(): raise FileNotFoundError(f"--data_root {data_root}: no such file or folder")
     recs = read_manifest(data_root, require_label=False)
-    if all(r.split is None for r in recs): raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
+    if all(r.split is None for r in recs):
+        raise DataError(f"{data_root}: the manifest has no split column; add one (train/val/test)")
     return [r for r in recs if r.split == split]
 
 class PretrainCollator:
     "Decoded clips in, model inputs out (no labels needed), with `classes`: each clip's class id, -1 where unlabelled (for the linear probe)."
-    def __init__(self, processor:MultiModalProcessor, modalities:tuple=MODALITIES): self.processor, self.modalities = processor, tuple(modalities)
+    def __init__(self, processor:MultiModalProcessor, modalities:tuple=MODALITIES):
+        self.processor, self.modalities = processor, tuple(modalities)
     def __call__(self, samples:list[dict])->dict:
         col = lambda k, m: [s[k] for s in samples] if m in self.modalities else None
         inputs = self.processor(text=col('text', 'text'), audio=col('audio', 'audio'), image=col('image', 'visual'))
-        return {**inputs, 'classes': torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples], dtype=torch.long)}
+        return {**inputs,
+                'classes': torch.tensor([-1 if s.get('label') is None else s['label'] for s in samples],
+                                        dtype=torch.long)}
 
 # %% ../nbs/05a_pretrain.ipynb #c90a3b46
 @record_given
@@ -370,9 +401,12 @@ class PretrainConfig:
         check_options([(self.proj_dim >= 1, 'proj_dim', f"must be >= 1, got {self.proj_dim}"),
                        (self.temperature > 0, 'temperature', f"must be > 0, got {self.temperature:g}"),
                        (self.max_logit_scale >= 1/self.temperature if self.temperature > 0 else True, 'max_logit_scale',
-                        f"must be >= 1/temperature ({1/self.temperature:g}), got {self.max_logit_scale:g}" if self.temperature > 0 else '')])
-        if len(self.modalities.split(',')) < 2: raise ConfigError('modalities', f"must name at least two modalities to compare, got {self.modalities!r}")
-        pre = (self.preset not in ('tiny',) and not self.random_init) or any(getattr(self, f'{m}_model') for m in MODALITIES)
+                        f"must be >= 1/temperature ({1/self.temperature:g}), got {self.max_logit_scale:g}"
+                        if self.temperature > 0 else '')])
+        if len(self.modalities.split(',')) < 2:
+            raise ConfigError('modalities', f"must name at least two modalities to compare, got {self.modalities!r}")
+        pre = ((self.preset not in ('tiny',) and not self.random_init)
+               or any(getattr(self, f'{m}_model') for m in MODALITIES))
         if self.learning_rate is None: self.learning_rate = 1e-4 if pre else 3e-3
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre else 1.0
         self.train_config()   # checks every shared field, with mmsent_train's messages
@@ -380,7 +414,8 @@ class PretrainConfig:
     def train_config(self)->TrainConfig:
         "The `TrainConfig` of the shared fields (classification, no modality dropout): it checks them and gives the processor, data and backbone."
         names = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names}, modality_dropout=0.0)
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names},
+                           modality_dropout=0.0)
 
     def mixed_precision(self)->str:
         "Accelerate's `mixed_precision` for this run (as `TrainConfig.mixed_precision`)."
@@ -392,7 +427,8 @@ class PretrainConfig:
 
 # %% ../nbs/05a_pretrain.ipynb #55aa0c8c
 PRETRAIN_PREFIX = 'pretrain_multimodal'   # checkpoints: pretrain_multimodal_epoch_E, pretrain_multimodal_step_S
-PRETRAINED_NAME, PRETRAIN_HISTORY_NAME, PRETRAIN_LOG_NAME = 'pretrained_multimodal', 'pretraining_history.json', 'pretraining.log'
+PRETRAINED_NAME, PRETRAIN_HISTORY_NAME, PRETRAIN_LOG_NAME = ('pretrained_multimodal', 'pretraining_history.json',
+                                                             'pretraining.log')
 PRETRAIN_RESUME_SAFE = tuple(k for k in RESUME_SAFE if k != 'early_stopping_patience') + ('linear_probe',)
 
 def resume_point(
@@ -415,9 +451,11 @@ def pretrain_card(
 )->dict:
     "What a pre-trained model's config.json (and model card) tells about its pre-training: `train.model_card`'s, the figures flattened, and the objective."
     rec = record or (run.state.history[-1] if run.state.history else None)
-    flat = None if rec is None else {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    flat = (None if rec is None
+            else {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return dict(model_card(run, flat, prog='mmsent_pretrain'),
-                pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has (mmsent.pretrain)', heads=HEADS_NAME,
+                pretraining=dict(objective='symmetric InfoNCE between every pair of modalities a clip has '
+                                 '(mmsent.pretrain)', heads=HEADS_NAME,
                                  proj_dim=run.cfg.proj_dim, temperature=1/run.model.logit_scale().item()))
 
 # %% ../nbs/05a_pretrain.ipynb #cf69a629
@@ -428,13 +466,17 @@ def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
         recs = unlabeled_records(cfg.dataset, cfg.data_root, split, sc)
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and acc.is_main_process else None
-        splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
-    ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
+        splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path,
+                                           name=f'{cfg.dataset}/{split}')
+    ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds,
+                               modalities=model.modalities) for s, r in splits.items()}
     workers = loader_workers(cfg.num_workers)
-    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0, collate_fn=PretrainCollator(processor, model.modalities),
+    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0,
+              collate_fn=PretrainCollator(processor, model.modalities),
               worker_init_fn=_quiet_worker if workers > 0 else None)
     DL = torch.utils.data.DataLoader
-    return (DL(ds['train'], shuffle=True, drop_last=len(ds['train']) > cfg.batch_size, **kw),   # no last batch of one clip, which has no negative
+    # no last batch of one clip, which has no negative
+    return (DL(ds['train'], shuffle=True, drop_last=len(ds['train']) > cfg.batch_size, **kw),
             DL(ds['val'], shuffle=False, **kw), DL(ds['train'], shuffle=False, **kw) if cfg.linear_probe else None)
 
 def setup_pretrain(
@@ -444,11 +486,12 @@ def setup_pretrain(
 )->Run:
     "Everything before the first step: model, loaders, optimizer, schedule, the checkpoint's state, Accelerate's wrapping, the trackers."
     set_seed(cfg.seed)
-    log.info("mmsent %s pre-training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
-             json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
+    log.info("mmsent %s pre-training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device,
+             acc.num_processes, cfg.precision, json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
     if ckpt: model, processor = ckpt['model'], ckpt['processor']
     else:
-        model = ContrastiveModel(EndToEndMultiModalModel(cfg.model_config()), cfg.proj_dim, cfg.temperature, cfg.max_logit_scale)
+        model = ContrastiveModel(EndToEndMultiModalModel(cfg.model_config()), cfg.proj_dim, cfg.temperature,
+                                 cfg.max_logit_scale)
         processor = cfg.train_config().processor()
     train_dl, val_dl, probe_dl = _pretrain_loaders(cfg, processor, model, acc, Path(cfg.output_dir))
     total = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)*cfg.epochs
@@ -456,12 +499,17 @@ def setup_pretrain(
     opt = make_optimizer(model, cfg.learning_rate, cfg.pretrained_lr_ratio, cfg.weight_decay, device=acc.device)
     P = acc.num_processes
     run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=make_scheduler(opt, warmup*P, total*P),
-              train_dl=train_dl, val_dl=val_dl, state=TrainState(), prefix=PRETRAIN_PREFIX, prog='mmsent_pretrain', card=pretrain_card,
-              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_clips=len(train_dl.dataset), val_clips=len(val_dl.dataset)))
+              train_dl=train_dl, val_dl=val_dl, state=TrainState(), prefix=PRETRAIN_PREFIX, prog='mmsent_pretrain',
+              card=pretrain_card,
+              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_clips=len(train_dl.dataset),
+                        val_clips=len(val_dl.dataset)))
     if ckpt is not None: restore(run, ckpt)
     _prepare(run)
     run.extra['probe_dl'] = acc.prepare(probe_dl) if probe_dl is not None else None
-    if cfg.report_to not in (None, 'none'): acc.init_trackers('mmsent', config={k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(cfg).items()})
+    if cfg.report_to not in (None, 'none'):
+        acc.init_trackers('mmsent',
+                          config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                  for k, v in asdict(cfg).items()})
     return run
 
 # %% ../nbs/05a_pretrain.ipynb #eeda4545
@@ -480,22 +528,30 @@ def end_pretrain_epoch(
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate_representation(run.model, run.val_dl, run.extra.get('probe_dl'), acc, cfg.max_eval_batches)
     rec = dict(epoch=epoch, train_loss=t['loss']/max(t['seen'], 1), **ev, temperature=1/run.model.logit_scale().item(),
-               learning_rates=[g['lr'] for g in run.opt.param_groups], seconds=round(seconds, 2), train_samples_per_s=round(t['seen']*acc.num_processes/max(seconds, 1e-9), 1))
-    st.history.append(rec); st.epoch, st.batches, st.totals = epoch, 0, _new_totals()
+               learning_rates=[g['lr'] for g in run.opt.param_groups], seconds=round(seconds, 2),
+               train_samples_per_s=round(t['seen']*acc.num_processes/max(seconds, 1e-9), 1))
+    st.history.append(rec)
+    st.epoch, st.batches, st.totals = epoch, 0, _new_totals()
     stop = cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
-    log.info("epoch %d: train loss %.4f | val loss %.4f, mean R@1 %s R@5 %s, linear probe %s | temperature %.4f | %.1fs, steps %d", epoch, rec['train_loss'],
-             rec['val_loss'], _fmt(rec['val_mean_R@1']), _fmt(rec['val_mean_R@5']), _fmt(rec['val_linear_probe_accuracy']), rec['temperature'], rec['seconds'], st.step)
-    vals = {'epoch': epoch, 'train/loss': rec['train_loss'], 'val/loss': rec['val_loss'], 'val/mean_R@1': rec['val_mean_R@1'], 'val/mean_R@5': rec['val_mean_R@5'],
+    log.info("epoch %d: train loss %.4f | val loss %.4f, mean R@1 %s R@5 %s, linear probe %s | temperature %.4f | "
+             "%.1fs, steps %d", epoch, rec['train_loss'],
+             rec['val_loss'], _fmt(rec['val_mean_R@1']), _fmt(rec['val_mean_R@5']),
+             _fmt(rec['val_linear_probe_accuracy']), rec['temperature'], rec['seconds'], st.step)
+    vals = {'epoch': epoch, 'train/loss': rec['train_loss'], 'val/loss': rec['val_loss'],
+            'val/mean_R@1': rec['val_mean_R@1'], 'val/mean_R@5': rec['val_mean_R@5'],
             'val/linear_probe_accuracy': rec['val_linear_probe_accuracy'], 'temperature': rec['temperature'],
             **{f'val/retrieval/{p}/{k}': v for p, r in ev['val_retrieval'].items() for k, v in r.items() if k != 'n'},
             **{f'learning_rate/group_{i}': lr for i, lr in enumerate(rec['learning_rates'])}}
     acc.log({k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=st.step)
     out = Path(cfg.output_dir)
     if acc.is_main_process:
-        with _saving(out/PRETRAINED_NAME): run.model.save_pretrained(out/PRETRAINED_NAME, processor=run.processor, extra=pretrain_card(run, rec))
-    if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: save_resumable(run, f'{PRETRAIN_PREFIX}_epoch_{epoch}')
+        with _saving(out/PRETRAINED_NAME):
+            run.model.save_pretrained(out/PRETRAINED_NAME, processor=run.processor, extra=pretrain_card(run, rec))
+    if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop:
+        save_resumable(run, f'{PRETRAIN_PREFIX}_epoch_{epoch}')
     if acc.is_main_process:
-        with _saving(out/PRETRAIN_HISTORY_NAME): _atomic_json(out/PRETRAIN_HISTORY_NAME, dict(config=asdict(cfg), epochs=st.history))
+        with _saving(out/PRETRAIN_HISTORY_NAME):
+            _atomic_json(out/PRETRAIN_HISTORY_NAME, dict(config=asdict(cfg), epochs=st.history))
     acc.wait_for_everyone()
     if stop: log.info("stopping: max_train_steps (%d) reached", cfg.max_train_steps)
     return stop
@@ -523,12 +579,14 @@ def pretrain(
                     if interrupted(run): interrupt(run)
         finally: acc.end_training()
     out = Path(cfg.output_dir)
-    return dict(history=run.state.history, model_dir=out/PRETRAINED_NAME, history_path=out/PRETRAIN_HISTORY_NAME, model=run.model)
+    return dict(history=run.state.history, model_dir=out/PRETRAINED_NAME, history_path=out/PRETRAIN_HISTORY_NAME,
+                model=run.model)
 
 # %% ../nbs/05a_pretrain.ipynb #ca359be2
 def pretrain_parser()->OptionsParser:
     "The parser of `mmsent_pretrain`: every `PretrainConfig` field is an option, and `--config FILE` reads more from JSON or YAML."
-    return train_parser('mmsent_pretrain', "Pre-train the encoders on clips without labels (cross-modal contrastive learning).", config_class=PretrainConfig)
+    return train_parser('mmsent_pretrain', "Pre-train the encoders on clips without labels (cross-modal contrastive "
+                        "learning).", config_class=PretrainConfig)
 
 def mmsent_pretrain(
     argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
@@ -539,4 +597,6 @@ def mmsent_pretrain(
     res = run_command(p, lambda: pretrain(cfg))
     last = res['history'][-1] if res['history'] else {}
     print(f"pre-trained model -> {res['model_dir']} (for mmsent_train --init_from)")
-    if last: print(f"last epoch: val mean R@1 {_fmt(last['val_mean_R@1'])}, R@5 {_fmt(last['val_mean_R@5'])}, linear probe accuracy {_fmt(last['val_linear_probe_accuracy'])}")
+    if last:
+        print(f"last epoch: val mean R@1 {_fmt(last['val_mean_R@1'])}, R@5 {_fmt(last['val_mean_R@5'])}, linear probe "
+              f"accuracy {_fmt(last['val_linear_probe_accuracy'])}")

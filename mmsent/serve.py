@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import litserve as ls
-from litserve.loops.base import _StopLoopError, collate_requests   # a pinned minor version (settings.ini): these are LitServe's own loop helpers
+# a pinned minor version (settings.ini): these are LitServe's own loop helpers
+from litserve.loops.base import _StopLoopError, collate_requests
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.utils import LitAPIStatus, LoopResponseType
 from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
@@ -29,7 +30,8 @@ from .core import PRECISIONS, ConfigError, OptionsParser, usable_cores
 from .data import ImageTooLarge
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
-from .predict import _INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context, check_text_length, join_inputs
+from .predict import (_INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context,
+                            check_text_length, join_inputs)
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +72,30 @@ def media_bytes(
         data = (value.file if hasattr(value, 'file') else value).read()
         if not data: raise RequestError(field, f"the uploaded file {name!r} is empty")
         return data, name
-    if not isinstance(value, str): raise RequestError(field, f"must be a string (base64 data, a data: URI or a file:// URL), got {type(value).__name__}")
+    if not isinstance(value, str):
+        raise RequestError(field,
+                           f"must be a string (base64 data, a data: URI or a file:// URL), got {type(value).__name__}")
     if value.startswith('file://'):
-        if allow_files is None: raise RequestError(field, "file:// URLs are not allowed on this server (it was started without --allow_files)", 403)
+        if allow_files is None:
+            raise RequestError(field, "file:// URLs are not allowed on this server (it was started without "
+                               "--allow_files)", 403)
         raw = urllib.parse.unquote(urllib.parse.urlparse(value).path)
         p, root = Path(raw).resolve(), Path(allow_files).resolve()
-        if not p.is_relative_to(root): raise RequestError(field, f"{raw} is outside the folder this server may read", 403)
+        if not p.is_relative_to(root):
+            raise RequestError(field, f"{raw} is outside the folder this server may read", 403)
         if not p.is_file(): raise RequestError(field, f"no such file: {raw}")
         return p, raw
-    if value.startswith(('http://', 'https://')): raise RequestError(field, "http(s) URLs are not fetched: send the file as base64, a data: URI or a multipart upload")
+    if value.startswith(('http://', 'https://')):
+        raise RequestError(field,
+                           "http(s) URLs are not fetched: send the file as base64, a data: URI or a multipart upload")
     if value.startswith('data:'):
         head, sep, value = value.partition(',')
-        if not sep or not head.endswith(';base64'): raise RequestError(field, "a data: URI must be base64-encoded (data:<type>;base64,<data>)")
+        if not sep or not head.endswith(';base64'):
+            raise RequestError(field, "a data: URI must be base64-encoded (data:<type>;base64,<data>)")
     try: data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError): raise RequestError(field, "is not valid base64 (send the file's bytes base64-encoded, or upload it as multipart/form-data)") from None
+    except (binascii.Error, ValueError):
+        raise RequestError(field, "is not valid base64 (send the file's bytes base64-encoded, or upload it as "
+                           "multipart/form-data)") from None
     if not data: raise RequestError(field, "is empty")
     return data, f'the {field} sent'
 
@@ -95,7 +107,9 @@ def _request_context(predictor:Predictor, value, text)->list|None:
     if value is None: return None
     if isinstance(value, str):
         try: value = json.loads(value)
-        except ValueError: raise RequestError('context', "must be a list of strings (in a form: that list as JSON), oldest turn first") from None
+        except ValueError:
+            raise RequestError('context',
+                               "must be a list of strings (in a form: that list as JSON), oldest turn first") from None
     try: turns = _check_context(value, predictor.processor.config.context_turns, text)
     except (TypeError, ValueError) as e: raise RequestError('context', str(e)) from None
     for turn in turns or []: _check_text(turn, 'context')
@@ -104,7 +118,8 @@ def _request_context(predictor:Predictor, value, text)->list|None:
 def _request_flag(value, field:str)->bool:
     "A true/false field: a JSON boolean, or in a multipart form the text true/false (1/0)."
     if isinstance(value, bool): return value
-    if isinstance(value, str) and value.strip().lower() in ('true', '1', 'false', '0'): return value.strip().lower() in ('true', '1')
+    if isinstance(value, str) and value.strip().lower() in ('true', '1', 'false', '0'):
+        return value.strip().lower() in ('true', '1')
     raise RequestError(field, f"must be true or false, got {value!r}"[:200])
 
 def _check_text(s:str, field:str):
@@ -113,7 +128,8 @@ def _check_text(s:str, field:str):
     except TextTooLong as e: raise RequestError(field, str(e), 413) from None
     if '\x00' in s: raise RequestError(field, "contains a NUL character")
     try: s.encode('utf-8')
-    except UnicodeEncodeError as e: raise RequestError(field, f"is not valid Unicode text: a lone surrogate at character {e.start}") from None
+    except UnicodeEncodeError as e:
+        raise RequestError(field, f"is not valid Unicode text: a lone surrogate at character {e.start}") from None
 
 def _scrub(e:Exception, tmp:Path, name:str)->str:
     "The error's message, one line, with the temporary file's path replaced by the name the client knows."
@@ -125,21 +141,31 @@ def decode_request(
     allow_files:str|Path|None=None, # the folder `file://` URLs may name (None: file URLs are refused)
 )->dict: # a decoded sample: {'text', 'audio', 'image'}
     "Decode one request into a sample; a client's mistake raises `RequestError` naming the field."
-    if not isinstance(payload, Mapping): raise RequestError('body', f"must be an object with the fields {', '.join(FIELDS)}, got {type(payload).__name__}")
+    if not isinstance(payload, Mapping):
+        raise RequestError('body',
+                           f"must be an object with the fields {', '.join(FIELDS)}, got {type(payload).__name__}")
     if bad := [k for k in payload if k not in FIELDS]:
         near = difflib.get_close_matches(bad[0], FIELDS, 1) if isinstance(bad[0], str) else []
-        raise RequestError(bad[0] if isinstance(bad[0], str) and bad[0].isidentifier() else repr(bad[0])[:60], f"unknown field (the fields are {', '.join(FIELDS)})" + (f"; did you mean {near[0]!r}?" if near else ''))
+        raise RequestError(bad[0] if isinstance(bad[0], str) and bad[0].isidentifier() else repr(bad[0])[:60],
+                           f"unknown field (the fields are {', '.join(FIELDS)})"
+                           + (f"; did you mean {near[0]!r}?" if near else ''))
     given = {k: v for k, v in payload.items() if v is not None}
     explain = _request_flag(given.pop('explain', False), 'explain')
-    if not given: raise RequestError('body', f"no input: give at least one of the fields {', '.join(f for f in FIELDS if f != 'explain')}")
+    if not given:
+        raise RequestError('body', "no input: give at least one of the fields "
+                           f"{', '.join(f for f in FIELDS if f != 'explain')}")
     text = given.get('text')
-    if text is not None and not isinstance(text, str): raise RequestError('text', f"must be a string, got {'a file' if _is_upload(text) else type(text).__name__}")
+    if text is not None and not isinstance(text, str):
+        raise RequestError('text', f"must be a string, got {'a file' if _is_upload(text) else type(text).__name__}")
     if text is not None: _check_text(text, 'text')
     mods = predictor.backend.modalities
     feeds = {_USES[k] for k in given if k in _USES} | ({'audio', 'visual'} if 'video' in given else set())
-    if not feeds & set(mods): raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
-    if text is not None and 'text' not in mods: raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
-    sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text), explain=explain)
+    if not feeds & set(mods):
+        raise RequestError('body', f"the model uses {', '.join(mods)}; the request gives none of them")
+    if text is not None and 'text' not in mods:
+        raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
+    sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text),
+                  explain=explain)
     with tempfile.TemporaryDirectory(prefix='mmsent-serve-') as tmp:
         for f in ('audio', 'image', 'video'):
             if f not in given: continue
@@ -147,7 +173,8 @@ def decode_request(
             path = data if isinstance(data, Path) else Path(tmp)/f
             if not isinstance(data, Path): path.write_bytes(data)
             try: got = predictor.read(**{f: path})
-            except _INPUT_ERRORS as e: raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
+            except _INPUT_ERRORS as e:
+                raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
             for k in ('audio', 'image'):
                 if sample[k] is None: sample[k] = got[k]
     return sample
@@ -168,12 +195,15 @@ class _AllocatedMetricFile(MmapedDict):
             with open(filename, 'a+b') as f:
                 if os.fstat(f.fileno()).st_size == 0:
                     try: _allocate(f, _INITIAL_MMAP_SIZE)
-                    except OSError: os.unlink(filename); raise   # an empty file would break the collector that reads them all
+                    except OSError:
+                        os.unlink(filename)
+                        raise  # an empty file would break the collector that reads them all
         super().__init__(filename, read_mode)
 
     def _init_value(self, key):
         size = self._capacity
-        while self._used + 4096 > size: size *= 2   # room for the new value (a key is far shorter), as prometheus_client doubles
+        # room for the new value (a key is far shorter), as prometheus_client doubles
+        while self._used + 4096 > size: size *= 2
         if size > self._capacity: _allocate(self._f, size)
         return super()._init_value(key)
 
@@ -182,7 +212,8 @@ _METRIC_WRITE_ERRORS = [0]   # metric values this process could not write
 def _metric_write_failed(e:OSError):
     if _METRIC_WRITE_ERRORS[0] == 0:
         log.warning(f"metrics: cannot write under {os.environ.get('PROMETHEUS_MULTIPROC_DIR')}: {e}; serving goes on, "
-                    "this process's metric values are lost (GET /metrics counts them in mmsent_metrics_write_errors_total)")
+                    "this process's metric values are lost (GET /metrics counts them in "
+                    "mmsent_metrics_write_errors_total)")
     _METRIC_WRITE_ERRORS[0] += 1
 
 class ServeMetrics:
@@ -190,14 +221,16 @@ class ServeMetrics:
     cannot be written (a full disk under the metrics folder) is counted, not raised: the request it belongs to goes on."""
     def __init__(self):
         from prometheus_client import Counter, Histogram, values
-        values.MmapedDict = _AllocatedMetricFile   # in every process that records (the model workers import prometheus_client anew)
+        # in every process that records (the model workers import prometheus_client anew)
+        values.MmapedDict = _AllocatedMetricFile
         kw = dict(registry=None)   # the values live in $PROMETHEUS_MULTIPROC_DIR; `metrics_text` collects them
         self.ready = False
         try:
             self.requests = Counter('mmsent_requests', 'requests to /predict, by HTTP status', ['status'], **kw)
             self.latency = Histogram('mmsent_request_seconds', 'time from a /predict request to its answer',
                                      buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60), **kw)
-            self.batch = Histogram('mmsent_batch_size', 'samples in each model call', buckets=(1, 2, 4, 8, 16, 32, 64, 128), **kw)
+            self.batch = Histogram('mmsent_batch_size', 'samples in each model call',
+                                   buckets=(1, 2, 4, 8, 16, 32, 64, 128), **kw)
             self.calls = Counter('mmsent_model_calls', 'model calls, by worker process id', ['worker'], **kw)
             self.restarts = Counter('mmsent_worker_restarts', 'model workers started again after they died', **kw)
             self.ready = True
@@ -227,7 +260,8 @@ def use_metrics_dir(
     path.mkdir(parents=True, exist_ok=True)
     os.environ['PROMETHEUS_MULTIPROC_DIR'] = str(path)
     from prometheus_client import values
-    values.ValueClass = values.get_value_class()   # prometheus_client picks the mode at import; it may have been imported before
+    # prometheus_client picks the mode at import; it may have been imported before
+    values.ValueClass = values.get_value_class()
     return path
 
 def metrics_text()->bytes:
@@ -242,7 +276,8 @@ class _WriteErrors:
     "A collector of `mmsent_metrics_write_errors_total`, held in this process's memory (the metric files may be what failed)."
     def collect(self):
         from prometheus_client.core import CounterMetricFamily
-        yield CounterMetricFamily('mmsent_metrics_write_errors', 'metric values the process answering GET /metrics could not '
+        yield CounterMetricFamily('mmsent_metrics_write_errors',
+                                  'metric values the process answering GET /metrics could not '
                                   'write to the metrics folder (e.g. a full disk)', value=_METRIC_WRITE_ERRORS[0])
 
 def read_metrics(
@@ -251,8 +286,8 @@ def read_metrics(
     "The samples of a metrics page, for tests and benchmarks."
     from prometheus_client.parser import text_string_to_metric_families
     text = text.decode() if isinstance(text, bytes) else text
-    return {s.name + ('{' + ','.join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + '}' if s.labels else ''): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {s.name + ('{' + ','.join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + '}' if s.labels else ''):
+            s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 # %% ../nbs/08c_serve.ipynb #07243cc8
 CONTENT_TYPES = ('application/json', 'multipart/form-data')
@@ -260,7 +295,8 @@ CONTENT_TYPES = ('application/json', 'multipart/form-data')
 async def _answer(send, err:RequestError, headers:tuple=()):
     body = json.dumps(err.to_dict(), separators=(',', ':')).encode()
     await send({'type': 'http.response.start', 'status': err.status,
-                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()), *headers]})
+                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()),
+                            *headers]})
     await send({'type': 'http.response.body', 'body': body})
 
 class RequestGuard:
@@ -272,10 +308,12 @@ class RequestGuard:
         metrics:ServeMetrics|None=None, # where to count requests
         read_timeout:float=30.0, # seconds the whole body may take to arrive (a slower client is answered 408)
     ):
-        self.app, self.max_bytes, self.path, self.metrics, self.read_timeout = app, max_bytes, path, metrics, read_timeout
+        self.app, self.max_bytes, self.path, self.metrics, self.read_timeout = (app, max_bytes, path, metrics,
+                                                                                read_timeout)
 
     async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http' or scope['path'] != self.path or scope['method'] != 'POST': return await self.app(scope, receive, send)
+        if scope['type'] != 'http' or scope['path'] != self.path or scope['method'] != 'POST':
+            return await self.app(scope, receive, send)
         t0, status = time.perf_counter(), [500]
         async def counted(msg):
             if msg['type'] == 'http.response.start': status[0] = msg['status']
@@ -301,7 +339,8 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
     "The request's body, or the `RequestError` to answer with (content type, size, time, JSON, form)."
     headers = {k.decode('latin-1').lower(): v.decode('latin-1') for k, v in scope['headers']}
     ctype = headers.get('content-type', '').split(';')[0].strip().lower()
-    if ctype not in CONTENT_TYPES: return RequestError('Content-Type', f"must be {' or '.join(CONTENT_TYPES)}, got {ctype or 'none'!r}", 415)
+    if ctype not in CONTENT_TYPES:
+        return RequestError('Content-Type', f"must be {' or '.join(CONTENT_TYPES)}, got {ctype or 'none'!r}", 415)
     too_big = f"the request body is larger than this server's limit of {self.max_bytes/2**20:g} MiB"
     try: n = int(headers.get('content-length', 0))
     except ValueError: return RequestError('Content-Length', "is not a number", 400)
@@ -311,7 +350,8 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
         try: msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError: return RequestError('body', f"did not arrive within {self.read_timeout:g} s", 408)
         if msg['type'] == 'http.disconnect': return RequestError('body', 'the client disconnected', 400)
-        chunks.append(msg.get('body', b'')); n += len(chunks[-1])
+        chunks.append(msg.get('body', b''))
+        n += len(chunks[-1])
         if n > self.max_bytes: return RequestError('body', too_big, 413)
         if not msg.get('more_body'): break
     body = b''.join(chunks)
@@ -319,7 +359,9 @@ async def read_body(self:RequestGuard, scope, receive)->bytes|RequestError:
         try: obj = json.loads(body)
         except (UnicodeDecodeError, ValueError) as e: return RequestError('body', f"is not valid JSON: {e}", 400)
         except RecursionError: return RequestError('body', "is nested too deeply to be a request", 400)
-        if not isinstance(obj, dict): return RequestError('body', f"must be a JSON object with the fields {', '.join(FIELDS)}, got {type(obj).__name__}")
+        if not isinstance(obj, dict):
+            return RequestError('body',
+                                f"must be a JSON object with the fields {', '.join(FIELDS)}, got {type(obj).__name__}")
     elif (bad := await _check_form(scope, body)) is not None: return bad
     return body
 
@@ -342,8 +384,10 @@ class ApiKeyGuard:
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or scope['path'] == '/health': return await self.app(scope, receive, send)
         scheme, _, token = dict(scope['headers']).get(b'authorization', b'').partition(b' ')
-        if scheme.lower() == b'bearer' and hmac.compare_digest(token.strip(), self.key): return await self.app(scope, receive, send)
-        err = RequestError('Authorization', "this server needs its API key: send the header 'Authorization: Bearer <key>'", 401)
+        if scheme.lower() == b'bearer' and hmac.compare_digest(token.strip(), self.key):
+            return await self.app(scope, receive, send)
+        err = RequestError('Authorization',
+                           "this server needs its API key: send the header 'Authorization: Bearer <key>'", 401)
         return await _answer(send, err, ((b'www-authenticate', b'Bearer'),))
 
 def _exposed(host:str)->bool:
@@ -389,23 +433,31 @@ class ServeConfig:
     worker_restarts:int = 3 # a model worker that dies is started again (the requests it held are answered 503) up to this many times in 10 minutes; one more death stops the server with exit status 1 (0: stop at the first)
 
     def __post_init__(self):
-        if self.backend not in BACKENDS: raise ConfigError('backend', f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.int8 and self.backend != 'onnxruntime': raise ConfigError('int8', "needs --backend onnxruntime (quantize a PyTorch model with mmsent_quantize)")
+        if self.backend not in BACKENDS:
+            raise ConfigError('backend', f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.int8 and self.backend != 'onnxruntime':
+            raise ConfigError('int8', "needs --backend onnxruntime (quantize a PyTorch model with mmsent_quantize)")
         if self.device not in ('cpu', 'cuda'): raise ConfigError('device', f"must be cpu or cuda, got {self.device!r}")
-        if self.precision not in PRECISIONS: raise ConfigError('precision', f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError('precision', f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.backend == 'onnxruntime' and self.precision not in ('auto', 'fp32'):
-            raise ConfigError('precision', f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
+            raise ConfigError('precision',
+                              f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
         if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
         if self.workers is None: self.workers = serve_workers(self.api_servers)
         if self.worker_restarts < 0: raise ConfigError('worker_restarts', f"must be >= 0, got {self.worker_restarts}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
-        if self.threads is not None and self.threads < 1: raise ConfigError('threads', f"must be >= 1, got {self.threads}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError('threads', f"must be >= 1, got {self.threads}")
         if self.batch_timeout < 0: raise ConfigError('batch_timeout', f"must be >= 0, got {self.batch_timeout}")
         for k in ('timeout', 'max_request_mb', 'read_timeout', 'shutdown_timeout'):
             if getattr(self, k) <= 0: raise ConfigError(k, f"must be > 0, got {getattr(self, k)}")
-        if self.batch_timeout >= self.timeout: raise ConfigError('batch_timeout', f"must be less than --timeout ({self.timeout:g}), got {self.batch_timeout:g}")
-        if self.allow_files is not None and not Path(self.allow_files).is_dir(): raise ConfigError('allow_files', f"is not a folder: {self.allow_files}")
+        if self.batch_timeout >= self.timeout:
+            raise ConfigError('batch_timeout',
+                              f"must be less than --timeout ({self.timeout:g}), got {self.batch_timeout:g}")
+        if self.allow_files is not None and not Path(self.allow_files).is_dir():
+            raise ConfigError('allow_files', f"is not a folder: {self.allow_files}")
 
 # %% ../nbs/08c_serve.ipynb #66353325
 def load_predictor(
@@ -438,16 +490,20 @@ class DecodeAheadLoop(BatchedLoop):
             if item == (None, None, None, None): raise _StopLoopError()   # LitServe's stop sentinel
             queue_id, uid, timestamp, payload = item
             self.put_response(transport, queue_id, uid, (), LitAPIStatus.START, LoopResponseType.REGULAR)
-            if timeout not in (-1, False) and time.monotonic() - timestamp > timeout: late.append((queue_id, uid))   # the loop answers 504
+            # the loop answers 504
+            if timeout not in (-1, False) and time.monotonic() - timestamp > timeout: late.append((queue_id, uid))
             else: got.append((queue_id, uid, payload))
         return got, late
 
     def get_batch_requests(self, lit_api, request_queue, transport)->tuple[list, list]:
         "Up to `max_batch_size` of the oldest requests read, each with its pending decode in place of its payload."
-        if self.pool is None: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')   # in the worker process
-        got, late = collate_requests(self, lit_api, request_queue, transport) if not self.pending else ([], [])   # nothing read: wait as LitServe does
+        # in the worker process
+        if self.pool is None: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')
+        # nothing read: wait as LitServe does
+        got, late = collate_requests(self, lit_api, request_queue, transport) if not self.pending else ([], [])
         more, more_late = self._read(lit_api, request_queue, transport)
-        for queue_id, uid, payload in got + more: self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload)))
+        for queue_id, uid, payload in got + more:
+            self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload)))
         return [self.pending.popleft() for _ in range(min(lit_api.max_batch_size, len(self.pending)))], late + more_late
 
 # %% ../nbs/08c_serve.ipynb #c47198fe
@@ -456,15 +512,18 @@ class SentimentAPI(ls.LitAPI):
     def __init__(self,
         config:ServeConfig, # the server's options
     ):
-        super().__init__(max_batch_size=config.max_batch_size, batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict',
+        super().__init__(max_batch_size=config.max_batch_size,
+                         batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict',
                          loop=DecodeAheadLoop(config.decode_threads) if config.decode_threads else 'auto')
         self.config = config
-        self.worker_pids = mp.get_context('spawn').Array('q', config.workers, lock=False)   # each worker's process id, seen by every process
+        # each worker's process id, seen by every process
+        self.worker_pids = mp.get_context('spawn').Array('q', config.workers, lock=False)
 
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
         c = self.config
-        threads = c.threads or max(1, (usable_cores() - c.api_servers)//c.workers)   # idle threads spin: leave the HTTP servers a core
+        # idle threads spin: leave the HTTP servers a core
+        threads = c.threads or max(1, (usable_cores() - c.api_servers)//c.workers)
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
         self.worker_pids[int(os.environ.get('LITSERVE_WORKER_ID', 0))] = os.getpid()
@@ -478,7 +537,8 @@ class SentimentAPI(ls.LitAPI):
         try: sample = decode_request(self.predictor, payload, self.config.allow_files)
         except RequestError as e: return e
         try: sample['inputs'] = self.predictor.prepare([sample])
-        except (ValueError, TypeError) as e: return RequestError('body', str(e))   # what the processor refuses in a sample
+        # what the processor refuses in a sample
+        except (ValueError, TypeError) as e: return RequestError('body', str(e))
         return sample
 
     def decode_request(self, request):
@@ -500,9 +560,13 @@ class SentimentAPI(ls.LitAPI):
         explain = any(s['explain'] for s in ok)   # one model call; Shapley values if any request asks
         tok = self.predictor.processor.tokenizer
         joined = join_inputs([s['inputs'] for s in ok], tok.pad_token_id, tok.padding_side == 'left') if ok else None
-        preds = iter(self.predictor.predict_inputs(joined, explain) if joined is not None else self.predictor.predict_samples(ok, explain) if ok else [])
-        if ok: self.metrics.record('batch', len(ok)); self.metrics.record('calls', label=self.worker)
-        out = [s if isinstance(s, RequestError) else dict(next(preds).to_dict(), **({} if s['explain'] else {'shapley': None})) for s in samples]
+        preds = iter(self.predictor.predict_inputs(joined, explain) if joined is not None
+                     else self.predictor.predict_samples(ok, explain) if ok else [])
+        if ok:
+            self.metrics.record('batch', len(ok))
+            self.metrics.record('calls', label=self.worker)
+        out = [s if isinstance(s, RequestError)
+               else dict(next(preds).to_dict(), **({} if s['explain'] else {'shapley': None})) for s in samples]
         return out if isinstance(x, list) else out[0]
 
     def encode_response(self, output):
@@ -526,7 +590,8 @@ class DeadWorkerGuard:
         self.app, self.server, self.pids, self.every, self.task, self.seen = app, server, pids, every, None, {}
 
     async def __call__(self, scope, receive, send):
-        if self.task is None and scope['type'] == 'http': self.task = asyncio.get_running_loop().create_task(self._watch())
+        if self.task is None and scope['type'] == 'http':
+            self.task = asyncio.get_running_loop().create_task(self._watch())
         return await self.app(scope, receive, send)
 
     async def _watch(self):
@@ -542,8 +607,8 @@ class DeadWorkerGuard:
             self.seen[worker] = pid
             for item in list(self.server.response_buffer.values()):
                 if item.worker_id != worker or item.event.is_set(): continue
-                item.response = (HTTPException(503, f"the model worker serving this request stopped (worker {worker}); send it again",
-                                               headers={'Retry-After': '1'}), LitAPIStatus.ERROR)
+                item.response = (HTTPException(503, f"the model worker serving this request stopped (worker {worker}); "
+                                               "send it again", headers={'Retry-After': '1'}), LitAPIStatus.ERROR)
                 item.event.set()
                 n += 1
         return n
@@ -555,13 +620,19 @@ def build_server(
     "A LitServer for `config`: `POST /predict` behind a `RequestGuard`, `GET /health`, `GET /info` and `GET /metrics`."
     use_metrics_dir()
     metrics, api = ServeMetrics(), SentimentAPI(config)
-    server = ls.LitServer(api, accelerator=config.device, devices=1, workers_per_device=config.workers, timeout=config.timeout, restart_workers=config.worker_restarts > 0,
-                          middlewares=[(RequestGuard, dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics, read_timeout=config.read_timeout))]
-                                      + ([(ApiKeyGuard, dict(key=key))] if (key := config.api_key or os.environ.get('MMSENT_API_KEY')) else []),   # added last: outside the checks
+    server = ls.LitServer(api, accelerator=config.device, devices=1, workers_per_device=config.workers,
+                          timeout=config.timeout, restart_workers=config.worker_restarts > 0,
+                          middlewares=[(RequestGuard,
+                                        dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics,
+                                             read_timeout=config.read_timeout))]
+                                      + ([(ApiKeyGuard, dict(key=key))]   # added last: outside the checks
+                                         if (key := config.api_key or os.environ.get('MMSENT_API_KEY')) else []),
                           model_metadata=dict(model=Path(config.model).name, backend=config.backend, int8=config.int8))
-    server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'), methods=['GET'])
+    server.app.add_api_route('/metrics', lambda: Response(metrics_text(), media_type='text/plain; version=0.0.4'),
+                             methods=['GET'])
     server.app.add_middleware(DeadWorkerGuard, server=server, pids=api.worker_pids)   # outermost: it only watches
-    server.launch_single_inference_worker = _bounded_restarts(server.launch_single_inference_worker, config.worker_restarts, metrics)
+    server.launch_single_inference_worker = _bounded_restarts(server.launch_single_inference_worker,
+                                                              config.worker_restarts, metrics)
     return server
 
 def _bounded_restarts(
@@ -577,11 +648,12 @@ def _bounded_restarts(
         times.append(now)
         while now - times[0] > window: times.popleft()
         if len(times) > limit:
-            print(f"mmsent_serve: error: model worker {worker_id} died: {len(times)} deaths within {window/60:g} minutes, more than "
-                  f"--worker_restarts {limit} allows; the server stopped", file=sys.stderr, flush=True)
+            print(f"mmsent_serve: error: model worker {worker_id} died: {len(times)} deaths within {window/60:g} "
+                  f"minutes, more than --worker_restarts {limit} allows; the server stopped", file=sys.stderr,
+                  flush=True)
             _kill_children(1)
-        print(f"mmsent_serve: model worker {worker_id} died; starting it again (restart {len(times)} of the {limit} allowed within "
-              f"{window/60:g} minutes)", file=sys.stderr, flush=True)
+        print(f"mmsent_serve: model worker {worker_id} died; starting it again (restart {len(times)} of the {limit} "
+              f"allowed within {window/60:g} minutes)", file=sys.stderr, flush=True)
         metrics.record('restarts')
         return launch(lit_api, worker_id)
     return relaunch
@@ -591,7 +663,9 @@ def _port_free(host:str, port:int)->bool:
     "Whether the server could listen on `host:port` (with SO_REUSEADDR, as uvicorn binds: a closed connection's TIME_WAIT does not count)."
     with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try: s.bind((host, port)); return True
+        try:
+            s.bind((host, port))
+            return True
         except OSError: return False
 
 def _kill_children(status:int=1):
@@ -608,7 +682,8 @@ def _stop_on_signals(
     killed. Without this, SIGTERM ends the main process alone and leaves its children holding the port."""
     owner, asked = os.getpid(), threading.Event()
     def default(signum):   # a forked child inherits these handlers: there, the signal does what it would have done
-        signal.signal(signum, signal.SIG_DFL); os.kill(os.getpid(), signum)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     def second(signum, frame):
         if os.getpid() != owner: return default(signum)
         _kill_children(128 + signum)
@@ -628,32 +703,44 @@ def mmsent_serve(
 ):
     "Serve a trained model over HTTP: POST /predict (JSON or multipart), GET /health, GET /metrics."
     p = OptionsParser(ServeConfig, 'mmsent_serve', description=mmsent_serve.__doc__)
-    p.add_argument('--config', metavar='FILE', help="a JSON or YAML file of option -> value; options on the command line win")
+    p.add_argument('--config', metavar='FILE',
+                   help="a JSON or YAML file of option -> value; options on the command line win")
     config, _ = p.parse_config(argv)
     if config.model is None: p.error("argument --model: is required (a model directory written by mmsent_train)")
-    if not _port_free(config.host, config.port): p.error(f"argument --port: {config.host}:{config.port} is in use or cannot be bound")
+    if not _port_free(config.host, config.port):
+        p.error(f"argument --port: {config.host}:{config.port} is in use or cannot be bound")
     try: load_predictor(config)
     except (ModelLoadError, EncoderLoadError, ImportError, OSError, ValueError) as e: p.fail(e)
-    print(f"mmsent_serve: {config.model} ({config.backend}{' int8' if config.int8 else ''}) on http://{config.host}:{config.port} with "
-          f"{config.workers} worker(s), batches of up to {config.max_batch_size}: POST /predict, GET /health, GET /metrics", flush=True)
+    print(f"mmsent_serve: {config.model} ({config.backend}{' int8' if config.int8 else ''}) on "
+          f"http://{config.host}:{config.port} with {config.workers} worker(s), batches of up to "
+          f"{config.max_batch_size}: POST /predict, GET /health, GET /metrics", flush=True)
     if _exposed(config.host) and not (config.api_key or os.environ.get('MMSENT_API_KEY')):
-        print(f"mmsent_serve: warning: listening on {config.host} without an API key: anyone who can reach the port can use the model "
-              "(give --api_key or MMSENT_API_KEY, and put a TLS-terminating proxy in front)", file=sys.stderr, flush=True)
+        print(f"mmsent_serve: warning: listening on {config.host} without an API key: anyone who can reach the port "
+              "can use the model (give --api_key or MMSENT_API_KEY, and put a TLS-terminating proxy in front)",
+              file=sys.stderr, flush=True)
     server = build_server(config)
     server.uvicorn_graceful_timeout = config.shutdown_timeout   # the HTTP servers' drain, within the grace period
     asked = _stop_on_signals(config.shutdown_timeout + 5)
-    try: server.run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False, log_level='warning')
-    except (EOFError, BrokenPipeError, ConnectionError): pass   # LitServe shut the server down under run's feet (its queue manager is gone)
+    try:
+        server.run(host=config.host, port=config.port, num_api_servers=config.api_servers, generate_client_file=False,
+                   log_level='warning')
+    # LitServe shut the server down under run's feet (its queue manager is gone)
+    except (EOFError, BrokenPipeError, ConnectionError): pass
     for child in mp.active_children(): child.join(5)
-    if not asked.is_set():   # LitServe stops by itself only when a model worker has died: a supervisor should restart the server
-        codes = ', '.join(f"{w.name} exit code {w.exitcode}" for w in server.inference_workers if w.exitcode not in (0, None))
-        print(f"mmsent_serve: error: a model worker died ({codes or 'no exit code'}); the server stopped", file=sys.stderr, flush=True)
+    # LitServe stops by itself only when a model worker has died: a supervisor should restart the server
+    if not asked.is_set():
+        codes = ', '.join(f"{w.name} exit code {w.exitcode}"
+                          for w in server.inference_workers if w.exitcode not in (0, None))
+        print(f"mmsent_serve: error: a model worker died ({codes or 'no exit code'}); the server stopped",
+              file=sys.stderr, flush=True)
         sys.exit(1)
 
 # %% ../nbs/08c_serve.ipynb #51731ac5
 def free_port(host:str='127.0.0.1')->int:
     "A port on `host` that is free now."
-    with socket.socket() as s: s.bind((host, 0)); return s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 @contextlib.contextmanager
 def running_server(
@@ -666,14 +753,17 @@ def running_server(
     "Run `mmsent_serve` on 127.0.0.1 in the background; yields its base URL, and stops every process of it on exit."
     port = port or free_port()
     out = open(log, 'w') if log else subprocess.DEVNULL
-    cmd = [sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model), '--host', '127.0.0.1', '--port', str(port), *args]
+    cmd = [sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model),
+           '--host', '127.0.0.1', '--port', str(port), *args]
     env = {k: v for k, v in os.environ.items() if k != 'PROMETHEUS_MULTIPROC_DIR'}   # its own metrics folder
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f'http://127.0.0.1:{port}'
     try:
         deadline = time.monotonic() + start_timeout
         while True:
-            if proc.poll() is not None: raise RuntimeError(f"mmsent_serve exited with status {proc.returncode} before it was ready" + (f" (see {log})" if log else ''))
+            if proc.poll() is not None:
+                raise RuntimeError(f"mmsent_serve exited with status {proc.returncode} before it was ready"
+                                   + (f" (see {log})" if log else ''))
             try:
                 with urllib.request.urlopen(url + '/health', timeout=2) as r:
                     if r.status == 200: break

@@ -49,7 +49,8 @@ class SynthConfig:
         if len(self.show) != 3 or not all(0 <= v <= 1 for v in self.show) or not any(self.show):
             raise ValueError(f"show must be 3 probabilities (text, audio, visual), not all 0, got {self.show}")
         if not 0 <= self.p_conflict <= 1: raise ValueError(f"p_conflict must be in [0, 1], got {self.p_conflict}")
-        if len(self.splits) != 3 or abs(sum(self.splits) - 1) > 1e-6: raise ValueError(f"splits must be 3 fractions summing to 1, got {self.splits}")
+        if len(self.splits) != 3 or abs(sum(self.splits) - 1) > 1e-6:
+            raise ValueError(f"splits must be 3 fractions summing to 1, got {self.splits}")
         if not 0 <= self.p_missing < 1: raise ValueError(f"p_missing must be in [0, 1), got {self.p_missing}")
         if self.task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         _check_label_settings(self)
@@ -68,13 +69,19 @@ def _check_label_settings(c:SynthConfig):
     "Refuse label settings the generators cannot honour, in one line each."
     if c.labels is not None:
         try: c.labels = parse_labels(c.labels, 'labels')
-        except ValueError as e: raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct names without ';': {e}") from None
+        except ValueError as e:
+            raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct names without ';': {e}") from None
         if not 2 <= len(c.labels) <= MAX_SYNTH_CLASSES or any(';' in v for v in c.labels):
-            raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct non-empty names without ';', got {c.labels}")
-    if c.per_class and c.task == 'regression': raise ValueError("task 'regression' has the sentiment labels: labels and dialogue_turns do not apply")
-    if c.per_class and c.p_conflict: raise ValueError("p_conflict applies to the sentiment set only (labels, multilabel and dialogue_turns have none)")
+            raise ValueError(f"labels must be 2 to {MAX_SYNTH_CLASSES} distinct non-empty names without ';', got "
+                             f"{c.labels}")
+    if c.per_class and c.task == 'regression':
+        raise ValueError("task 'regression' has the sentiment labels: labels and dialogue_turns do not apply")
+    if c.per_class and c.p_conflict:
+        raise ValueError("p_conflict applies to the sentiment set only (labels, multilabel and dialogue_turns "
+                         "have none)")
     if not 0 < c.p_label < 1: raise ValueError(f"p_label must be in (0, 1), got {c.p_label}")
-    if c.dialogue_turns < 0 or c.dialogue_turns == 1: raise ValueError(f"dialogue_turns must be 0 (no dialogues) or at least 2, got {c.dialogue_turns}")
+    if c.dialogue_turns < 0 or c.dialogue_turns == 1:
+        raise ValueError(f"dialogue_turns must be 0 (no dialogues) or at least 2, got {c.dialogue_turns}")
     if c.dialogue_turns and c.task != 'classification': raise ValueError("dialogue_turns applies to classification")
     if not 0 <= c.p_repeat <= 1: raise ValueError(f"p_repeat must be in [0, 1], got {c.p_repeat}")
 
@@ -93,16 +100,19 @@ _POS_ADJ = "great wonderful amazing excellent fantastic lovely brilliant superb 
 _NEG_ADJ = "terrible awful horrible boring dull disappointing mediocre painful annoying ridiculous".split()
 _NEU_ADJ = "okay fine average ordinary standard typical acceptable plain regular unremarkable".split()
 _POS_VERB, _NEG_VERB = "loved enjoyed liked adored".split(), "hated disliked regretted loathed".split()
-_OBJ = "the movie|the film|the show|this song|the food|the service|the book|the ending|the acting|the plot|this place|the product".split('|')
+_OBJ = ("the movie|the film|the show|this song|the food|the service|the book|the ending|the acting|the plot|"
+        "this place|the product").split('|')
 _INT = "really|so|very|truly|quite|absolutely|".split('|')
 _FILL = "honestly|well|um|you know|to be fair|basically|i think|actually|so|".split('|')
 _TEMPLATES = {
-    'positive': ["{o} was {i} {pa}", "i {i} {pv} {o}", "{o} was not {na} at all", "what a {pa} experience, {o} was {pa}",
-                 "i would watch {o} again, it was {pa}", "{o} is not {na}, it is {pa}"],
-    'negative': ["{o} was {i} {na}", "i {i} {nv} {o}", "{o} was not {pa} at all", "what a {na} experience, {o} was {na}",
-                 "i would never watch {o} again, it was {na}", "{o} is not {pa}, it is {na}"],
-    'neutral':  ["{o} was {ua}", "i saw {o} yesterday", "{o} was {ua}, nothing special", "{o} was neither {pa} nor {na}",
-                 "it was {ua}, {o} i mean", "{o} lasted about two hours"],
+    'positive': ["{o} was {i} {pa}", "i {i} {pv} {o}", "{o} was not {na} at all",
+                 "what a {pa} experience, {o} was {pa}", "i would watch {o} again, it was {pa}",
+                 "{o} is not {na}, it is {pa}"],
+    'negative': ["{o} was {i} {na}", "i {i} {nv} {o}", "{o} was not {pa} at all",
+                 "what a {na} experience, {o} was {na}", "i would never watch {o} again, it was {na}",
+                 "{o} is not {pa}, it is {na}"],
+    'neutral':  ["{o} was {ua}", "i saw {o} yesterday", "{o} was {ua}, nothing special",
+                 "{o} was neither {pa} nor {na}", "it was {ua}, {o} i mean", "{o} lasted about two hours"],
 }
 
 _GRADED_ADJ = {  # per cue, per intensity 1 (mild), 2 (clear), 3 (strong)
@@ -111,12 +121,14 @@ _GRADED_ADJ = {  # per cue, per intensity 1 (mild), 2 (clear), 3 (strong)
     0: ["flawed weak forgettable tiresome uneven".split(), "bad boring dull annoying disappointing".split(),
         "terrible awful horrible dreadful unbearable".split()],
 }
-_GRADED_INT = ["a bit|somewhat|slightly|fairly|kind of".split('|'), "|quite|pretty".split('|'), "really|so|truly|absolutely|incredibly".split('|')]
+_GRADED_INT = ["a bit|somewhat|slightly|fairly|kind of".split('|'), "|quite|pretty".split('|'),
+               "really|so|truly|absolutely|incredibly".split('|')]
 _GRADED_END = [['.', '...'], ['.', '.', '!'], ['!', '!!', '.']]
 _GRADED_TEMPLATES = ["{o} was {i} {a}", "i found {o} {i} {a}", "{o} felt {i} {a} to me", "all in all {o} was {i} {a}"]
 
 def _check_intensity(intensity):
-    if intensity is not None and intensity not in (1, 2, 3): raise ValueError(f"intensity must be 1, 2, 3 or None, got {intensity!r}")
+    if intensity is not None and intensity not in (1, 2, 3):
+        raise ValueError(f"intensity must be 1, 2, 3 or None, got {intensity!r}")
 
 def synth_text(
     cue:int, # the sentiment the sentence expresses (0 negative, 1 neutral, 2 positive)
@@ -127,8 +139,12 @@ def synth_text(
     _check_intensity(intensity)
     c = lambda xs: xs[rng.integers(len(xs))]
     graded = intensity is not None and cue != 1
-    if graded: s = c(_GRADED_TEMPLATES).format(o=c(_OBJ), i=c(_GRADED_INT[intensity - 1]), a=c(_GRADED_ADJ[cue][intensity - 1]))
-    else: s = c(_TEMPLATES[LABELS[cue]]).format(o=c(_OBJ), i=c(_INT), pa=c(_POS_ADJ), na=c(_NEG_ADJ), ua=c(_NEU_ADJ), pv=c(_POS_VERB), nv=c(_NEG_VERB))
+    if graded:
+        s = c(_GRADED_TEMPLATES).format(o=c(_OBJ), i=c(_GRADED_INT[intensity - 1]),
+                                        a=c(_GRADED_ADJ[cue][intensity - 1]))
+    else:
+        s = c(_TEMPLATES[LABELS[cue]]).format(o=c(_OBJ), i=c(_INT), pa=c(_POS_ADJ), na=c(_NEG_ADJ), ua=c(_NEU_ADJ),
+                                              pv=c(_POS_VERB), nv=c(_NEG_VERB))
     f = c(_FILL)
     s = ' '.join((f'{f},' if f else '') .split() + s.split())
     return s[0].upper() + s[1:] + c(_GRADED_END[intensity - 1] if graded else ['.', '!', '...', '.'])
@@ -162,7 +178,8 @@ def _voice(
     n:int|None=None, # samples (default: seconds*sr)
 )->np.ndarray: # (n,) float32 in [-1, 1]
     "The voice-like signal of `synth_voice` for the parameters `v`."
-    n = int(seconds*sr) if n is None else n; t = np.arange(n, dtype=np.float32)/sr
+    n = int(seconds*sr) if n is None else n
+    t = np.arange(n, dtype=np.float32)/sr
     f0 = v['f0']*rng.uniform(1 - jitter, 1 + jitter)                         # speaker pitch
     contour = f0*(1 + v['slope']*rng.uniform(0.6, 1.2)*(t/seconds - 0.5))    # falling / flat / rising
     contour *= 1 + 0.03*np.sin(2*np.pi*rng.uniform(4, 7)*t)                   # vibrato
@@ -170,11 +187,13 @@ def _voice(
     s1, c1 = np.sin(phase).astype(np.float32), np.cos(phase).astype(np.float32)
     src, prev, cur = s1.copy(), np.zeros_like(s1), s1
     for k in range(2, 7):                                                     # harmonics k*f0 with amplitude 1/k, by
-        prev, cur = cur, 2*c1*cur - prev                                      # sin(kx) = 2cos(x)sin((k-1)x) - sin((k-2)x)
+        # sin(kx) = 2cos(x)sin((k-1)x) - sin((k-2)x)
+        prev, cur = cur, 2*c1*cur - prev
         src += cur/k
     rate = v['rate']*rng.uniform(0.8, 1.2)                                    # syllables per second
     pos = (np.arange(n, dtype=np.float32)*(rate/sr)) % 1.0                   # position within a syllable
-    env = np.where(pos < 0.7, np.sin(np.pi*np.minimum(pos/0.7, 1))**2, 0.0).astype(np.float32)   # voiced 70%, then a gap
+    # voiced 70%, then a gap
+    env = np.where(pos < 0.7, np.sin(np.pi*np.minimum(pos/0.7, 1))**2, 0.0).astype(np.float32)
     x = src*env
     x *= v['rms']*rng.uniform(0.75, 1.3)/(np.sqrt(np.mean(x**2)) + 1e-8)       # loudness
     x += 0.005*rng.standard_normal(n, dtype=np.float32)
@@ -190,7 +209,8 @@ def synth_face(
     "A procedurally drawn face whose mouth, brows, cheeks and tears show `cue` (and its `intensity`)."
     _check_intensity(intensity)
     graded = intensity is not None and cue != 1
-    g, f = (intensity/2, (intensity + 1)/3) if graded else (1.0, 1.0)   # scales of the brow slant and mouth opening, of cheeks and tear
+    # scales of the brow slant and mouth opening, of cheeks and tear
+    g, f = (intensity/2, (intensity + 1)/3) if graded else (1.0, 1.0)
     bg = tuple(int(v) for v in rng.integers(0, 256, 3))
     im = Image.new('RGB', (size, size), bg)
     d = ImageDraw.Draw(im)
@@ -201,12 +221,15 @@ def synth_face(
     ink, w = (30, 20, 20), max(2, int(r*0.1))
     ex, ey, er = r*0.38, cy - r*0.25, max(2, r*0.09)
     for s in (-1, 1): d.ellipse([cx + s*ex - er, ey - er, cx + s*ex + er, ey + er], fill=ink)
-    tilt = {0: 1, 1: 0, 2: -0.7}[cue]*r*0.15*g                                 # brow: inner end down (negative) / raised
+    # brow: inner end down (negative) / raised
+    tilt = {0: 1, 1: 0, 2: -0.7}[cue]*r*0.15*g
     for s in (-1, 1):
         inner, outer = (cx + s*ex*0.45, ey - r*0.22 + tilt), (cx + s*ex*1.45, ey - r*0.22 - tilt*0.3)
         d.line([inner, outer], fill=ink, width=w)
     if cue == 2:                                                              # flushed cheeks
-        for s in (-1, 1): d.ellipse([cx + s*r*0.55 - r*0.17*f, cy + r*0.1 - r*0.11*f, cx + s*r*0.55 + r*0.17*f, cy + r*0.1 + r*0.11*f], fill=(245, 120, 150))
+        for s in (-1, 1):
+            d.ellipse([cx + s*r*0.55 - r*0.17*f, cy + r*0.1 - r*0.11*f, cx + s*r*0.55 + r*0.17*f,
+                       cy + r*0.1 + r*0.11*f], fill=(245, 120, 150))
     elif cue == 0:                                                            # a tear under one eye
         tx, ty, tw, blue = cx + rng.choice([-1, 1])*ex, ey + er*1.5, r*0.1*f, (90, 160, 255)
         d.polygon([(tx, ty), (tx - tw, ty + r*0.22*f), (tx + tw, ty + r*0.22*f)], fill=blue)
@@ -228,7 +251,8 @@ def _cue_outcomes(
     "Every way the three cues of a sample with label `y` can come out, with its probability."
     if y == _NEU: base = [(1.0, (_NEU,)*3)]
     else:   # each modality shows the sentiment with its own probability; at least one does
-        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat) for pat in np.ndindex(2, 2, 2) if any(pat)]
+        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat)
+                for pat in np.ndindex(2, 2, 2) if any(pat)]
         z = sum(p for p, _ in pats)
         base = [(p/z, tuple(y if s else _NEU for s in pat)) for p, pat in pats]
     res = [(p*(1 - c.p_conflict), cues) for p, cues in base]
@@ -277,13 +301,16 @@ def _rating_outcomes(
     sign = y - 1
     if sign == 0: base = [(1.0, (0, 0, 0))]
     else:   # each modality shows the sentiment with its own probability, at least one, each at intensity 1, 2 or 3
-        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat) for pat in np.ndindex(2, 2, 2) if any(pat)]
+        pats = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), pat)
+                for pat in np.ndindex(2, 2, 2) if any(pat)]
         z, base = sum(p for p, _ in pats), []
         for p, pat in pats:
             for ks in itertools.product((1, 2, 3), repeat=sum(pat)):
-                it = iter(ks); base.append((p/z/3**len(ks), tuple(sign*next(it) if s else 0 for s in pat)))
+                it = iter(ks)
+                base.append((p/z/3**len(ks), tuple(sign*next(it) if s else 0 for s in pat)))
     res = [(p*(1 - c.p_conflict), (r, sum(r))) for p, r in base]
-    wrong = [-1, 1] if sign == 0 else [-sign]   # a conflicting modality shows the opposite polarity; the score keeps its true rating
+    # a conflicting modality shows the opposite polarity; the score keeps its true rating
+    wrong = [-1, 1] if sign == 0 else [-sign]
     for p, r in base:
         for m, w, k in itertools.product(range(3), wrong, (1, 2, 3)):
             res.append((p*c.p_conflict/3/len(wrong)/3, (r[:m] + (w*k,) + r[m+1:], sum(r))))
@@ -298,23 +325,30 @@ def expected_regression(
     joint = {}   # (shown ratings, score in thirds) -> probability, labels balanced
     for y in range(3):
         for p, o in _rating_outcomes(c, y): joint[o] = joint.get(o, 0) + p/3
-    obs = list(joint); p = np.array([joint[o] for o in obs]); s = np.array([t/3 for _, t in obs])
-    mean = p @ s; var = p @ (s - mean)**2
+    obs = list(joint)
+    p = np.array([joint[o] for o in obs])
+    s = np.array([t/3 for _, t in obs])
+    mean = p @ s
+    var = p @ (s - mean)**2
     def ceiling(key):   # per value of what is read: the error of its median, the spread of its mean
         groups = {}
         for i, (r, _) in enumerate(obs): groups.setdefault(key(r), []).append(i)
         mae = between = 0.0
         for g in groups.values():
-            pg, sg = p[g], s[g]; o = np.argsort(sg, kind='stable'); pg, sg = pg[o], sg[o]
+            pg, sg = p[g], s[g]
+            o = np.argsort(sg, kind='stable')
+            pg, sg = pg[o], sg[o]
             med = sg[min(np.searchsorted(np.cumsum(pg), pg.sum()/2), len(sg) - 1)]
-            mae += pg @ np.abs(sg - med); between += pg.sum()*((pg @ sg)/pg.sum() - mean)**2
+            mae += pg @ np.abs(sg - med)
+            between += pg.sum()*((pg @ sg)/pg.sum() - mean)**2
         return dict(mae=float(mae), corr=float(np.sqrt(between/var)))
     res = {m: ceiling(lambda r, j=j: r[j]) for j, m in enumerate(MODALITIES)}
     res['fused'], res['blind'] = ceiling(lambda r: r), ceiling(lambda r: None)
     return res
 
 # %% ../nbs/01a_synth.ipynb #ad2ff15f
-MANIFEST_COLUMNS = ['id', 'split', 'label', 'score', 'text', 'audio_path', 'image_path', 'text_cue', 'audio_cue', 'visual_cue']
+MANIFEST_COLUMNS = ['id', 'split', 'label', 'score', 'text', 'audio_path', 'image_path', 'text_cue', 'audio_cue',
+                    'visual_cue']
 
 def synthesize(
     out:str|Path, # folder to write into (created)
@@ -323,15 +357,19 @@ def synthesize(
 )->Path: # the manifest
     "Write the synthetic set (WAV, PNG, manifest.csv) into `out`."
     c = config or SynthConfig(**kwargs)
-    out = Path(out); (out/'audio').mkdir(parents=True, exist_ok=True); (out/'images').mkdir(exist_ok=True)
+    out = Path(out)
+    (out/'audio').mkdir(parents=True, exist_ok=True)
+    (out/'images').mkdir(exist_ok=True)
     if c.per_class: return _synthesize_classes(out, c)
     rng = np.random.default_rng(c.seed)
-    labels = np.arange(c.n) % 3; rng.shuffle(labels)
+    labels = np.arange(c.n) % 3
+    rng.shuffle(labels)
     splits = rng.choice(['train', 'val', 'test'], size=c.n, p=list(c.splits))
     reg = c.task == 'regression'
     rows, outcomes = [], {y: (_rating_outcomes if reg else _cue_outcomes)(c, y) for y in range(3)}
     for i in range(c.n):
-        y = int(labels[i]); sid = f'{i:06d}'
+        y = int(labels[i])
+        sid = f'{i:06d}'
         if reg:   # shown ratings -3..3: the cue is their sign, the intensity their size
             shown, thirds = _draw_cues(outcomes[y], rng)
             cues, ints = tuple(int(np.sign(v)) + 1 for v in shown), tuple(abs(v) or None for v in shown)
@@ -340,20 +378,28 @@ def synthesize(
         if not keep.any(): keep[rng.integers(3)] = True
         row = dict(id=sid, split=splits[i], label=LABELS[y], text='', audio_path='', image_path='',
                    text_cue=LABELS[cues[0]], audio_cue=LABELS[cues[1]], visual_cue=LABELS[cues[2]])
-        if reg: row.update(score=str(thirds/3), label=LABELS[_score_to_label(thirds/3)], **{f'{m}_cue': str(v) for m, v in zip(MODALITIES, shown)})
+        if reg:
+            row.update(score=str(thirds/3), label=LABELS[_score_to_label(thirds/3)],
+                       **{f'{m}_cue': str(v) for m, v in zip(MODALITIES, shown)})
         if keep[0]: row['text'] = synth_text(cues[0], rng, ints[0])
         if keep[1]:
-            sr = int(rng.choice(c.sample_rates)); x = synth_voice(cues[1], rng, rng.uniform(*c.audio_seconds), sr, ints[1])
+            sr = int(rng.choice(c.sample_rates))
+            x = synth_voice(cues[1], rng, rng.uniform(*c.audio_seconds), sr, ints[1])
             if rng.random() < 0.3: x = np.stack([x, 0.8*x], 1)                  # some stereo
-            sf.write(out/'audio'/f'{sid}.wav', x, sr, subtype='PCM_16'); row['audio_path'] = f'audio/{sid}.wav'
+            sf.write(out/'audio'/f'{sid}.wav', x, sr, subtype='PCM_16')
+            row['audio_path'] = f'audio/{sid}.wav'
         if keep[2]:
-            im = synth_face(cues[2], rng, c.image_size, ints[2]); u = rng.random()
+            im = synth_face(cues[2], rng, c.image_size, ints[2])
+            u = rng.random()
             if u < 0.1: im = im.convert('L')
             elif u < 0.2: im = im.convert('RGBA')
-            im.save(out/'images'/f'{sid}.png', compress_level=1); row['image_path'] = f'images/{sid}.png'
+            im.save(out/'images'/f'{sid}.png', compress_level=1)
+            row['image_path'] = f'images/{sid}.png'
         rows.append(row)
     with open(out/'manifest.csv', 'w', newline='', encoding='utf-8') as f:
-        w = csv.DictWriter(f, [k for k in MANIFEST_COLUMNS if reg or k != 'score']); w.writeheader(); w.writerows(rows)
+        w = csv.DictWriter(f, [k for k in MANIFEST_COLUMNS if reg or k != 'score'])
+        w.writeheader()
+        w.writerows(rows)
     (out/'synth_config.json').write_text(json.dumps(dict(_config_dict(c), version=SYNTH_VERSION), indent=2))
     return out/'manifest.csv'
 
@@ -388,8 +434,9 @@ def default_synth_config(
     return SynthConfig(n=n, seed=0, task=task, labels=names)
 
 # %% ../nbs/01a_synth.ipynb #77c839dd
-SYNTH_WORDS = ("sunny bright golden", "rainy grey cloudy", "stormy windy thunder", "snowy frozen icy", "foggy misty hazy", "sandy dusty dry",
-               "leafy green fresh", "rocky stony rough", "salty ocean waves", "starry night moon", "fiery hot burning", "muddy wet swampy")
+SYNTH_WORDS = ("sunny bright golden", "rainy grey cloudy", "stormy windy thunder", "snowy frozen icy",
+               "foggy misty hazy", "sandy dusty dry", "leafy green fresh", "rocky stony rough", "salty ocean waves",
+               "starry night moon", "fiery hot burning", "muddy wet swampy")
 _PLAIN = "ordinary typical usual normal regular".split()
 _CLASS_TEMPLATES = ["{o} felt {w}", "to me {o} felt {w}", "{o} seemed {w} today", "i would call {o} {w}"]
 
@@ -419,10 +466,12 @@ def synth_class_voice(
     n = int(seconds*sr)
     if not ks:
         pos = (np.arange(n, dtype=np.float32)*(rng.uniform(3, 5)/sr)) % 1.0
-        x = rng.standard_normal(n, dtype=np.float32)*np.where(pos < 0.7, np.sin(np.pi*np.minimum(pos/0.7, 1))**2, 0.0).astype(np.float32)
+        x = (rng.standard_normal(n, dtype=np.float32)
+             * np.where(pos < 0.7, np.sin(np.pi*np.minimum(pos/0.7, 1))**2, 0.0).astype(np.float32))
         return np.clip(x*0.08*rng.uniform(0.75, 1.3)/(np.sqrt(np.mean(x**2)) + 1e-8), -1, 1).astype(np.float32)
     parts = np.array_split(np.arange(n), len(ks))
-    return np.concatenate([_voice(_class_voice(k), rng, len(p)/sr, sr, jitter=0.04, n=len(p)) for k, p in zip(ks, parts)])
+    return np.concatenate([_voice(_class_voice(k), rng, len(p)/sr, sr, jitter=0.04, n=len(p))
+                           for k, p in zip(ks, parts)])
 
 def synth_class_face(
     ks:list, # the class ids the face shows (empty: the blank cue)
@@ -431,10 +480,15 @@ def synth_class_face(
 )->Image.Image: # RGB
     "A neutral face with, for each class in `ks`, a disc of the class's colour at the class's slot of 12 around the face."
     import colorsys
-    im = synth_face(1, rng, size); d = ImageDraw.Draw(im); r = size*0.1
+    im = synth_face(1, rng, size)
+    d = ImageDraw.Draw(im)
+    r = size*0.1
     for k in ks:
-        a = 2*np.pi*k/MAX_SYNTH_CLASSES - np.pi/2; x, y = size*(0.5 + 0.37*np.cos(a)), size*(0.5 + 0.37*np.sin(a))
-        d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(255*v) for v in colorsys.hsv_to_rgb(k/MAX_SYNTH_CLASSES, 0.9, 0.95)), outline=(0, 0, 0))
+        a = 2*np.pi*k/MAX_SYNTH_CLASSES - np.pi/2
+        x, y = size*(0.5 + 0.37*np.cos(a)), size*(0.5 + 0.37*np.sin(a))
+        d.ellipse([x - r, y - r, x + r, y + r],
+                  fill=tuple(int(255*v) for v in colorsys.hsv_to_rgb(k/MAX_SYNTH_CLASSES, 0.9, 0.95)),
+                  outline=(0, 0, 0))
     return im
 
 # %% ../nbs/01a_synth.ipynb #e34d40a4
@@ -443,7 +497,8 @@ def _class_outcomes(
     y:int, # the true class
 )->list[tuple[float, tuple]]: # (probability, (text, audio, visual) cues: `y`, or None for the blank cue)
     "Every way the three cues of an N-class sample with class `y` can come out, with its probability."
-    outs = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), tuple(y if s else None for s in pat)) for pat in np.ndindex(2, 2, 2)]
+    outs = [(math.prod(q if s else 1 - q for q, s in zip(c.show, pat)), tuple(y if s else None for s in pat))
+            for pat in np.ndindex(2, 2, 2)]
     return [(p, cues) for p, cues in outs if p > 0]
 
 def _context_ceiling(c:SynthConfig, fused:float)->float:
@@ -461,7 +516,8 @@ def expected_multilabel(
 )->dict: # 'text', 'audio', 'visual', 'fused' -> {'accuracy': ..., 'f1': ...}, per label (every label alike)
     "The multi-label ceilings: per-label accuracy of the Bayes-optimal rule, and the best F1 of any rule, from one modality or all three."
     c = config or SynthConfig(task='multilabel')
-    if c.task != 'multilabel': raise ValueError(f"expected_multilabel is for task 'multilabel', got {c.task!r}: use expected_accuracy")
+    if c.task != 'multilabel':
+        raise ValueError(f"expected_multilabel is for task 'multilabel', got {c.task!r}: use expected_accuracy")
     q = c.p_label
     def ceiling(shows):
         r = 1 - math.prod(1 - s for s in shows)                              # a label that applies is seen
@@ -475,8 +531,12 @@ def _draw_classes(c:SynthConfig, rng:np.random.Generator)->np.ndarray:
     "The samples' classes: balanced, or (dialogues) a chain per dialogue, or (multilabel) an (n, N) 0/1 matrix."
     n_cls = len(c.class_names)
     if c.task == 'multilabel': return (rng.random((c.n, n_cls)) < c.p_label).astype(int)
-    if not c.dialogue_turns: y = np.arange(c.n) % n_cls; rng.shuffle(y); return y
-    y = rng.integers(n_cls, size=c.n)                                           # a fresh draw, kept at each dialogue's first turn
+    if not c.dialogue_turns:
+        y = np.arange(c.n) % n_cls
+        rng.shuffle(y)
+        return y
+    # a fresh draw, kept at each dialogue's first turn
+    y = rng.integers(n_cls, size=c.n)
     for i in range(c.n):
         if i % c.dialogue_turns and rng.random() < c.p_repeat: y[i] = y[i - 1]
     return y
@@ -493,21 +553,30 @@ def _synthesize_classes(out:Path, c:SynthConfig)->Path:
         sid, ml = f'{i:06d}', c.task == 'multilabel'
         shown = [[int(k) for k in rng.permutation(len(names)) if ys[i, k] and rng.random() < s] if ml else
                  ([int(ys[i])] if rng.random() < s else []) for s in c.show]
-        row = dict(id=sid, split=splits[i], label=';'.join(names[k] for k in np.flatnonzero(ys[i])) if ml else names[ys[i]],
-                   text='', audio_path='', image_path='', **{f'{m}_cue': ';'.join(names[k] for k in sorted(ks)) for m, ks in zip(MODALITIES, shown)})
-        if turns: row.update(dialogue_id=f'dialogue_{unit[i]:05d}', turn=str(i % turns), speaker=pairs[unit[i]][i % turns % 2])
+        row = dict(id=sid, split=splits[i],
+                   label=';'.join(names[k] for k in np.flatnonzero(ys[i])) if ml else names[ys[i]], text='',
+                   audio_path='', image_path='',
+                   **{f'{m}_cue': ';'.join(names[k] for k in sorted(ks)) for m, ks in zip(MODALITIES, shown)})
+        if turns:
+            row.update(dialogue_id=f'dialogue_{unit[i]:05d}', turn=str(i % turns),
+                       speaker=pairs[unit[i]][i % turns % 2])
         keep = rng.random(3) >= c.p_missing
         if not keep.any(): keep[rng.integers(3)] = True
         if keep[0]: row['text'] = synth_class_text(shown[0], rng)
         if keep[1]:
             sr = int(rng.choice(c.sample_rates))
-            sf.write(out/'audio'/f'{sid}.wav', synth_class_voice(shown[1], rng, rng.uniform(*c.audio_seconds), sr), sr, subtype='PCM_16')
+            sf.write(out/'audio'/f'{sid}.wav', synth_class_voice(shown[1], rng, rng.uniform(*c.audio_seconds), sr), sr,
+                     subtype='PCM_16')
             row['audio_path'] = f'audio/{sid}.wav'
-        if keep[2]: synth_class_face(shown[2], rng, c.image_size).save(out/'images'/f'{sid}.png', compress_level=1); row['image_path'] = f'images/{sid}.png'
+        if keep[2]:
+            synth_class_face(shown[2], rng, c.image_size).save(out/'images'/f'{sid}.png', compress_level=1)
+            row['image_path'] = f'images/{sid}.png'
         rows.append(row)
     cols = ['id', 'split', 'label'] + (['dialogue_id', 'turn', 'speaker'] if turns else []) + MANIFEST_COLUMNS[4:]
     with open(out/'manifest.csv', 'w', newline='', encoding='utf-8') as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(rows)
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        w.writerows(rows)
     (out/'synth_config.json').write_text(json.dumps(dict(_config_dict(c), version=SYNTH_VERSION), indent=2))
     return out/'manifest.csv'
 
@@ -535,13 +604,16 @@ def mmsent_synth(
 ):
     "Write the built-in synthetic multimodal set (WAV, PNG, manifest.csv) into --out: sentiment, N-class, multi-label or dialogues."
     if not out: raise SystemExit("mmsent_synth: --out DIR is required")
-    try: c = SynthConfig(n=n, seed=seed, show=_floats(show, 'show'), splits=_floats(splits, 'splits'), p_conflict=p_conflict, p_missing=p_missing,
-                         image_size=image_size, task=task, labels=labels, p_label=p_label, dialogue_turns=dialogue_turns, p_repeat=p_repeat)
+    try:
+        c = SynthConfig(n=n, seed=seed, show=_floats(show, 'show'), splits=_floats(splits, 'splits'),
+                        p_conflict=p_conflict, p_missing=p_missing, image_size=image_size, task=task, labels=labels,
+                        p_label=p_label, dialogue_turns=dialogue_turns, p_repeat=p_repeat)
     except ValueError as e: raise SystemExit(f"mmsent_synth: {e}")
     m = synthesize(out, c)
     if task == 'multilabel':
         ceil = expected_multilabel(c)
-        print(f"wrote {n} samples to {m.parent} ({m.name}); labels {', '.join(c.class_names)}; per-label ceilings (accuracy / F1): "
+        print(f"wrote {n} samples to {m.parent} ({m.name}); labels {', '.join(c.class_names)}; per-label ceilings "
+              "(accuracy / F1): "
               + ', '.join(f"{k} {v['accuracy']:.3f} / {v['f1']:.3f}" for k, v in ceil.items()))
     elif task == 'regression':
         ceil = expected_regression(c)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed, is_tensorboard_available, is_wandb_available,
+from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed,
+                              is_tensorboard_available, is_wandb_available,
                                is_mlflow_available)
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
@@ -24,16 +25,19 @@ from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
 import mmsent
-from .core import LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability, loader_workers, parse_labels
-from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields, record_given, resolve_device,
-                         resolve_precision)
+from .core import (LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability,
+                         loader_workers, parse_labels)
+from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields,
+                         record_given, resolve_device, resolve_precision)
 from .synth import SynthConfig, default_synth_config
-from .datasets import (DATASETS, TARGETS, load_records, dataset_labels, prepare_records, MultiModalDataset, MultiModalCollator, DataError)
-from .encoders import MultiModalProcessor, EncoderLoadError, EncoderFamilyError, base_config, encoder_family, _config_of
+from .datasets import (DATASETS, TARGETS, load_records, dataset_labels, prepare_records, MultiModalDataset,
+                             MultiModalCollator, DataError)
+from .encoders import (MultiModalProcessor, EncoderLoadError, EncoderFamilyError, base_config, encoder_family,
+                             _config_of)
 from .fusion import FusionConfig, FUSION_KINDS
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError, TASKS
-from .metrics import (collect_predictions, task_metrics, modality_metrics, is_better, score_to_class, to_device, SELECTION_METRICS,
-                            choose_thresholds, _unwrap,
+from .metrics import (collect_predictions, task_metrics, modality_metrics, is_better, score_to_class, to_device,
+                            SELECTION_METRICS, choose_thresholds, _unwrap,
                             RESULT_COLUMNS, summarize_seeds, results_markdown)
 from .cache import FeatureCache, CachedFeatureDataset, CachedCollator
 
@@ -56,7 +60,9 @@ __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
 UNIMODAL_FUSION_WEIGHT = 1.0
-MODALITY_DROPOUT = 0.1   # the default: the default run keeps its fusion target, and the fused model given one modality does as well as that modality's own head
+# the default: the default run keeps its fusion target, and the fused model given one modality does as well as that
+# modality's own head
+MODALITY_DROPOUT = 0.1
 HISTORY_NAME, LOG_NAME = 'training_history_end_to_end.json', 'training_end_to_end.log'
 REPORT_TO = ('none', 'tensorboard', 'wandb', 'mlflow', 'all')
 MIN_SYNTH_N = 50   # the generated set's validation and test splits (10% each) are never empty
@@ -142,40 +148,55 @@ class TrainConfig:
 
     def __post_init__(self):
         check_types(self)
-        n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))   # a value as the user wrote it: -1, not -1.0
+        # a value as the user wrote it: -1, not -1.0
+        n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))
         def at_least(k, lo, unset=False):   # field k >= lo (or None, where unset is allowed)
             v = getattr(self, k)
-            return (v is None and unset) or (v is not None and v >= lo), k, f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}"
+            return ((v is None and unset) or (v is not None and v >= lo), k,
+                    f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}")
         def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
         check_options([
             (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
-            (self.dataset == 'synth' or self.data_root is not None, 'data_root', f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
+            (self.dataset == 'synth' or self.data_root is not None, 'data_root',
+             f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
             (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
             (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
             (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
-            (self.precision in PRECISIONS, 'precision', f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
-            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device', f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
-            (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
-            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from', f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)"),
-            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1), (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
+            (self.precision in PRECISIONS, 'precision',
+             f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
+            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
+             f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
+            (self.report_to in REPORT_TO, 'report_to',
+             f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
+             f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. "
+             "models/pretrained_multimodal)"),
+            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1),
+            (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
             at_least('n_frames', 1), at_least('num_workers', 0, unset=True), at_least('context_turns', 0),
-            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'), unit('layerdrop'),
-            at_least('aux_loss_weight', 0, unset=True), at_least('unimodal_fusion_weight', 0, unset=True),
-            at_least('epochs', 1, unset=True), at_least('batch_size', 1), at_least('grad_accum', 1),
-            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', f"must be > 0, got {n('learning_rate')}"),
-            at_least('warmup_steps', 0, unset=True), at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
+            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
+            unit('layerdrop'), at_least('aux_loss_weight', 0, unset=True),
+            at_least('unimodal_fusion_weight', 0, unset=True), at_least('epochs', 1, unset=True),
+            at_least('batch_size', 1), at_least('grad_accum', 1),
+            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', "must be > 0, got "
+             f"{n('learning_rate')}"), at_least('warmup_steps', 0, unset=True),
+            at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
             (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {n('max_grad_norm')}"),
-            at_least('unfreeze_epoch', 1, unset=True), (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
+            at_least('unfreeze_epoch', 1, unset=True),
+            (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
             at_least('unfreeze_top_k', 1, unset=True),
             (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {n('distill_alpha')}"),
             (self.distill_temperature > 0, 'distill_temperature', f"must be > 0, got {n('distill_temperature')}"),
             (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}"),
-            at_least('early_stopping_patience', 1, unset=True), at_least('save_every', 1), at_least('save_steps', 1, unset=True),
-            at_least('save_total_limit', 1, unset=True), at_least('logging_steps', 1),
-            at_least('max_train_steps', 1, unset=True), at_least('max_eval_batches', 1, unset=True)])
+            at_least('early_stopping_patience', 1, unset=True), at_least('save_every', 1),
+            at_least('save_steps', 1, unset=True), at_least('save_total_limit', 1, unset=True),
+            at_least('logging_steps', 1), at_least('max_train_steps', 1, unset=True),
+            at_least('max_eval_batches', 1, unset=True)])
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        check_options([(d % self.n_heads == 0, 'd_model' if self.d_model else 'n_heads', f"{d} must be divisible by n_heads ({self.n_heads})" if self.d_model
-                        else f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")])
+        check_options([(d % self.n_heads == 0, 'd_model' if self.d_model else 'n_heads',
+                        f"{d} must be divisible by n_heads ({self.n_heads})" if self.d_model
+                        else f"{self.n_heads} must divide the fusion width d_model ({d} for the "
+                        f"{self.preset} preset)")])
         if self.device in ('cuda', 'mps'):
             try: resolve_device(self.device)
             except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
@@ -193,56 +214,74 @@ class TrainConfig:
         if self.aux_loss_weight is None: self.aux_loss_weight = 0.3 if pre else 1.0
         if self.unimodal_fusion_weight is None: self.unimodal_fusion_weight = UNIMODAL_FUSION_WEIGHT if pre else 2.0
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
-        if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0   # encoders from mmsent_pretrain are pretrained too
+        # encoders from mmsent_pretrain are pretrained too
+        if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0
 
     def _check_labels(self):
         "`target` (MELD's label column), `labels` (a label set, for classification) and `class_weights` (one per class)."
         check_options([(self.target in TARGETS, 'target', f"must be one of {', '.join(TARGETS)}, got {self.target!r}"),
-                       (self.target == 'sentiment' or self.dataset == 'meld', 'target', f"{self.target} is for --dataset meld (the others have sentiment labels)")])
+                       (self.target == 'sentiment' or self.dataset == 'meld', 'target',
+                        f"{self.target} is for --dataset meld (the others have sentiment labels)")])
         names = None
         if self.labels is not None:
             try: names = parse_labels(self.labels)
             except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
-            if self.task == 'regression': raise ConfigError('labels', "apply to classification (a regression's score maps to negative, neutral, positive)")
-        if self.task == 'multilabel' and self.dataset == 'meld': raise ConfigError('task', "multilabel: MELD gives one emotion per utterance (use --target emotion)")
+            if self.task == 'regression':
+                raise ConfigError('labels',
+                                  "apply to classification (a regression's score maps to negative, neutral, positive)")
+        if self.task == 'multilabel' and self.dataset == 'meld':
+            raise ConfigError('task', "multilabel: MELD gives one emotion per utterance (use --target emotion)")
         if self.class_weights is None: return
-        if self.task != 'classification': raise ConfigError('class_weights', "apply to single-label classification only")
+        if self.task != 'classification':
+            raise ConfigError('class_weights', "apply to single-label classification only")
         if self.class_weights == 'balanced': return
         try: w = [float(x) for x in str(self.class_weights).split(',')]
         except ValueError: w = []
-        n = len(names) if names else len(TARGETS[self.target]) if self.dataset not in ('manifest', 'hf') else None   # a manifest's or a saved dataset's: when the run starts
+        # a manifest's or a saved dataset's: when the run starts
+        n = len(names) if names else len(TARGETS[self.target]) if self.dataset not in ('manifest', 'hf') else None
         if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
-            raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
+            raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive "
+                              f"number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
 
     def _check_encoders(self):
         "The modality subset, the pooling, each checkpoint given for a slot (a supported family of that slot, read from its config only), LoRA."
         mods = [m.strip() for m in self.modalities.split(',')]
         if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
-            raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, got {self.modalities!r}")
+            raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, "
+                              f"got {self.modalities!r}")
         self.modalities = ','.join(m for m in MODALITIES if m in mods)
-        if self.context_turns and 'text' not in mods: raise ConfigError('context_turns', "gives earlier turns to the text encoder: --modalities must include text")
+        if self.context_turns and 'text' not in mods:
+            raise ConfigError('context_turns',
+                              "gives earlier turns to the text encoder: --modalities must include text")
         pooling = self._pooling_by_slot()
         for m in MODALITIES:
             name = getattr(self, f'{m}_model')
             if name is None: continue
-            if m not in mods: raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
+            if m not in mods:
+                raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
             try:
                 cfg = _config_of(name)   # config.json, read once
                 fam = encoder_family(m, cfg)
-            except (EncoderFamilyError, EncoderLoadError) as e: raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
+            except (EncoderFamilyError, EncoderLoadError) as e:
+                raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
             if fam.inputs == 'video' and self.n_frames != (n := cfg.num_frames):
-                raise ConfigError('n_frames', f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
-        if set(pooling) - set(mods): raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
+                raise ConfigError('n_frames',
+                                  f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
+        if set(pooling) - set(mods):
+            raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
         self._check_lora()
 
     def _check_lora(self):
         "LoRA's options: only with a rank, and only where peft is installed."
-        check_options([(self.lora_r is None or self.lora_r >= 1, 'lora_r', f"must be >= 1 or unset, got {self.lora_r}"), (self.lora_alpha is None or self.lora_alpha > 0, 'lora_alpha', f"must be > 0, got {self.lora_alpha}"),
+        check_options([(self.lora_r is None or self.lora_r >= 1, 'lora_r', f"must be >= 1 or unset, got {self.lora_r}"),
+                       (self.lora_alpha is None or self.lora_alpha > 0, 'lora_alpha', "must be > 0, got "
+                        f"{self.lora_alpha}"),
                        (0.0 <= self.lora_dropout < 1.0, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout}")])
         if self.lora_r is None:
             given = [k for k in ('lora_alpha', 'lora_targets') if getattr(self, k) is not None]
             if given: raise ConfigError(given[0], "needs --lora_r (the adapters' rank)")
-        elif importlib.util.find_spec('peft') is None: raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
+        elif importlib.util.find_spec('peft') is None:
+            raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
 
     def _lora_config(self)->dict|None:
         "`ModelConfig.lora` of this run (None without `lora_r`)."
@@ -257,14 +296,16 @@ class TrainConfig:
         for part in self.pooling.split(','):
             m, _, how = part.partition('=')
             if m.strip() not in MODALITIES or how.strip() not in ('mean', 'cls'):
-                raise ConfigError('pooling', f"must be slot=mean or slot=cls pairs, comma-separated (e.g. text=cls,visual=mean), got {self.pooling!r}")
+                raise ConfigError('pooling', "must be slot=mean or slot=cls pairs, comma-separated (e.g. "
+                                  f"text=cls,visual=mean), got {self.pooling!r}")
             out[m.strip()] = how.strip()
         return out
 
     @property
     def _pretrained_encoders(self)->bool:
         "Whether any encoder starts from a checkpoint (the preset's or one given for a slot): the learning-rate defaults follow."
-        return (get_preset(self.preset).pretrained and not self.random_init) or any(getattr(self, f'{m}_model') for m in MODALITIES)
+        return ((get_preset(self.preset).pretrained and not self.random_init)
+                or any(getattr(self, f'{m}_model') for m in MODALITIES))
 
     @property
     def frozen_throughout(self)->bool:
@@ -280,26 +321,33 @@ class TrainConfig:
     )->ModelConfig:
         "The model this run trains."
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model, visual_model=self.visual_model,
-                         modalities=tuple(self.modalities.split(',')), pooling=self._pooling_by_slot() or None, lora=self._lora_config(),
-                         task=self.task, labels=labels if self.task != 'regression' else None,
+        mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model,
+                         visual_model=self.visual_model, modalities=tuple(self.modalities.split(',')),
+                         pooling=self._pooling_by_slot() or None, lora=self._lora_config(), task=self.task,
+                         labels=labels if self.task != 'regression' else None,
                          fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
                          head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
-                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight, gradient_checkpointing=self.grad_checkpointing,
-                         context_turns=self.context_turns, layerdrop=self.layerdrop)
+                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight,
+                         gradient_checkpointing=self.grad_checkpointing, context_turns=self.context_turns,
+                         layerdrop=self.layerdrop)
         if self.random_init and self.preset != 'tiny':
-            if self.preset != 'base': raise ValueError("random_init works for the base and tiny presets only (their configs are known offline)")
+            if self.preset != 'base':
+                raise ValueError("random_init works for the base and tiny presets only (their configs are "
+                                 "known offline)")
             mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
         return mc
 
     def processor(self)->MultiModalProcessor:
         "The processor of this run: each encoder's own pre-processor (the tiny preset's for a slot without a checkpoint), or (random_init) the tiny one at the encoders' image size."
-        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds, n_frames=self.n_frames, context_turns=self.context_turns)
-        if self.random_init and self.preset != 'tiny':   # nothing pretrained to match: the offline tiny tokenizer will do
+        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds,
+                  n_frames=self.n_frames, context_turns=self.context_turns)
+        # nothing pretrained to match: the offline tiny tokenizer will do
+        if self.random_init and self.preset != 'tiny':
             p = MultiModalProcessor.from_pretrained('tiny', **kw)
             p.image_processor.size = {'height': 224, 'width': 224}
             return p
-        names = {m: getattr(self, f'{m}_model') or getattr(get_preset(self.preset), m) for m in self.modalities.split(',')}
+        names = {m: getattr(self, f'{m}_model') or getattr(get_preset(self.preset), m)
+                 for m in self.modalities.split(',')}
         if not any(names.values()): return MultiModalProcessor.from_pretrained('tiny', **kw)
         return MultiModalProcessor.from_encoders(**names, **kw)
 
@@ -309,8 +357,9 @@ class TrainConfig:
         return default_synth_config(self.synth_n, self.task, self.labels)
 
 # %% ../nbs/05_train.ipynb #f457f738
-RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 'report_to', 'logging_steps', 'save_every', 'save_steps', 'save_total_limit',
-               'early_stopping_patience', 'max_eval_batches', 'max_train_steps', 'device', 'overwrite_output_dir')
+RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 'report_to', 'logging_steps', 'save_every',
+               'save_steps', 'save_total_limit', 'early_stopping_patience', 'max_eval_batches', 'max_train_steps',
+               'device', 'overwrite_output_dir')
 
 def resume_config(
     config:TrainConfig, # the run as asked for: the fields its caller gave (`given_fields`) are the requested changes
@@ -326,9 +375,12 @@ def resume_config(
     changed = sorted(k for k in given if k not in safe and k in saved and getattr(config, k) != saved[k])
     if changed:
         flag = lambda k: f"--no_{k}" if isinstance(saved[k], bool) and getattr(cls, k, None) is True else f"--{k}"
-        raise ConfigError('resume', "cannot change these options of the saved run (start a new run in another --output_dir instead): " +
+        raise ConfigError('resume',
+                          "cannot change these options of the saved run (start a new run in another --output_dir "
+                          "instead): " +
                           '; '.join(f"{flag(k)} given {getattr(config, k)!r}, saved {saved[k]!r}" for k in changed))
-    cfg = cls(**{**saved, **{k: getattr(config, k) for k in given if k in safe}, 'resume': str(folder or config.resume)})
+    cfg = cls(**{**saved, **{k: getattr(config, k) for k in given if k in safe},
+                 'resume': str(folder or config.resume)})
     cfg.__dict__['_given'] = given_fields(config)
     return cfg
 
@@ -353,12 +405,16 @@ def train(
                     stop = train_epoch(run, epoch)
                     stop = end_epoch(run, epoch) or stop
                     if on_epoch_end is not None and on_epoch_end(epoch, run.state.history[-1]):
-                        log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch); break
+                        log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch)
+                        break
                     if stop: break
                     if interrupted(run): interrupt(run)
-        finally: acc.end_training(); run.model.frozen_weights_to(torch.float32)   # the model returned is a plain float32 one
+        finally:
+            acc.end_training()
+            run.model.frozen_weights_to(torch.float32)  # the model returned is a plain float32 one
     out = Path(cfg.output_dir)
-    return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME, history_path=out/HISTORY_NAME, model=run.model)
+    return dict(history=run.state.history, best=run.state.best, metric=cfg.metric, best_dir=out/BEST_NAME,
+                history_path=out/HISTORY_NAME, model=run.model)
 
 # %% ../nbs/05_train.ipynb #5dc515c0
 def _opt_to_files(opt:torch.optim.Optimizer)->tuple[dict, dict]:
@@ -376,7 +432,8 @@ def _opt_from_files(opt:torch.optim.Optimizer, tensors:dict, meta:dict):
         _, idx, name = k.split('.', 2)
         state.setdefault(int(idx), {})[name] = v
     for k, v in meta['non_tensor_state'].items():
-        idx, name = k.split('.', 1); state.setdefault(int(idx), {})[name] = v
+        idx, name = k.split('.', 1)
+        state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict(dict(state=state, param_groups=meta['param_groups']))
 
 def rng_state()->tuple[dict, dict]:
@@ -386,22 +443,27 @@ def rng_state()->tuple[dict, dict]:
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()): tensors[f'rng.cuda.{i}'] = s
     py = random.getstate()
-    return tensors, dict(python=[py[0], list(py[1]), py[2]], numpy=[np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])])
+    return (tensors,
+            dict(python=[py[0], list(py[1]), py[2]],
+                 numpy=[np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])]))
 
 def set_rng_state(tensors:dict, meta:dict):
     "Restore what `rng_state` captured."
     torch.set_rng_state(tensors['rng.torch'])
     n = meta['numpy']
     np.random.set_state((n[0], tensors['rng.numpy'].numpy().astype(np.uint32), n[1], n[2], n[3]))
-    p = meta['python']; random.setstate((p[0], tuple(p[1]), p[2]))
+    p = meta['python']
+    random.setstate((p[0], tuple(p[1]), p[2]))
     cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith('rng.cuda.'))]
     if cuda and torch.cuda.is_available(): torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
 
 def _atomic_json(path:Path, obj):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
     try:
-        Path(tmp).write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
@@ -410,7 +472,9 @@ STEP_NAME = 'end_to_end_multimodal_step_{}'
 
 class CheckpointSaveError(RuntimeError):
     "Writing a model or checkpoint failed (disk full, permissions); `path` is what could not be written."
-    def __init__(self, path, reason): self.path = Path(path); super().__init__(f"could not save {self.path}: {reason}")
+    def __init__(self, path, reason):
+        self.path = Path(path)
+        super().__init__(f"could not save {self.path}: {reason}")
 
 @contextmanager
 def _saving(path:Path):
@@ -420,7 +484,9 @@ def _saving(path:Path):
     except (OSError, SafetensorError, RuntimeError) as e:
         msg = str(e)
         full = getattr(e, 'errno', None) == errno.ENOSPC or 'os error 28' in msg or 'No space left' in msg
-        raise CheckpointSaveError(path, 'the disk is full (No space left on device); free space and resume from the last checkpoint' if full else msg) from e
+        raise CheckpointSaveError(path,
+                                  'the disk is full (No space left on device); free space and resume from the last '
+                                  'checkpoint' if full else msg) from e
 
 def _replace_dir(tmp:Path, d:Path):
     "Move the finished folder `tmp` to `d`, replacing what was there; `d` is never half-written."
@@ -433,7 +499,8 @@ def _kernels(
     device:torch.device, # where the run computes
 )->dict:
     "What decides which kernels a run computes with: the device, PyTorch's version, its CPU capability and its threads."
-    return dict(device=device.type, torch=torch.__version__, cpu_capability=cpu_capability(), threads=torch.get_num_threads())
+    return dict(device=device.type, torch=torch.__version__, cpu_capability=cpu_capability(),
+                threads=torch.get_num_threads())
 
 def save_checkpoint(
     directory:str|Path, # checkpoint folder (replaced atomically)
@@ -456,10 +523,12 @@ def save_checkpoint(
             rng_t, rng_meta = rng_state()
             save_file({**tensors, **rng_t}, str(tmp/'c'/'optimizer.safetensors'))
             sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
-            sc = None if scaler is None else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()}
-            (tmp/'c'/'trainer_state.json').write_text(json.dumps(dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
-                                                                       mmsent_version=mmsent.__version__, kernels=_kernels(next(model.parameters()).device)),
-                                                                  indent=2, default=str))
+            sc = (None if scaler is None
+                  else {k: float(v) if torch.is_tensor(v) else v for k, v in scaler.state_dict().items()})
+            (tmp/'c'/'trainer_state.json').write_text(json.dumps(
+                dict(state, optimizer=opt_meta, scheduler=sched, rng=rng_meta, scaler=sc,
+                     mmsent_version=mmsent.__version__, kernels=_kernels(next(model.parameters()).device)),
+                indent=2, default=str))
             _replace_dir(tmp/'c', d)
         finally: shutil.rmtree(tmp, ignore_errors=True)
     return d
@@ -477,10 +546,13 @@ def load_checkpoint(
     for f in ('trainer_state.json', 'optimizer.safetensors', 'model.safetensors', 'config.json'):
         if not (d/f).is_file(): raise CheckpointError(f"{d} is not a resumable checkpoint: {f} is missing")
     try: state = json.loads((d/'trainer_state.json').read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{d/'trainer_state.json'} is corrupt ({e}); resume from another checkpoint") from None
-    try: tensors = aligned_copy(load_file(str(d/'optimizer.safetensors')))   # the saved run's memory layout (see `mmsent.core.aligned_copy`)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{d/'trainer_state.json'} is corrupt ({e}); resume from another checkpoint") from None
+    # the saved run's memory layout (see `mmsent.core.aligned_copy`)
+    try: tensors = aligned_copy(load_file(str(d/'optimizer.safetensors')))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{d/'optimizer.safetensors'} is corrupt or truncated ({str(e)[:120]}); resume from another checkpoint") from None
+        raise CheckpointError(f"{d/'optimizer.safetensors'} is corrupt or truncated ({str(e)[:120]}); resume from "
+                              "another checkpoint") from None
     return state, tensors
 
 # %% ../nbs/05_train.ipynb #1f2c8f17
@@ -503,7 +575,8 @@ def list_checkpoints(
     "The run's epoch and step checkpoints, oldest first (by optimizer step, then epoch); the best model is not one of them."
     d = Path(output_dir)
     if not d.is_dir(): return []
-    found = [(pos, p) for p in d.iterdir() if p.is_dir() and _ckpt_re(prefix).fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
+    found = [(pos, p) for p in d.iterdir()
+             if p.is_dir() and _ckpt_re(prefix).fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
     return [p for _, p in sorted(found)]
 
 def latest_checkpoint(
@@ -512,7 +585,9 @@ def latest_checkpoint(
 )->Path:
     "The newest checkpoint in `output_dir` (`--resume latest`)."
     ck = list_checkpoints(output_dir, prefix)
-    if not ck: raise CheckpointError(f"--resume latest: no checkpoint in {output_dir} (folders {prefix}_epoch_E or {prefix}_step_S with a trainer_state.json)")
+    if not ck:
+        raise CheckpointError(f"--resume latest: no checkpoint in {output_dir} (folders {prefix}_epoch_E or "
+                              f"{prefix}_step_S with a trainer_state.json)")
     return ck[-1]
 
 def rotate_checkpoints(
@@ -523,7 +598,9 @@ def rotate_checkpoints(
     "Delete the oldest checkpoints beyond `limit` (`--save_total_limit`); the best model folder is never touched."
     if not limit: return []
     old = list_checkpoints(output_dir, prefix)[:-limit]
-    for p in old: shutil.rmtree(p, ignore_errors=True); log.info("removed old checkpoint %s (save_total_limit %d)", p, limit)
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+        log.info("removed old checkpoint %s (save_total_limit %d)", p, limit)
     return old
 
 # %% ../nbs/05_train.ipynb #5623fb7f
@@ -542,7 +619,9 @@ def _take_lock(path:Path)->bool:
     "Create the lock file atomically (O_EXCL) with this process's pid, host and start time; False if it exists."
     try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError: return False
-    with os.fdopen(fd, 'w') as f: json.dump(dict(pid=os.getpid(), hostname=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S %Z')), f)
+    with os.fdopen(fd, 'w') as f:
+        json.dump(dict(pid=os.getpid(), hostname=socket.gethostname(),
+                       started=time.strftime('%Y-%m-%d %H:%M:%S %Z')), f)
     return True
 
 @contextmanager
@@ -551,16 +630,24 @@ def lock_output_dir(
     enabled:bool=True, # False on the non-main processes of a multi-process run
 ):
     "Hold `output_dir/.mmsent_train.lock` while the run lasts: a second run into the folder stops at once; a dead run's lock is taken over."
-    if not enabled: yield; return
-    d = Path(output_dir); d.mkdir(parents=True, exist_ok=True); path = d/LOCK_NAME
+    if not enabled:
+        yield
+        return
+    d = Path(output_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d/LOCK_NAME
     while not _take_lock(path):
         try: other = json.loads(path.read_text())
         except (OSError, ValueError): other = {}
-        if not other and time.time() - path.stat().st_mtime < 5: time.sleep(0.2); continue   # being written
+        if not other and time.time() - path.stat().st_mtime < 5:
+            time.sleep(0.2)
+            continue  # being written
         if other and (other.get('hostname') != socket.gethostname() or _pid_alive(int(other.get('pid', 0)))):
-            raise OutputDirError(f"output_dir {d} is in use by another training run (pid {other.get('pid')} on {other.get('hostname')}, "
-                                 f"started {other.get('started')}); wait for it to finish or choose another --output_dir")
-        log.warning("output_dir %s: taking over the lock of a run that is no longer running (%s)", d, other or 'unreadable lock file')
+            raise OutputDirError(f"output_dir {d} is in use by another training run (pid {other.get('pid')} on "
+                                 f"{other.get('hostname')}, started {other.get('started')}); wait for it to finish or "
+                                 "choose another --output_dir")
+        log.warning("output_dir %s: taking over the lock of a run that is no longer running (%s)", d,
+                    other or 'unreadable lock file')
         path.unlink(missing_ok=True)
     try: yield
     finally:
@@ -590,8 +677,10 @@ def prepare_output_dir(
     old = [p for p in run_outputs(config.output_dir, names, prefix) if not p.name.startswith(('data_report_', '.'))]
     if not old or config.resume: return []
     if not config.overwrite_output_dir:
-        raise OutputDirError(f"output_dir {config.output_dir} holds an earlier run ({', '.join(p.name for p in old[:3])}{', ...' if len(old) > 3 else ''}): "
-                             f"continue it with --resume latest, replace it with --overwrite_output_dir, or choose another --output_dir")
+        raise OutputDirError(f"output_dir {config.output_dir} holds an earlier run "
+                             f"({', '.join(p.name for p in old[:3])}{', ...' if len(old) > 3 else ''}): continue it "
+                             "with --resume latest, replace it with --overwrite_output_dir, or choose another "
+                             "--output_dir")
     gone = run_outputs(config.output_dir, names, prefix)
     for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
     log.info("overwrite_output_dir: removed %d outputs of the earlier run in %s", len(gone), config.output_dir)
@@ -607,7 +696,8 @@ def evaluate(
 )->dict: # loss, the task's metrics, `modality_accuracy` (and `modality_mae` for regression), `predictions`
     "The validation figures of an epoch: `mmsent.metrics.collect_predictions` and `task_metrics` on `loader`; a multi-label model's thresholds are chosen here (and kept in its config)."
     pr = collect_predictions(model, loader, accelerator=accelerator, progress=progress, max_batches=max_batches)
-    if pr.task == 'multilabel': pr.thresholds = _unwrap(model).config.thresholds = choose_thresholds(pr.probs, pr.labels)
+    if pr.task == 'multilabel':
+        pr.thresholds = _unwrap(model).config.thresholds = choose_thresholds(pr.probs, pr.labels)
     tm, mm = task_metrics(pr), modality_metrics(pr)
     res = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
     res['modality_accuracy'] = {m: v.get('accuracy') for m, v in mm.items()}
@@ -631,7 +721,8 @@ def kd_terms(
 )->torch.Tensor: # (B,) one term per sample
     "Each sample's distillation term: T^2 * KL of the softened class distributions, the mean over labels of the binary cross-entropy against the teacher's softened sigmoid (times T^2), or the squared score difference."
     T, s, t = temperature, student_logits.float(), teacher_logits.float()
-    if task == 'multilabel': return F.binary_cross_entropy_with_logits(s/T, torch.sigmoid(t/T), reduction='none').mean(-1)*T*T
+    if task == 'multilabel':
+        return F.binary_cross_entropy_with_logits(s/T, torch.sigmoid(t/T), reduction='none').mean(-1)*T*T
     if task == 'regression': return (s - t).pow(2).mean(-1)
     return F.kl_div(F.log_softmax(s/T, -1), F.log_softmax(t/T, -1), log_target=True, reduction='none').sum(-1)*T*T
 
@@ -649,11 +740,15 @@ def distillation_loss(
     if unimodal_weight:
         for m, s in out.unimodal_logits.items():
             t = teacher_out.unimodal_logits[m]
-            rows = torch.isfinite(s).all(-1, keepdim=True) & torch.isfinite(t).all(-1, keepdim=True)   # NaN rows: the sample lacks m (or it was dropped)
+            # NaN rows: the sample lacks m (or it was dropped)
+            rows = torch.isfinite(s).all(-1, keepdim=True) & torch.isfinite(t).all(-1, keepdim=True)
             zero = torch.zeros((), dtype=s.dtype, device=s.device)
-            l = kd_terms(torch.where(rows, s, zero), torch.where(rows, t, zero), temperature, task)   # masked, not selected: nothing waits for the device
-            kd = kd + unimodal_weight * (l * rows[:, 0]).sum() / rows.sum().clamp_min(1)   # the mean over the samples that have m (0 if none)
-    if alpha < 1 and out.loss is None: raise ValueError("distillation_loss needs the student's label loss (call the model with labels) when alpha < 1")
+            # masked, not selected: nothing waits for the device
+            l = kd_terms(torch.where(rows, s, zero), torch.where(rows, t, zero), temperature, task)
+            # the mean over the samples that have m (0 if none)
+            kd = kd + unimodal_weight * (l * rows[:, 0]).sum() / rows.sum().clamp_min(1)
+    if alpha < 1 and out.loss is None:
+        raise ValueError("distillation_loss needs the student's label loss (call the model with labels) when alpha < 1")
     total = alpha*kd if alpha == 1 else alpha*kd + (1 - alpha)*out.loss
     return total, kd.detach()
 
@@ -668,7 +763,8 @@ def same_processor(
 
 class DistillCollator:
     "The student's collator, plus the teacher's own inputs under `teacher_inputs` (a teacher whose processor differs)."
-    def __init__(self, collate, teacher_processor:MultiModalProcessor): self.collate, self.teacher = collate, MultiModalCollator(teacher_processor)
+    def __init__(self, collate, teacher_processor:MultiModalProcessor):
+        self.collate, self.teacher = collate, MultiModalCollator(teacher_processor)
     def __call__(self, samples):
         t = self.teacher(samples)
         return {**self.collate(samples), 'teacher_inputs': {k: v for k, v in t.items() if k not in ('labels', 'meta')}}
@@ -678,7 +774,9 @@ def load_teacher(
 )->tuple[EndToEndMultiModalModel, MultiModalProcessor]:
     "The teacher and its processor, frozen and in eval mode; errors name the directory and what is wrong."
     d = Path(directory)
-    if not d.is_dir(): raise FileNotFoundError(f"teacher {d}: no such model directory (give a folder written by mmsent_train, e.g. models/end_to_end_multimodal_best)")
+    if not d.is_dir():
+        raise FileNotFoundError(f"teacher {d}: no such model directory (give a folder written by mmsent_train, e.g. "
+                                "models/end_to_end_multimodal_best)")
     try: model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
     except (ModelLoadError, EncoderLoadError) as e: raise ValueError(f"teacher {d}: {e}") from None
     return model.eval().requires_grad_(False), proc
@@ -693,7 +791,8 @@ def make_optimizer(
 )->torch.optim.AdamW:
     "AdamW over `model.parameter_groups` (differential learning rates), fused where torch has the kernel."
     fused = torch.device(device).type in ('cpu', 'cuda')
-    return torch.optim.AdamW(model.parameter_groups(learning_rate, pretrained_lr_ratio, weight_decay), fused=fused or None)
+    return torch.optim.AdamW(model.parameter_groups(learning_rate, pretrained_lr_ratio, weight_decay),
+                             fused=fused or None)
 
 def make_scheduler(
     opt:torch.optim.Optimizer, # the optimizer
@@ -717,7 +816,8 @@ def trackers_for(
     if report_to == 'all': return [t for t, ok in TRACKERS.items() if ok()]
     names = [t.strip() for t in report_to.split(',')]
     for t in names:
-        if t not in TRACKERS: raise ValueError(f"--report_to {report_to}: {t!r} is not one of none, {', '.join(TRACKERS)} or all")
+        if t not in TRACKERS:
+            raise ValueError(f"--report_to {report_to}: {t!r} is not one of none, {', '.join(TRACKERS)} or all")
         if not TRACKERS[t](): raise ValueError(f"--report_to {t}: the {t} package is not installed (pip install {t})")
     return names
 
@@ -779,7 +879,8 @@ def resume_point(
     try: model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
     except (ModelLoadError, EncoderLoadError) as e: raise CheckpointError(f"cannot resume from {d}: {e}") from None
     cfg = resume_config(config, state['config'])
-    if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)   # the folder it was found in, even if it moved
+    # the folder it was found in, even if it moved
+    if config.resume == 'latest': cfg = replace(cfg, output_dir=config.output_dir)
     return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
 # %% ../nbs/05_train.ipynb #7e9ee256
@@ -787,13 +888,17 @@ def make_accelerator(
     cfg:TrainConfig, # the run
 )->Accelerator:
     "The run's `Accelerator`: precision, accumulation, device, the seedable sampler (for exact resume) and the trackers of `report_to`."
-    acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.device == 'cpu',
+    acc = Accelerator(mixed_precision=cfg.mixed_precision(), gradient_accumulation_steps=cfg.grad_accum,
+                      cpu=cfg.device == 'cpu',
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed,   # batches copied to a GPU without waiting (from pinned memory)
-                                                                non_blocking=cfg.device != 'cpu' and torch.cuda.is_available()),
+                      # batches copied to a GPU without waiting (from pinned memory)
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed,
+                                                                non_blocking=cfg.device != 'cpu'
+                                                                and torch.cuda.is_available()),
                       log_with=trackers_for(cfg.report_to) or None, project_dir=cfg.log_dir)
     if cfg.device in ('cuda', 'mps') and acc.device.type != cfg.device:
-        raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} available?)")
+        raise ValueError(f"--device {cfg.device} requested but Accelerate chose {acc.device} (is {cfg.device} "
+                         "available?)")
     return acc
 
 # %% ../nbs/05_train.ipynb #61b9068b
@@ -803,20 +908,23 @@ def _teacher(cfg, teacher_model, model, processor, acc):
     if teacher is None and cfg.teacher: teacher, tproc = load_teacher(cfg.teacher)
     if teacher is None: return None, None
     if tuple(teacher.modalities) != tuple(model.modalities):
-        raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has {model.modalities}")
+        raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has "
+                         f"{model.modalities}")
     if (teacher.config.task, teacher.config.class_names) != (model.config.task, model.config.class_names):
-        raise ValueError(f"teacher {cfg.teacher or ''} predicts {', '.join(teacher.config.class_names)} ({teacher.config.task}) but the student "
-                         f"{', '.join(model.config.class_names)} ({model.config.task}): distil between models of the same classes")
+        raise ValueError(f"teacher {cfg.teacher or ''} predicts {', '.join(teacher.config.class_names)} "
+                         f"({teacher.config.task}) but the student {', '.join(model.config.class_names)} "
+                         f"({model.config.task}): distil between models of the same classes")
     if tproc is not None and same_processor(tproc, processor): tproc = None
-    log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha, cfg.distill_temperature,
-             "its own processor" if tproc is not None else "the student's processor")
+    log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha,
+             cfg.distill_temperature, "its own processor" if tproc is not None else "the student's processor")
     return teacher.to(acc.device).eval().requires_grad_(False), tproc
 
 def _init_from(cfg)->dict:
     "The pre-trained folder the encoders came from and the `mmsent_pretrain` command that made it (from its config.json), for the model card."
     if not getattr(cfg, 'init_from', None): return {}
     src = Path(cfg.init_from)/'config.json'
-    return dict(init_from=str(cfg.init_from), init_from_command=json.loads(src.read_text()).get('command') if src.is_file() else None)
+    return dict(init_from=str(cfg.init_from),
+                init_from_command=json.loads(src.read_text()).get('command') if src.is_file() else None)
 
 def setup_run(
     cfg:TrainConfig, # the run
@@ -826,19 +934,27 @@ def setup_run(
 )->Run:
     "Everything before the first step: model, teacher, loaders, optimizer, schedule, the checkpoint's state, Accelerate's wrapping, the trackers."
     set_seed(cfg.seed)
-    log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device, acc.num_processes, cfg.precision,
-             json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
-    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, cfg.synth_config(), task=cfg.task) if cfg.task != 'regression' else None
-    model, processor = (ckpt['model'], ckpt['processor']) if ckpt else (EndToEndMultiModalModel(cfg.model_config(labels)), cfg.processor())
+    log.info("mmsent %s training on %s (%d process(es), precision %s): %s", mmsent.__version__, acc.device,
+             acc.num_processes, cfg.precision, json.dumps({k: v for k, v in asdict(cfg).items() if k != 'progress'}))
+    labels = (dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, cfg.synth_config(), task=cfg.task)
+              if cfg.task != 'regression' else None)
+    model, processor = ((ckpt['model'], ckpt['processor']) if ckpt
+                        else (EndToEndMultiModalModel(cfg.model_config(labels)), cfg.processor()))
     if labels and model.config.class_names != labels:
-        raise CheckpointError(f"cannot resume from {ckpt['dir']}: its classes are {', '.join(model.config.class_names)}, the data's are {', '.join(labels)}")
-    if ckpt is None and cfg.init_from: load_encoders(model, cfg.init_from); log.info("encoders from %s (fusion and heads start fresh)", cfg.init_from)
+        raise CheckpointError(f"cannot resume from {ckpt['dir']}: its classes are "
+                              f"{', '.join(model.config.class_names)}, the data's are {', '.join(labels)}")
+    if ckpt is None and cfg.init_from:
+        load_encoders(model, cfg.init_from)
+        log.info("encoders from %s (fusion and heads start fresh)", cfg.init_from)
     teacher, teacher_processor = _teacher(cfg, teacher_model, model, processor, acc)
-    train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher, teacher_processor)
+    train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher,
+                                            teacher_processor)
     if ckpt is None:   # a resumed model has these in its config already
         model.config.prior = training_prior(train_recs, cfg.task, model.config.num_classes)
         model.config.class_weights = class_weights_for(cfg.class_weights, train_recs, model.config.class_names)
-        if model.config.class_weights: log.info("class weights %s", dict(zip(model.config.class_names, map(lambda w: round(w, 3), model.config.class_weights))))
+        if model.config.class_weights:
+            log.info("class weights %s",
+                     dict(zip(model.config.class_names, map(lambda w: round(w, 3), model.config.class_weights))))
     steps_per_epoch = math.ceil(len(train_dl)/acc.num_processes/cfg.grad_accum)
     total = steps_per_epoch*cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1*total)
@@ -846,10 +962,12 @@ def setup_run(
     P = acc.num_processes   # Accelerate steps a prepared scheduler once per process at every optimizer step
     run = Run(cfg=cfg, acc=acc, model=model, processor=processor, opt=opt, sched=make_scheduler(opt, warmup*P, total*P),
               train_dl=train_dl, val_dl=val_dl, state=TrainState(), teacher=teacher,
-              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset), val_samples=len(val_dl.dataset)),
+              data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset),
+                        val_samples=len(val_dl.dataset)),
               init_from=_init_from(cfg))
     if ckpt is not None: restore(run, ckpt)
-    if model.config.lora and acc.mixed_precision == 'bf16' and model.frozen_weights_to(torch.bfloat16):   # products unchanged under autocast
+    # products unchanged under autocast
+    if model.config.lora and acc.mixed_precision == 'bf16' and model.frozen_weights_to(torch.bfloat16):
         log.info("LoRA under bf16: the encoders' frozen linear weights are held in bf16 (saved models stay float32)")
     _prepare(run)
     if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=flat_hparams(cfg))
@@ -864,16 +982,18 @@ def restore(
     cfg, s = run.cfg, ckpt['state']
     run.state = st = TrainState(**{f.name: s[f.name] for f in fields(TrainState) if f.name in s})
     begun = st.epoch + (1 if st.batches else 0)   # the last epoch that has started
-    if getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch and begun >= cfg.unfreeze_epoch: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
+    if getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch and begun >= cfg.unfreeze_epoch:
+        run.model.unfreeze_encoders(cfg.unfreeze_top_k)
     _opt_from_files(run.opt, ckpt['tensors'], s['optimizer'])
     run.sched.load_state_dict({**run.sched.state_dict(), **s['scheduler']})
     if s.get('scaler') and run.acc.scaler is not None: run.acc.scaler.load_state_dict(s['scaler'])
     run.rng, run.saved_at = (ckpt['tensors'], s['rng']), (st.epoch, st.step, st.batches, ckpt['dir'])
-    log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches, st.step)
+    log.info("resumed from %s at epoch %d after %d of its batches (step %d)", ckpt["dir"], st.epoch + 1, st.batches,
+             st.step)
     was, now = s.get('kernels'), _kernels(next(run.model.parameters()).device)
     if was and was != now:
-        log.warning("resuming on other kernels than the checkpoint was written with (%s, now %s): the run continues within rounding "
-                    "of an uninterrupted one, not bit for bit", was, now)
+        log.warning("resuming on other kernels than the checkpoint was written with (%s, now %s): the run continues "
+                    "within rounding of an uninterrupted one, not bit for bit", was, now)
 
 def _prepare(run:Run):
     "Wrap the model, optimizer, loaders and schedule for the devices and processes (Accelerate)."
@@ -881,13 +1001,17 @@ def _prepare(run:Run):
     # DDP fixes the parameters it synchronises when it wraps the model: under several processes, the ones gradual
     # unfreezing will train later are trainable while it wraps, then frozen again until their epoch
     next_start = run.state.epoch + (2 if run.state.batches else 1)   # the next epoch to begin from its first batch
-    wrap_unfrozen = acc.num_processes > 1 and getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch is not None and next_start <= cfg.unfreeze_epoch <= cfg.epochs
+    wrap_unfrozen = (acc.num_processes > 1 and getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch is not None
+                     and next_start <= cfg.unfreeze_epoch <= cfg.epochs)
     if wrap_unfrozen: run.model.unfreeze_encoders(cfg.unfreeze_top_k)
-    if getattr(cfg, 'compile', False):   # static shapes: the loader pads to buckets, so there are a few (text, audio, batch) shapes
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)   # one graph per bucket, not a fallback to eager after 8
+    # static shapes: the loader pads to buckets, so there are a few (text, audio, batch) shapes
+    if getattr(cfg, 'compile', False):
+        # one graph per bucket, not a fallback to eager after 8
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         fwd = torch.compile(run.model, dynamic=False)
     else: fwd = run.model
-    run.fwd, run.opt, run.train_dl, run.val_dl, run.sched = acc.prepare(fwd, run.opt, run.train_dl, run.val_dl, run.sched)
+    run.fwd, run.opt, run.train_dl, run.val_dl, run.sched = acc.prepare(fwd, run.opt, run.train_dl, run.val_dl,
+                                                                        run.sched)
     if wrap_unfrozen: run.model.freeze_encoders()
 
 # %% ../nbs/05_train.ipynb #8d650680
@@ -898,17 +1022,23 @@ def train_step(
     "Forward, loss (with the teacher's term), backward, clipping, optimizer and schedule step, under gradient accumulation."
     cfg, acc = run.cfg, run.acc
     with acc.accumulate(run.fwd):
-        b = to_device(batch, acc.device); t_in = b.pop('teacher_inputs', None)
+        b = to_device(batch, acc.device)
+        t_in = b.pop('teacher_inputs', None)
         out = run.fwd(**b, return_dict=True)
         loss, kd = out.loss, None
         if run.teacher is not None:
             with torch.no_grad(), acc.autocast():
-                tout = run.teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}), return_dict=True)
+                tout = run.teacher(**(t_in if t_in is not None else {k: v for k, v in b.items() if k != 'labels'}),
+                                   return_dict=True)
             uni_w = run.model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
             loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w, cfg.task)
-        acc.backward(loss)   # a loss that is not finite is caught when the step's figures are read (`flush_tally`), not here: that would wait for the device
+        # a loss that is not finite is caught when the step's figures are read (`flush_tally`), not here: that would
+        # wait for the device
+        acc.backward(loss)
         if acc.sync_gradients and cfg.max_grad_norm: acc.clip_grad_norm_(run.fwd.parameters(), cfg.max_grad_norm)
-        run.opt.step(); run.sched.step(); run.opt.zero_grad(set_to_none=True)
+        run.opt.step()
+        run.sched.step()
+        run.opt.zero_grad(set_to_none=True)
     return out, loss.detach(), kd
 
 def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
@@ -921,7 +1051,8 @@ def after_step(
     st.step += 1
     if cfg.logging_steps and st.step % cfg.logging_steps == 0: flush_tally(run)
     if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
-        run.acc.log({'train/step_loss': run.window[0]/run.window[1], 'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
+        run.acc.log({'train/step_loss': run.window[0]/run.window[1],
+                     'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
         run.window = [0.0, 0]
     if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, f'{run.prefix}_step_{st.step}')
     if interrupted(run): interrupt(run)
@@ -945,23 +1076,29 @@ def flush_tally(
     if not run.pending: return
     p, run.pending = run.pending, []
     zero = torch.zeros((), device=p[0][3].device)
-    vals = torch.stack([torch.stack([l.float(), (k if k is not None else zero).float(), (r if r is not None else zero).float()]) for *_, l, k, r in p]).tolist()
+    vals = torch.stack([torch.stack([l.float(), (k if k is not None else zero).float(),
+                                     (r if r is not None else zero).float()]) for *_, l, k, r in p]).tolist()
     t = run.state.totals
     for (B, epoch, step, _, kd, right), (l, k, r) in zip(p, vals):
         if not math.isfinite(l):
-            raise TrainingDiverged(f"loss became {l} at epoch {epoch}, step {step}: lower --learning_rate, use fp32 or bf16 instead of fp16, "
-                                   f"or check the data (`mmsent_check_data`)")
-        t['loss'] += l*B; t['seen'] += B
+            raise TrainingDiverged(f"loss became {l} at epoch {epoch}, step {step}: lower --learning_rate, use fp32 or "
+                                   f"bf16 instead of fp16, or check the data (`mmsent_check_data`)")
+        t['loss'] += l*B
+        t['seen'] += B
         if kd is not None: t['kd'] += k*B
         if right is not None: t['right'] += r
-        run.window[0] += l; run.window[1] += 1
+        run.window[0] += l
+        run.window[1] += 1
 
 # %% ../nbs/05_train.ipynb #6b47c5ae
 def _rng_restored(batches, run:Run):
     "The batches, with the checkpoint's RNG state restored once the loader's iterator has started (it draws its seed from the global RNG, as the interrupted run's did before the checkpoint)."
     first = next(batches, None)
-    set_rng_state(*run.rng); run.rng = None
-    if first is not None: yield first; yield from batches
+    set_rng_state(*run.rng)
+    run.rng = None
+    if first is not None:
+        yield first
+        yield from batches
 
 def train_epoch(
     run:Run, # the run
@@ -971,19 +1108,26 @@ def train_epoch(
     "One pass over the training split, or over what is left of it after a mid-epoch resume (the same batches, in the same order)."
     cfg, acc, st = run.cfg, run.acc, run.state
     if getattr(cfg, 'freeze', False) and cfg.unfreeze_epoch == epoch and st.batches == 0:
-        run.model.unfreeze_encoders(cfg.unfreeze_top_k); log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
+        run.model.unfreeze_encoders(cfg.unfreeze_top_k)
+        log.info("epoch %d: encoders unfrozen (top_k=%s)", epoch, cfg.unfreeze_top_k)
     run.train_dl.set_epoch(epoch)   # the seedable sampler's order depends on (seed, epoch) only
     dl = acc.skip_first_batches(run.train_dl, st.batches) if st.batches else run.train_dl
-    if run.rng is not None and not st.batches: set_rng_state(*run.rng); run.rng = None   # resumed at an epoch's end: the RNG as it was then
+    if run.rng is not None and not st.batches:
+        set_rng_state(*run.rng)
+        run.rng = None  # resumed at an epoch's end: the RNG as it was then
     batches = iter(dl) if run.rng is None else _rng_restored(iter(dl), run)   # resumed mid-epoch
-    run.fwd.train(); run.t0, run.window = time.time(), [0.0, 0]
-    bar = tqdm(batches, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl), disable=not (cfg.progress and acc.is_main_process))
+    run.fwd.train()
+    run.t0, run.window = time.time(), [0.0, 0]
+    bar = tqdm(batches, desc=f'epoch {epoch}/{cfg.epochs}', initial=st.batches, total=len(run.train_dl),
+               disable=not (cfg.progress and acc.is_main_process))
     for batch in bar:
         out, loss, kd = train_step(run, batch)
         (tally or _tally)(run, batch, out, loss, kd)
-        if st.totals['seen']: bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}", refresh=False)   # as of the last `flush_tally`
+        # as of the last `flush_tally`
+        if st.totals['seen']: bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}", refresh=False)
         if acc.sync_gradients and after_step(run):
-            flush_tally(run); return True
+            flush_tally(run)
+            return True
     flush_tally(run)   # the epoch's totals, complete
     return False
 
@@ -998,22 +1142,31 @@ def end_epoch(
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate(run.fwd, run.val_dl, acc, max_batches=cfg.max_eval_batches)
     n = max(t['seen'], 1)
-    rec = _epoch_record(epoch, t['loss']/n, t['right']/n, ev, [g['lr'] for g in run.opt.param_groups], seconds, t['seen']*acc.num_processes,
-                        kd_loss=t['kd']/n if run.teacher is not None else None)
+    rec = _epoch_record(epoch, t['loss']/n, t['right']/n, ev, [g['lr'] for g in run.opt.param_groups], seconds,
+                        t['seen']*acc.num_processes, kd_loss=t['kd']/n if run.teacher is not None else None)
     improved = is_better(cfg.metric, ev[cfg.metric], st.best)
-    st.history.append(rec); st.epoch, st.batches, st.totals = epoch, 0, _new_totals()
+    st.history.append(rec)
+    st.epoch, st.batches, st.totals = epoch, 0, _new_totals()
     st.best, st.stale = (ev[cfg.metric], 0) if improved else (st.best, st.stale + 1)
-    stop = (cfg.early_stopping_patience is not None and st.stale >= cfg.early_stopping_patience) or (cfg.max_train_steps is not None and st.step >= cfg.max_train_steps)
+    stop = ((cfg.early_stopping_patience is not None and st.stale >= cfg.early_stopping_patience)
+            or (cfg.max_train_steps is not None and st.step >= cfg.max_train_steps))
     _log_epoch(run, rec, ev, improved)
     out = Path(cfg.output_dir)
     if improved and acc.is_main_process:
-        with _saving(out/BEST_NAME): run.model.save_pretrained(out/BEST_NAME, processor=run.processor, extra=model_card(run, rec))
+        with _saving(out/BEST_NAME):
+            run.model.save_pretrained(out/BEST_NAME, processor=run.processor, extra=model_card(run, rec))
     if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: save_resumable(run, EPOCH_NAME.format(epoch))
     if acc.is_main_process:
-        with _saving(out/HISTORY_NAME): _atomic_json(out/HISTORY_NAME, dict(config=asdict(cfg), init_from=cfg.init_from, best_metric=cfg.metric, best=st.best, epochs=st.history))
+        with _saving(out/HISTORY_NAME):
+            _atomic_json(out/HISTORY_NAME,
+                         dict(config=asdict(cfg), init_from=cfg.init_from, best_metric=cfg.metric, best=st.best,
+                              epochs=st.history))
     acc.wait_for_everyone()
-    if stop: log.info("stopping: %s", f"max_train_steps ({cfg.max_train_steps}) reached" if cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
-                      else f"no improvement of val {cfg.metric} for {st.stale} epochs")
+    if stop:
+        log.info("stopping: %s",
+                 f"max_train_steps ({cfg.max_train_steps}) reached"
+                 if cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
+                 else f"no improvement of val {cfg.metric} for {st.stale} epochs")
     return stop
 
 # %% ../nbs/05_train.ipynb #157724ea
@@ -1051,8 +1204,10 @@ def save_resumable(
     cfg, acc, st = run.cfg, run.acc, run.state
     d = Path(cfg.output_dir)/name
     if acc.is_main_process:
-        state = dict(asdict(st), totals=dict(st.totals, seconds=_elapsed(run)) if st.batches else st.totals, config=asdict(cfg))
-        save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler, extra=(run.card or model_card)(run))
+        state = dict(asdict(st), totals=dict(st.totals, seconds=_elapsed(run)) if st.batches else st.totals,
+                     config=asdict(cfg))
+        save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler,
+                        extra=(run.card or model_card)(run))
         rotate_checkpoints(cfg.output_dir, cfg.save_total_limit, run.prefix)
     acc.wait_for_everyone()
     run.saved_at = (st.epoch, st.step, st.batches, d)
@@ -1063,15 +1218,20 @@ def _log_epoch(run:Run, rec:dict, ev:dict, improved:bool):
     "The epoch's line in the log, and its figures for the trackers (at the run's optimizer step)."
     st = run.state
     per_mod = {m: round(a, 3) for m, a in (ev.get('modality_mae') or ev['modality_accuracy']).items() if a is not None}
-    log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, steps %d%s", rec['epoch'], rec['train_loss'],
-             rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'], f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else
+    log.info("epoch %d: train loss %.4f acc %.3f | val loss %.4f acc %.3f wF1 %.3f%s | per modality %s %s | %.1fs, "
+             "steps %d%s", rec['epoch'], rec['train_loss'],
+             rec['train_accuracy'], ev['loss'], ev['accuracy'], ev['weighted_f1'],
+             f" MAE {ev['MAE']:.3f} Corr {ev['Corr'] or 0:.3f}" if 'MAE' in ev else
              f" micro F1 {ev['micro_f1']:.3f} weighted acc {ev['weighted_accuracy']:.3f}" if 'micro_f1' in ev else '',
-             'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, rec['seconds'], st.step, ' (best)' if improved else '')
-    vals = {'epoch': rec['epoch'], 'train/loss': rec['train_loss'], 'train/accuracy': rec['train_accuracy'], 'train/kd_loss': rec.get('train_kd_loss'),
-            **{f'val/{k}': v for k, v in rec['val_metrics'].items()}, **{f'val/modality_accuracy/{m}': a for m, a in ev['modality_accuracy'].items()},
+             'MAE' if 'modality_mae' in ev else 'accuracy', per_mod, rec['seconds'], st.step,
+             ' (best)' if improved else '')
+    vals = {'epoch': rec['epoch'], 'train/loss': rec['train_loss'], 'train/accuracy': rec['train_accuracy'],
+            'train/kd_loss': rec.get('train_kd_loss'), **{f'val/{k}': v for k, v in rec['val_metrics'].items()},
+            **{f'val/modality_accuracy/{m}': a for m, a in ev['modality_accuracy'].items()},
             **{f'val/modality_mae/{m}': a for m, a in (ev.get('modality_mae') or {}).items()},
             **{f'learning_rate/group_{i}': lr for i, lr in enumerate(rec['learning_rates'])}}
-    run.acc.log({k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=st.step)
+    run.acc.log({k: v for k, v in vals.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                step=st.step)
 
 # %% ../nbs/05_train.ipynb #2f12fd4d
 class TrainingInterrupted(Exception):
@@ -1084,7 +1244,8 @@ class TrainingInterrupted(Exception):
         output_dir:str|Path, # the run's output folder
         prog:str='mmsent_train', # the command that resumes it
     ):
-        self.signum, self.epoch, self.step, self.checkpoint, self.output_dir = signum, epoch, step, Path(checkpoint), output_dir
+        self.signum, self.epoch, self.step, self.checkpoint, self.output_dir = (signum, epoch, step, Path(checkpoint),
+                                                                                output_dir)
         self.exit_code = 128 + signum
         super().__init__(f"interrupted at epoch {epoch} step {step} (checkpoint {self.checkpoint}); "
                          f"resume with: {prog} --resume latest --output_dir {shlex.quote(str(output_dir))}")
@@ -1094,11 +1255,14 @@ def catch_signals(
     run:Run, # the run that the signals ask to stop
 ):
     "While training, SIGINT and SIGTERM ask the run to stop after the current step and save; a second one stops at once."
-    if threading.current_thread() is not threading.main_thread(): yield; return   # signals reach the main thread only
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return  # signals reach the main thread only
     def ask(signum, frame):
         if run.interrupted: raise KeyboardInterrupt
         run.interrupted = signum
-        log.warning("%s: stopping after the current step with a checkpoint (again to stop at once)", signal.Signals(signum).name)
+        log.warning("%s: stopping after the current step with a checkpoint (again to stop at once)",
+                    signal.Signals(signum).name)
     old = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
     try: yield
     finally:
@@ -1119,8 +1283,10 @@ def interrupt(
     "Save a step checkpoint where the run stands (unless the last checkpoint is there already) and raise `TrainingInterrupted`."
     st = run.state
     here = (st.epoch, st.step, st.batches)
-    d = run.saved_at[3] if run.saved_at and run.saved_at[:3] == here else save_resumable(run, f'{run.prefix}_step_{st.step}')
-    e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir, run.prog)
+    d = (run.saved_at[3] if run.saved_at and run.saved_at[:3] == here
+         else save_resumable(run, f'{run.prefix}_step_{st.step}'))
+    e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir,
+                            run.prog)
     log.warning("%s", e)
     raise e
 
@@ -1149,61 +1315,85 @@ class GroupedByLength(LengthGroupedSampler):
 
 def audio_lengths(records:list, max_audio_seconds:float)->list[float]:
     "Each record's audio seconds as the loader crops it (0 without audio), from the scan (`prepare_records`)."
-    return [min(r.audio_seconds or 0.0, max_audio_seconds) for r in records]   # the scan sets audio_seconds only where there is audio
+    # the scan sets audio_seconds only where there is audio
+    return [min(r.audio_seconds or 0.0, max_audio_seconds) for r in records]
 
 # %% ../nbs/05_train.ipynb #756f8f74
 def _setup_logging(log_dir:Path, main:bool, name:str=LOG_NAME):
     root = logging.getLogger('mmsent')
     root.setLevel(logging.INFO)
     for h in list(root.handlers):
-        if getattr(h, '_mmsent', False): root.removeHandler(h); h.close()
+        if getattr(h, '_mmsent', False):
+            root.removeHandler(h)
+            h.close()
     if not main: return
     log_dir.mkdir(parents=True, exist_ok=True)
-    fh = logging.FileHandler(log_dir/name, encoding='utf-8'); fh._mmsent = True
+    fh = logging.FileHandler(log_dir/name, encoding='utf-8')
+    fh._mmsent = True
     fh.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     root.addHandler(fh)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers + logging.getLogger().handlers):
-        sh = logging.StreamHandler(sys.stderr); sh._mmsent = True; sh.setFormatter(logging.Formatter('[mmsent] %(message)s')); root.addHandler(sh)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers + logging.getLogger().handlers):
+        sh = logging.StreamHandler(sys.stderr)
+        sh._mmsent = True
+        sh.setFormatter(logging.Formatter('[mmsent] %(message)s'))
+        root.addHandler(sh)
 
 def _quiet_worker(worker_id:int):
     "DataLoader workers leave SIGINT and SIGTERM to the main process, which finishes its step and saves (a terminal's Ctrl-C reaches them all)."
-    signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teacher=None, teacher_processor=None):
     "Train/val data loaders (raw or from the feature cache), the training records, and the data reports."
     sc = cfg.synth_config()
     splits = {}
     for split in ('train', 'val'):
-        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc, labels=model.config.class_names if cfg.task != 'regression' else None,
-                            target=cfg.target, context_turns=cfg.context_turns, task=cfg.task)
+        recs = load_records(cfg.dataset, cfg.data_root, split, synth_config=sc,
+                            labels=model.config.class_names if cfg.task != 'regression' else None, target=cfg.target,
+                            context_turns=cfg.context_turns, task=cfg.task)
         if not recs: raise ValueError(f"the {split} split of {cfg.dataset} {cfg.data_root or ''} is empty")
         report_path = out_dir/f'data_report_{split}.json' if cfg.skip_bad and accelerator.is_main_process else None
-        splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path, name=f'{cfg.dataset}/{split}')
-    if cfg.frozen_throughout and cfg.feature_cache and teacher is None and cfg.lora_r is None and not cfg.context_turns:   # a teacher needs the raw inputs; LoRA trains in the encoders; the cache keys no context
+        splits[split], _ = prepare_records(recs, skip_bad=cfg.skip_bad, report_path=report_path,
+                                           name=f'{cfg.dataset}/{split}')
+    # a teacher needs the raw inputs; LoRA trains in the encoders; the cache keys no context
+    if cfg.frozen_throughout and cfg.feature_cache and teacher is None and cfg.lora_r is None and not cfg.context_turns:
         level = 'sequence' if cfg.fusion == 'crossmodal' else 'pooled'
-        fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds)
+        fc = FeatureCache(cache_dir('features'), model, processor, level=level, n_frames=cfg.n_frames,
+                          max_audio_seconds=cfg.max_audio_seconds)
         with accelerator.main_process_first():   # one process computes, the others then find everything cached
-            for split in splits: log.info("feature cache (%s): %s", split, fc.build(splits[split], batch_size=cfg.batch_size, num_workers=loader_workers(cfg.num_workers),
-                                                                            device=accelerator.device, progress=cfg.progress and accelerator.is_main_process))
-        ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}; collate = CachedCollator(model.modalities, cfg.task)
+            for split in splits:
+                log.info("feature cache (%s): %s", split,
+                         fc.build(splits[split], batch_size=cfg.batch_size, num_workers=loader_workers(cfg.num_workers),
+                                  device=accelerator.device, progress=cfg.progress and accelerator.is_main_process))
+        ds = {s: CachedFeatureDataset(r, fc) for s, r in splits.items()}
+        collate = CachedCollator(model.modalities, cfg.task)
     else:
-        ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds, modalities=model.modalities) for s, r in splits.items()}
-        collate = MultiModalCollator(processor, cfg.task, model.modalities, buckets=bool(getattr(cfg, 'compile', False)),
-                                     uint8_images=accelerator.device.type == 'cuda')   # a quarter of the bytes to the GPU; normalised there
+        ds = {s: MultiModalDataset(r, n_frames=cfg.n_frames, max_audio_seconds=cfg.max_audio_seconds,
+                                   modalities=model.modalities) for s, r in splits.items()}
+        # a quarter of the bytes to the GPU; normalised there
+        collate = MultiModalCollator(processor, cfg.task, model.modalities,
+                                     buckets=bool(getattr(cfg, 'compile', False)),
+                                     uint8_images=accelerator.device.type == 'cuda')
     workers = loader_workers(cfg.num_workers)
-    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0, pin_memory=accelerator.device.type == 'cuda',
-              worker_init_fn=_quiet_worker if workers > 0 else None)
+    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0,
+              pin_memory=accelerator.device.type == 'cuda', worker_init_fn=_quiet_worker if workers > 0 else None)
     train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
-    by_length = GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed) if cfg.group_by_length else None
-    return (torch.utils.data.DataLoader(ds['train'], shuffle=by_length is None, sampler=by_length, drop_last=False, collate_fn=train_collate, **kw),
+    by_length = (GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed)
+                 if cfg.group_by_length else None)
+    return (torch.utils.data.DataLoader(ds['train'], shuffle=by_length is None, sampler=by_length, drop_last=False,
+                                        collate_fn=train_collate, **kw),
             torch.utils.data.DataLoader(ds['val'], shuffle=False, collate_fn=collate, **kw), splits['train'])
 
 def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_loss=None):
     extra = {} if kd_loss is None else dict(train_kd_loss=kd_loss)
-    reg = {} if 'modality_mae' not in ev else dict(val_MAE=ev['MAE'], val_Corr=ev['Corr'], val_modality_mae=ev['modality_mae'])
-    return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'], val_accuracy=ev['accuracy'],
-                val_weighted_f1=ev['weighted_f1'], val_modality_accuracy=ev['modality_accuracy'], **reg,
-                val_metrics={k: v for k, v in ev.items() if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
+    reg = ({} if 'modality_mae' not in ev
+           else dict(val_MAE=ev['MAE'], val_Corr=ev['Corr'], val_modality_mae=ev['modality_mae']))
+    return dict(**extra, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=ev['loss'],
+                val_accuracy=ev['accuracy'], val_weighted_f1=ev['weighted_f1'],
+                val_modality_accuracy=ev['modality_accuracy'], **reg,
+                val_metrics={k: v for k, v in ev.items()
+                             if k not in ('predictions', 'modality_accuracy', 'modality_mae')}, learning_rates=lrs,
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
 # %% ../nbs/05_train.ipynb #308e518b
@@ -1214,7 +1404,8 @@ def training_prior(
 )->tuple: # class frequencies, or (mean score,), or each label's frequency
     "What a model knows with no modality at all: the training split's class frequencies, its mean score, or how often each label applies (the Shapley baseline)."
     if task == 'regression': return (float(np.mean([r.score for r in records])),)
-    if task == 'multilabel': return tuple(np.clip(np.array([r.label for r in records], float).mean(0), 1e-6, 1 - 1e-6).tolist())
+    if task == 'multilabel':
+        return tuple(np.clip(np.array([r.label for r in records], float).mean(0), 1e-6, 1 - 1e-6).tolist())
     counts = np.bincount([r.label for r in records], minlength=num_classes).astype(float)
     return tuple((counts/counts.sum()).tolist())
 
@@ -1228,10 +1419,14 @@ def class_weights_for(
     if spec is None: return None
     if spec != 'balanced':
         w = tuple(float(x) for x in spec.split(','))
-        if len(w) != len(class_names): raise ValueError(f"--class_weights has {len(w)} numbers but the data has {len(class_names)} classes ({', '.join(class_names)})")
+        if len(w) != len(class_names):
+            raise ValueError(f"--class_weights has {len(w)} numbers but the data has {len(class_names)} classes "
+                             f"({', '.join(class_names)})")
         return w
     counts = np.bincount([r.label for r in records], minlength=len(class_names))
-    if (counts == 0).any(): raise ValueError(f"--class_weights balanced: the training split has no {[class_names[i] for i in np.flatnonzero(counts == 0)]} samples")
+    if (counts == 0).any():
+        raise ValueError("--class_weights balanced: the training split has no "
+                         f"{[class_names[i] for i in np.flatnonzero(counts == 0)]} samples")
     return tuple((counts.sum()/(len(class_names)*counts)).tolist())
 
 # %% ../nbs/05_train.ipynb #e4077151
@@ -1241,11 +1436,14 @@ def load_encoders(
 )->EndToEndMultiModalModel: # `model`, with the encoders' weights of the saved one
     "Copy the encoders of the model saved in `directory` into `model` (`--init_from`); its fusion and heads stay freshly initialised."
     d = Path(directory)
-    if not d.is_dir(): raise FileNotFoundError(f"--init_from {d}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")
+    if not d.is_dir():
+        raise FileNotFoundError(f"--init_from {d}: no such folder (give the output of mmsent_pretrain, e.g. "
+                                "models/pretrained_multimodal)")
     try: src = EndToEndMultiModalModel.from_pretrained(d)
     except (ModelLoadError, EncoderLoadError) as e: raise ValueError(f"--init_from {d}: {e}") from None
     if missing := [m for m in model.modalities if m not in src.modalities]:
-        raise ValueError(f"--init_from {d}: it has no {', '.join(missing)} encoder (its modalities: {', '.join(src.modalities)})")
+        raise ValueError(f"--init_from {d}: it has no {', '.join(missing)} encoder (its modalities: "
+                         f"{', '.join(src.modalities)})")
     for m in model.modalities:
         enc, state = model.unimodal(m).encoder, src.unimodal(m).encoder.state_dict()
         try:
@@ -1254,7 +1452,8 @@ def load_encoders(
                 state = {k: own[k] if 'lora_' in k else state[k.replace('.base_layer.', '.')] for k in own}
             enc.load_state_dict(state)
         except (RuntimeError, KeyError) as e:
-            raise ValueError(f"--init_from {d}: its {m} encoder does not fit this run's (a {src.config.preset} model; use the same --preset): {str(e).splitlines()[0]}") from None
+            raise ValueError(f"--init_from {d}: its {m} encoder does not fit this run's (a {src.config.preset} model; "
+                             f"use the same --preset): {str(e).splitlines()[0]}") from None
     return model
 
 # %% ../nbs/05_train.ipynb #21e74e9a
@@ -1268,11 +1467,12 @@ def split_loader(
     labels:tuple|None=None, # the model's classes (classification)
 ):
     "A loader over one split of the run's dataset, decoded as training decoded it."
-    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels, target=config.target,
-                        context_turns=config.context_turns, task=config.task)
+    recs = load_records(config.dataset, config.data_root, split, synth_config=config.synth_config(), labels=labels,
+                        target=config.target, context_turns=config.context_turns, task=config.task)
     if not recs: raise ValueError(f"the {split} split of {config.dataset} {config.data_root or ''} is empty")
     recs, report = prepare_records(recs, skip_bad=config.skip_bad, name=f'{config.dataset}/{split}')
-    ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds, modalities=modalities)
+    ds = MultiModalDataset(recs, n_frames=config.n_frames, max_audio_seconds=config.max_audio_seconds,
+                           modalities=modalities)
     return torch.utils.data.DataLoader(ds, batch_size=config.batch_size, num_workers=loader_workers(config.num_workers),
                                        collate_fn=MultiModalCollator(processor, config.task, modalities)), report
 
@@ -1285,25 +1485,34 @@ def run_seeds(
     out, per_seed, epochs = Path(config.output_dir), {}, {}
     for s in seeds:
         log.info("seed %d of %s", s, seeds)
-        res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'), log_dir=str(Path(config.log_dir)/f'seed_{s}')))
+        res = train(replace(config, seed=s, output_dir=str(out/f'seed_{s}'),
+                            log_dir=str(Path(config.log_dir)/f'seed_{s}')))
         d = out/f'seed_{s}'/BEST_NAME
         model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
-        dl, report = split_loader(config, proc, model.modalities, labels=model.config.class_names if config.task != 'regression' else None)
+        dl, report = split_loader(config, proc, model.modalities,
+                                  labels=model.config.class_names if config.task != 'regression' else None)
         tm = task_metrics(collect_predictions(model, dl))
         per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
         per_seed[s]['skipped'] = report['dropped']
         epochs[s] = json.loads((d/'config.json').read_text()).get('epoch')
     cols = RESULT_COLUMNS[config.task]
     results = dict(dataset=config.dataset, data_root=config.data_root, task=config.task, columns=list(cols),
-                   protocol=dict(train='train split', model_selection=f"best validation {config.metric} over {config.epochs} epochs",
-                                 test='test split, best-validation model of each seed', seeds=list(seeds), std='sample standard deviation (ddof=1)'),
-                   best_epochs=epochs, per_seed=per_seed, summary=summarize_seeds(per_seed), config=asdict(config), mmsent_version=mmsent.__version__)
+                   protocol=dict(train='train split',
+                                 model_selection=f"best validation {config.metric} over {config.epochs} epochs",
+                                 test='test split, best-validation model of each seed', seeds=list(seeds),
+                                 std='sample standard deviation (ddof=1)'),
+                   best_epochs=epochs, per_seed=per_seed, summary=summarize_seeds(per_seed), config=asdict(config),
+                   mmsent_version=mmsent.__version__)
     _atomic_json(out/f'{RESULTS_NAME}.json', results)
-    md = results_markdown(per_seed, config.task, title=f"{config.dataset}{' ' + config.target if config.dataset == 'meld' else ''} test results ({config.task}, {len(seeds)} seeds)")
-    md += (f"\nModel selection: best validation {config.metric} of each seed's run ({config.epochs} epoch{'s' if config.epochs != 1 else ''}); test split; "
-           f"mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}.\n")
+    md = results_markdown(per_seed, config.task,
+                          title=f"{config.dataset}{' ' + config.target if config.dataset == 'meld' else ''} test "
+                          f"results ({config.task}, {len(seeds)} seeds)")
+    md += (f"\nModel selection: best validation {config.metric} of each seed's run ({config.epochs} "
+           f"epoch{'s' if config.epochs != 1 else ''}); test split; mean ± sample standard deviation over seeds "
+           f"{', '.join(map(str, seeds))}.\n")
     (out/f'{RESULTS_NAME}.md').write_text(md)
-    return dict(per_seed=per_seed, summary=results['summary'], json=out/f'{RESULTS_NAME}.json', markdown=out/f'{RESULTS_NAME}.md')
+    return dict(per_seed=per_seed, summary=results['summary'], json=out/f'{RESULTS_NAME}.json',
+                markdown=out/f'{RESULTS_NAME}.md')
 
 # %% ../nbs/05_train.ipynb #657fd176
 def train_parser(
@@ -1314,7 +1523,9 @@ def train_parser(
 )->OptionsParser:
     "The parser of a training command: every `TrainConfig` field is an option, and `--config FILE` reads more from JSON or YAML."
     p = OptionsParser(config_class, prog, description, **kwargs)
-    p.add_argument('--config', metavar='FILE', help="a JSON or YAML file of option -> value (e.g. mmsent_tune's best_params.json); options on the command line win")
+    p.add_argument('--config', metavar='FILE',
+                   help="a JSON or YAML file of option -> value (e.g. mmsent_tune's best_params.json); options on the "
+                   "command line win")
     return p
 
 USER_ERRORS = (ValueError, FileNotFoundError, TrainingDiverged, DataError, ModelLoadError, EncoderLoadError)
@@ -1325,25 +1536,46 @@ def run_command(
 ):
     "`fn()`, with what a command line user must see when it fails: one line and status 2 for a mistake, 130/143 after Ctrl-C/SIGTERM, 1 when a save failed, the traceback (and an exit) for anything else."
     try: return fn()
-    except TrainingInterrupted as e: print(f"{p.prog}: {e}", file=sys.stderr); sys.exit(e.exit_code)
-    except CheckpointSaveError as e: print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(1)
-    except KeyboardInterrupt: print(f"{p.prog}: interrupted; stopped at once without saving (the newest checkpoint, if any, resumes with --resume latest)", file=sys.stderr); sys.exit(130)
+    except TrainingInterrupted as e:
+        print(f"{p.prog}: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except CheckpointSaveError as e:
+        print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{p.prog}: interrupted; stopped at once without saving (the newest checkpoint, if any, resumes with "
+              "--resume latest)", file=sys.stderr)
+        sys.exit(130)
     except USER_ERRORS as e: p.fail(e)
-    except Exception as e:   # a fault shows its traceback; its frames first let go of the DataLoader, whose workers then stop (they ignore the SIGTERM that would end them at exit: `_quiet_worker`)
-        traceback.clear_frames(e.__traceback__); raise
+    # a fault shows its traceback; its frames first let go of the DataLoader, whose workers then stop (they ignore the
+    # SIGTERM that would end them at exit: `_quiet_worker`)
+    except Exception as e:
+        traceback.clear_frames(e.__traceback__)
+        raise
 
 def mmsent_train(
     argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
     "Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set)."
     p = train_parser()
-    p.add_argument('--seeds', type=int, nargs='+', metavar='S', help="train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write results.json/.md")
+    p.add_argument('--seeds', type=int, nargs='+', metavar='S',
+                   help="train one run per seed into OUTPUT_DIR/seed_S/, evaluate each on the test split, write "
+                   "results.json/.md")
     cfg, extra = p.parse_config(argv)
     if extra.get('seeds'):
         res = run_command(p, lambda: run_seeds(cfg, extra['seeds']))
-        print(Path(res['markdown']).read_text()); print(f"wrote {res['json']} and {res['markdown']}"); return
+        print(Path(res['markdown']).read_text())
+        print(f"wrote {res['json']} and {res['markdown']}")
+        return
     res = run_command(p, lambda: train(cfg))
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
-    if last and 'val_MAE' in last: print("last epoch: val MAE %.4f, per modality %s" % (last['val_MAE'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_mae'].items()}))
-    elif last: print("last epoch: val accuracy %.4f, per modality %s" % (last['val_accuracy'], {m: None if v is None else round(v, 4) for m, v in last['val_modality_accuracy'].items()}))
+    if last and 'val_MAE' in last:
+        print("last epoch: val MAE %.4f, per "
+              "modality %s" % (last['val_MAE'],
+                               {m: None if v is None else round(v, 4) for m, v in last['val_modality_mae'].items()}))
+    elif last:
+        print("last epoch: val accuracy %.4f, per "
+              "modality %s" % (last['val_accuracy'],
+                               {m: None if v is None else round(v, 4)
+                                for m, v in last['val_modality_accuracy'].items()}))

@@ -39,10 +39,12 @@ class SearchSpace:
     def __post_init__(self):
         self.fusions = tuple(self.fusions)
         bad = [f for f in self.fusions if f not in FUSION_KINDS]
-        if bad or not self.fusions: raise ValueError(f"fusions must be some of {FUSION_KINDS}, got {list(self.fusions)}")
+        if bad or not self.fusions:
+            raise ValueError(f"fusions must be some of {FUSION_KINDS}, got {list(self.fusions)}")
         if self.lr_min is not None and self.lr_max is not None and not 0 < self.lr_min < self.lr_max:
             raise ValueError(f"need 0 < lr_min < lr_max, got {self.lr_min}, {self.lr_max}")
-        if not 0 <= self.max_warmup_frac <= 1: raise ValueError(f"max_warmup_frac must be in [0, 1], got {self.max_warmup_frac}")
+        if not 0 <= self.max_warmup_frac <= 1:
+            raise ValueError(f"max_warmup_frac must be in [0, 1], got {self.max_warmup_frac}")
         if not 0 <= self.max_dropout < 1: raise ValueError(f"max_dropout must be in [0, 1), got {self.max_dropout}")
 
     def suggest(self,
@@ -70,7 +72,8 @@ def pruning_callback(
     def on_epoch_end(epoch:int, record:dict):
         v = record['val_metrics'][metric]
         trial.report(v, epoch)
-        if trial.should_prune(): raise optuna.TrialPruned(f"trial {trial.number} pruned at epoch {epoch} (val {metric} {v:.4f})")
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"trial {trial.number} pruned at epoch {epoch} (val {metric} {v:.4f})")
     return on_epoch_end
 
 # %% ../nbs/10_tune.ipynb #bd545b44
@@ -79,16 +82,19 @@ def storage(
     grace_period:int=600, # seconds without a heartbeat after which a RUNNING trial counts as failed (a killed process)
 )->optuna.storages.RDBStorage:
     "The study's SQLite storage, with heartbeats so that trials of killed processes are failed and retried."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():   # heartbeats are marked experimental in Optuna 4/5
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(f'sqlite:///{p.resolve()}', heartbeat_interval=max(1, grace_period//10), grace_period=grace_period,
-                                          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        return optuna.storages.RDBStorage(
+            f'sqlite:///{p.resolve()}', heartbeat_interval=max(1, grace_period//10), grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 # %% ../nbs/10_tune.ipynb #9f96a478
-_FIXED = ('dataset', 'data_root', 'synth_n', 'labels', 'target', 'task', 'context_turns', 'skip_bad', 'max_text_tokens', 'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling',
-          'lora_r', 'lora_alpha', 'lora_dropout', 'lora_targets', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames', 'seed', 'metric',
-          'max_train_steps', 'device', 'precision')
+_FIXED = ('dataset', 'data_root', 'synth_n', 'labels', 'target', 'task', 'context_turns', 'skip_bad', 'max_text_tokens',
+          'preset', 'text_model', 'audio_model', 'visual_model', 'modalities', 'pooling', 'lora_r', 'lora_alpha',
+          'lora_dropout', 'lora_targets', 'random_init', 'epochs', 'batch_size', 'max_audio_seconds', 'n_frames',
+          'seed', 'metric', 'max_train_steps', 'device', 'precision')
 
 def best_params(
     study:optuna.Study, # a study with at least one complete trial
@@ -96,7 +102,8 @@ def best_params(
 )->dict: # mmsent_train option -> value
     "The best trial as `mmsent_train` options: the tuned values and the fixed data and run settings."
     t = study.best_trial
-    fixed = {k: getattr(base, k) for k in _FIXED if getattr(base, k) != getattr(TrainConfig, k, None) or k in ('dataset', 'preset', 'epochs', 'batch_size')}
+    fixed = {k: getattr(base, k) for k in _FIXED
+             if getattr(base, k) != getattr(TrainConfig, k, None) or k in ('dataset', 'preset', 'epochs', 'batch_size')}
     return {**fixed, **t.user_attrs['train_options']}
 
 # %% ../nbs/10_tune.ipynb #24b30141
@@ -104,14 +111,17 @@ BEST_PARAMS, TRIALS_NAME, STUDY_DB = 'best_params.json', 'trials.json', 'study.d
 
 def _total_steps(cfg:TrainConfig)->int:
     sc = cfg.synth_config()
-    labels = dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc, task=cfg.task) if cfg.task != 'regression' else None
-    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target, task=cfg.task))
+    labels = (dataset_labels(cfg.dataset, cfg.data_root, cfg.labels, cfg.target, sc, task=cfg.task)
+              if cfg.task != 'regression' else None)
+    n = len(load_records(cfg.dataset, cfg.data_root, 'train', synth_config=sc, labels=labels, target=cfg.target,
+                         task=cfg.task))
     steps = math.ceil(n/cfg.batch_size/cfg.grad_accum)*cfg.epochs
     return min(steps, cfg.max_train_steps) if cfg.max_train_steps else steps
 
 def _trial_rows(study):
-    return [dict(number=t.number, state=t.state.name, value=t.value, params=t.params, train_options=t.user_attrs.get('train_options'),
-                 intermediate=t.intermediate_values) for t in study.trials]
+    return [dict(number=t.number, state=t.state.name, value=t.value, params=t.params,
+                 train_options=t.user_attrs.get('train_options'), intermediate=t.intermediate_values)
+            for t in study.trials]
 
 def tune(
     base:TrainConfig, # the fixed part of every run (data, preset, epochs, ...); output_dir/log_dir are set per trial
@@ -131,9 +141,12 @@ def tune(
     st = storage(out/STUDY_DB, grace_period)
     stored = study_name in optuna.study.get_all_study_names(st)
     n_before = len(optuna.load_study(study_name=study_name, storage=st).trials) if stored else 0
-    study = optuna.create_study(study_name=study_name, storage=st, load_if_exists=True, direction='minimize' if base.metric in LOWER_IS_BETTER else 'maximize',
-                                sampler=optuna.samplers.TPESampler(seed=base.seed + n_before, n_startup_trials=n_startup_trials),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=prune_warmup_epochs))
+    study = optuna.create_study(study_name=study_name, storage=st, load_if_exists=True,
+                                direction='minimize' if base.metric in LOWER_IS_BETTER else 'maximize',
+                                sampler=optuna.samplers.TPESampler(seed=base.seed + n_before,
+                                                                   n_startup_trials=n_startup_trials),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                                                   n_warmup_steps=prune_warmup_epochs))
     study.set_user_attr('metric', base.metric)
     if n_before: log.info("resuming study %r in %s: %d trials stored", study_name, out/STUDY_DB, n_before)
     steps = _total_steps(base)
@@ -159,19 +172,23 @@ def tune(
 # %% ../nbs/10_tune.ipynb #1cf7fa4f
 def tune_parser()->OptionsParser:
     "`mmsent_tune`'s options: `mmsent_train`'s data and run options (fixed for every trial, from `TrainConfig`), the search ranges and the study's settings."
-    p = OptionsParser(TrainConfig, 'mmsent_tune', "Optuna search over learning rate, warmup, fusion, dropout and unfreeze epoch, resumable from SQLite; "
-                      "writes best_params.json for mmsent_train --config.", defaults=dict(epochs=5, progress=False),
+    p = OptionsParser(TrainConfig, 'mmsent_tune', "Optuna search over learning rate, warmup, fusion, dropout and "
+                      "unfreeze epoch, resumable from SQLite; writes best_params.json for mmsent_train --config.",
+                      defaults=dict(epochs=5, progress=False),
                       skip=tuple(f.name for f in fields(TrainConfig) if f.name not in _FIXED))
     a = p.add_argument
     a('--n_trials', type=int, default=10, help='trials to run now (added to the stored ones) (default: 10)')
     a('--out', default='tune', help='study.db, trials.json, best_params.json (default: tune)')
     a('--study_name', default='mmsent', help='the study within out/study.db (default: mmsent)')
     a('--timeout', type=float, default=None, help='stop starting trials after this many seconds')
-    a('--fusions', default='attention,concat,gated,crossmodal', help='fusion kinds to try, comma-separated (default: all)')
-    a('--lr_min', type=float, default=None, help='learning rate range (default: 1e-4..1e-2 for tiny, 5e-6..1e-4 for pretrained presets)')
+    a('--fusions', default='attention,concat,gated,crossmodal',
+      help='fusion kinds to try, comma-separated (default: all)')
+    a('--lr_min', type=float, default=None,
+      help='learning rate range (default: 1e-4..1e-2 for tiny, 5e-6..1e-4 for pretrained presets)')
     a('--lr_max', type=float, default=None, help='upper end of the learning rate range')
     a('--max_dropout', type=float, default=0.5, help='dropout range [0, max_dropout] (default: 0.5)')
-    a('--no_unfreeze', action='store_true', default=False, help='do not tune the unfreeze epoch (encoders never frozen)')
+    a('--no_unfreeze', action='store_true', default=False,
+      help='do not tune the unfreeze epoch (encoders never frozen)')
     a('--n_startup_trials', type=int, default=3, help='trials completed before the pruner may stop any (default: 3)')
     a('--prune_warmup_epochs', type=int, default=1, help='epochs of each trial before it may be pruned (default: 1)')
     a('--keep_trials', action='store_true', default=False, help='keep every trial\'s models under out/trials/NUMBER')
@@ -185,12 +202,16 @@ def mmsent_tune(
     base, a = p.parse_config(argv)
     if a['n_trials'] < 1: p.error(f"argument --n_trials: must be >= 1, got {a['n_trials']}")
     try:
-        space = SearchSpace(lr_min=a['lr_min'], lr_max=a['lr_max'], fusions=tuple(f.strip() for f in a['fusions'].split(',') if f.strip()),
+        space = SearchSpace(lr_min=a['lr_min'], lr_max=a['lr_max'],
+                            fusions=tuple(f.strip() for f in a['fusions'].split(',') if f.strip()),
                             max_dropout=a['max_dropout'], tune_unfreeze=not a['no_unfreeze'])
-        study = tune(base, a['n_trials'], a['out'], a['study_name'], space, a['n_startup_trials'], a['prune_warmup_epochs'], a['timeout'], a['keep_trials'])
+        study = tune(base, a['n_trials'], a['out'], a['study_name'], space, a['n_startup_trials'],
+                     a['prune_warmup_epochs'], a['timeout'], a['keep_trials'])
     except (ValueError, FileNotFoundError) as e: p.fail(e)
     states, out = [t.state.name for t in study.trials], Path(a['out'])
-    print(f"study {a['study_name']!r} in {out/STUDY_DB}: {len(states)} trials ({', '.join(f'{states.count(s)} {s.lower()}' for s in dict.fromkeys(states))})")
+    print(f"study {a['study_name']!r} in {out/STUDY_DB}: {len(states)} trials "
+          f"({', '.join(f'{states.count(s)} {s.lower()}' for s in dict.fromkeys(states))})")
     if (out/BEST_PARAMS).exists():
-        print(f"best val {base.metric}: {study.best_value:.4f} (trial {study.best_trial.number}): {json.dumps(study.best_trial.user_attrs['train_options'])}")
+        print(f"best val {base.metric}: {study.best_value:.4f} (trial {study.best_trial.number}): "
+              f"{json.dumps(study.best_trial.user_attrs['train_options'])}")
         print(f"train it: mmsent_train --config {out/BEST_PARAMS}")

@@ -37,7 +37,8 @@ def save_upload(
 def _as_uploaded(msg:str, path:Path)->str:
     "An error message about the saved upload `path`, naming it by its file name alone (never the server's folder)."
     for s in {str(path.resolve()), str(path.absolute()), str(path)}: msg = msg.replace(s, path.name)
-    for s in {str(path.parent.resolve()), str(path.parent.absolute()), str(path.parent)}: msg = msg.replace(s + os.sep, '')
+    for s in {str(path.parent.resolve()), str(path.parent.absolute()), str(path.parent)}:
+        msg = msg.replace(s + os.sep, '')
     return msg
 
 def predict_inputs(
@@ -48,11 +49,13 @@ def predict_inputs(
 )->tuple[mpredict.Prediction|None, list[str]]: # (the prediction, or None; one message per unusable input)
     "Decode each input on its own (every unusable one is reported by its file name, not only the first), then predict."
     sample, errors = {}, []
-    for kind in ('video', 'audio', 'image'):   # later ones win: an uploaded audio or image takes precedence over the video's
+    # later ones win: an uploaded audio or image takes precedence over the video's
+    for kind in ('video', 'audio', 'image'):
         if files.get(kind) is None: continue
         try: got = predictor.read(**{kind: files[kind]})
         except mpredict._INPUT_ERRORS as e:
-            errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}"); continue
+            errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}")
+            continue
         sample.update({k: v for k, v in got.items() if v is not None})
     if text is not None and text.strip():
         try: mpredict.check_text_length(text)
@@ -73,7 +76,8 @@ def probability_table(
 )->pd.DataFrame: # classes × (fused, then each modality used); for a regression model, 'score' × the same columns
     "Class probabilities (or scores) of the fused model and of each modality's own head."
     if p.score is not None:
-        return pd.DataFrame({'fused': {'score': p.score}, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}})
+        return pd.DataFrame({'fused': {'score': p.score},
+                             **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}})
     cols = {'fused': p.probs, **{f'{m} alone': p.unimodal[m] for m in p.modalities if m in p.unimodal}}
     return pd.DataFrame(cols).loc[list(p.probs)]   # the model's classes, in id order
 
@@ -85,9 +89,12 @@ def shapley_figure(
     if not p.shapley: return None
     mods, vals = list(p.shapley), list(p.shapley.values())
     fig, ax = plt.subplots(figsize=(4.2, 0.5*len(mods) + 1.3))
-    ax.barh(mods, vals, color=['tab:green' if v >= 0 else 'tab:red' for v in vals]); ax.invert_yaxis(); ax.axvline(0, color='black', lw=0.8)
+    ax.barh(mods, vals, color=['tab:green' if v >= 0 else 'tab:red' for v in vals])
+    ax.invert_yaxis()
+    ax.axvline(0, color='black', lw=0.8)
     for i, v in enumerate(vals): ax.text(v, i, f' {v:+.2f} ', va='center', ha='left' if v >= 0 else 'right', fontsize=9)
-    lim = max(abs(v) for v in vals)*1.5 + 1e-3; ax.set_xlim(-lim, lim)
+    lim = max(abs(v) for v in vals)*1.5 + 1e-3
+    ax.set_xlim(-lim, lim)
     ax.set(xlabel='score' if p.score is not None else f'log-probability of {p.label}', title='Modality Shapley values')
     fig.tight_layout()
     return fig
@@ -101,9 +108,11 @@ def attention_figure(
     if p.attention is None and not p.modality_weights: return None
     if p.attention is None:
         fig, ax = plt.subplots(figsize=(4, 0.5*len(p.modality_weights) + 1.2))
-        ax.barh(list(p.modality_weights), list(p.modality_weights.values()), color='tab:blue'); ax.invert_yaxis()
+        ax.barh(list(p.modality_weights), list(p.modality_weights.values()), color='tab:blue')
+        ax.invert_yaxis()
         ax.set(xlim=(0, 1), xlabel='gate', title='Fusion gates')
-        fig.tight_layout(); return fig
+        fig.tight_layout()
+        return fig
     a = np.asarray(p.attention)   # (heads, M, M)
     mats = [(f'head {h + 1}', a[h]) for h in range(len(a))] if per_head else [(f'mean over {len(a)} heads', a.mean(0))]
     s = 1.1*len(p.modalities) + 1.3
@@ -122,24 +131,29 @@ def show_prediction(st, p:mpredict.Prediction):
         st.subheader(f"Predicted labels: {', '.join(p.labels) or '(none)'}")
         st.write(f"each label at or above its threshold, from {' + '.join(p.modalities)}")
     else: st.subheader(f"Predicted sentiment: {p.label}")
-    if p.score is not None: st.write(f"score {p.score:+.2f} on the scale -3 (negative) to +3 (positive), from {' + '.join(p.modalities)}")
+    if p.score is not None:
+        st.write(f"score {p.score:+.2f} on the scale -3 (negative) to +3 (positive), from {' + '.join(p.modalities)}")
     elif p.labels is None: st.write(f"probability {p.probs[p.label]:.1%}, from {' + '.join(p.modalities)}")
     left, right = st.columns(2)
     with left:
         if p.probs is not None:
-            st.markdown('#### Label probabilities (each on its own)' if p.labels is not None else '#### Class probabilities')
+            st.markdown('#### Label probabilities (each on its own)' if p.labels is not None
+                        else '#### Class probabilities')
             st.bar_chart(pd.DataFrame({'probability': p.probs}).loc[list(p.probs)], y_label='probability')
         st.markdown('#### Each modality on its own')
         t = probability_table(p).T
-        if p.labels is not None: t.insert(0, 'prediction', [', '.join(c for c in t.columns if row[c] >= 0.5) or '(none)' for _, row in t.iterrows()])
+        if p.labels is not None:
+            t.insert(0, 'prediction',
+                     [', '.join(c for c in t.columns if row[c] >= 0.5) or '(none)' for _, row in t.iterrows()])
         elif p.score is None: t.insert(0, 'prediction', t.idxmax(axis=1))
         st.dataframe(t.style.format(precision=3))
         fig = shapley_figure(p)
         if fig is not None:
             st.markdown('#### Modality Shapley values')
             st.pyplot(fig)
-            st.caption("How much each modality moves the prediction away from what the model predicts with no input at all (its training "
-                       "prior), averaged fairly over every order the modalities could be added in; they add up to that whole distance.")
+            st.caption("How much each modality moves the prediction away from what the model predicts with no input at "
+                       "all (its training prior), averaged fairly over every order the modalities could be added in; "
+                       "they add up to that whole distance.")
     with right:
         fig = attention_figure(p)
         if fig is None: st.info("This model's fusion has no modality attention (concat fusion).")
@@ -164,7 +178,8 @@ def _parser()->argparse.ArgumentParser:
     ap.add_argument('--model', default=os.environ.get('MMSENT_MODEL', 'models/end_to_end_multimodal_best'),
                     help='model directory written by mmsent_train (default: $MMSENT_MODEL or %(default)s)')
     ap.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda', 'mps'), help='where the model runs')
-    ap.add_argument('--backend', default='torch', choices=mpredict.BACKENDS, help='torch, or onnxruntime: --model is then an export directory written by mmsent_export')
+    ap.add_argument('--backend', default='torch', choices=mpredict.BACKENDS,
+                    help='torch, or onnxruntime: --model is then an export directory written by mmsent_export')
     return ap
 
 # %% ../../nbs/08a_app.ipynb #2190371c
@@ -185,26 +200,34 @@ def main(argv:list|None=None):
     args, _ = _parser().parse_known_args(argv)
     st.set_page_config(page_title='mmsent', page_icon='💬', layout='wide')
     st.title('mmsent: multimodal sentiment')
-    st.caption('Enter a text and/or upload an audio file, an image or a video (any subset): the model predicts one of its '
-               'classes (negative, neutral or positive for a sentiment model), and shows what each modality said and where the fusion looked.')
+    st.caption('Enter a text and/or upload an audio file, an image or a video (any subset): the model predicts '
+               'one of its classes (negative, neutral or positive for a sentiment model), and shows what each modality '
+               'said and where the fusion looked.')
     with st.sidebar:
         st.header('Model')
         model_dir = st.text_input('Model directory', value=args.model, help='a directory written by mmsent_train')
-        device = st.selectbox('Device', ('auto', 'cpu', 'cuda', 'mps'), index=('auto', 'cpu', 'cuda', 'mps').index(args.device))
-    try: predictor = st.cache_resource(show_spinner='Loading the model…')(_load)(model_dir, device, _stamp(model_dir), args.backend)
+        device = st.selectbox('Device', ('auto', 'cpu', 'cuda', 'mps'),
+                              index=('auto', 'cpu', 'cuda', 'mps').index(args.device))
+    try:
+        predictor = st.cache_resource(show_spinner='Loading the model…')(_load)(model_dir, device, _stamp(model_dir),
+                                                                                args.backend)
     except _LOAD_ERRORS as e:
-        st.error(f"Cannot load a model from {model_dir!r}: {e}"); st.stop()
+        st.error(f"Cannot load a model from {model_dir!r}: {e}")
+        st.stop()
     if predictor.model is None:   # the ONNX Runtime backend
         st.sidebar.caption(f"ONNX Runtime; modalities: {', '.join(predictor.backend.modalities)}")
     else:
         c = predictor.model.config
-        st.sidebar.caption(f"{c.preset} preset, {c.fusion.kind} fusion; modalities: {', '.join(c.modalities)}; on {predictor.device}")
+        st.sidebar.caption(f"{c.preset} preset, {c.fusion.kind} fusion; modalities: {', '.join(c.modalities)}; on "
+                           f"{predictor.device}")
     k = predictor.processor.config.context_turns
     with st.form('inputs'):
-        context = st.text_area(f'Previous turns (the model reads the last {k})', placeholder="one turn per line, oldest first, as 'Speaker: text'") if k else None
+        context = (st.text_area(f'Previous turns (the model reads the last {k})',
+                                placeholder="one turn per line, oldest first, as 'Speaker: text'") if k else None)
         text = st.text_area('Text', placeholder='what was said (leave empty for none)')
         cols = st.columns(3)
-        ups = dict(audio=cols[0].file_uploader('Audio', type=AUDIO_TYPES), image=cols[1].file_uploader('Image', type=IMAGE_TYPES),
+        ups = dict(audio=cols[0].file_uploader('Audio', type=AUDIO_TYPES),
+                   image=cols[1].file_uploader('Image', type=IMAGE_TYPES),
                    video=cols[2].file_uploader('Video', type=VIDEO_TYPES))
         go = st.form_submit_button('Predict', type='primary')
     if not go: return
@@ -223,10 +246,12 @@ def mmsent_app(argv:list|None=None):
     a, rest = ap.parse_known_args(argv)
     _streamlit()
     if not (Path(a.model)/mmodel.CONFIG_NAME).is_file() and not (Path(a.model)/'model.onnx').is_file():
-        print(f"mmsent_app: warning: {a.model} holds no trained model yet (choose another directory in the page's sidebar)", file=sys.stderr)
+        print(f"mmsent_app: warning: {a.model} holds no trained model yet (choose another directory in the "
+              "page's sidebar)", file=sys.stderr)
     cmd = [sys.executable, '-m', 'streamlit', 'run', str(Path(__file__).resolve()), '--server.port', str(a.port),
-           '--server.address', a.address, '--server.headless', 'true', '--browser.gatherUsageStats', 'false', '--client.toolbarMode', 'minimal', *rest,
-           '--', '--model', a.model, '--device', a.device, '--backend', a.backend]
+           '--server.address', a.address, '--server.headless', 'true', '--browser.gatherUsageStats', 'false',
+           '--client.toolbarMode', 'minimal', *rest, '--', '--model', a.model, '--device', a.device, '--backend',
+           a.backend]
     os.execv(sys.executable, cmd)
 
 def _in_streamlit()->bool:
