@@ -25,7 +25,7 @@ from .encoders import write_checksums, MultiModalProcessor, EncoderLoadError
 from .model import (EndToEndMultiModalModel, ModelConfig, ModelLoadError, CONFIG_NAME, WEIGHTS_NAME, _sha256,
                           read_saved)
 from .train import TrainConfig, train, TrainingDiverged, BEST_NAME
-from .train import train_parser, run_command
+from .train import train_parser, _run_command
 from .core import ConfigError, OptionsParser
 from .evaluation import model_records
 from .metrics import collect_predictions
@@ -263,6 +263,7 @@ def save_quantized(
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return d
 
+# %% ../nbs/09_compress.ipynb #5afb0bf5
 def load_quantized(
     directory:str|Path, # written by `save_quantized`
     verify:bool=True, # check every file against checksums.sha256 (and the weights against the SHA-256 in config.json)
@@ -462,7 +463,7 @@ def mmsent_distill(
                 if f.name not in ('teacher', 'preset', 'distill_alpha', 'distill_temperature')}
         return distill(_check_model_dir(cfg.teacher, '--teacher'), cfg.preset, cfg.distill_alpha,
                        cfg.distill_temperature, **rest)
-    res = run_command(p, work)
+    res = _run_command(p, work)
     print(f"student best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
 
 # %% ../nbs/09_compress.ipynb #42b0746a

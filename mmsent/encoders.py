@@ -826,6 +826,7 @@ def resolve_pretrained(
         raise error(f"the Hub repository {s} holds no {what}: {' or '.join(files)} is missing")
     return snap
 
+# %% ../nbs/02_encoders.ipynb #9f8235c1
 def upload_to_hub(
     save, # callable(folder) -> the saved folder: writes what to upload under `folder`
     repo_id:str, # 'user/name' on the Hugging Face Hub
@@ -1100,6 +1101,7 @@ def encode_audio(self:MultiModalProcessor, waves:list[torch.Tensor])->dict:
         mask[i, :k] = 1
     return dict(audio_inputs=x, audio_attention_mask=mask)
 
+# %% ../nbs/02_encoders.ipynb #4cd5e9ca
 @patch
 def encode_images(self:MultiModalProcessor,
     images:list, # one PIL image or path, or a list of frames, per sample

@@ -399,6 +399,7 @@ def predict_manifest(
         if ok: preds += list(zip([b['id'] for b in ok], predictor.predict_samples([b['sample'] for b in ok])))
     return preds, bad
 
+# %% ../nbs/08_predict.ipynb #88910fc7
 def write_predictions(
     preds:list[tuple[str, Prediction]], # from `predict_manifest`
     out:str|Path, # .csv or .jsonl

@@ -30,11 +30,11 @@ from .datasets import (DATASETS, load_records, read_hf, read_manifest, prepare_r
 from .encoders import MultiModalProcessor, EncoderLoadError, write_checksums
 from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
-from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, make_accelerator, make_optimizer,
-                          make_scheduler, load_checkpoint, latest_checkpoint, lock_output_dir, prepare_output_dir,
-                          resume_config, restore, catch_signals, interrupted, interrupt, train_epoch, save_resumable,
-                          model_card, train_parser, run_command, _prepare, _setup_logging, _atomic_json, _saving,
-                          _replace_dir, _quiet_worker, _elapsed, _new_totals, flush_tally)
+from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, _make_accelerator, make_optimizer,
+                          make_scheduler, load_checkpoint, latest_checkpoint, _lock_output_dir, _prepare_output_dir,
+                          resume_config, _restore, _catch_signals, _interrupted, _interrupt, train_epoch, _save_resumable,
+                          model_card, train_parser, _run_command, _prepare, _setup_logging, _atomic_json, _saving,
+                          _replace_dir, _quiet_worker, _elapsed, _new_totals, _flush_tally)
 
 log = logging.getLogger('mmsent.pretrain')
 
@@ -503,7 +503,7 @@ def setup_pretrain(
               card=pretrain_card,
               data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_clips=len(train_dl.dataset),
                         val_clips=len(val_dl.dataset)))
-    if ckpt is not None: restore(run, ckpt)
+    if ckpt is not None: _restore(run, ckpt)
     _prepare(run)
     run.extra['probe_dl'] = acc.prepare(probe_dl) if probe_dl is not None else None
     if cfg.report_to not in (None, 'none'):
@@ -523,7 +523,7 @@ def end_pretrain_epoch(
     epoch:int, # the epoch just trained
 )->bool: # True: stop (max_train_steps reached)
     "Evaluate the representation, record the epoch, save the pre-trained model, the epoch checkpoint and the history, report to the trackers."
-    flush_tally(run)
+    _flush_tally(run)
     cfg, acc, st = run.cfg, run.acc, run.state
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate_representation(run.model, run.val_dl, run.extra.get('probe_dl'), acc, cfg.max_eval_batches)
@@ -548,7 +548,7 @@ def end_pretrain_epoch(
         with _saving(out/PRETRAINED_NAME):
             run.model.save_pretrained(out/PRETRAINED_NAME, processor=run.processor, extra=pretrain_card(run, rec))
     if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop:
-        save_resumable(run, f'{PRETRAIN_PREFIX}_epoch_{epoch}')
+        _save_resumable(run, f'{PRETRAIN_PREFIX}_epoch_{epoch}')
     if acc.is_main_process:
         with _saving(out/PRETRAIN_HISTORY_NAME):
             _atomic_json(out/PRETRAIN_HISTORY_NAME, dict(config=asdict(cfg), epochs=st.history))
@@ -565,18 +565,18 @@ def pretrain(
 )->dict: # history, model_dir, history_path, model
     "Pre-train the encoders of an `EndToEndMultiModalModel` on clips without labels (cross-modal InfoNCE); returns the history and where the model is."
     cfg, ckpt = resume_point(config or PretrainConfig(**kwargs))
-    acc = make_accelerator(cfg)
+    acc = _make_accelerator(cfg)
     _setup_logging(Path(cfg.log_dir), acc.is_main_process, PRETRAIN_LOG_NAME)
-    with lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
-        if acc.is_main_process: prepare_output_dir(cfg, (PRETRAINED_NAME, PRETRAIN_HISTORY_NAME), PRETRAIN_PREFIX)
+    with _lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
+        if acc.is_main_process: _prepare_output_dir(cfg, (PRETRAINED_NAME, PRETRAIN_HISTORY_NAME), PRETRAIN_PREFIX)
         run = setup_pretrain(cfg, acc, ckpt)
         try:
-            with catch_signals(run):
+            with _catch_signals(run):
                 while run.state.epoch < cfg.epochs:
                     epoch = run.state.epoch + 1
                     stop = train_epoch(run, epoch, tally=_pretrain_tally)
                     if end_pretrain_epoch(run, epoch) or stop: break
-                    if interrupted(run): interrupt(run)
+                    if _interrupted(run): _interrupt(run)
         finally: acc.end_training()
     out = Path(cfg.output_dir)
     return dict(history=run.state.history, model_dir=out/PRETRAINED_NAME, history_path=out/PRETRAIN_HISTORY_NAME,
@@ -594,7 +594,7 @@ def mmsent_pretrain(
     "Pre-train the encoders on clips without labels (cross-modal contrastive learning; default: tiny preset on the built-in synthetic set)."
     p = pretrain_parser()
     cfg, _ = p.parse_config(argv)
-    res = run_command(p, lambda: pretrain(cfg))
+    res = _run_command(p, lambda: pretrain(cfg))
     last = res['history'][-1] if res['history'] else {}
     print(f"pre-trained model -> {res['model_dir']} (for mmsent_train --init_from)")
     if last:

@@ -408,6 +408,7 @@ def serve_workers(
     cores = usable_cores() if cores is None else cores
     return max(1, min(8, (cores - api_servers)//4))
 
+# %% ../nbs/08c_serve.ipynb #4f5f8209
 @dataclass
 class ServeConfig:
     "The options of `mmsent_serve`."

@@ -46,16 +46,12 @@ log = logging.getLogger('mmsent.train')
 # %% auto #0
 __all__ = ['log', 'BEST_NAME', 'EPOCH_NAME', 'UNIMODAL_FUSION_WEIGHT', 'MODALITY_DROPOUT', 'HISTORY_NAME', 'LOG_NAME',
            'REPORT_TO', 'MIN_SYNTH_N', 'RESUME_SAFE', 'STEP_NAME', 'CKPT_PREFIX', 'LOCK_NAME', 'TRACKERS',
-           'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train', 'rng_state',
-           'set_rng_state', 'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint',
-           'checkpoint_position', 'list_checkpoints', 'latest_checkpoint', 'rotate_checkpoints', 'OutputDirError',
-           'lock_output_dir', 'run_outputs', 'prepare_output_dir', 'evaluate', 'kd_loss', 'kd_terms',
-           'distillation_loss', 'same_processor', 'DistillCollator', 'load_teacher', 'make_optimizer', 'make_scheduler',
-           'trackers_for', 'flat_hparams', 'TrainState', 'Run', 'resume_point', 'make_accelerator', 'setup_run',
-           'restore', 'train_step', 'after_step', 'flush_tally', 'train_epoch', 'end_epoch', 'training_command',
-           'model_card', 'save_resumable', 'TrainingInterrupted', 'catch_signals', 'interrupted', 'interrupt',
-           'TrainingDiverged', 'GroupedByLength', 'audio_lengths', 'training_prior', 'class_weights_for',
-           'load_encoders', 'split_loader', 'run_seeds', 'train_parser', 'run_command', 'mmsent_train']
+           'TRACKING_PROJECT', 'RESULTS_NAME', 'USER_ERRORS', 'TrainConfig', 'resume_config', 'train',
+           'CheckpointSaveError', 'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'list_checkpoints',
+           'latest_checkpoint', 'OutputDirError', 'evaluate', 'kd_loss', 'distillation_loss', 'make_optimizer',
+           'make_scheduler', 'trackers_for', 'TrainState', 'Run', 'resume_point', 'setup_run', 'train_step',
+           'train_epoch', 'model_card', 'TrainingInterrupted', 'TrainingDiverged', 'GroupedByLength', 'load_encoders',
+           'run_seeds', 'train_parser', 'mmsent_train']
 
 # %% ../nbs/05_train.ipynb #e4af141e
 BEST_NAME, EPOCH_NAME = 'end_to_end_multimodal_best', 'end_to_end_multimodal_epoch_{}'
@@ -148,61 +144,13 @@ class TrainConfig:
 
     def __post_init__(self):
         check_types(self)
-        # a value as the user wrote it: -1, not -1.0
-        n = lambda k: (lambda v: f'{v:g}' if isinstance(v, float) else v)(getattr(self, k))
-        def at_least(k, lo, unset=False):   # field k >= lo (or None, where unset is allowed)
-            v = getattr(self, k)
-            return ((v is None and unset) or (v is not None and v >= lo), k,
-                    f"must be >= {lo}{' or unset' if unset else ''}, got {n(k)}")
-        def unit(k): return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {n(k)}"
-        check_options([
-            (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
-            (self.dataset == 'synth' or self.data_root is not None, 'data_root',
-             f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
-            (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
-            (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
-            (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
-            (self.precision in PRECISIONS, 'precision',
-             f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
-            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
-             f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
-            (self.report_to in REPORT_TO, 'report_to',
-             f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
-            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
-             f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. "
-             "models/pretrained_multimodal)"),
-            at_least('synth_n', MIN_SYNTH_N), at_least('max_text_tokens', 1),
-            (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {n('max_audio_seconds')}"),
-            at_least('n_frames', 1), at_least('num_workers', 0, unset=True), at_least('context_turns', 0),
-            at_least('d_model', 1, unset=True), at_least('n_heads', 1), unit('dropout'), unit('modality_dropout'),
-            unit('layerdrop'), at_least('aux_loss_weight', 0, unset=True),
-            at_least('unimodal_fusion_weight', 0, unset=True), at_least('epochs', 1, unset=True),
-            at_least('batch_size', 1), at_least('grad_accum', 1),
-            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate', "must be > 0, got "
-             f"{n('learning_rate')}"), at_least('warmup_steps', 0, unset=True),
-            at_least('pretrained_lr_ratio', 0, unset=True), at_least('weight_decay', 0),
-            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {n('max_grad_norm')}"),
-            at_least('unfreeze_epoch', 1, unset=True),
-            (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
-            at_least('unfreeze_top_k', 1, unset=True),
-            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {n('distill_alpha')}"),
-            (self.distill_temperature > 0, 'distill_temperature', f"must be > 0, got {n('distill_temperature')}"),
-            (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}"),
-            at_least('early_stopping_patience', 1, unset=True), at_least('save_every', 1),
-            at_least('save_steps', 1, unset=True), at_least('save_total_limit', 1, unset=True),
-            at_least('logging_steps', 1), at_least('max_train_steps', 1, unset=True),
-            at_least('max_eval_batches', 1, unset=True)])
-        d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        check_options([(d % self.n_heads == 0, 'd_model' if self.d_model else 'n_heads',
-                        f"{d} must be divisible by n_heads ({self.n_heads})" if self.d_model
-                        else f"{self.n_heads} must divide the fusion width d_model ({d} for the "
-                        f"{self.preset} preset)")])
-        if self.device in ('cuda', 'mps'):
-            try: resolve_device(self.device)
-            except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
-        if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
-            extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
-            raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
+        self._check_choices()
+        self._check_data_sizes()
+        self._check_model_sizes()
+        self._check_optimisation()
+        self._check_saving()
+        self._check_fusion_width()
+        self._check_device_and_trackers()
         self._check_encoders()
         if self.task is None: self.task = 'regression' if self.dataset in ('mosi', 'mosei') else 'classification'
         self._check_labels()
@@ -216,6 +164,94 @@ class TrainConfig:
         if self.learning_rate is None: self.learning_rate = 2e-5 if pre else 3e-3
         # encoders from mmsent_pretrain are pretrained too
         if self.pretrained_lr_ratio is None: self.pretrained_lr_ratio = 0.1 if pre or self.init_from else 1.0
+
+    def _shown(self, k:str):
+        "Field `k`'s value as the user wrote it: -1, not -1.0."
+        v = getattr(self, k)
+        return f'{v:g}' if isinstance(v, float) else v
+
+    def _at_least(self, k:str, lo, unset:bool=False)->tuple:
+        "The check that field `k` is at least `lo` (or None, where `unset` allows it)."
+        v = getattr(self, k)
+        return ((v is None and unset) or (v is not None and v >= lo), k,
+                f"must be >= {lo}{' or unset' if unset else ''}, got {self._shown(k)}")
+
+    def _in_unit(self, k:str)->tuple:
+        "The check that field `k` is in [0, 1)."
+        return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {self._shown(k)}"
+
+    def _check_choices(self):
+        "Options that name one of a set (dataset, preset, fusion, task, precision, device, tracker), and the data's folders."
+        check_options([
+            (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset == 'synth' or self.data_root is not None, 'data_root',
+             f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
+            (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
+            (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
+            (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
+            (self.precision in PRECISIONS, 'precision',
+             f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
+            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
+             f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
+            (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
+             f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")])
+
+    def _check_data_sizes(self):
+        "The synthetic set's size, text tokens, audio seconds, video frames, loader workers and dialogue turns."
+        check_options([
+            self._at_least('synth_n', MIN_SYNTH_N), self._at_least('max_text_tokens', 1),
+            (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {self._shown('max_audio_seconds')}"),
+            self._at_least('n_frames', 1), self._at_least('num_workers', 0, unset=True),
+            self._at_least('context_turns', 0)])
+
+    def _check_model_sizes(self):
+        "The fusion width and heads, the dropout rates, and the weights of the auxiliary and single-modality losses."
+        check_options([
+            self._at_least('d_model', 1, unset=True), self._at_least('n_heads', 1),
+            self._in_unit('dropout'), self._in_unit('modality_dropout'), self._in_unit('layerdrop'),
+            self._at_least('aux_loss_weight', 0, unset=True), self._at_least('unimodal_fusion_weight', 0, unset=True)])
+
+    def _check_optimisation(self):
+        "Epochs, batches, learning rates, clipping, unfreezing, distillation and the seed."
+        check_options([
+            self._at_least('epochs', 1, unset=True), self._at_least('batch_size', 1), self._at_least('grad_accum', 1),
+            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate',
+             f"must be > 0, got {self._shown('learning_rate')}"),
+            self._at_least('warmup_steps', 0, unset=True), self._at_least('pretrained_lr_ratio', 0, unset=True),
+            self._at_least('weight_decay', 0),
+            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {self._shown('max_grad_norm')}"),
+            self._at_least('unfreeze_epoch', 1, unset=True),
+            (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
+            self._at_least('unfreeze_top_k', 1, unset=True),
+            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {self._shown('distill_alpha')}"),
+            (self.distill_temperature > 0, 'distill_temperature',
+             f"must be > 0, got {self._shown('distill_temperature')}"),
+            (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}")])
+
+    def _check_saving(self):
+        "Early stopping, checkpoints, logging and the limits on steps and evaluation batches."
+        check_options([
+            self._at_least('early_stopping_patience', 1, unset=True), self._at_least('save_every', 1),
+            self._at_least('save_steps', 1, unset=True), self._at_least('save_total_limit', 1, unset=True),
+            self._at_least('logging_steps', 1), self._at_least('max_train_steps', 1, unset=True),
+            self._at_least('max_eval_batches', 1, unset=True)])
+
+    def _check_fusion_width(self):
+        "The fusion width (`d_model`, or the preset's) divides into `n_heads` heads."
+        d = self.d_model or (64 if self.preset == 'tiny' else 256)
+        if d % self.n_heads == 0: return
+        if self.d_model: raise ConfigError('d_model', f"{d} must be divisible by n_heads ({self.n_heads})")
+        raise ConfigError('n_heads', f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")
+
+    def _check_device_and_trackers(self):
+        "A GPU asked for by `device` is there, and the tracker of `report_to` is installed."
+        if self.device in ('cuda', 'mps'):
+            try: resolve_device(self.device)
+            except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
+        if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
+            extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
+            raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
 
     def _check_labels(self):
         "`target` (MELD's label column), `labels` (a label set, for classification) and `class_weights` (one per class)."
@@ -393,22 +429,22 @@ def train(
 )->dict: # history, best, metric, best_dir, history_path, model
     "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
     cfg, ckpt = resume_point(config or TrainConfig(**kwargs))
-    acc = make_accelerator(cfg)
+    acc = _make_accelerator(cfg)
     _setup_logging(Path(cfg.log_dir), acc.is_main_process)
-    with lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
-        if acc.is_main_process: prepare_output_dir(cfg)
+    with _lock_output_dir(cfg.output_dir, enabled=acc.is_main_process):
+        if acc.is_main_process: _prepare_output_dir(cfg)
         run = setup_run(cfg, acc, ckpt, teacher_model)
         try:
-            with catch_signals(run):
+            with _catch_signals(run):
                 while run.state.epoch < cfg.epochs:
                     epoch = run.state.epoch + 1
                     stop = train_epoch(run, epoch)
-                    stop = end_epoch(run, epoch) or stop
+                    stop = _end_epoch(run, epoch) or stop
                     if on_epoch_end is not None and on_epoch_end(epoch, run.state.history[-1]):
                         log.info("stopping: on_epoch_end asked to stop after epoch %d", epoch)
                         break
                     if stop: break
-                    if interrupted(run): interrupt(run)
+                    if _interrupted(run): _interrupt(run)
         finally:
             acc.end_training()
             run.model.frozen_weights_to(torch.float32)  # the model returned is a plain float32 one
@@ -436,7 +472,7 @@ def _opt_from_files(opt:torch.optim.Optimizer, tensors:dict, meta:dict):
         state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict(dict(state=state, param_groups=meta['param_groups']))
 
-def rng_state()->tuple[dict, dict]:
+def _rng_state()->tuple[dict, dict]:
     "The Python, NumPy and torch RNG states, as (tensors, JSON)."
     np_state = np.random.get_state()
     tensors = {'rng.torch': torch.get_rng_state(), 'rng.numpy': torch.from_numpy(np_state[1].astype(np.int64))}
@@ -447,7 +483,7 @@ def rng_state()->tuple[dict, dict]:
             dict(python=[py[0], list(py[1]), py[2]],
                  numpy=[np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])]))
 
-def set_rng_state(tensors:dict, meta:dict):
+def _set_rng_state(tensors:dict, meta:dict):
     "Restore what `rng_state` captured."
     torch.set_rng_state(tensors['rng.torch'])
     n = meta['numpy']
@@ -502,6 +538,7 @@ def _kernels(
     return dict(device=device.type, torch=torch.__version__, cpu_capability=cpu_capability(),
                 threads=torch.get_num_threads())
 
+# %% ../nbs/05_train.ipynb #88033e7e
 def save_checkpoint(
     directory:str|Path, # checkpoint folder (replaced atomically)
     model:EndToEndMultiModalModel, # the (unwrapped) model
@@ -520,7 +557,7 @@ def save_checkpoint(
         try:
             model.save_pretrained(tmp/'c', processor=processor, extra=extra)
             tensors, opt_meta = _opt_to_files(optimizer)
-            rng_t, rng_meta = rng_state()
+            rng_t, rng_meta = _rng_state()
             save_file({**tensors, **rng_t}, str(tmp/'c'/'optimizer.safetensors'))
             sched = {k: v for k, v in scheduler.state_dict().items() if k != 'lr_lambdas'}
             sc = (None if scaler is None
@@ -560,7 +597,7 @@ CKPT_PREFIX = 'end_to_end_multimodal'   # checkpoint folders are {prefix}_epoch_
 def _ckpt_re(prefix:str=CKPT_PREFIX): return re.compile(rf'{re.escape(prefix)}_(epoch|step)_(\d+)')
 _CKPT_RE = _ckpt_re()
 
-def checkpoint_position(
+def _checkpoint_position(
     directory:Path, # a checkpoint folder
 )->tuple|None: # (step, epoch, batches), or None when it is not a readable checkpoint
     "Where in the run a checkpoint was written, from its trainer_state.json."
@@ -576,7 +613,7 @@ def list_checkpoints(
     d = Path(output_dir)
     if not d.is_dir(): return []
     found = [(pos, p) for p in d.iterdir()
-             if p.is_dir() and _ckpt_re(prefix).fullmatch(p.name) and (pos := checkpoint_position(p)) is not None]
+             if p.is_dir() and _ckpt_re(prefix).fullmatch(p.name) and (pos := _checkpoint_position(p)) is not None]
     return [p for _, p in sorted(found)]
 
 def latest_checkpoint(
@@ -590,7 +627,7 @@ def latest_checkpoint(
                               f"{prefix}_step_S with a trainer_state.json)")
     return ck[-1]
 
-def rotate_checkpoints(
+def _rotate_checkpoints(
     output_dir:str|Path, # a run's output folder
     limit:int|None, # keep the newest this many (None: keep all)
     prefix:str=CKPT_PREFIX, # the checkpoints' name prefix
@@ -625,7 +662,7 @@ def _take_lock(path:Path)->bool:
     return True
 
 @contextmanager
-def lock_output_dir(
+def _lock_output_dir(
     output_dir:str|Path, # the run's output folder
     enabled:bool=True, # False on the non-main processes of a multi-process run
 ):
@@ -656,7 +693,7 @@ def lock_output_dir(
         except (OSError, ValueError): pass
 
 # %% ../nbs/05_train.ipynb #07570e3e
-def run_outputs(
+def _run_outputs(
     output_dir:str|Path, # a run's output folder
     names:tuple=(BEST_NAME, HISTORY_NAME), # the run's own files and folders besides its checkpoints
     prefix:str=CKPT_PREFIX, # its checkpoints' name prefix
@@ -668,20 +705,20 @@ def run_outputs(
     return sorted(p for p in d.iterdir() if p.name in names or (p.is_dir() and _ckpt_re(prefix).fullmatch(p.name))
                   or re.fullmatch(r'data_report_\w+\.json', p.name) or tmp.fullmatch(p.name))
 
-def prepare_output_dir(
+def _prepare_output_dir(
     config:TrainConfig, # the run (output_dir, resume, overwrite_output_dir)
     names:tuple=(BEST_NAME, HISTORY_NAME), # the run's own outputs besides its checkpoints (another command's differ)
     prefix:str=CKPT_PREFIX, # its checkpoints' name prefix
 )->list[Path]: # what was removed
     "Refuse an output folder that holds an earlier run's models or history, unless resuming, or (overwrite_output_dir) remove them."
-    old = [p for p in run_outputs(config.output_dir, names, prefix) if not p.name.startswith(('data_report_', '.'))]
+    old = [p for p in _run_outputs(config.output_dir, names, prefix) if not p.name.startswith(('data_report_', '.'))]
     if not old or config.resume: return []
     if not config.overwrite_output_dir:
         raise OutputDirError(f"output_dir {config.output_dir} holds an earlier run "
                              f"({', '.join(p.name for p in old[:3])}{', ...' if len(old) > 3 else ''}): continue it "
                              "with --resume latest, replace it with --overwrite_output_dir, or choose another "
                              "--output_dir")
-    gone = run_outputs(config.output_dir, names, prefix)
+    gone = _run_outputs(config.output_dir, names, prefix)
     for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
     log.info("overwrite_output_dir: removed %d outputs of the earlier run in %s", len(gone), config.output_dir)
     return gone
@@ -711,9 +748,9 @@ def kd_loss(
     temperature:float=2.0, # softening temperature T
 )->torch.Tensor: # scalar
     "Hinton's distillation term: T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the batch."
-    return kd_terms(student_logits, teacher_logits, temperature).mean()
+    return _kd_terms(student_logits, teacher_logits, temperature).mean()
 
-def kd_terms(
+def _kd_terms(
     student_logits:torch.Tensor, # (B, C) class logits, (B, C) multi-label logits, or (B, 1) scores
     teacher_logits:torch.Tensor, # the same shape
     temperature:float=2.0, # softening temperature T
@@ -736,7 +773,7 @@ def distillation_loss(
 )->tuple[torch.Tensor, torch.Tensor]: # (total loss, the distillation term, detached)
     "alpha * KD(fused logits [+ unimodal_weight * each head's KD]) + (1 - alpha) * the student's label loss; a regressor's KD is the squared score difference, a multi-label model's each label's binary cross-entropy against the teacher's softened sigmoid (times T^2)."
     if task != 'multilabel' and out.logits.shape[-1] == 1: task = 'regression'   # one score
-    kd = kd_terms(out.logits, teacher_out.logits, temperature, task).mean()
+    kd = _kd_terms(out.logits, teacher_out.logits, temperature, task).mean()
     if unimodal_weight:
         for m, s in out.unimodal_logits.items():
             t = teacher_out.unimodal_logits[m]
@@ -744,7 +781,7 @@ def distillation_loss(
             rows = torch.isfinite(s).all(-1, keepdim=True) & torch.isfinite(t).all(-1, keepdim=True)
             zero = torch.zeros((), dtype=s.dtype, device=s.device)
             # masked, not selected: nothing waits for the device
-            l = kd_terms(torch.where(rows, s, zero), torch.where(rows, t, zero), temperature, task)
+            l = _kd_terms(torch.where(rows, s, zero), torch.where(rows, t, zero), temperature, task)
             # the mean over the samples that have m (0 if none)
             kd = kd + unimodal_weight * (l * rows[:, 0]).sum() / rows.sum().clamp_min(1)
     if alpha < 1 and out.loss is None:
@@ -753,7 +790,7 @@ def distillation_loss(
     return total, kd.detach()
 
 # %% ../nbs/05_train.ipynb #784027eb
-def same_processor(
+def _same_processor(
     a:MultiModalProcessor, b:MultiModalProcessor,
 )->bool:
     "True when two processors would give identical inputs: their saved files are byte for byte the same."
@@ -761,7 +798,7 @@ def same_processor(
         files = lambda p: {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted(p.rglob('*')) if f.is_file()}
         return files(a.save_pretrained(Path(d)/'a')) == files(b.save_pretrained(Path(d)/'b'))
 
-class DistillCollator:
+class _DistillCollator:
     "The student's collator, plus the teacher's own inputs under `teacher_inputs` (a teacher whose processor differs)."
     def __init__(self, collate, teacher_processor:MultiModalProcessor):
         self.collate, self.teacher = collate, MultiModalCollator(teacher_processor)
@@ -769,7 +806,7 @@ class DistillCollator:
         t = self.teacher(samples)
         return {**self.collate(samples), 'teacher_inputs': {k: v for k, v in t.items() if k not in ('labels', 'meta')}}
 
-def load_teacher(
+def _load_teacher(
     directory:str|Path, # a model directory written by `save_pretrained` (mmsent_train's best model)
 )->tuple[EndToEndMultiModalModel, MultiModalProcessor]:
     "The teacher and its processor, frozen and in eval mode; errors name the directory and what is wrong."
@@ -821,7 +858,7 @@ def trackers_for(
         if not TRACKERS[t](): raise ValueError(f"--report_to {t}: the {t} package is not installed (pip install {t})")
     return names
 
-def flat_hparams(
+def _flat_hparams(
     config:TrainConfig, # the run
 )->dict:
     "The run's settings as the flat str/number/bool dictionary trackers take (TensorBoard's hparams refuse None)."
@@ -884,7 +921,7 @@ def resume_point(
     return cfg, dict(dir=d, state=state, tensors=tensors, model=model, processor=proc)
 
 # %% ../nbs/05_train.ipynb #7e9ee256
-def make_accelerator(
+def _make_accelerator(
     cfg:TrainConfig, # the run
 )->Accelerator:
     "The run's `Accelerator`: precision, accumulation, device, the seedable sampler (for exact resume) and the trackers of `report_to`."
@@ -905,7 +942,7 @@ def make_accelerator(
 def _teacher(cfg, teacher_model, model, processor, acc):
     "The distillation teacher on the run's device, and its processor where it differs from the student's."
     teacher, tproc = teacher_model, None
-    if teacher is None and cfg.teacher: teacher, tproc = load_teacher(cfg.teacher)
+    if teacher is None and cfg.teacher: teacher, tproc = _load_teacher(cfg.teacher)
     if teacher is None: return None, None
     if tuple(teacher.modalities) != tuple(model.modalities):
         raise ValueError(f"teacher {cfg.teacher or ''} has modalities {teacher.modalities} but the student has "
@@ -914,7 +951,7 @@ def _teacher(cfg, teacher_model, model, processor, acc):
         raise ValueError(f"teacher {cfg.teacher or ''} predicts {', '.join(teacher.config.class_names)} "
                          f"({teacher.config.task}) but the student {', '.join(model.config.class_names)} "
                          f"({model.config.task}): distil between models of the same classes")
-    if tproc is not None and same_processor(tproc, processor): tproc = None
+    if tproc is not None and _same_processor(tproc, processor): tproc = None
     log.info("distilling from teacher %s (alpha %.2f, T %.1f, %s)", cfg.teacher or 'in memory', cfg.distill_alpha,
              cfg.distill_temperature, "its own processor" if tproc is not None else "the student's processor")
     return teacher.to(acc.device).eval().requires_grad_(False), tproc
@@ -950,8 +987,8 @@ def setup_run(
     train_dl, val_dl, train_recs = _loaders(cfg, processor, model, acc, Path(cfg.output_dir), teacher,
                                             teacher_processor)
     if ckpt is None:   # a resumed model has these in its config already
-        model.config.prior = training_prior(train_recs, cfg.task, model.config.num_classes)
-        model.config.class_weights = class_weights_for(cfg.class_weights, train_recs, model.config.class_names)
+        model.config.prior = _training_prior(train_recs, cfg.task, model.config.num_classes)
+        model.config.class_weights = _class_weights_for(cfg.class_weights, train_recs, model.config.class_names)
         if model.config.class_weights:
             log.info("class weights %s",
                      dict(zip(model.config.class_names, map(lambda w: round(w, 3), model.config.class_weights))))
@@ -965,16 +1002,16 @@ def setup_run(
               data=dict(dataset=cfg.dataset, data_root=cfg.data_root, train_samples=len(train_dl.dataset),
                         val_samples=len(val_dl.dataset)),
               init_from=_init_from(cfg))
-    if ckpt is not None: restore(run, ckpt)
+    if ckpt is not None: _restore(run, ckpt)
     # products unchanged under autocast
     if model.config.lora and acc.mixed_precision == 'bf16' and model.frozen_weights_to(torch.bfloat16):
         log.info("LoRA under bf16: the encoders' frozen linear weights are held in bf16 (saved models stay float32)")
     _prepare(run)
-    if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=flat_hparams(cfg))
+    if cfg.report_to not in (None, 'none'): acc.init_trackers(TRACKING_PROJECT, config=_flat_hparams(cfg))
     return run
 
 # %% ../nbs/05_train.ipynb #46d9bf60
-def restore(
+def _restore(
     run:Run, # a run built by `setup_run` from the checkpoint's model
     ckpt:dict, # from `resume_point`
 ):
@@ -1043,19 +1080,19 @@ def train_step(
 
 def _elapsed(run:Run)->float: return run.state.totals['seconds'] + time.time() - run.t0
 
-def after_step(
+def _after_step(
     run:Run, # the run, just after an optimizer step
 )->bool: # True: max_train_steps reached
     "Count the step, log the training loss every `logging_steps`, save a step checkpoint every `save_steps`, stop on a signal."
     cfg, st = run.cfg, run.state
     st.step += 1
-    if cfg.logging_steps and st.step % cfg.logging_steps == 0: flush_tally(run)
+    if cfg.logging_steps and st.step % cfg.logging_steps == 0: _flush_tally(run)
     if cfg.logging_steps and st.step % cfg.logging_steps == 0 and run.window[1]:
         run.acc.log({'train/step_loss': run.window[0]/run.window[1],
                      'train/learning_rate': run.sched.get_last_lr()[-1]}, step=st.step)
         run.window = [0.0, 0]
-    if cfg.save_steps and st.step % cfg.save_steps == 0: save_resumable(run, f'{run.prefix}_step_{st.step}')
-    if interrupted(run): interrupt(run)
+    if cfg.save_steps and st.step % cfg.save_steps == 0: _save_resumable(run, f'{run.prefix}_step_{st.step}')
+    if _interrupted(run): _interrupt(run)
     return cfg.max_train_steps is not None and st.step >= cfg.max_train_steps
 
 # %% ../nbs/05_train.ipynb #43d99747
@@ -1069,7 +1106,7 @@ def _tally(run:Run, batch:dict, out, loss, kd):
     run.pending.append((len(batch['labels']), run.state.epoch + 1, run.state.step, loss, kd, right))
     run.state.batches += 1
 
-def flush_tally(
+def _flush_tally(
     run:Run, # the run
 ):
     "Read the pending steps' figures from the device in one transfer and add them to the totals in step order (the same sums as step by step); raise `TrainingDiverged` at a loss that is not finite."
@@ -1094,7 +1131,7 @@ def flush_tally(
 def _rng_restored(batches, run:Run):
     "The batches, with the checkpoint's RNG state restored once the loader's iterator has started (it draws its seed from the global RNG, as the interrupted run's did before the checkpoint)."
     first = next(batches, None)
-    set_rng_state(*run.rng)
+    _set_rng_state(*run.rng)
     run.rng = None
     if first is not None:
         yield first
@@ -1113,7 +1150,7 @@ def train_epoch(
     run.train_dl.set_epoch(epoch)   # the seedable sampler's order depends on (seed, epoch) only
     dl = acc.skip_first_batches(run.train_dl, st.batches) if st.batches else run.train_dl
     if run.rng is not None and not st.batches:
-        set_rng_state(*run.rng)
+        _set_rng_state(*run.rng)
         run.rng = None  # resumed at an epoch's end: the RNG as it was then
     batches = iter(dl) if run.rng is None else _rng_restored(iter(dl), run)   # resumed mid-epoch
     run.fwd.train()
@@ -1125,19 +1162,19 @@ def train_epoch(
         (tally or _tally)(run, batch, out, loss, kd)
         # as of the last `flush_tally`
         if st.totals['seen']: bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}", refresh=False)
-        if acc.sync_gradients and after_step(run):
-            flush_tally(run)
+        if acc.sync_gradients and _after_step(run):
+            _flush_tally(run)
             return True
-    flush_tally(run)   # the epoch's totals, complete
+    _flush_tally(run)   # the epoch's totals, complete
     return False
 
 # %% ../nbs/05_train.ipynb #ddf8c624
-def end_epoch(
+def _end_epoch(
     run:Run, # the run, after `train_epoch`
     epoch:int, # the epoch just trained
 )->bool: # True: stop (early stopping or max_train_steps)
     "Evaluate, record the epoch, save the best model, the epoch checkpoint and the history, and report to the trackers."
-    flush_tally(run)
+    _flush_tally(run)
     cfg, acc, st = run.cfg, run.acc, run.state
     t, seconds = st.totals, _elapsed(run)
     ev = evaluate(run.fwd, run.val_dl, acc, max_batches=cfg.max_eval_batches)
@@ -1155,7 +1192,7 @@ def end_epoch(
     if improved and acc.is_main_process:
         with _saving(out/BEST_NAME):
             run.model.save_pretrained(out/BEST_NAME, processor=run.processor, extra=model_card(run, rec))
-    if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: save_resumable(run, EPOCH_NAME.format(epoch))
+    if epoch % cfg.save_every == 0 or epoch == cfg.epochs or stop: _save_resumable(run, EPOCH_NAME.format(epoch))
     if acc.is_main_process:
         with _saving(out/HISTORY_NAME):
             _atomic_json(out/HISTORY_NAME,
@@ -1170,7 +1207,7 @@ def end_epoch(
     return stop
 
 # %% ../nbs/05_train.ipynb #157724ea
-def training_command(
+def _training_command(
     cfg:TrainConfig, # the run (or another command's config dataclass, e.g. `PretrainConfig`)
     prog:str='mmsent_train', # the command
 )->str:
@@ -1192,15 +1229,15 @@ def model_card(
     "What a saved model's config.json (and its model card) tells about its training: epoch, metrics, settings, command, data, where the encoders came from."
     st, cfg = run.state, run.cfg
     card = dict(epoch=st.epoch, metrics=record or (st.history[-1] if st.history else None), training=asdict(cfg),
-                command=training_command(cfg, prog), data=run.data)
+                command=_training_command(cfg, prog), data=run.data)
     return dict(card, **run.init_from)
 
-def save_resumable(
+def _save_resumable(
     run:Run, # the run
     name:str, # EPOCH_NAME or STEP_NAME, formatted
 )->Path:
     "Write a resumable checkpoint of where the run stands into `output_dir/name` (main process; every process waits), then rotate old ones."
-    flush_tally(run)   # the totals saved are the steps' own
+    _flush_tally(run)   # the totals saved are the steps' own
     cfg, acc, st = run.cfg, run.acc, run.state
     d = Path(cfg.output_dir)/name
     if acc.is_main_process:
@@ -1208,7 +1245,7 @@ def save_resumable(
                      config=asdict(cfg))
         save_checkpoint(d, run.model, run.processor, run.opt, run.sched, state, scaler=acc.scaler,
                         extra=(run.card or model_card)(run))
-        rotate_checkpoints(cfg.output_dir, cfg.save_total_limit, run.prefix)
+        _rotate_checkpoints(cfg.output_dir, cfg.save_total_limit, run.prefix)
     acc.wait_for_everyone()
     run.saved_at = (st.epoch, st.step, st.batches, d)
     return d
@@ -1251,7 +1288,7 @@ class TrainingInterrupted(Exception):
                          f"resume with: {prog} --resume latest --output_dir {shlex.quote(str(output_dir))}")
 
 @contextmanager
-def catch_signals(
+def _catch_signals(
     run:Run, # the run that the signals ask to stop
 ):
     "While training, SIGINT and SIGTERM ask the run to stop after the current step and save; a second one stops at once."
@@ -1268,7 +1305,7 @@ def catch_signals(
     finally:
         for s, h in old.items(): signal.signal(s, h)
 
-def interrupted(
+def _interrupted(
     run:Run, # the run
 )->bool:
     "Whether a signal asked the run to stop (on any process: under several processes they agree, so all stop at the same step)."
@@ -1277,14 +1314,14 @@ def interrupted(
     if sig: run.interrupted = sig
     return bool(sig)
 
-def interrupt(
+def _interrupt(
     run:Run, # the run, between steps
 ):
     "Save a step checkpoint where the run stands (unless the last checkpoint is there already) and raise `TrainingInterrupted`."
     st = run.state
     here = (st.epoch, st.step, st.batches)
     d = (run.saved_at[3] if run.saved_at and run.saved_at[:3] == here
-         else save_resumable(run, f'{run.prefix}_step_{st.step}'))
+         else _save_resumable(run, f'{run.prefix}_step_{st.step}'))
     e = TrainingInterrupted(run.interrupted, st.epoch + (1 if st.batches else 0), st.step, d, run.cfg.output_dir,
                             run.prog)
     log.warning("%s", e)
@@ -1313,7 +1350,7 @@ class GroupedByLength(LengthGroupedSampler):
         self.generator = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
         return super().__iter__()
 
-def audio_lengths(records:list, max_audio_seconds:float)->list[float]:
+def _audio_lengths(records:list, max_audio_seconds:float)->list[float]:
     "Each record's audio seconds as the loader crops it (0 without audio), from the scan (`prepare_records`)."
     # the scan sets audio_seconds only where there is audio
     return [min(r.audio_seconds or 0.0, max_audio_seconds) for r in records]
@@ -1378,8 +1415,8 @@ def _loaders(cfg:TrainConfig, processor, model, accelerator, out_dir:Path, teach
     workers = loader_workers(cfg.num_workers)
     kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=workers > 0,
               pin_memory=accelerator.device.type == 'cuda', worker_init_fn=_quiet_worker if workers > 0 else None)
-    train_collate = DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
-    by_length = (GroupedByLength(audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed)
+    train_collate = _DistillCollator(collate, teacher_processor) if teacher_processor is not None else collate
+    by_length = (GroupedByLength(_audio_lengths(splits['train'], cfg.max_audio_seconds), cfg.batch_size, cfg.seed)
                  if cfg.group_by_length else None)
     return (torch.utils.data.DataLoader(ds['train'], shuffle=by_length is None, sampler=by_length, drop_last=False,
                                         collate_fn=train_collate, **kw),
@@ -1397,7 +1434,7 @@ def _epoch_record(epoch, train_loss, train_acc, ev, lrs, seconds, samples, kd_lo
                 seconds=round(seconds, 2), train_samples_per_s=round(samples/max(seconds, 1e-9), 1))
 
 # %% ../nbs/05_train.ipynb #308e518b
-def training_prior(
+def _training_prior(
     records:list, # the training split's records
     task:str, # 'classification', 'regression' or 'multilabel'
     num_classes:int=NUM_CLASSES, # how many classes the model has
@@ -1410,7 +1447,7 @@ def training_prior(
     return tuple((counts/counts.sum()).tolist())
 
 # %% ../nbs/05_train.ipynb #6e0b39c5
-def class_weights_for(
+def _class_weights_for(
     spec:str|None, # 'balanced', 'w0,w1,w2', or None
     records:list, # the training split's records
     class_names:tuple=LABELS, # the model's classes
@@ -1459,7 +1496,7 @@ def load_encoders(
 # %% ../nbs/05_train.ipynb #21e74e9a
 RESULTS_NAME = 'results'
 
-def split_loader(
+def _split_loader(
     config:TrainConfig, # the run
     processor:MultiModalProcessor, # the model's processor
     modalities:tuple, # the model's modalities
@@ -1489,7 +1526,7 @@ def run_seeds(
                             log_dir=str(Path(config.log_dir)/f'seed_{s}')))
         d = out/f'seed_{s}'/BEST_NAME
         model, proc = EndToEndMultiModalModel.from_pretrained(d), MultiModalProcessor.from_pretrained(d)
-        dl, report = split_loader(config, proc, model.modalities,
+        dl, report = _split_loader(config, proc, model.modalities,
                                   labels=model.config.class_names if config.task != 'regression' else None)
         tm = task_metrics(collect_predictions(model, dl))
         per_seed[s] = {k: v for k, v in tm.items() if v is None or isinstance(v, (int, float))}
@@ -1530,7 +1567,7 @@ def train_parser(
 
 USER_ERRORS = (ValueError, FileNotFoundError, TrainingDiverged, DataError, ModelLoadError, EncoderLoadError)
 
-def run_command(
+def _run_command(
     p:OptionsParser, # the command's parser (its `prog` starts every message)
     fn, # callable(): the work
 ):
@@ -1553,6 +1590,7 @@ def run_command(
         traceback.clear_frames(e.__traceback__)
         raise
 
+# %% ../nbs/05_train.ipynb #2bc42331
 def mmsent_train(
     argv:list|None=None, # the arguments (default: `sys.argv[1:]`, as the console script runs it)
 ):
@@ -1563,11 +1601,11 @@ def mmsent_train(
                    "results.json/.md")
     cfg, extra = p.parse_config(argv)
     if extra.get('seeds'):
-        res = run_command(p, lambda: run_seeds(cfg, extra['seeds']))
+        res = _run_command(p, lambda: run_seeds(cfg, extra['seeds']))
         print(Path(res['markdown']).read_text())
         print(f"wrote {res['json']} and {res['markdown']}")
         return
-    res = run_command(p, lambda: train(cfg))
+    res = _run_command(p, lambda: train(cfg))
     last = res['history'][-1] if res['history'] else {}
     print(f"best val {res['metric']}: {res['best']:.4f} -> {res['best_dir']}")
     if last and 'val_MAE' in last:
