@@ -359,3 +359,10 @@ def test_a_phone_sized_window_opens_the_menu_and_follows_a_link(site):
             pg.wait_for_function('document.querySelector(".mm-copy").textContent === "Copied"', timeout=5_000)
             assert errors == [], errors
         finally: b.close()
+
+
+def test_the_training_page_lists_at_most_30_entries(site):
+    "The training page documents what a user calls; the loop's plumbing has a leading underscore and no entry."
+    entries = [h['id'] for h in page(site, 'train.html').select('.mm-api h3[id]') if '.' not in h['id']]
+    assert len(entries) <= 30, entries
+    assert {'trainconfig', 'train', 'run_seeds', 'mmsent_train'} <= set(entries) and 'flush_tally' not in entries
