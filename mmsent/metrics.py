@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, hamming_loss, multilabel_confusion_matrix,
-                             precision_recall_fscore_support)
 from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES
@@ -28,6 +26,8 @@ def classification_metrics(
     class_names:tuple=LABELS, # names of the classes 0..C-1
 )->dict:
     "Accuracy, weighted and macro F1, per-class precision/recall/F1/support and the confusion matrix (scikit-learn)."
+    # scikit-learn is imported by the functions that use it: about 1.4 s that commands refusing their options need not wait for
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
     y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
     ids = list(range(len(class_names)))
     if len(y_true) == 0: return dict(n=0)
@@ -47,6 +47,7 @@ def multilabel_metrics(
     thresholds=None, # (C,) the thresholds the predictions came from, reported per label
 )->dict:
     "Label-wise and subset accuracy, micro/macro/weighted F1, mean weighted accuracy and per-label figures (scikit-learn's, and the literature's weighted accuracy)."
+    from sklearn.metrics import accuracy_score, f1_score, hamming_loss, multilabel_confusion_matrix, precision_recall_fscore_support
     y, p = np.asarray(y_true, int), np.asarray(y_pred, int)
     if len(y) == 0: return dict(n=0)
     pos, tp, tn = y.sum(0), (y & p).sum(0), ((1 - y) & (1 - p)).sum(0)
@@ -104,6 +105,7 @@ def regression_metrics(
     nz = y != 0
     acc = lambda a, b: float(np.mean(a == b))
     mult = lambda lim: acc(np.round(np.clip(p, -lim, lim)), np.round(np.clip(y, -lim, lim)))
+    from sklearn.metrics import f1_score
     wf1 = lambda t, q: float(f1_score(t, q, average='weighted', zero_division=0))
     res = dict(n=int(len(y)), n_non0=int(nz.sum()),
                Has0_acc_2=acc(p >= 0, y >= 0), Has0_F1_score=wf1(y >= 0, p >= 0),

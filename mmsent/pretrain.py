@@ -18,9 +18,6 @@ from accelerate.utils import set_seed
 from fastcore.basics import patch
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from transformers.utils import ModelOutput
 
 import mmsent
@@ -261,6 +258,9 @@ def linear_probe(
     "Fit a logistic regression on the labelled training clips' frozen features and return its accuracy on the labelled validation clips."
     tr, va = train_y >= 0, val_y >= 0
     if len(np.unique(train_y[tr])) < 2 or not va.any(): return None
+    from sklearn.linear_model import LogisticRegression   # imported here: seconds a command refusing its options need not wait for
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     return float(clf.fit(train_x[tr], train_y[tr]).score(val_x[va], val_y[va]))
 
@@ -481,7 +481,7 @@ def _pretrain_loaders(cfg:PretrainConfig, processor, model, acc, out_dir:Path):
 
 def setup_pretrain(
     cfg:PretrainConfig, # the run
-    acc, # from `make_accelerator`
+    acc, # from `_make_accelerator`
     ckpt:dict|None=None, # from `resume_point`
 )->Run:
     "Everything before the first step: model, loaders, optimizer, schedule, the checkpoint's state, Accelerate's wrapping, the trackers."
@@ -514,7 +514,7 @@ def setup_pretrain(
 
 # %% ../nbs/05a_pretrain.ipynb #eeda4545
 def _pretrain_tally(run:Run, batch:dict, out, loss, kd):
-    "Keep a batch's loss, on the device, for the epoch's running totals (`flush_tally` adds it; saved with mid-epoch checkpoints)."
+    "Keep a batch's loss, on the device, for the epoch's running totals (`_flush_tally` adds it; saved with mid-epoch checkpoints)."
     run.pending.append((len(batch['classes']), run.state.epoch + 1, run.state.step, loss, None, None))
     run.state.batches += 1
 

@@ -20,7 +20,6 @@ from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKw
                                is_mlflow_available)
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from tqdm.auto import tqdm
 from fastcore.script import call_parse, store_true, Param
 
@@ -484,7 +483,7 @@ def _rng_state()->tuple[dict, dict]:
                  numpy=[np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])]))
 
 def _set_rng_state(tensors:dict, meta:dict):
-    "Restore what `rng_state` captured."
+    "Restore what `_rng_state` captured."
     torch.set_rng_state(tensors['rng.torch'])
     n = meta['numpy']
     np.random.set_state((n[0], tensors['rng.numpy'].numpy().astype(np.uint32), n[1], n[2], n[3]))
@@ -880,7 +879,7 @@ class TrainState:
 
 @dataclass
 class Run:
-    "A training run's parts: built by `setup_run`, advanced by `train_epoch` and `end_epoch`."
+    "A training run's parts: built by `setup_run`, advanced by `train_epoch` and `_end_epoch`."
     cfg:TrainConfig # the configuration (after `resume_config`)
     acc:Accelerator # devices, processes, mixed precision, trackers
     model:EndToEndMultiModalModel # the model itself (what is saved)
@@ -898,7 +897,7 @@ class Run:
     saved_at:tuple|None=None # (epoch, step, batches) of the last checkpoint written, and its folder
     t0:float=0.0 # when the current stretch of the epoch started (time.time())
     window:list=field(default_factory=lambda: [0.0, 0]) # training loss sum and batch count since the last `logging_steps` log
-    pending:list=field(default_factory=list) # the steps not yet added to the totals: (batch size, epoch, step, loss, distillation term, correct) with device tensors, read by `flush_tally`
+    pending:list=field(default_factory=list) # the steps not yet added to the totals: (batch size, epoch, step, loss, distillation term, correct) with device tensors, read by `_flush_tally`
     prefix:str=CKPT_PREFIX # checkpoint folders: {prefix}_epoch_E, {prefix}_step_S
     prog:str='mmsent_train' # the command that resumes the run (named in messages)
     card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
@@ -965,7 +964,7 @@ def _init_from(cfg)->dict:
 
 def setup_run(
     cfg:TrainConfig, # the run
-    acc:Accelerator, # from `make_accelerator`
+    acc:Accelerator, # from `_make_accelerator`
     ckpt:dict|None=None, # from `resume_point`
     teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher
 )->Run:
@@ -1069,7 +1068,7 @@ def train_step(
                                    return_dict=True)
             uni_w = run.model.config.aux_loss_weight if cfg.distill_unimodal else 0.0
             loss, kd = distillation_loss(out, tout, cfg.distill_alpha, cfg.distill_temperature, uni_w, cfg.task)
-        # a loss that is not finite is caught when the step's figures are read (`flush_tally`), not here: that would
+        # a loss that is not finite is caught when the step's figures are read (`_flush_tally`), not here: that would
         # wait for the device
         acc.backward(loss)
         if acc.sync_gradients and cfg.max_grad_norm: acc.clip_grad_norm_(run.fwd.parameters(), cfg.max_grad_norm)
@@ -1097,7 +1096,7 @@ def _after_step(
 
 # %% ../nbs/05_train.ipynb #43d99747
 def _tally(run:Run, batch:dict, out, loss, kd):
-    "Keep a batch's figures, on the device, for the epoch's running totals: `flush_tally` adds them (a step does not wait for the device)."
+    "Keep a batch's figures, on the device, for the epoch's running totals: `_flush_tally` adds them (a step does not wait for the device)."
     y = batch['labels'].to(out.logits.device, non_blocking=True)
     lg = out.logits.detach().float()
     if run.cfg.task == 'regression': right = (score_to_class(lg[:, 0]) == score_to_class(y)).sum()
@@ -1160,7 +1159,7 @@ def train_epoch(
     for batch in bar:
         out, loss, kd = train_step(run, batch)
         (tally or _tally)(run, batch, out, loss, kd)
-        # as of the last `flush_tally`
+        # as of the last `_flush_tally`
         if st.totals['seen']: bar.set_postfix(loss=f"{st.totals['loss']/st.totals['seen']:.4f}", refresh=False)
         if acc.sync_gradients and _after_step(run):
             _flush_tally(run)
@@ -1332,23 +1331,27 @@ class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
 # %% ../nbs/05_train.ipynb #05715caf
-class GroupedByLength(LengthGroupedSampler):
-    "transformers' `LengthGroupedSampler` over audio lengths, its order a function of (seed, epoch) only."
+class GroupedByLength(torch.utils.data.Sampler):
+    "The order of transformers' `LengthGroupedSampler` over audio lengths, a function of (seed, epoch) only."
     def __init__(self,
         lengths:list, # each sample's length (seconds of audio)
         batch_size:int, # samples per batch
         seed:int=0, # the order depends on seed and epoch only
     ):
-        super().__init__(batch_size, lengths=list(lengths))
+        self.lengths, self.batch_size = list(lengths), batch_size
         self.seed, self.epoch = seed, 0
+
+    def __len__(self): return len(self.lengths)
 
     def set_epoch(self, epoch:int):
         "The epoch whose order `__iter__` gives next (the training loop sets it, through Accelerate's loader)."
         self.epoch = epoch
 
     def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
-        return super().__iter__()
+        # imported here: transformers' Trainer utilities take seconds that a command refusing its options need not wait for
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+        generator = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 def _audio_lengths(records:list, max_audio_seconds:float)->list[float]:
     "Each record's audio seconds as the loader crops it (0 without audio), from the scan (`prepare_records`)."
