@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'FIELDS', 'CONTENT_TYPES', 'RequestError', 'media_bytes', 'decode_request', 'ServeMetrics', 'use_metrics_dir',
            'metrics_text', 'read_metrics', 'RequestGuard', 'ApiKeyGuard', 'serve_workers', 'ServeConfig',
            'load_predictor', 'DecodeAheadLoop', 'SentimentAPI', 'DeadWorkerGuard', 'build_server', 'mmsent_serve',
-           'free_port', 'running_server']
+           'running_server']
 
 # %% ../nbs/08c_serve.ipynb #81a94da0
 FIELDS = ('text', 'audio', 'image', 'video', 'context', 'explain')   # the fields of a request
@@ -737,7 +737,7 @@ def mmsent_serve(
         sys.exit(1)
 
 # %% ../nbs/08c_serve.ipynb #51731ac5
-def free_port(host:str='127.0.0.1')->int:
+def _free_port(host:str='127.0.0.1')->int:
     "A port on `host` that is free now."
     with socket.socket() as s:
         s.bind((host, 0))
@@ -752,7 +752,7 @@ def running_server(
     log:str|Path|None=None, # where the server's output goes (default: discarded)
 ):
     "Run `mmsent_serve` on 127.0.0.1 in the background; yields its base URL, and stops every process of it on exit."
-    port = port or free_port()
+    port = port or _free_port()
     out = open(log, 'w') if log else subprocess.DEVNULL
     cmd = [sys.executable, '-c', 'from mmsent.serve import mmsent_serve; mmsent_serve()', '--model', str(model),
            '--host', '127.0.0.1', '--port', str(port), *args]

@@ -18,7 +18,7 @@ def screenshot_app():
     return mod
 
 
-def free_port()->int:
+def _free_port()->int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
@@ -46,7 +46,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope='module')
 def server(files):
     "`mmsent_app` on a free localhost port, until the module's tests end."
-    port = free_port()
+    port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', MPLBACKEND='Agg')
     log = open(files/'server.log', 'w')
     proc = subprocess.Popen([str(BIN/'mmsent_app'), '--model', str(files/'model'), '--port', str(port), '--address', '127.0.0.1', '--device', 'cpu'],

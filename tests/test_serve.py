@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip('litserve'); pytest.importorskip('httpx')
 import httpx
-from mmsent.serve import free_port, read_metrics, running_server
+from mmsent.serve import _free_port, read_metrics, running_server
 
 ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
 b64 = lambda p: base64.b64encode(Path(p).read_bytes()).decode()
@@ -220,7 +220,7 @@ def assert_nothing_left(p, port:int):
 def test_a_signal_stops_every_process_and_frees_the_port(files, sig):
     """kill -TERM (or -INT) on mmsent_serve's main process: the requests in flight are answered 200, a request after the signal
     is refused, the server exits 0 within the grace period, no process of its group is left, the port is free."""
-    port = free_port()
+    port = _free_port()
     url = f'http://127.0.0.1:{port}/predict'
     with serve_process(files/'model', port, '--max_batch_size', '64', '--batch_timeout', '2.5') as p, cf.ThreadPoolExecutor(8) as pool:
         def post(i):   # a new connection each: a pooled one would be closed under it by the drain
@@ -255,7 +255,7 @@ def test_a_killed_worker_is_restarted_and_the_requests_it_held_get_503(files, tm
     started and serves, also once the model folder is gone; a second death, over --worker_restarts 1, stops the server with
     exit status 1 and leaves no process or port behind."""
     model = Path(shutil.copytree(files/'model', tmp_path/'model'))
-    port = free_port()
+    port = _free_port()
     base = f'http://127.0.0.1:{port}'
     def worker_pids():   # from the workers' own model-call counters
         calls = read_metrics(httpx.get(base + '/metrics', timeout=10).text)
@@ -297,7 +297,7 @@ def test_a_full_disk_under_the_metrics_folder_loses_metric_values_not_requests(f
         (full/'metrics').mkdir()
         with pytest.raises(OSError), open(full/'filler', 'wb') as f:
             while True: f.write(bytes(4096)); f.flush()
-        port = free_port()
+        port = _free_port()
         with serve_process(files/'model', port, env=dict(ENV, PROMETHEUS_MULTIPROC_DIR=str(full/'metrics'))) as p:
             answers = [httpx.post(f'http://127.0.0.1:{port}/predict', json={'text': 'fine'}, timeout=60).status_code for _ in range(3)]
             got = read_metrics(httpx.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text)

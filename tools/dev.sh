@@ -104,10 +104,20 @@ tests_forced() {
   # shellcheck disable=SC2086  # word splitting of "K=V K=V" is wanted
   export $forced
   python -c "import torch, sys; c = torch.backends.cpu.get_cpu_capability(); sys.exit(f'the forced kernels did not apply: still {c}' if c == '$native' else 0)"
-  log "nbdev_test (forced kernels): $NUMERICS_NBS"
-  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --file_re "$NUMERICS_NBS" --timing
-  log "pytest -m numerics (forced kernels)"
-  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python -m pytest tests -q -p no:cacheprovider -m numerics -n "${MMSENT_TEST_WORKERS:-auto}" --dist loadfile --durations=10
+  # side by side, a core each: the tutorial alone takes most of the notebooks' time, so a second notebook worker would idle
+  log "nbdev_test (forced kernels): $NUMERICS_NBS, and beside it pytest -m numerics (forced kernels)"
+  local out nb_rc=0 py_rc=0
+  out=$(mktemp -d)
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} nbdev_test --flags "${MMSENT_TEST_FLAGS-slow}" --file_re "$NUMERICS_NBS" --timing \
+    --n_workers 1 >"$out/nbdev_test.log" 2>&1 &
+  local nb_pid=$!
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python -m pytest tests -q -p no:cacheprovider -m numerics --durations=10 \
+    >"$out/pytest.log" 2>&1 || py_rc=$?
+  wait "$nb_pid" || nb_rc=$?
+  log "nbdev_test (forced kernels)"; cat "$out/nbdev_test.log"
+  log "pytest -m numerics (forced kernels)"; cat "$out/pytest.log"
+  rm -rf "$out"
+  [[ $nb_rc -eq 0 && $py_rc -eq 0 ]] || { log "FAIL: forced kernels: nbdev_test exit $nb_rc, pytest exit $py_rc"; return 1; }
 }
 
 cmd=${1:-}; shift || true
