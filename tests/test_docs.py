@@ -1,5 +1,5 @@
 "The offline docs site: a page per notebook, an API entry per exported symbol, no broken internal links; parameter tables, math (KaTeX), a table of contents, search, sidebar sections and the app's screenshot."
-import json, os, re, shutil
+import contextlib, json, os, re, shutil
 from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
@@ -70,6 +70,20 @@ def test_check_finds_broken_links(site, nbdocs, tmp_path):
 
 
 def page(site, name): return BeautifulSoup((site/name).read_text(encoding='utf-8'), 'html.parser')
+
+
+@contextlib.contextmanager
+def browser_page(width:int, height:int):
+    "A headless Chromium page of this size, and the list its script errors go to; the browser closes afterwards."
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu'])
+        try:
+            pg = browser.new_page(viewport={'width': width, 'height': height})
+            errors = []
+            pg.on('pageerror', lambda e: errors.append(str(e)))
+            yield pg, errors
+        finally: browser.close()
 
 
 def api_entry(soup, anchor):
@@ -218,25 +232,18 @@ def test_app_page_shows_the_screenshot(site, root):
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason='no chromium (apt-get install chromium)')
 def test_site_in_a_browser(site):
     "From file://: KaTeX renders the math, nothing widens the page, and typing in the search box lists results."
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu'])
-        try:
-            pg = b.new_page(viewport={'width': 1280, 'height': 900})
-            errors = []
-            pg.on('pageerror', lambda e: errors.append(str(e)))
-            for name in ['train.html', 'tutorial.html', 'fusion.html', 'index.html']:
-                pg.goto((site/name).as_uri())
-                pg.wait_for_load_state('load')
-                width, inner = pg.evaluate('[document.documentElement.scrollWidth, window.innerWidth]')
-                assert width <= inner, f'{name} is {width}px wide in a {inner}px window'
-                n_math = pg.locator('span.math').count()
-                if n_math: pg.wait_for_function(f'document.querySelectorAll("span.math .katex").length == {n_math}', timeout=10_000)
-            pg.fill('#mm-search-input', 'learning rate')
-            pg.wait_for_selector('#mm-search-results a', timeout=10_000)
-            assert 'train' in pg.locator('#mm-search-results').inner_text()
-            assert errors == [], errors
-        finally: b.close()
+    with browser_page(1280, 900) as (pg, errors):
+        for name in ['train.html', 'tutorial.html', 'fusion.html', 'index.html']:
+            pg.goto((site/name).as_uri())
+            pg.wait_for_load_state('load')
+            width, inner = pg.evaluate('[document.documentElement.scrollWidth, window.innerWidth]')
+            assert width <= inner, f'{name} is {width}px wide in a {inner}px window'
+            n_math = pg.locator('span.math').count()
+            if n_math: pg.wait_for_function(f'document.querySelectorAll("span.math .katex").length == {n_math}', timeout=10_000)
+        pg.fill('#mm-search-input', 'learning rate')
+        pg.wait_for_selector('#mm-search-results a', timeout=10_000)
+        assert 'train' in pg.locator('#mm-search-results').inner_text()
+        assert errors == [], errors
 
 
 def test_readme_images_point_into_the_notebooks_folder(nbdocs, root):
@@ -333,32 +340,25 @@ def test_pages_link_to_the_previous_and_next_page_in_sidebar_order(site, root, n
 def test_a_phone_sized_window_opens_the_menu_and_follows_a_link(site):
     """At 420 px: no page is wider than the window; the sidebar is hidden until the menu button opens it; a link in it
     leads to its page; the contents list is a closed box that opens; a code block's copy button copies."""
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox', '--disable-gpu'])
-        try:
-            pg = b.new_page(viewport={'width': 420, 'height': 860})
-            errors = []
-            pg.on('pageerror', lambda e: errors.append(str(e)))
-            for html_page in sorted(site.glob('*.html')):
-                pg.goto(html_page.as_uri())
-                width = pg.evaluate('document.documentElement.scrollWidth')
-                assert width <= 420, f'{html_page.name} is {width}px wide in a 420px window'
-            pg.goto((site/'index.html').as_uri())
-            assert pg.is_visible('.mm-menu') and not pg.is_visible('#mm-side')
-            pg.click('.mm-menu')
-            assert pg.is_visible('#mm-side') and pg.get_attribute('.mm-menu', 'aria-expanded') == 'true'
-            pg.click('#mm-side a[href="train.html"]')
-            pg.wait_for_url('**/train.html')
-            assert pg.inner_text('h1.title') == 'train' and not pg.is_visible('#mm-side')
-            contents = pg.locator('details.mm-toc-inline')
-            assert contents.is_visible() and not pg.is_visible('details.mm-toc-inline a >> nth=0')
-            pg.click('details.mm-toc-inline summary')
-            assert pg.is_visible('details.mm-toc-inline a >> nth=0')
-            pg.click('.mm-copy >> nth=0')
-            pg.wait_for_function('document.querySelector(".mm-copy").textContent === "Copied"', timeout=5_000)
-            assert errors == [], errors
-        finally: b.close()
+    with browser_page(420, 860) as (pg, errors):
+        for html_page in sorted(site.glob('*.html')):
+            pg.goto(html_page.as_uri())
+            width = pg.evaluate('document.documentElement.scrollWidth')
+            assert width <= 420, f'{html_page.name} is {width}px wide in a 420px window'
+        pg.goto((site/'index.html').as_uri())
+        assert pg.is_visible('.mm-menu') and not pg.is_visible('#mm-side')
+        pg.click('.mm-menu')
+        assert pg.is_visible('#mm-side') and pg.get_attribute('.mm-menu', 'aria-expanded') == 'true'
+        pg.click('#mm-side a[href="train.html"]')
+        pg.wait_for_url('**/train.html')
+        assert pg.inner_text('h1.title') == 'train' and not pg.is_visible('#mm-side')
+        contents = pg.locator('details.mm-toc-inline')
+        assert contents.is_visible() and not pg.is_visible('details.mm-toc-inline a >> nth=0')
+        pg.click('details.mm-toc-inline summary')
+        assert pg.is_visible('details.mm-toc-inline a >> nth=0')
+        pg.click('.mm-copy >> nth=0')
+        pg.wait_for_function('document.querySelector(".mm-copy").textContent === "Copied"', timeout=5_000)
+        assert errors == [], errors
 
 
 def test_the_training_page_lists_at_most_30_entries(site):

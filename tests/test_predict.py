@@ -100,12 +100,30 @@ def test_no_explain(inputs):
     (['--manifest', 'header.csv', '--out', 'p.csv'], 'header.csv has no rows'),
     (['--manifest', 'nowhere.csv', '--out', 'p.csv'], 'nowhere.csv'),
 ])
-def test_bad_inputs(inputs, args, says):
-    r = run(['--model', 'model', *args] if '--model' not in args else args, inputs)
+def test_bad_inputs(inputs, args, says, monkeypatch, capsys):
+    "In process, as the console script calls it (the options parsed by the command's own parser): exit status 2, one line."
+    from fastcore.script import anno_parser
+    from mmsent.predict import mmsent_predict
+    monkeypatch.chdir(inputs)
+    options = vars(anno_parser(mmsent_predict.__wrapped__).parse_args(['--model', 'model', *args] if '--model' not in args else args))
+    for internal in ('pdb', 'xtra'): options.pop(internal, None)
+    with pytest.raises(SystemExit) as e: mmsent_predict(**options)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert err.startswith('mmsent_predict: error:') and says in err, err
+    assert err.count('\n') == 1 and 'Traceback' not in err and str(inputs) not in err, err   # one line, relative names
+    assert not (inputs/'p.csv').exists() and not (inputs/'p.jsonl').exists()   # nothing half-written
+
+
+@pytest.mark.parametrize('args,says', [(['--audio', 'nope.wav'], 'nope.wav'),
+                                       (['--manifest', 'latin1.csv', '--out', 'p.csv'], 'latin1.csv is not UTF-8: byte 0xe8 at line 2')])
+def test_the_installed_command_says_one_line(inputs, args, says):
+    "The console script in a fresh process: nothing else on stderr (no warning at import, no traceback)."
+    r = run(['--model', 'model', *args], inputs)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.startswith('mmsent_predict: error:') and says in r.stderr, r.stderr
-    assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr and str(inputs) not in r.stderr, r.stderr   # one line, relative names
-    assert not (inputs/'p.csv').exists() and not (inputs/'p.jsonl').exists()   # nothing half-written
+    assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr and str(inputs) not in r.stderr, r.stderr
+    assert not (inputs/'p.csv').exists()
 
 
 def test_interactive_through_stdin(inputs):

@@ -417,9 +417,11 @@ def add_toc(soup)->int:
     inline = soup.new_tag('details', attrs={'class': 'mm-toc-inline'})
     summary = soup.new_tag('summary'); summary.string = 'On this page'; inline.append(summary)
     inline.append(copy.copy(top))
+    box = soup.new_tag('nav', attrs={'aria-label': 'on this page'})   # a nav: search leaves it out, as it does the side list
+    box.append(inline)
     page_title = main.find(class_='mm-title')
-    if page_title: page_title.insert_after(inline)
-    else: main.insert(0, inline)
+    if page_title: page_title.insert_after(box)
+    else: main.insert(0, box)
     return len(hs)
 
 
