@@ -68,7 +68,8 @@ def _quantized_engine(name:str):
 class Int8DynamicLinear(nn.Module):
     "A linear layer with int8 weights (one scale per output channel) whose inputs are quantized to int8 at run time by `kernel`."
     def __init__(self, in_features:int, out_features:int, bias:bool=True,
-                 kernel:str='reference'): # one of `INT8_KERNELS`: a quantized engine of this torch build, or 'reference' (float math)
+                 # one of `INT8_KERNELS`: a quantized engine of this torch build, or 'reference' (float math)
+                 kernel:str='reference'):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer('weight_int8', torch.zeros(out_features, in_features, dtype=torch.int8))
@@ -199,10 +200,14 @@ def _linear_shapes(model:nn.Module, names:list[str])->dict:
 
 def quantize_int8(
     model:EndToEndMultiModalModel, # a trained float model (not changed)
-    kernel:str='auto', # 'auto': the fastest of `int8_candidates()` on this machine, timed on the model's layer shapes; or one of `INT8_KERNELS`
+    # 'auto': the fastest of `int8_candidates()` on this machine, timed on the model's layer shapes; or one of
+    # `INT8_KERNELS`
+    kernel:str='auto',
     check_speed:bool=True, # time fp32 against int8 first and keep fp32 where int8 is not faster
     tokens:int=128, # rows per product in that timing
-)->EndToEndMultiModalModel: # a CPU copy with every plain `nn.Linear` replaced by `Int8DynamicLinear` (or, where int8 is slower, the float copy), in eval mode
+# a CPU copy with every plain `nn.Linear` replaced by `Int8DynamicLinear` (or, where int8 is slower, the float copy), in
+# eval mode
+)->EndToEndMultiModalModel:
     "Post-training dynamic int8 quantization of the linear layers, with kernels timed on this CPU; keeps fp32 where int8 would be slower."
     import copy
     q = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
@@ -267,7 +272,9 @@ def save_quantized(
 def load_quantized(
     directory:str|Path, # written by `save_quantized`
     verify:bool=True, # check every file against checksums.sha256 (and the weights against the SHA-256 in config.json)
-    kernel:str|None=None, # one of `INT8_KERNELS`; None: the saved one where it is a candidate on this CPU, else the first of `int8_candidates()`
+    # one of `INT8_KERNELS`; None: the saved one where it is a candidate on this CPU, else the first of
+    # `int8_candidates()`
+    kernel:str|None=None,
 )->EndToEndMultiModalModel:
     "Rebuild a quantized model: the architecture from config.json, the int8 layers in place, the tensors from safetensors."
     d = Path(directory)
@@ -341,7 +348,8 @@ def eval_loader(
     n_frames:int=1, # video frames per sample
     skip_bad:bool=False, # drop unusable samples
     max_samples:int|None=None, # evaluate on the first this many samples only
-    config:ModelConfig|None=None, # the model's config: the data is read with its task and classes (None: the sentiment classes)
+    # the model's config: the data is read with its task and classes (None: the sentiment classes)
+    config:ModelConfig|None=None,
 ):
     "A DataLoader over an evaluation split, as `mmsent_eval` builds it."
     recs = model_records(config or ModelConfig(), dataset, data_root, split, synth_n)

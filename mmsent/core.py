@@ -202,7 +202,8 @@ def _warn_emulated_bf16(cap:str):
 def resolve_precision(
     precision:str='auto', # auto, fp32, bf16 or fp16
     device:str|torch.device='auto', # the device that computes
-    accelerate:str|None=None, # Accelerate's setting (default: $ACCELERATE_MIXED_PRECISION, which `accelerate launch` sets)
+    # Accelerate's setting (default: $ACCELERATE_MIXED_PRECISION, which `accelerate launch` sets)
+    accelerate:str|None=None,
 )->str: # Accelerate's mixed_precision: 'no', 'bf16' or 'fp16'
     "Accelerate's `mixed_precision` for `precision` on `device`: 'auto' is the launcher's setting, else bf16 on a CUDA GPU with bf16, else fp32."
     if precision not in PRECISIONS:
@@ -399,7 +400,8 @@ class OptionsParser(argparse.ArgumentParser):
                  prog:str, # the command's name
                  description:str|None=None, # what the command does
                  defaults:dict|None=None, # the command's own defaults for some fields (not counted as given)
-                 aliases:dict|None=None, # field -> option strings, the first named in errors, e.g. {'preset': ['--student_preset', '--preset']}
+                 # field -> option strings, the first named in errors, e.g. {'preset': ['--student_preset', '--preset']}
+                 aliases:dict|None=None,
                  skip:tuple=(), # fields that are not options of this command
                 ):
         super().__init__(prog=prog, description=description, argument_default=argparse.SUPPRESS)

@@ -216,7 +216,8 @@ def load_video_frames(
     path:str|Path, # a video file
     n_frames:int=1, # 1: the middle frame; k: k frames spaced uniformly
     max_seconds:float|None=None, # only consider the first `max_seconds` of the clip
-    max_frames:int|None=None, # decode at most this many frames (None: `MAX_VIDEO_FRAMES`), however long the clip says it is
+    # decode at most this many frames (None: `MAX_VIDEO_FRAMES`), however long the clip says it is
+    max_frames:int|None=None,
 )->list[Image.Image]: # `n_frames` RGB images
     "Decode `n_frames` RGB frames of a video (the middle one, or uniformly spaced), naming the file in any error; only the chosen frames are kept."
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")

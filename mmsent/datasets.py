@@ -38,15 +38,19 @@ __all__ = ['log', 'SPLIT_ALIASES', 'MELD_SPLITS', 'MELD_EMOTIONS', 'TARGETS', 'D
 class Record:
     "One sample: its label and the inputs it has (None: that input is absent)."
     id:str # unique within the dataset
-    label:int|tuple|None # the class id (0 negative, 1 neutral, 2 positive by default); multi-label: a 0/1 tuple, one per label (None: unlabelled, for prediction only)
+    # the class id (0 negative, 1 neutral, 2 positive by default); multi-label: a 0/1 tuple, one per label (None:
+    # unlabelled, for prediction only)
+    label:int|tuple|None
     text:str|None=None # the utterance
     audio_path:Path|None=None # an audio file
     image_path:Path|None=None # an image file
-    video_path:Path|None=None # a video: its audio track (unless `audio_path` is given) and frames (unless `image_path` is)
+    # a video: its audio track (unless `audio_path` is given) and frames (unless `image_path` is)
+    video_path:Path|None=None
     score:float|None=None # a continuous sentiment score, where the dataset has one (CMU-MOSI/MOSEI: -3..3)
     split:str|None=None # 'train', 'val' or 'test'
     no_audio_track:bool=False # set by the scan: the video has no audio, so the sample has no audio
-    audio_seconds:float|None=None # set by the scan: seconds of audio in the file (or the video's track), before any crop
+    # set by the scan: seconds of audio in the file (or the video's track), before any crop
+    audio_seconds:float|None=None
     text_repaired:bool=False # set by the reader: `fix_text` repaired the text (mojibake, control characters)
     dialogue_id:str|None=None # the conversation the utterance belongs to (MELD: the split and its Dialogue_ID)
     turn:int|None=None # its position in the conversation (MELD: Utterance_ID)
@@ -181,14 +185,16 @@ def read_manifest(
     path:str|Path, # a .csv or .jsonl manifest, or a folder with manifest.csv / manifest.jsonl
     require_label:bool=True, # False: rows without a label are allowed (label None), for prediction
     labels:tuple|None=None, # the label set: class names in id order (None: the manifest's own, `manifest_label_set`)
-    task:str='classification', # 'multilabel': `label` lists names separated by ';' (empty: none apply), or one 0/1 column per label
+    # 'multilabel': `label` lists names separated by ';' (empty: none apply), or one 0/1 column per label
+    task:str='classification',
 )->list[Record]:
     "Records from a CSV/JSONL manifest; bad rows raise an error naming the file, line and field."
     p = manifest_path(path)
     return _rows_to_records(_manifest_rows(p), p, p.parent, require_label, labels, task)
 
 def _rows_to_records(
-    rows:list, # (where in the source, row) pairs: a manifest's line numbers, a saved Hugging Face dataset's split[index]
+    # (where in the source, row) pairs: a manifest's line numbers, a saved Hugging Face dataset's split[index]
+    rows:list,
     p:Path, # the source, named in every error as `p:where`
     base:Path, # relative file paths are resolved against it
     require_label:bool, labels:tuple|None, task:str, # as `read_manifest`'s
@@ -310,7 +316,8 @@ def score_to_acc7(
 def read_mmsa(
     root:str|Path, # folder with label.csv and Raw/
     split:str='train', # 'train', 'val' ('valid' in label.csv) or 'test'
-    task:str='regression', # 'multilabel': CMU-MOSEI's six emotions (`MOSEI_EMOTIONS` columns of label.csv, > 0 applies) as the labels
+    # 'multilabel': CMU-MOSEI's six emotions (`MOSEI_EMOTIONS` columns of label.csv, > 0 applies) as the labels
+    task:str='regression',
 )->list[Record]:
     "CMU-MOSI / CMU-MOSEI records (MMSA layout): text, the clip, the 3-class label and the score (multi-label: the six emotions)."
     root, split = Path(root), SPLIT_ALIASES.get(split, split)
@@ -532,7 +539,8 @@ def load_records(
     labels:tuple|None=None, # a manifest's label set (None: `dataset_labels`)
     target:str='sentiment', # meld: the label column, sentiment or emotion
     context_turns:int=0, # > 0: attach each record's previous turns (`attach_context`), read from every split
-    task:str='classification', # 'multilabel': labels are 0/1 tuples (a manifest's ';'-separated names or 0/1 columns; CMU-MOSEI's emotions)
+    # 'multilabel': labels are 0/1 tuples (a manifest's ';'-separated names or 0/1 columns; CMU-MOSEI's emotions)
+    task:str='classification',
 )->list[Record]:
     "The records of one split of a dataset (with their dialogue context when `context_turns` > 0)."
     split = SPLIT_ALIASES.get(split, split)
@@ -774,8 +782,11 @@ class MultiModalDataset(torch.utils.data.Dataset):
 # %% ../nbs/01b_datasets.ipynb #9573de79
 def collate_targets(
     samples:list[dict], # decoded samples with 'id', 'label' and 'score'
-    task:str='classification', # 'classification': `labels` are class ids; 'regression': the scores; 'multilabel': (B, C) 0/1 floats
-)->dict: # {'labels': (B,) tensor, or (B, C) multi-label, 'meta': {'ids', 'classes' (B,) long, -1 where unknown, or (B, C) 0/1, 'scores' (B,) float or None}}
+    # 'classification': `labels` are class ids; 'regression': the scores; 'multilabel': (B, C) 0/1 floats
+    task:str='classification',
+# {'labels': (B,) tensor, or (B, C) multi-label, 'meta': {'ids', 'classes' (B,) long, -1 where unknown, or (B, C) 0/1,
+# 'scores' (B,) float or None}}
+)->dict:
     "The training targets of a batch, and what evaluation reports need besides (ids, classes, scores)."
     scores = [s.get('score') for s in samples]
     if task == 'multilabel':
@@ -803,7 +814,8 @@ class MultiModalCollator:
         task:str='classification', # what `labels` hold: class ids, or scores ('regression')
         modalities:tuple=MODALITIES, # the model's modalities: the others are left out of the batch
         buckets:bool=False, # pad the text and audio to a few fixed lengths (`pad_to_buckets`), for a compiled model
-        uint8_images:bool=False, # images as uint8, normalised by the model where it runs (the processor's `images_as_uint8`): for a GPU
+        # images as uint8, normalised by the model where it runs (the processor's `images_as_uint8`): for a GPU
+        uint8_images:bool=False,
     ):
         self.processor, self.task, self.modalities, self.buckets, self.uint8_images = (
             processor, task, tuple(modalities), buckets, uint8_images)
@@ -1029,7 +1041,8 @@ def mmsent_check_data(
     split:str=None, # one split (default: train, val and test)
     target:str='sentiment', # meld: the label column, sentiment or emotion
     labels:str=None, # the class names in id order, comma-separated (default: the data's own)
-    task:str='classification', # 'multilabel': several labels per sample (a manifest's ';'-separated names or 0/1 columns, CMU-MOSEI's emotions)
+    # 'multilabel': several labels per sample (a manifest's ';'-separated names or 0/1 columns, CMU-MOSEI's emotions)
+    task:str='classification',
     json:bool=False, # print the report as JSON
 ):
     "Scan a dataset and print a per-split integrity report; exit with status 1 if anything is unusable."

@@ -100,14 +100,17 @@ class EncoderFamily:
     name:str # the family's usual name, for messages and the support table
     modality:str # the slot: 'text', 'audio' or 'visual'
     model_types:tuple # the `model_type`s of its configs
-    pooling:str='mean' # default pooling: 'cls' (the first token, where the family has a [CLS]-like token) or 'mean' (over real tokens)
+    # default pooling: 'cls' (the first token, where the family has a [CLS]-like token) or 'mean' (over real tokens)
+    pooling:str='mean'
     inputs:str='tokens' # what the encoder reads: 'tokens', 'waveform', 'log-mel', 'image' or 'video'
     pooler_kwarg:bool=False # its model class builds a pooling layer unless given `add_pooling_layer=False`
     composite:tuple=() # `model_type`s of multi-tower checkpoints (CLIP, SigLIP) whose tower of this slot it loads
     tower:str|None=None # the Transformers class of that tower (`CLIPVisionModel`...)
     sub_model:bool=False # the checkpoint is an encoder-decoder: keep its encoder (`get_encoder()`, Whisper)
     feature_map:bool=False # the encoder returns a (B, C, h, w) feature map instead of a token sequence (ConvNeXt)
-    lora_targets:tuple=() # the module names LoRA adapts by default, those the encoder has of them (the attention's query and value projections)
+    # the module names LoRA adapts by default, those the encoder has of them (the attention's query and value
+    # projections)
+    lora_targets:tuple=()
     example:str='' # a checkpoint of the family on the Hugging Face Hub
 
 # the names differ across families and Transformers versions: those present are used
@@ -315,7 +318,8 @@ class UnimodalSentimentModel(nn.Module):
         num_classes:int=NUM_CLASSES, # size of this modality's head
         freeze:bool=False, # start with the encoder frozen (its parameters get no gradient)
         dropout:float=0.1, # dropout before the head
-        pooling:str|None=None, # 'mean' (mask-aware) or 'cls' (first token); default: the family's (`EncoderFamily.pooling`)
+        # 'mean' (mask-aware) or 'cls' (first token); default: the family's (`EncoderFamily.pooling`)
+        pooling:str|None=None,
         gradient_checkpointing:bool=False, # recompute encoder activations in backward to save memory
         config:PretrainedConfig|None=None, # build the encoder from this config (random init) instead of a checkpoint
         encoder:PreTrainedModel|None=None, # or use this encoder as is
@@ -479,8 +483,10 @@ class AudioSentimentModel(UnimodalSentimentModel):
         return torch.arange(n_frames, device=attention_mask.device)[None] < lengths[:, None]
 
     def encode(self,
-        input_values:torch.Tensor, # (B, S) normalised 16 kHz waveform, zero-padded; Whisper: (B, n_mels, N) log-mel windows
-        attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples, 0 for padding; Whisper: (B, N) 1 for real frames
+        # (B, S) normalised 16 kHz waveform, zero-padded; Whisper: (B, n_mels, N) log-mel windows
+        input_values:torch.Tensor,
+        # (B, S) 1 for real samples, 0 for padding; Whisper: (B, N) 1 for real frames
+        attention_mask:torch.Tensor|None=None,
     )->tuple[torch.Tensor, torch.Tensor]:
         "Run the encoder: `(hidden_states (B, T, D), mask (B, T) bool)`; a clip's result does not depend on the rest of the batch."
         if self.family.inputs == 'log-mel': return self._encode_log_mel(input_values, attention_mask)
@@ -534,7 +540,9 @@ except ImportError: create_bidirectional_mask = None
 def span_mask(
     lengths:torch.Tensor, # (B,) real positions in each row
     size:int, # positions in a row (the padded length)
-    prob:float, # SpecAugment's `mask_*_prob`: a row gets `prob * length / span` spans (rounded at random), so about this share is covered
+    # SpecAugment's `mask_*_prob`: a row gets `prob * length / span` spans (rounded at random), so about this share is
+    # covered
+    prob:float,
     span:int, # positions in a span (`mask_*_length`)
     min_spans:int=0, # at least this many spans a row (`mask_*_min_masks`), where they fit
 )->torch.Tensor: # (B, size) bool, True where masked
@@ -648,7 +656,8 @@ def _encode_clips(self:AudioSentimentModel,
 # %% ../nbs/02_encoders.ipynb #31942b39
 @patch
 def _encode_log_mel(self:AudioSentimentModel,
-    input_features:torch.Tensor, # (B, n_mels, N) log-mel windows, every clip padded to the window (30 s for the released checkpoints)
+    # (B, n_mels, N) log-mel windows, every clip padded to the window (30 s for the released checkpoints)
+    input_features:torch.Tensor,
     attention_mask:torch.Tensor|None=None, # (B, N) 1 for the frames of real audio
 )->tuple[torch.Tensor, torch.Tensor]: # (B, N/2, D) hidden states, (B, N/2) bool frame mask
     "Whisper's encoder over whole windows, with the output frames past each clip's end masked out."
@@ -701,7 +710,8 @@ def add_lora(self:UnimodalSentimentModel,
     r:int=8, # the adapters' rank
     alpha:float|None=None, # the scaling numerator: updates are scaled by alpha / r (default: 2 * r)
     dropout:float=0.05, # dropout on the adapters' input
-    targets:tuple|list|None=None, # names of the modules to adapt (default: the family's attention projections, `EncoderFamily.lora_targets`)
+    # names of the modules to adapt (default: the family's attention projections, `EncoderFamily.lora_targets`)
+    targets:tuple|list|None=None,
 ):
     "Put LoRA adapters (PEFT) on the encoder: its own weights stay frozen and only the adapters train; the head is unaffected."
     if not targets:
@@ -803,7 +813,8 @@ def resolve_pretrained(
     files:tuple, # the file names that make a folder count as one of these (any of them)
     what:str, # 'model' or 'processor', for messages
     error:type=OSError, # the exception class to raise
-    presets:bool=False, # a preset name ('tiny', 'small', 'base', 'modern') wins over a folder of that name that is not one
+    # a preset name ('tiny', 'small', 'base', 'modern') wins over a folder of that name that is not one
+    presets:bool=False,
     **hub_kwargs, # `cache_dir`, `revision`, `token`, `local_files_only` for `huggingface_hub.snapshot_download`
 )->Path|None: # the local folder (a Hub snapshot in the cache), or None for a preset
     "Where a saved model or processor is: a local folder holding one of `files`; else a preset name; else a Hub repository, downloaded to (or found in) the cache."
@@ -856,7 +867,9 @@ class ProcessorConfig:
     max_audio_seconds:float=10.0 # keep the first this many seconds of each clip
     min_audio_seconds:float=0.1 # zero-pad shorter clips to this (the encoder's receptive field is 25 ms)
     sampling_rate:int=SAMPLING_RATE # audio rate the encoder expects
-    n_frames:int=1 # frames taken from each video (1: the middle one); recorded so that evaluation and prediction decode videos as training did
+    # frames taken from each video (1: the middle one); recorded so that evaluation and prediction decode videos as
+    # training did
+    n_frames:int=1
     context_turns:int=0 # previous dialogue turns given to the text encoder as a second segment (0: the utterance alone)
 
 # %% ../nbs/02_encoders.ipynb #e770d208
@@ -870,7 +883,8 @@ class MultiModalProcessor(ProcessorMixin):
     "Tokenizer + audio feature extractor + image processor: a raw batch in, model inputs out (a Hugging Face `ProcessorMixin`)."
     def __init__(self,
         tokenizer, # the text encoder's Hugging Face tokenizer
-        feature_extractor, # the audio encoder's feature extractor (a waveform normaliser, or Whisper's log-mel features)
+        # the audio encoder's feature extractor (a waveform normaliser, or Whisper's log-mel features)
+        feature_extractor,
         image_processor, # the visual encoder's image processor (or VideoMAE's video processor)
         config:ProcessorConfig|None=None, # the limits (default: `ProcessorConfig(**kwargs)`)
         **kwargs, # `ProcessorConfig` fields, when `config` is not given
@@ -931,7 +945,8 @@ def _check_setting_types(settings:dict, file:Path):
 # %% ../nbs/02_encoders.ipynb #ff69c68b
 @patch(cls_method=True)
 def from_pretrained(cls:MultiModalProcessor,
-    name_or_path:str|Path|EncoderPreset, # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base', 'modern')
+    # a processor or model directory, a Hub repository id, or a preset name ('tiny', 'small', 'base', 'modern')
+    name_or_path:str|Path|EncoderPreset,
     verify:bool=True, # check the processor files against the directory's `checksums.sha256`, when it has one
     cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
     revision:str|None=None, # Hub downloads: branch, tag or commit
@@ -1039,7 +1054,8 @@ def _left_truncating_tokenizer(self:MultiModalProcessor):
 @patch
 def encode_text(self:MultiModalProcessor,
     texts:list[str], # one utterance per sample
-    contexts:list|None=None, # per sample, the previous turns, oldest first (None or empty: no context); the last `context_turns` are used
+    # per sample, the previous turns, oldest first (None or empty: no context); the last `context_turns` are used
+    contexts:list|None=None,
 )->dict:
     "Tokenize with dynamic padding and truncation; a context becomes the second segment, cut from its oldest end to fit `max_text_tokens`."
     c, tok = self.config, self.tokenizer
@@ -1151,8 +1167,11 @@ def __call__(self:MultiModalProcessor,
     image:list|None=None, # one PIL image or image path (or a list of video frames) per sample, or None
     audio_path:list|None=None, # a list of audio file paths (same as `audio`)
     image_path:list|None=None, # a list of image paths (same as `image`)
-    context:list|None=None, # per sample, the previous dialogue turns (a list of strings, oldest first) or None; needs `context_turns` > 0
-    images_as_uint8:bool=False, # images resized but not normalised, as uint8 (4x fewer bytes to move), with `visual_normalization`: the model normalises them where it runs
+    # per sample, the previous dialogue turns (a list of strings, oldest first) or None; needs `context_turns` > 0
+    context:list|None=None,
+    # images resized but not normalised, as uint8 (4x fewer bytes to move), with `visual_normalization`: the model
+    # normalises them where it runs
+    images_as_uint8:bool=False,
 )->BatchFeature:
     "Model inputs for a batch: `text_inputs`, `text_attention_mask`, `audio_inputs`, `audio_attention_mask`, `visual_inputs`, `modality_mask`."
     if audio is not None and audio_path is not None: raise ValueError("give `audio` or `audio_path`, not both")

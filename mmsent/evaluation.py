@@ -122,7 +122,8 @@ def ablation(
     loader, # batches from `MultiModalCollator`
     full:Predictions|None=None, # predictions with nothing hidden (computed when not given)
     progress:bool=False, # progress bars
-)->list[dict]: # one row per hidden set: hidden, kept, n, skipped, the metrics, the full model's on the same samples, the deltas
+# one row per hidden set: hidden, kept, n, skipped, the metrics, the full model's on the same samples, the deltas
+)->list[dict]:
     "Modality ablation: the fused model with each modality, and each pair, hidden, against the full model on the same samples."
     full = full if full is not None else collect_predictions(model, loader, progress=progress)
     pos = {sid: i for i, sid in enumerate(full.ids)}
@@ -321,6 +322,12 @@ _NAMES = dict(weighted_f1='weighted F1', micro_f1='micro F1')
 
 def _f(v, pct=False): return '-' if v is None else (f'{100*v:.1f}' if pct else f'{v:.4f}')
 
+def _delta(r:dict, k:str)->str:
+    "Row `r`'s change in metric `k` against the full model: as is for MAE and Corr, in percentage points otherwise."
+    if not r['hidden']: return ''
+    if k in ('MAE', 'Corr'): return _f(r['delta_' + k])
+    return _f(r['delta_' + k], True) if r['delta_' + k] is not None else '-'
+
 def _multilabel_lines(rep:dict)->list[str]:
     f = rep['fused']
     L = [f"## Fused model: multi-label ({rep['n']} samples)", '', '| metric | value |', '|---|---|',
@@ -391,8 +398,7 @@ def _ablation_lines(rep:dict)->list[str]:
          + ' | own head (accuracy) |', '|---' * (3 + 2*len(keys) + 1) + '|']
     for r in rows:
         L.append(f"| {' + '.join(r['hidden']) or '(none)'} | {' + '.join(r['kept'])} | {r['n']} | " +
-                 ' | '.join(f"{_f(r[k])} | "
-                            f"{'' if not r['hidden'] else (_f(r['delta_' + k]) if k in ('MAE', 'Corr') else (_f(r['delta_' + k], True) if r['delta_' + k] is not None else '-'))}" for k in keys) +
+                 ' | '.join(f"{_f(r[k])} | {_delta(r, k)}" for k in keys) +
                  f" | {_f(r['head_accuracy']) if 'head_accuracy' in r else ''} |")
     return L
 
@@ -524,7 +530,8 @@ def eval_records(
     synth_config:SynthConfig|None=None, # for `synth` without `data_root`
     labels:tuple|None=None, # the model's classes (None: the data's own)
     target:str='sentiment', # meld: sentiment or emotion
-    context_turns:int=0, # attach this many previous dialogue turns to each record (a model trained with --context_turns)
+    # attach this many previous dialogue turns to each record (a model trained with --context_turns)
+    context_turns:int=0,
     task:str='classification', # 'multilabel': read several labels per sample
 )->list:
     "The records to evaluate on: one split, or all of them."

@@ -85,7 +85,9 @@ class ExportGraph(nn.Module):
     def forward(self,
         modality_mask:torch.Tensor, # (B, 3) bool, which of text/audio/visual each sample has
         *inputs:torch.Tensor, # the model's inputs, in the order of `graph_inputs(model)[1:]`
-    )->dict: # logits (B, C), unimodal_logits (B, M, C) NaN where absent, and attention (B, heads, M, M) / modality_weights (B, M) where the fusion has them
+    # logits (B, C), unimodal_logits (B, M, C) NaN where absent, and attention (B, heads, M, M) / modality_weights (B,
+    # M) where the fusion has them
+    )->dict:
         "Fused logits, each head's logits and the fusion's attention, for any subset of modalities given by `modality_mask`."
         mm = self.model
         x = dict(zip(graph_inputs(mm)[1:], inputs))

@@ -46,8 +46,11 @@ class FusionOutput(ModelOutput):
     "What a fusion layer returns."
     logits:torch.Tensor|None = None # (B, num_classes)
     fused:torch.Tensor|None = None # (B, d) the fused representation fed to the head
-    attention:torch.Tensor|None = None # (B, heads, M, M) last block's modality attention, zero rows/columns for absent modalities
-    modality_weights:torch.Tensor|None = None # (B, M) attention each modality's token receives, or the gates of gated fusion (sums to 1 over present ones): where the fusion looks, not a contribution to the output
+    # (B, heads, M, M) last block's modality attention, zero rows/columns for absent modalities
+    attention:torch.Tensor|None = None
+    # (B, M) attention each modality's token receives, or the gates of gated fusion (sums to 1 over present ones): where
+    # the fusion looks, not a contribution to the output
+    modality_weights:torch.Tensor|None = None
 
 # %% ../nbs/03_fusion.ipynb #4b22c04c
 class AttentionBlock(nn.Module):

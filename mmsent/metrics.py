@@ -26,7 +26,8 @@ def classification_metrics(
     class_names:tuple=LABELS, # names of the classes 0..C-1
 )->dict:
     "Accuracy, weighted and macro F1, per-class precision/recall/F1/support and the confusion matrix (scikit-learn)."
-    # scikit-learn is imported by the functions that use it: about 1.4 s that commands refusing their options need not wait for
+    # scikit-learn is imported by the functions that use it: about 1.4 s that commands refusing their options
+    # need not wait for
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
     y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
     ids = list(range(len(class_names)))
@@ -47,7 +48,8 @@ def multilabel_metrics(
     thresholds=None, # (C,) the thresholds the predictions came from, reported per label
 )->dict:
     "Label-wise and subset accuracy, micro/macro/weighted F1, mean weighted accuracy and per-label figures (scikit-learn's, and the literature's weighted accuracy)."
-    from sklearn.metrics import accuracy_score, f1_score, hamming_loss, multilabel_confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import (accuracy_score, f1_score, hamming_loss, multilabel_confusion_matrix,
+                                 precision_recall_fscore_support)
     y, p = np.asarray(y_true, int), np.asarray(y_pred, int)
     if len(y) == 0: return dict(n=0)
     pos, tp, tn = y.sum(0), (y & p).sum(0), ((1 - y) & (1 - p)).sum(0)

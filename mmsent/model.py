@@ -91,25 +91,44 @@ class ModelConfig(PreTrainedConfig):
     visual_model:str|None=None # image checkpoint name or directory (None: the preset's)
     modalities:tuple=MODALITIES # which encoders the model has (any non-empty subset)
     pooling:dict|None=None # slot -> 'mean' or 'cls' (None, or a slot left out: that encoder family's default)
-    lora:dict|None=None # LoRA adapters on every encoder: {'r', 'alpha', 'dropout', 'targets'} as `UnimodalSentimentModel.add_lora` takes them (None: full fine-tuning)
-    task:str='classification' # 'classification' (class logits, cross-entropy), 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss) or 'multilabel' (a logit per label, sigmoid and binary cross-entropy)
+    # LoRA adapters on every encoder: {'r', 'alpha', 'dropout', 'targets'} as `UnimodalSentimentModel.add_lora` takes
+    # them (None: full fine-tuning)
+    lora:dict|None=None
+    # 'classification' (class logits, cross-entropy), 'regression' (one score in [-3, 3] as in CMU-MOSI, L1 loss) or
+    # 'multilabel' (a logit per label, sigmoid and binary cross-entropy)
+    task:str='classification'
     num_classes:int=NUM_CLASSES # classes (regression: the classes its score is mapped to in reports)
-    labels:tuple|None=None # the class names in id order, saved as `id2label` too (None: negative, neutral, positive with 3 classes, else LABEL_0, LABEL_1...)
-    fusion:FusionConfig=field(default_factory=FusionConfig) # the fusion layer (a `FusionConfig`, its dict, or just its kind)
+    # the class names in id order, saved as `id2label` too (None: negative, neutral, positive with 3 classes, else
+    # LABEL_0, LABEL_1...)
+    labels:tuple|None=None
+    # the fusion layer (a `FusionConfig`, its dict, or just its kind)
+    fusion:FusionConfig=field(default_factory=FusionConfig)
     head_dropout:float=0.1 # dropout before each unimodal head
     aux_loss_weight:float=0.3 # weight of each unimodal head's loss in the combined loss (0: fused loss only)
     label_smoothing:float=0.0 # label smoothing of every cross-entropy term
     class_weights:tuple|None=None # classification: weight of each class in every cross-entropy term (None: all 1)
-    prior:tuple|None=None # the prediction with no modality at all, the Shapley baseline: the training split's class frequencies, or (its mean score,) for regression (None: uniform, or 0)
-    thresholds:tuple|None=None # multilabel: the probability at or above which each label is predicted, chosen on the validation split during training (None: 0.5 each)
-    modality_dropout:float=0.0 # training only: hide each present modality of a sample with this probability (one always stays)
-    unimodal_fusion_weight:float=0.0 # training only: add the fused loss of the fusion layer given one modality at a time (every modality a sample has), at this weight
-    layerdrop:float=0.0 # training only: LayerDrop of the speech encoder's transformer layers (0: off, every layer runs; Wav2Vec2's checkpoints ship 0.05 to 0.1, for pre-training)
+    # the prediction with no modality at all, the Shapley baseline: the training split's class frequencies, or (its mean
+    # score,) for regression (None: uniform, or 0)
+    prior:tuple|None=None
+    # multilabel: the probability at or above which each label is predicted, chosen on the validation split during
+    # training (None: 0.5 each)
+    thresholds:tuple|None=None
+    # training only: hide each present modality of a sample with this probability (one always stays)
+    modality_dropout:float=0.0
+    # training only: add the fused loss of the fusion layer given one modality at a time (every modality a sample has),
+    # at this weight
+    unimodal_fusion_weight:float=0.0
+    # training only: LayerDrop of the speech encoder's transformer layers (0: off, every layer runs; Wav2Vec2's
+    # checkpoints ship 0.05 to 0.1, for pre-training)
+    layerdrop:float=0.0
     freeze_encoders:bool=False # start with all encoders frozen (see `unfreeze_encoders`)
     freeze_feature_encoder:bool=True # keep Wav2Vec2's convolutional feature encoder frozen (standard fine-tuning)
     gradient_checkpointing:bool=False # recompute encoder activations in backward to save memory
-    context_turns:int=0 # the text encoder reads the previous this many turns of the utterance's dialogue as a second segment (the processor adds them)
-    encoder_configs:dict|None=None # filled by `save_pretrained`: modality -> that encoder's Hugging Face config (a dict with its `model_type`)
+    # the text encoder reads the previous this many turns of the utterance's dialogue as a second segment (the processor
+    # adds them)
+    context_turns:int=0
+    # filled by `save_pretrained`: modality -> that encoder's Hugging Face config (a dict with its `model_type`)
+    encoder_configs:dict|None=None
 
     def __init__(self, **kwargs):
         own = {f.name for f in fields(ModelConfig) if f.name not in _HF_KEYS}
@@ -220,12 +239,16 @@ class MultiModalOutput(ModelOutput):
     "What `EndToEndMultiModalModel` returns with `labels` or `return_dict=True`."
     loss:torch.Tensor|None = None # combined loss: fused loss + aux_loss_weight * sum of unimodal losses (with `labels`)
     logits:torch.Tensor|None = None # (B, num_classes) fused class logits, or (B, 1) the fused score (regression)
-    unimodal_logits:dict|None = None # modality -> (B, num_outputs) that head's prediction; NaN rows where the modality is absent
+    # modality -> (B, num_outputs) that head's prediction; NaN rows where the modality is absent
+    unimodal_logits:dict|None = None
     attention:torch.Tensor|None = None # (B, heads, M, M) modality attention (attention/crossmodal fusion)
-    modality_weights:torch.Tensor|None = None # (B, M) attention each modality's token receives (mean over heads and present queries), or the gates of gated fusion: not its contribution to the output
+    # (B, M) attention each modality's token receives (mean over heads and present queries), or the gates of gated
+    # fusion: not its contribution to the output
+    modality_weights:torch.Tensor|None = None
     modality_mask:torch.Tensor|None = None # (B, M) bool, the presence mask used, columns in `model.modalities` order
     losses:dict|None = None # the separate loss terms ('fused', and each modality), detached, for logging
-    shapley:torch.Tensor|None = None # (B, M) each modality's exact Shapley value for the prediction (with `return_shapley`); NaN where absent
+    # (B, M) each modality's exact Shapley value for the prediction (with `return_shapley`); NaN where absent
+    shapley:torch.Tensor|None = None
 
 @dataclass
 class EncodedBatch:
@@ -258,7 +281,8 @@ def _config_from(file:Path, build, d):
         raise ModelLoadError(f"{file}: {e}") from None
 
 def read_saved(
-    model_directory:str|Path, # a directory of the first mmsent format (config.json with `architecture`), e.g. a quantized model
+    # a directory of the first mmsent format (config.json with `architecture`), e.g. a quantized model
+    model_directory:str|Path,
     architecture:str, # the `architecture` config.json must name
     verify:bool=True, # check model.safetensors against the SHA-256 in config.json
     device:str|torch.device='cpu', # where to load the tensors
@@ -291,7 +315,8 @@ class EndToEndMultiModalModel(PreTrainedModel):
     supports_gradient_checkpointing = True
 
     def __init__(self,
-        config:ModelConfig|None=None, # the whole configuration (default: `ModelConfig()`, RoBERTa-base, Wav2Vec2-base and ViT-B/16)
+        # the whole configuration (default: `ModelConfig()`, RoBERTa-base, Wav2Vec2-base and ViT-B/16)
+        config:ModelConfig|None=None,
         **kwargs, # override fields of `config`, e.g. `num_classes=3`, `preset='tiny'`, `fusion='concat'`
     ):
         config = replace(config or ModelConfig(), **kwargs) if kwargs else (config or ModelConfig())
@@ -335,7 +360,8 @@ class EndToEndMultiModalModel(PreTrainedModel):
         "Hugging Face's post-init hook, reduced to tying weights: pretrained encoders are never re-initialised."
         self.tie_weights(recompute_mapping=False)
 
-    def _backward_compatibility_gradient_checkpointing(self): pass   # `config.gradient_checkpointing` is ours, applied in `__init__`
+    # `config.gradient_checkpointing` is ours, applied in `__init__`
+    def _backward_compatibility_gradient_checkpointing(self): pass
 
 # %% ../nbs/04_model.ipynb #a9c2aa2b
 AutoConfig.register(ModelConfig.model_type, ModelConfig, exist_ok=True)
@@ -384,7 +410,8 @@ def drop_modalities(self:EndToEndMultiModalModel,
 # %% ../nbs/04_model.ipynb #3c324d67
 def normalize_images(
     pixels:torch.Tensor, # (B, 3, H, W) or (B, F, 3, H, W) uint8, resized
-    normalization:torch.Tensor|None, # (B, 2, 3): each channel's scale and shift (`MultiModalProcessor.image_normalization`)
+    # (B, 2, 3): each channel's scale and shift (`MultiModalProcessor.image_normalization`)
+    normalization:torch.Tensor|None,
 )->torch.Tensor: # float32, as the image processor would have given
     "Rescale and normalise uint8 images where they are (on the GPU, after a copy a quarter the size of float32's)."
     if normalization is None:
@@ -403,8 +430,11 @@ def encode(self:EndToEndMultiModalModel,
     text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
     audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
     modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
-    encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
-    visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
+    # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask'
+    # (B, T)}
+    encoder_outputs:dict|None=None,
+    # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
+    visual_normalization:torch.Tensor|None=None,
 )->EncodedBatch:
     "Run each encoder on the whole batch, a mask saying which samples have its modality (after modality dropout, in training): everything fusion needs."
     if visual_inputs is not None and visual_inputs.dtype == torch.uint8:
@@ -460,12 +490,17 @@ def forward(self:EndToEndMultiModalModel,
     text_attention_mask:torch.Tensor|None=None, # (B, L) 1 for real tokens
     audio_attention_mask:torch.Tensor|None=None, # (B, S) 1 for real samples
     modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each sample has
-    labels:torch.Tensor|None=None, # (B,) class ids, or float scores for regression: adds the combined loss to the output
+    # (B,) class ids, or float scores for regression: adds the combined loss to the output
+    labels:torch.Tensor|None=None,
     return_attention:bool=False, # also return the attention weights, as `(logits, attention)`
     return_dict:bool|None=None, # return a `MultiModalOutput` (default: only when `labels` are given)
-    encoder_outputs:dict|None=None, # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask' (B, T)}
-    return_shapley:bool=False, # also compute each modality's Shapley value (`MultiModalOutput.shapley`; implies `return_dict`)
-    visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
+    # precomputed encoder outputs (a feature cache): modality -> {'embedding' (B, D), 'hidden_states' (B, T, D), 'mask'
+    # (B, T)}
+    encoder_outputs:dict|None=None,
+    # also compute each modality's Shapley value (`MultiModalOutput.shapley`; implies `return_dict`)
+    return_shapley:bool=False,
+    # (B, 2, 3) with uint8 `visual_inputs`: each channel's scale and shift (the processor's `images_as_uint8`)
+    visual_normalization:torch.Tensor|None=None,
 ):
     "Fused logits `(B, C)` (or scores `(B, 1)`); `(logits, attention)` with `return_attention`; a `MultiModalOutput` with labels/`return_dict`."
     enc = self.encode(text_inputs, audio_inputs, visual_inputs, text_attention_mask, audio_attention_mask,
@@ -528,7 +563,8 @@ def row_losses(self:EndToEndMultiModalModel,
     logits:torch.Tensor, # (B, num_outputs) one head's prediction (NaN allowed where `rows` is False)
     target:torch.Tensor, # (B,) class ids or scores; (B, C) 0/1 for multi-label
     rows:torch.Tensor, # (B,) bool, the samples that count
-)->tuple[torch.Tensor, torch.Tensor]: # (B,) each sample's loss, (B,) its weight in the mean; both 0 where `rows` is False
+# (B,) each sample's loss, (B,) its weight in the mean; both 0 where `rows` is False
+)->tuple[torch.Tensor, torch.Tensor]:
     "`criterion` per sample over the rows that count, with the weights that make `l.sum() / w.sum()` its mean (`class_weights` included): rows are masked, never selected, so nothing waits for the device."
     keep = rows.view(-1, *[1]*(logits.ndim - 1))
     safe = torch.where(keep, logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
@@ -793,7 +829,8 @@ def _card_usage(pre:bool)->list:
 
 @patch
 def model_card(self:EndToEndMultiModalModel,
-    extra:dict|None=None, # run information: `epoch`, `metrics`, `training`, `command`, `data`, `init_from`, `pretraining` (each optional)
+    # run information: `epoch`, `metrics`, `training`, `command`, `data`, `init_from`, `pretraining` (each optional)
+    extra:dict|None=None,
 )->str: # the card, YAML front matter and Markdown
     "A Hugging Face model card for this model: metadata (library, tags, base models, metrics) and what a reader needs to use it."
     x = dict(extra or {})
@@ -809,9 +846,13 @@ def model_card(self:EndToEndMultiModalModel,
 def save_pretrained(self:EndToEndMultiModalModel,
     save_directory:str|Path, # the model directory (replaced atomically if it exists)
     processor=None, # a `MultiModalProcessor` to save alongside
-    extra:dict|None=None, # run information, written into config.json and the model card: `epoch`, `metrics`, `training`, `command`, `data`, or any JSON-able key
+    # run information, written into config.json and the model card: `epoch`, `metrics`, `training`, `command`, `data`,
+    # or any JSON-able key
+    extra:dict|None=None,
     push_to_hub:bool=False, # Hugging Face's flag: use `push_to_hub` instead
-    **kwargs, # Hugging Face's options that do not apply here (`max_shard_size`, `safe_serialization=True`...) are accepted and ignored
+    # Hugging Face's options that do not apply here (`max_shard_size`, `safe_serialization=True`...) are accepted and
+    # ignored
+    **kwargs,
 )->Path:
     "Write `model.safetensors`, `config.json`, the processor's files, a model card `README.md` and `checksums.sha256` into `save_directory`, atomically."
     if push_to_hub: raise ValueError("use model.push_to_hub(repo_id, processor=...) to upload a model")
@@ -846,16 +887,20 @@ def save_pretrained(self:EndToEndMultiModalModel,
 # %% ../nbs/04_model.ipynb #ff74686d
 @patch(cls_method=True)
 def from_pretrained(cls:EndToEndMultiModalModel,
-    pretrained_model_name_or_path:str|Path, # a directory written by `save_pretrained` (or an older mmsent release), or a Hub repository id
+    # a directory written by `save_pretrained` (or an older mmsent release), or a Hub repository id
+    pretrained_model_name_or_path:str|Path,
     *model_args,
-    verify:bool=True, # check every file listed in checksums.sha256 (an old directory: the weights' SHA-256 in config.json)
+    # check every file listed in checksums.sha256 (an old directory: the weights' SHA-256 in config.json)
+    verify:bool=True,
     device:str|torch.device='cpu', # where to put the weights
     dtype:torch.dtype|str|None=None, # cast the floating-point weights (None or 'auto': as saved)
     cache_dir:str|Path|None=None, # Hub downloads: the cache folder (default: Hugging Face's)
     revision:str|None=None, # Hub downloads: branch, tag or commit
     token:str|bool|None=None, # Hub downloads: access token
     local_files_only:bool=False, # Hub downloads: use the local cache only
-    **kwargs, # what `AutoModel.from_pretrained` passes on (`config`, `trust_remote_code`...): accepted, the directory's own config is used
+    # what `AutoModel.from_pretrained` passes on (`config`, `trust_remote_code`...): accepted, the directory's own
+    # config is used
+    **kwargs,
 ):
     "Rebuild a saved model exactly: architecture from config.json, weights from model.safetensors (no pickle, no random init), every file checked."
     if model_args: raise TypeError("from_pretrained takes the directory (or Hub id) and keyword options only")
@@ -970,7 +1015,8 @@ def frozen_weights_to(self:EndToEndMultiModalModel,
 @patch
 def push_to_hub(self:EndToEndMultiModalModel,
     repo_id:str, # 'user/name' on the Hugging Face Hub
-    processor=None, # a `MultiModalProcessor` to upload alongside (recommended: the repository then loads with `AutoProcessor`)
+    # a `MultiModalProcessor` to upload alongside (recommended: the repository then loads with `AutoProcessor`)
+    processor=None,
     extra:dict|None=None, # run information for config.json and the model card, as in `save_pretrained`
     commit_message:str|None=None, # default: 'Upload mmsent model'
     private:bool|None=None, # a new repository is private

@@ -46,7 +46,9 @@ class TorchBackend:
     def __init__(self,
         model:EndToEndMultiModalModel, # the model
         device:str|torch.device='cpu', # where it runs
-        precision:str='auto', # auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16: autocast's dtype; the weights stay float32
+        # auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16: autocast's dtype; the weights stay
+        # float32
+        precision:str='auto',
     ):
         self.model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
         self.dtype = inference_dtype(precision, next(model.parameters()).device)
@@ -119,14 +121,20 @@ class OnnxBackend:
 @dataclass
 class Prediction:
     "One sample's prediction."
-    label:str # the predicted class (for a regression model: the class of its score, neutral within 0.5 of zero; multi-label: the predicted labels joined by ';', empty for none)
-    probs:dict|None # class -> probability (fused model; None for a regression model; multi-label: each label's own probability)
+    # the predicted class (for a regression model: the class of its score, neutral within 0.5 of zero; multi-label: the
+    # predicted labels joined by ';', empty for none)
+    label:str
+    # class -> probability (fused model; None for a regression model; multi-label: each label's own probability)
+    probs:dict|None
     modalities:list # the modalities the prediction used
     unimodal:dict # modality -> {class: probability} of that modality's own head, or {'score': s} for a regression model
     attention:list|None = None # (heads, M, M) modality attention over `modalities` (attention fusion)
-    modality_weights:dict|None = None # modality -> attention its token receives (or its gate): where the fusion looks, not a contribution
+    # modality -> attention its token receives (or its gate): where the fusion looks, not a contribution
+    modality_weights:dict|None = None
     score:float|None = None # the predicted sentiment score in [-3, 3] (regression models)
-    shapley:dict|None = None # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from the model's prior (None with the ONNX Runtime backend)
+    # modality -> its Shapley value for the prediction (of the predicted class's log-probability, or of the score), from
+    # the model's prior (None with the ONNX Runtime backend)
+    shapley:dict|None = None
     labels:list|None = None # multi-label models: the predicted labels, each at or above its threshold
 
     def to_dict(self)->dict:
@@ -172,8 +180,11 @@ class Predictor:
         processor:MultiModalProcessor, # its processor
         device:str='auto', # auto, cpu, cuda, mps
         n_frames:int|None=None, # frames taken from a video (default: as in training, from the processor)
-        explain:bool=False, # also give each modality's Shapley value for each prediction (`Prediction.shapley`; one more batched fusion call)
-        precision:str='auto', # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
+        # also give each modality's Shapley value for each prediction (`Prediction.shapley`; one more batched fusion
+        # call)
+        explain:bool=False,
+        # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
+        precision:str='auto',
     ):
         self.device, self.explain = resolve_device(device), explain
         if isinstance(model, OnnxBackend) and precision not in ('auto', 'fp32'):
@@ -191,7 +202,8 @@ class Predictor:
 # %% ../nbs/08_predict.ipynb #b2586377
 @patch(cls_method=True)
 def from_pretrained(cls:Predictor,
-    model_dir:str|Path, # a directory written by `mmsent_train` / `save_pretrained` (or by `mmsent_export`, with `backend='onnxruntime'`)
+    # a directory written by `mmsent_train` / `save_pretrained` (or by `mmsent_export`, with `backend='onnxruntime'`)
+    model_dir:str|Path,
     backend:str='torch', # 'torch', or 'onnxruntime' to run the `model.onnx` of an export directory
     **kwargs, # passed to `Predictor`
 )->Predictor:
@@ -238,7 +250,9 @@ def read(self:Predictor,
     audio=None, # audio file path, or a 16 kHz mono waveform
     image=None, # image file path, or a PIL image
     video:str|Path|None=None, # a video file: audio track and frames
-    context:list|None=None, # the previous turns of the dialogue, oldest first ('Speaker: text' strings), for a model trained with --context_turns
+    # the previous turns of the dialogue, oldest first ('Speaker: text' strings), for a model trained with
+    # --context_turns
+    context:list|None=None,
 )->dict:
     "Decode the inputs of one sample: `{'text', 'audio', 'image', 'context'}` (None where absent), raising errors that name the input."
     if text is not None and not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -332,7 +346,8 @@ def join_inputs(
     parts:list[dict], # model inputs, each from `Predictor.prepare`
     text_pad_id:int, # the tokenizer's padding id
     pad_left:bool=False, # the tokenizer pads on the left
-)->dict|None: # one batch; None where the parts cannot be stacked (images with different frame counts): prepare them together instead
+# one batch; None where the parts cannot be stacked (images with different frame counts): prepare them together instead
+)->dict|None:
     "One batch of model inputs from several: every tensor padded along its later dimensions to the largest (text ids with `text_pad_id`, the rest with zeros: masked), then concatenated."
     if any(p.keys() != parts[0].keys() for p in parts): return None
     out = {}
@@ -358,7 +373,8 @@ def predict(self:Predictor,
     audio=None, # audio file path, or a 16 kHz mono waveform
     image=None, # image file path, or a PIL image
     video:str|Path|None=None, # a video file: audio track and frames
-    context:list|None=None, # the previous turns of the dialogue, oldest first ('Speaker: text'), for a model trained with --context_turns
+    # the previous turns of the dialogue, oldest first ('Speaker: text'), for a model trained with --context_turns
+    context:list|None=None,
     explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
 )->Prediction:
     "Predict the sentiment of one sample from any subset of its modalities (and, for a model trained with context, the turns before it)."
@@ -486,7 +502,9 @@ def mmsent_predict(
     audio:str=None, # an audio file (wav, flac, mp3, ...)
     image:str=None, # an image file
     video:str=None, # a video file (its audio track and frames)
-    context:str=None, # the previous turns of the dialogue, oldest first, as a JSON list of strings, e.g. '["Ann: where were you?", "Bob: out"]'
+    # the previous turns of the dialogue, oldest first, as a JSON list of strings, e.g. '["Ann: where were you?", "Bob:
+    # out"]'
+    context:str=None,
     json:store_true=False, # print JSON instead of text
     interactive:store_true=False, # a prompt loop
     manifest:str=None, # predict every row of this CSV/JSONL manifest
@@ -497,7 +515,8 @@ def mmsent_predict(
     n_frames:int=None, # frames taken from a video (default: as in training)
     device:str='auto', # auto, cpu, cuda or mps
     backend:str='torch', # torch, or onnxruntime: --model is then an export directory written by mmsent_export
-    no_explain:store_true=False, # leave out each modality's Shapley value (saves one fusion call over every subset of the modalities)
+    # leave out each modality's Shapley value (saves one fusion call over every subset of the modalities)
+    no_explain:store_true=False,
 ):
     "Predict the sentiment of a text/audio/image/video sample with a trained model (or interactively, or over a manifest)."
     def fail(msg):

@@ -29,7 +29,8 @@ from .model import EndToEndMultiModalModel, ModelConfig, ModelLoadError
 from .metrics import to_device
 from .train import (TrainConfig, Run, TrainState, RESUME_SAFE, CheckpointError, _make_accelerator, make_optimizer,
                           make_scheduler, load_checkpoint, latest_checkpoint, _lock_output_dir, _prepare_output_dir,
-                          resume_config, _restore, _catch_signals, _interrupted, _interrupt, train_epoch, _save_resumable,
+                          resume_config, _restore, _catch_signals, _interrupted, _interrupt, train_epoch,
+                          _save_resumable,
                           model_card, train_parser, _run_command, _prepare, _setup_logging, _atomic_json, _saving,
                           _replace_dir, _quiet_worker, _elapsed, _new_totals, _flush_tally)
 
@@ -145,7 +146,8 @@ class ContrastiveModel(nn.Module):
         modality_mask:torch.Tensor|None=None, # (B, 3) bool, which of text/audio/visual each clip has
         compute_loss:bool=True, # False: the embeddings only (evaluation; no collective operation)
         return_dict:bool=True, # always a `ContrastiveOutput` (the training loop passes it)
-        visual_normalization:torch.Tensor|None=None, # (B, 2, 3) with uint8 `visual_inputs` (the processor's `images_as_uint8`)
+        # (B, 2, 3) with uint8 `visual_inputs` (the processor's `images_as_uint8`)
+        visual_normalization:torch.Tensor|None=None,
         **batch, # what else a batch carries (`classes` for the linear probe, `labels`): ignored
     )->ContrastiveOutput:
         "Pooled embedding of each modality → projection → L2 normalisation; with `compute_loss`, the InfoNCE loss between the modalities."
@@ -176,7 +178,8 @@ def parameter_groups(self:ContrastiveModel,
 def save_pretrained(self:ContrastiveModel,
     save_directory:str|Path, # the model folder (replaced atomically)
     processor:MultiModalProcessor|None=None, # saved alongside
-    extra:dict|None=None, # run information for config.json and the model card (as `EndToEndMultiModalModel.save_pretrained`)
+    # run information for config.json and the model card (as `EndToEndMultiModalModel.save_pretrained`)
+    extra:dict|None=None,
 )->Path:
     "The backbone's model folder plus contrastive_heads.safetensors (projection heads and temperature), all or nothing."
     d = Path(save_directory)
@@ -198,7 +201,8 @@ def save_pretrained(self:ContrastiveModel,
 
 @patch(cls_method=True)
 def from_pretrained(cls:ContrastiveModel,
-    directory:str|Path, # a folder written by `ContrastiveModel.save_pretrained` (mmsent_pretrain's output or checkpoint)
+    # a folder written by `ContrastiveModel.save_pretrained` (mmsent_pretrain's output or checkpoint)
+    directory:str|Path,
     device:str|torch.device='cpu', # where to put the weights
 )->ContrastiveModel:
     "Rebuild a saved `ContrastiveModel` exactly (every file checked against checksums.sha256; no pickle)."
@@ -258,7 +262,8 @@ def linear_probe(
     "Fit a logistic regression on the labelled training clips' frozen features and return its accuracy on the labelled validation clips."
     tr, va = train_y >= 0, val_y >= 0
     if len(np.unique(train_y[tr])) < 2 or not va.any(): return None
-    from sklearn.linear_model import LogisticRegression   # imported here: seconds a command refusing its options need not wait for
+    # imported here: seconds a command refusing its options need not wait for
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
@@ -349,14 +354,18 @@ class PretrainCollator:
 class PretrainConfig:
     "Everything a pre-training run depends on (saved with each checkpoint)."
     # data
-    dataset:str='synth' # synth, manifest, meld, mosi, mosei or hf (labels, where a dataset has them, are used only by the linear probe)
-    data_root:str|None=None # where the data is (synth: None generates the default set into the cache; manifest: the .csv/.jsonl file, with or without a label column)
+    dataset:str='synth' # synth, manifest, meld, mosi, mosei or hf (labels are used only by the linear probe)
+    # where the data is (synth: None generates the default set into the cache; manifest: the .csv/.jsonl file, with or
+    # without a label column)
+    data_root:str|None=None
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
     skip_bad:bool=False # drop clips with unusable files (listed in models/data_report_*.json) instead of stopping
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
     n_frames:int=1 # video frames per clip
-    num_workers:int|None=None # DataLoader worker processes (default: `mmsent.core.loader_workers`: none with 2 cores or fewer, else the cores less two, at most 8)
+    # DataLoader worker processes (default: `mmsent.core.loader_workers`: none with 2 cores or fewer, else the cores
+    # less two, at most 8)
+    num_workers:int|None=None
     # model
     preset:str='tiny' # encoders: tiny, small, base or modern
     text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder
@@ -370,8 +379,10 @@ class PretrainConfig:
     max_logit_scale:float=100.0 # the learned 1/temperature is clamped at this (CLIP's)
     # optimisation
     epochs:int=10 # passes over the training split
-    batch_size:int=32 # clips per step and process: each clip's negatives are the other clips of the step (of every process)
-    learning_rate:float|None=None # for the projection heads and the temperature (default: 3e-3 for tiny, 1e-4 otherwise)
+    # clips per step and process: each clip's negatives are the other clips of the step (of every process)
+    batch_size:int=32
+    # for the projection heads and the temperature (default: 3e-3 for tiny, 1e-4 otherwise)
+    learning_rate:float|None=None
     warmup_steps:int|None=None # linear warmup, in optimizer steps (default: 10% of all steps)
     pretrained_lr_ratio:float|None=None # the encoders get learning_rate * this (default: 1.0 for tiny, 0.1 otherwise)
     weight_decay:float=0.01 # AdamW weight decay (none on biases, norms and the temperature)
@@ -382,7 +393,9 @@ class PretrainConfig:
     # run
     device:str='auto' # auto, cpu, cuda or mps (multi-GPU: launch with accelerate/torchrun)
     seed:int=42 # everything random derives from it
-    linear_probe:bool=True # each epoch, fit a logistic regression on the training split's frozen embeddings (where labels exist) and score it on the validation split
+    # each epoch, fit a logistic regression on the training split's frozen embeddings (where labels exist) and score it
+    # on the validation split
+    linear_probe:bool=True
     save_every:int=5 # keep a resumable checkpoint every this many epochs (and at the last one)
     output_dir:str='models' # the pre-trained model, checkpoints, history
     log_dir:str='logs' # the log file

@@ -4,7 +4,8 @@
 
 # %% ../nbs/08c_serve.ipynb #6b44744a
 from __future__ import annotations
-import asyncio, base64, binascii, contextlib, hmac, ipaddress, multiprocessing as mp, threading, difflib, json, logging, os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import asyncio, base64, binascii, contextlib, hmac, ipaddress, multiprocessing as mp, threading, difflib, json, logging
+import os, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 import psutil
 from collections import deque
 from collections.abc import Mapping
@@ -253,7 +254,8 @@ class ServeMetrics:
 
 # %% ../nbs/08c_serve.ipynb #fe2d77f3
 def use_metrics_dir(
-    path:str|Path|None=None, # the folder for the metric files (default: $PROMETHEUS_MULTIPROC_DIR, else a new temporary folder)
+    # the folder for the metric files (default: $PROMETHEUS_MULTIPROC_DIR, else a new temporary folder)
+    path:str|Path|None=None,
 )->Path:
     "Point prometheus_client's multiprocess mode at `path` for this process and the ones it starts."
     path = Path(path or os.environ.get('PROMETHEUS_MULTIPROC_DIR') or tempfile.mkdtemp(prefix='mmsent-metrics-'))
@@ -412,26 +414,43 @@ def serve_workers(
 @dataclass
 class ServeConfig:
     "The options of `mmsent_serve`."
-    model:str|None = None # a model directory written by mmsent_train (or an export directory written by mmsent_export, with --backend onnxruntime)
+    # a model directory written by mmsent_train (or an export directory written by mmsent_export, with --backend
+    # onnxruntime)
+    model:str|None = None
     backend:str = 'torch' # torch, or onnxruntime to run the exported ONNX graph
     int8:bool = False # with --backend onnxruntime: run model.int8.onnx (written by mmsent_export --int8)
     device:str = 'cpu' # cpu, or cuda
-    precision:str = 'auto' # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
-    host:str = '127.0.0.1' # the address to listen on (0.0.0.0 to accept connections from other machines, e.g. in a container)
+    # the PyTorch model's: auto (bf16 on a CUDA GPU with native bf16, else fp32), fp32, bf16 or fp16
+    precision:str = 'auto'
+    # the address to listen on (0.0.0.0 to accept connections from other machines, e.g. in a container)
+    host:str = '127.0.0.1'
     port:int = 8000 # the port to listen on
-    workers:int|None = None # model replicas: worker processes, each with its own copy of the model (default: one per 4 CPU cores left to them, 1 to 8)
+    # model replicas: worker processes, each with its own copy of the model (default: one per 4 CPU cores left to them,
+    # 1 to 8)
+    workers:int|None = None
     api_servers:int = 1 # HTTP server processes in front of the workers
-    threads:int|None = None # CPU threads per worker (default: the cores this process may use less one per HTTP server process, divided among the workers)
+    # CPU threads per worker (default: the cores this process may use less one per HTTP server process, divided among
+    # the workers)
+    threads:int|None = None
     max_batch_size:int = 16 # the most requests one model call takes (1 turns dynamic batching off)
     batch_timeout:float = 0.01 # seconds a worker waits for more requests to fill a batch
-    decode_threads:int = 2 # threads per worker that decode and preprocess requests while the model runs a batch (0: decode in the model's loop, between batches)
+    # threads per worker that decode and preprocess requests while the model runs a batch (0: decode in the model's
+    # loop, between batches)
+    decode_threads:int = 2
     timeout:float = 30.0 # seconds a request may wait for a worker before it is answered 504
     max_request_mb:float = 50.0 # the largest request body, in MiB (larger ones are answered 413)
-    read_timeout:float = 30.0 # seconds a request's body may take to arrive (a client that sends it slower is answered 408)
-    shutdown_timeout:float = 10.0 # on SIGTERM or SIGINT: seconds for requests in flight to finish before every process of the server is killed
-    api_key:str|None = None # require the header 'Authorization: Bearer API_KEY' on every request but GET /health (default: the MMSENT_API_KEY environment variable; neither: no key)
-    allow_files:str|None = None # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
-    worker_restarts:int = 3 # a model worker that dies is started again (the requests it held are answered 503) up to this many times in 10 minutes; one more death stops the server with exit status 1 (0: stop at the first)
+    # seconds a request's body may take to arrive (a client that sends it slower is answered 408)
+    read_timeout:float = 30.0
+    # on SIGTERM or SIGINT: seconds for requests in flight to finish before every process of the server is killed
+    shutdown_timeout:float = 10.0
+    # require the header 'Authorization: Bearer API_KEY' on every request but GET /health (default: the MMSENT_API_KEY
+    # environment variable; neither: no key)
+    api_key:str|None = None
+    # a folder whose files requests may name as file:// URLs (default: file URLs are refused)
+    allow_files:str|None = None
+    # a model worker that dies is started again (the requests it held are answered 503) up to this many times in 10
+    # minutes; one more death stops the server with exit status 1 (0: stop at the first)
+    worker_restarts:int = 3
 
     def __post_init__(self):
         if self.backend not in BACKENDS:

@@ -31,18 +31,26 @@ class SynthConfig:
     "Parameters of the synthetic set."
     n:int=1000 # number of samples
     seed:int=0 # everything is determined by the seed
-    show:tuple=(0.55, 0.4, 0.35) # probability that text / audio / visual shows a negative or positive sample's sentiment (else it looks neutral)
+    # probability that text / audio / visual shows a negative or positive sample's sentiment (else it looks neutral)
+    show:tuple=(0.55, 0.4, 0.35)
     p_conflict:float=0.0 # probability that one modality, at random, shows the opposite sentiment instead (sarcasm)
     splits:tuple=(0.8, 0.1, 0.1) # train / val / test fractions
     p_missing:float=0.0 # probability that each modality is absent from a sample (at least one always stays)
     audio_seconds:tuple=(0.8, 1.6) # range of clip durations
     sample_rates:tuple=(8000, 16000, 22050, 44100) # clips are written at one of these (resampling gets exercised)
     image_size:int=96 # side of the square PNGs
-    task:str='classification' # 'classification' (a label per sample), 'regression' (also a score in [-3, 3], as in CMU-MOSI) or 'multilabel' (any number of labels per sample)
-    labels:tuple|None=None # class names for the N-class generator (see *Any label set*); None: negative, neutral, positive with the sentiment cues
+    # 'classification' (a label per sample), 'regression' (also a score in [-3, 3], as in CMU-MOSI) or 'multilabel' (any
+    # number of labels per sample)
+    task:str='classification'
+    # class names for the N-class generator (see *Any label set*); None: negative, neutral, positive with the sentiment
+    # cues
+    labels:tuple|None=None
     p_label:float=0.35 # multilabel: probability that each label applies to a sample, independently of the others
-    dialogue_turns:int=0 # > 0: samples come in dialogues of this many turns, and a turn's label follows the previous turn's (N-class generator)
-    p_repeat:float=0.8 # dialogue mode: probability that a turn's label is the previous turn's (else it is drawn uniformly)
+    # > 0: samples come in dialogues of this many turns, and a turn's label follows the previous turn's (N-class
+    # generator)
+    dialogue_turns:int=0
+    # dialogue mode: probability that a turn's label is the previous turn's (else it is drawn uniformly)
+    p_repeat:float=0.8
 
     def __post_init__(self):
         self.show, self.splits = tuple(float(v) for v in self.show), tuple(self.splits)
@@ -133,7 +141,8 @@ def _check_intensity(intensity):
 def synth_text(
     cue:int, # the sentiment the sentence expresses (0 negative, 1 neutral, 2 positive)
     rng:np.random.Generator, # random source
-    intensity:int|None=None, # 1 mild, 2 clear, 3 strong (ignored for a neutral cue); None: the classification set's sentences
+    # 1 mild, 2 clear, 3 strong (ignored for a neutral cue); None: the classification set's sentences
+    intensity:int|None=None,
 )->str:
     "A sentence expressing `cue` (at `intensity`), from templates with negation, intensifiers and fillers."
     _check_intensity(intensity)
@@ -161,7 +170,8 @@ def synth_voice(
     rng:np.random.Generator, # random source
     seconds:float=1.5, # duration
     sr:int=16_000, # sample rate
-    intensity:int|None=None, # 1 mild, 2 clear, 3 strong: how far from the neutral voice (ignored for a neutral cue); None: as 2
+    # 1 mild, 2 clear, 3 strong: how far from the neutral voice (ignored for a neutral cue); None: as 2
+    intensity:int|None=None,
 )->np.ndarray: # (T,) float32 in [-1, 1]
     "A voice-like signal whose pitch level, contour, tempo and energy carry `cue` (and its `intensity`)."
     _check_intensity(intensity)
@@ -296,7 +306,8 @@ def _score_to_label(score:float)->int:
 def _rating_outcomes(
     c:SynthConfig, # generator settings
     y:int, # the label (0 negative, 1 neutral, 2 positive)
-)->list[tuple[float, tuple]]: # (probability, ((text, audio, visual) shown ratings, score in thirds)), the whole distribution
+# (probability, ((text, audio, visual) shown ratings, score in thirds)), the whole distribution
+)->list[tuple[float, tuple]]:
     "Every way the shown ratings and the score of a sample with label `y` can come out, with its probability."
     sign = y - 1
     if sign == 0: base = [(1.0, (0, 0, 0))]
@@ -596,7 +607,9 @@ def mmsent_synth(
     p_missing:float=0.0, # probability that a modality is absent from a sample
     image_size:int=96, # image side in pixels
     task:str='classification', # 'classification', 'regression' (adds a score in [-3, 3]) or 'multilabel'
-    labels:str=None, # comma-separated class names: the N-class generator (default: negative,neutral,positive with sentiment cues; multilabel: the six CMU-MOSEI emotions)
+    # comma-separated class names: the N-class generator (default: negative,neutral,positive with sentiment cues;
+    # multilabel: the six CMU-MOSEI emotions)
+    labels:str=None,
     p_label:float=0.35, # multilabel: probability that each label applies to a sample
     dialogue_turns:int=0, # > 0: dialogues of this many turns, where a turn's class follows the previous turn's
     p_repeat:float=0.8, # dialogues: probability that a turn repeats the previous turn's class

@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_train.ipynb #266dbab9
 from __future__ import annotations
-import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile, threading, time, traceback
+import errno, inspect, json, logging, math, os, random, re, shlex, shutil, signal, socket, sys, tempfile
+import threading, time, traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
@@ -70,71 +71,109 @@ class TrainConfig:
     dataset:str='synth' # synth, manifest, meld, mosi, mosei or hf
     data_root:str|None=None # where the data is (synth: None generates the default set into the cache)
     synth_n:int=1500 # size of the generated synthetic set (synth without data_root)
-    labels:str|None=None # the class names in id order, comma-separated, e.g. anger,joy,sadness (default: negative,neutral,positive, or a manifest's own names in alphabetical order)
+    # the class names in id order, comma-separated, e.g. anger,joy,sadness (default: negative,neutral,positive, or a
+    # manifest's own names in alphabetical order)
+    labels:str|None=None
     target:str='sentiment' # meld: the label column, sentiment (3 classes) or emotion (7 classes)
-    context_turns:int=0 # give the text encoder the previous K utterances of the same dialogue ('Speaker: text') as a second segment (the data needs dialogue_id and turn)
+    # give the text encoder the previous K utterances of the same dialogue ('Speaker: text') as a second segment (the
+    # data needs dialogue_id and turn)
+    context_turns:int=0
     skip_bad:bool=False # drop samples with unusable files (listed in models/data_report_*.json) instead of stopping
     max_text_tokens:int=128 # text truncation
     max_audio_seconds:float=10.0 # audio (and video) crop
     n_frames:int=1 # video frames per sample
-    num_workers:int|None=None # DataLoader worker processes, where decoding happens (default: `mmsent.core.loader_workers`: none with 2 cores or fewer, else the cores less two, at most 8)
-    group_by_length:bool=False # put clips of similar audio length in the same batch (the longest batch first; random otherwise, fixed by the seed): less padded audio to encode
+    # DataLoader worker processes, where decoding happens (default: `mmsent.core.loader_workers`: none with 2 cores or
+    # fewer, else the cores less two, at most 8)
+    num_workers:int|None=None
+    # put clips of similar audio length in the same batch (the longest batch first; random otherwise, fixed by the
+    # seed): less padded audio to encode
+    group_by_length:bool=False
     # model
-    task:str|None=None # classification or regression (default: regression for mosi and mosei, as their literature; classification otherwise)
+    task:str|None=None # classification or regression (default: regression for mosi and mosei, classification otherwise)
     preset:str='tiny' # encoders: tiny, small, base or modern
-    text_model:str|None=None # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder (e.g. microsoft/deberta-v3-base)
+    # the text encoder instead of the preset's: a Hugging Face Hub id or a local folder (e.g. microsoft/deberta-v3-base)
+    text_model:str|None=None
     audio_model:str|None=None # the audio encoder instead of the preset's, likewise (e.g. microsoft/wavlm-base-plus)
-    visual_model:str|None=None # the image or video encoder instead of the preset's, likewise (e.g. google/siglip2-base-patch16-224)
-    modalities:str='text,audio,visual' # the encoders the model has: any non-empty subset, comma-separated (e.g. text,audio)
+    # the image or video encoder instead of the preset's, likewise (e.g. google/siglip2-base-patch16-224)
+    visual_model:str|None=None
+    # the encoders the model has: any non-empty subset, comma-separated (e.g. text,audio)
+    modalities:str='text,audio,visual'
     pooling:str|None=None # pooling per slot, e.g. text=cls,visual=mean (default: each encoder family's)
-    lora_r:int|None=None # fine-tune the encoders with LoRA adapters of this rank (PEFT) instead of fully; the fusion and heads train fully
+    # fine-tune the encoders with LoRA adapters of this rank (PEFT) instead of fully; the fusion and heads train fully
+    lora_r:int|None=None
     lora_alpha:float|None=None # LoRA scaling: updates are scaled by lora_alpha / lora_r (default: 2 * lora_r)
     lora_dropout:float=0.05 # dropout on the LoRA adapters' input
-    lora_targets:str|None=None # module names the adapters go on, comma-separated, for every encoder (default: each family's attention projections)
-    random_init:bool=False # build the preset's encoders from their configs with random weights (benchmarks, smoke tests; base or tiny only)
+    # module names the adapters go on, comma-separated, for every encoder (default: each family's attention projections)
+    lora_targets:str|None=None
+    # build the preset's encoders from their configs with random weights (benchmarks, smoke tests; base or tiny only)
+    random_init:bool=False
     fusion:str='attention' # attention, concat, gated or crossmodal
     d_model:int|None=None # fusion width (default: 64 for tiny, 256 otherwise)
     n_heads:int=4 # fusion attention heads
     dropout:float=0.1 # fusion and head dropout
-    aux_loss_weight:float|None=None # weight of each unimodal head's loss (default: 1.0 for tiny, whose encoders learn from scratch; 0.3 otherwise)
-    modality_dropout:float=MODALITY_DROPOUT # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to do with fewer modalities
-    unimodal_fusion_weight:float|None=None # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is predicted as well as that modality's own head does (default: 2.0 for tiny, 1.0 otherwise)
-    layerdrop:float=0.0 # LayerDrop of the speech encoder's transformer layers in training (0: off, every layer runs; Wav2Vec2's checkpoints ship 0.05 to 0.1, for pre-training)
-    init_from:str|None=None # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion and heads start fresh
-    class_weights:str|None=None # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one weight per class, e.g. '1,2,1'
+    # weight of each unimodal head's loss (default: 1.0 for tiny, whose encoders learn from scratch; 0.3 otherwise)
+    aux_loss_weight:float|None=None
+    # training: hide each modality of a sample with this probability (one always stays), so the model also knows what to
+    # do with fewer modalities
+    modality_dropout:float=MODALITY_DROPOUT
+    # weight of the fused loss with the fusion given one modality at a time, so a sample with a single modality is
+    # predicted as well as that modality's own head does (default: 2.0 for tiny, 1.0 otherwise)
+    unimodal_fusion_weight:float|None=None
+    # LayerDrop of the speech encoder's transformer layers in training (0: off, every layer runs; Wav2Vec2's checkpoints
+    # ship 0.05 to 0.1, for pre-training)
+    layerdrop:float=0.0
+    # a folder written by mmsent_pretrain (or any saved mmsent model): the encoders start from its weights, the fusion
+    # and heads start fresh
+    init_from:str|None=None
+    # classification: 'balanced' (inverse class frequencies of the training split, for skewed sets such as MELD) or one
+    # weight per class, e.g. '1,2,1'
+    class_weights:str|None=None
     # optimisation
-    epochs:int|None=None # passes over the training split (default: 20 for tiny, whose encoders learn from scratch; 10 otherwise)
+    epochs:int|None=None # passes over the training split (default: 20 for tiny, trained from scratch; 10 otherwise)
     batch_size:int=16 # samples per step and process
-    learning_rate:float|None=None # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise)
+    # for new layers (default: 3e-3 for tiny, whose encoders learn from scratch; 2e-5 otherwise)
+    learning_rate:float|None=None
     warmup_steps:int|None=None # linear warmup, in optimizer steps (default: 10% of all steps)
-    pretrained_lr_ratio:float|None=None # encoders get learning_rate * this (default: 0.1 for pretrained encoders, from a preset or --init_from; 1.0 for tiny's random ones)
+    # encoders get learning_rate * this (default: 0.1 for pretrained encoders, from a preset or --init_from; 1.0 for
+    # tiny's random ones)
+    pretrained_lr_ratio:float|None=None
     weight_decay:float=0.01 # AdamW weight decay (none on biases and norms)
     max_grad_norm:float=1.0 # gradient clipping
     grad_accum:int=1 # gradient accumulation steps
-    precision:str='auto' # auto (under `accelerate launch`, its --mixed_precision; else bf16 on a CUDA GPU with native bf16, fp32 elsewhere: see `resolve_precision`), fp32, bf16 or fp16
+    # auto (under `accelerate launch`, its --mixed_precision; else bf16 on a CUDA GPU with native bf16, fp32 elsewhere:
+    # see `resolve_precision`), fp32, bf16 or fp16
+    precision:str='auto'
     grad_checkpointing:bool=False # activation checkpointing in the encoders
-    compile:bool=False # torch.compile the model, with static shapes: text and audio padded to a few lengths (`pad_to_buckets`), one compiled graph per length
+    # torch.compile the model, with static shapes: text and audio padded to a few lengths (`pad_to_buckets`), one
+    # compiled graph per length
+    compile:bool=False
     freeze:bool=False # start with frozen encoders
     unfreeze_epoch:int|None=None # unfreeze them at the start of this epoch (1-based; needs freeze)
     unfreeze_top_k:int|None=None # unfreeze only the top k layers of each encoder
-    feature_cache:bool=True # encoders frozen for the whole run: compute their features once (safetensors cache; not with a teacher)
+    # encoders frozen for the whole run: compute their features once (safetensors cache; not with a teacher)
+    feature_cache:bool=True
     # distillation (mmsent_distill)
-    teacher:str|None=None # a saved model directory (e.g. models/end_to_end_multimodal_best): train on its softened logits too
+    teacher:str|None=None # a saved model directory to distil from (e.g. models/end_to_end_multimodal_best)
     distill_alpha:float=0.5 # weight of the distillation term; 1 - distill_alpha goes to the label loss
     distill_temperature:float=2.0 # softmax temperature T of the distillation term (scaled by T^2)
-    distill_unimodal:bool=False # also distil each unimodal head from the teacher's head of the same modality (weighted by aux_loss_weight)
+    # also distil each unimodal head from the teacher's head of the same modality (weighted by aux_loss_weight)
+    distill_unimodal:bool=False
     # run
     device:str='auto' # auto, cpu, cuda or mps (multi-GPU: launch with accelerate/torchrun)
     seed:int=42 # everything random derives from it
-    metric:str|None=None # best-model metric on the validation split (default: accuracy for classification, the loss for regression; weighted_f1 is recommended for MELD)
+    # best-model metric on the validation split (default: accuracy for classification, the loss for regression;
+    # weighted_f1 is recommended for MELD)
+    metric:str|None=None
     early_stopping_patience:int|None=None # stop after this many epochs without improvement
     save_every:int=5 # keep a resumable checkpoint every this many epochs (and at the last one)
     output_dir:str='models' # models, checkpoints, history
     log_dir:str='logs' # the log file
     resume:str|None=None # a checkpoint folder to continue from, or 'latest' (the newest checkpoint in output_dir)
-    overwrite_output_dir:bool=False # replace the outputs of a finished run in output_dir (without it, a used output_dir is refused)
+    # replace the outputs of a finished run in output_dir (without it, a used output_dir is refused)
+    overwrite_output_dir:bool=False
     save_steps:int|None=None # also keep a resumable checkpoint every this many optimizer steps (mid-epoch)
-    save_total_limit:int|None=None # keep only the newest this many epoch/step checkpoints (the best model is never deleted)
+    # keep only the newest this many epoch/step checkpoints (the best model is never deleted)
+    save_total_limit:int|None=None
     report_to:str='none' # experiment trackers through Accelerate: none, tensorboard, wandb, mlflow or all
     logging_steps:int=50 # with report_to: log the training loss every this many optimizer steps
     progress:bool=True # progress bars
@@ -192,9 +231,11 @@ class TrainConfig:
              f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
             (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
              f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
-            (self.report_to in REPORT_TO, 'report_to', f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+            (self.report_to in REPORT_TO, 'report_to',
+             f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
             (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
-             f"{self.init_from}: no such folder (give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")])
+             f"{self.init_from}: no such folder "
+             "(give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")])
 
     def _check_data_sizes(self):
         "The synthetic set's size, text tokens, audio seconds, video frames, loader workers and dialogue turns."
@@ -223,7 +264,8 @@ class TrainConfig:
             self._at_least('unfreeze_epoch', 1, unset=True),
             (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
             self._at_least('unfreeze_top_k', 1, unset=True),
-            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha', f"must be in [0, 1], got {self._shown('distill_alpha')}"),
+            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha',
+             f"must be in [0, 1], got {self._shown('distill_alpha')}"),
             (self.distill_temperature > 0, 'distill_temperature',
              f"must be > 0, got {self._shown('distill_temperature')}"),
             (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}")])
@@ -241,7 +283,8 @@ class TrainConfig:
         d = self.d_model or (64 if self.preset == 'tiny' else 256)
         if d % self.n_heads == 0: return
         if self.d_model: raise ConfigError('d_model', f"{d} must be divisible by n_heads ({self.n_heads})")
-        raise ConfigError('n_heads', f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")
+        raise ConfigError('n_heads',
+                          f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")
 
     def _check_device_and_trackers(self):
         "A GPU asked for by `device` is there, and the tracker of `report_to` is installed."
@@ -399,7 +442,8 @@ RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 're
 def resume_config(
     config:TrainConfig, # the run as asked for: the fields its caller gave (`given_fields`) are the requested changes
     saved:dict, # the checkpoint's saved TrainConfig, as a dict
-    folder:str|Path|None=None, # the checkpoint folder (default: `config.resume`; pass the folder `--resume latest` resolved to)
+    # the checkpoint folder (default: `config.resume`; pass the folder `--resume latest` resolved to)
+    folder:str|Path|None=None,
     safe:tuple=RESUME_SAFE, # the options a resumed run may change (another command's config class has its own)
 )->TrainConfig: # of `config`'s class (`TrainConfig`, or e.g. `PretrainConfig`)
     "The configuration a resumed run continues with: the saved one, with the given options that are safe to change."
@@ -422,8 +466,10 @@ def resume_config(
 # %% ../nbs/05_train.ipynb #77e38c52
 def train(
     config:TrainConfig|None=None, # the run (default: `TrainConfig()`, the tiny preset on the synthetic set)
-    teacher_model:EndToEndMultiModalModel|None=None, # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
-    on_epoch_end:Callable[[int, dict], bool|None]|None=None, # called with (epoch, its history record) after each epoch is saved: return True to stop, or raise to abort
+    # an in-memory teacher to distil from (instead of `config.teacher`; shares the student's processor)
+    teacher_model:EndToEndMultiModalModel|None=None,
+    # called with (epoch, its history record) after each epoch is saved: return True to stop, or raise to abort
+    on_epoch_end:Callable[[int, dict], bool|None]|None=None,
     **kwargs, # or override fields of the default config
 )->dict: # history, best, metric, best_dir, history_path, model
     "Train an `EndToEndMultiModalModel` end to end; returns the history and where the models are."
@@ -753,7 +799,8 @@ def _kd_terms(
     student_logits:torch.Tensor, # (B, C) class logits, (B, C) multi-label logits, or (B, 1) scores
     teacher_logits:torch.Tensor, # the same shape
     temperature:float=2.0, # softening temperature T
-    task:str='classification', # 'multilabel': each label's sigmoid; 'regression': the squared score difference, no temperature
+    # 'multilabel': each label's sigmoid; 'regression': the squared score difference, no temperature
+    task:str='classification',
 )->torch.Tensor: # (B,) one term per sample
     "Each sample's distillation term: T^2 * KL of the softened class distributions, the mean over labels of the binary cross-entropy against the teacher's softened sigmoid (times T^2), or the squared score difference."
     T, s, t = temperature, student_logits.float(), teacher_logits.float()
@@ -896,13 +943,18 @@ class Run:
     interrupted:int|None=None # the signal that asked the run to stop
     saved_at:tuple|None=None # (epoch, step, batches) of the last checkpoint written, and its folder
     t0:float=0.0 # when the current stretch of the epoch started (time.time())
-    window:list=field(default_factory=lambda: [0.0, 0]) # training loss sum and batch count since the last `logging_steps` log
-    pending:list=field(default_factory=list) # the steps not yet added to the totals: (batch size, epoch, step, loss, distillation term, correct) with device tensors, read by `_flush_tally`
+    # training loss sum and batch count since the last `logging_steps` log
+    window:list=field(default_factory=lambda: [0.0, 0])
+    # the steps not yet added to the totals: (batch size, epoch, step, loss, distillation term, correct) with device
+    # tensors, read by `_flush_tally`
+    pending:list=field(default_factory=list)
     prefix:str=CKPT_PREFIX # checkpoint folders: {prefix}_epoch_E, {prefix}_step_S
     prog:str='mmsent_train' # the command that resumes the run (named in messages)
     card:object=None # callable(run, record=None) -> the metadata of every saved model (default: `model_card`)
-    init_from:dict=field(default_factory=dict) # where the encoders came from (`--init_from`) and the command that made them, read once
-    extra:dict=field(default_factory=dict) # what another loop built on these parts keeps with the run (`mmsent.pretrain`: the linear probe's loader)
+    # where the encoders came from (`--init_from`) and the command that made them, read once
+    init_from:dict=field(default_factory=dict)
+    # what another loop built on these parts keeps with the run (`mmsent.pretrain`: the linear probe's loader)
+    extra:dict=field(default_factory=dict)
 
 # %% ../nbs/05_train.ipynb #76453a5a
 def resume_point(
@@ -1139,7 +1191,8 @@ def _rng_restored(batches, run:Run):
 def train_epoch(
     run:Run, # the run
     epoch:int, # 1-based
-    tally=None, # callable(run, batch, out, loss, kd) adding a batch to `run.state.totals` (default: the supervised loop's)
+    # callable(run, batch, out, loss, kd) adding a batch to `run.state.totals` (default: the supervised loop's)
+    tally=None,
 )->bool: # True: max_train_steps reached
     "One pass over the training split, or over what is left of it after a mid-epoch resume (the same batches, in the same order)."
     cfg, acc, st = run.cfg, run.acc, run.state
@@ -1348,7 +1401,8 @@ class GroupedByLength(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        # imported here: transformers' Trainer utilities take seconds that a command refusing its options need not wait for
+        # imported here: transformers' Trainer utilities take seconds that a command refusing its options
+        # need not wait for
         from transformers.trainer_pt_utils import get_length_grouped_indices
         generator = torch.Generator().manual_seed(self.seed*1_000_003 + self.epoch)
         return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
@@ -1557,7 +1611,8 @@ def run_seeds(
 # %% ../nbs/05_train.ipynb #657fd176
 def train_parser(
     prog:str='mmsent_train', # the command's name
-    description:str="Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set).", # for --help
+    # for --help
+    description:str="Train the end-to-end multimodal sentiment model (default: tiny preset on the built-in synthetic set).",
     config_class:type=TrainConfig, # the dataclass whose fields are the options (`mmsent_pretrain`: `PretrainConfig`)
     **kwargs, # to `OptionsParser`: the command's own `defaults`, `aliases`, `skip`
 )->OptionsParser:

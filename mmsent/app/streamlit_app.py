@@ -45,7 +45,8 @@ def predict_inputs(
     predictor:mpredict.Predictor, # the predictor
     text:str|None, # the text box (empty or blank: no text)
     files:dict, # 'audio', 'image', 'video' -> a path, or None
-    context:str|None=None, # the previous turns of the dialogue, one per line, oldest first (a model trained with --context_turns)
+    # the previous turns of the dialogue, one per line, oldest first (a model trained with --context_turns)
+    context:str|None=None,
 )->tuple[mpredict.Prediction|None, list[str]]: # (the prediction, or None; one message per unusable input)
     "Decode each input on its own (every unusable one is reported by its file name, not only the first), then predict."
     sample, errors = {}, []
