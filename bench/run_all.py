@@ -29,6 +29,73 @@ def goal_line(name:str, g:dict, unit:str)->str:
     return f"- **{name}**: {show(v)} (goal {show(goal)}): " + ('met' if ok else f'**not met**, short by {gap}')
 
 
+def step_reading(r:dict)->str:
+    "What a training-step table says, in words, computed from its rows: how the base step scales and where bf16 stands."
+    ok = [x for x in r['steps'] if 'error' not in x and not x.get('compile')]
+    row = lambda preset, prec, b: next((x for x in ok if (x['preset'], x['precision'], x['batch']) == (preset, prec, b)), None)
+    out = []
+    base = sorted({x['batch'] for x in ok if x['preset'] == 'base'})
+    if len(base) >= 2:
+        lo, hi = base[0], base[-1]
+        for prec in ('fp32', 'bf16'):
+            a, b = row('base', prec, lo), row('base', prec, hi)
+            if a and b: out.append(f"the base {prec} step at batch {hi} takes {b['step_s']/a['step_s']:.2f}x the time of batch {lo} "
+                                   f"({hi/lo:.0f}x the samples)")
+    both = [(b, row('base', 'fp32', b), row('base', 'bf16', b)) for b in base]
+    both = [(b, f['step_s']/h['step_s']) for b, f, h in both if f and h]
+    if both: out.append(f"bf16 is {', '.join(f'{x:.2f}x' for _, x in both)} as fast as fp32 at batch "
+                        f"{', '.join(str(b) for b, _ in both)}")
+    if base and (f := row('base', 'fp32', base[-1])): out.append(f"fp32 reaches {f['frac_fp32_peak']:.0%} of the fp32 matmul peak at batch {base[-1]}")
+    tiny = [x['step_s'] for x in ok if x['preset'] == 'tiny']
+    if len(tiny) >= 2: out.append(f"a tiny step takes {min(tiny):.3f} to {max(tiny):.3f} s at every batch and precision measured")
+    return ('\nReading the table: ' + '; '.join(out) + '.') if out else ''
+
+
+def serve_gpu_reading(gpu:dict, cpu:dict|None, inference:dict|None)->str:
+    "The GPU serving figures against the CPU ones on this page, computed from both results."
+    row = lambda r, preset, mode, c: next((x for x in r['rows'] if (x['preset'], x['mode'], x['concurrency']) == (preset, mode, c)), None)
+    out = []
+    for mode, c in (('batch 1', 1), ('batching', max(gpu['options']['concurrency']))):
+        g = row(gpu, 'tiny', mode, c)
+        h = row(cpu, 'tiny', mode, c) if cpu else None
+        if g and h: out.append(f"the tiny model, {mode}, {c} in flight: {g['requests_per_s']:.0f} requests/s on the GPU against "
+                               f"{h['requests_per_s']:.0f} on the CPU section's machine (p50 {g['p50_ms']:.0f} ms against {h['p50_ms']:.0f} ms)")
+    g = row(gpu, 'base', 'batch 1', 1)
+    cpu_one = next((x for x in (inference or {}).get('rows', [])
+                    if (x['preset'], x['variant'], x['runtime']) == ('base', 'fp32', 'torch')), None)
+    if g: out.append(f"the base model answers one request at a time in {g['p50_ms']:.0f} ms (p50)"
+                     + (f", where the CPU inference benchmark takes {cpu_one['latency_ms']:.0f} ms for one sample in fp32 "
+                        f"({cpu_one['threads']} thread{'s' if cpu_one['threads'] > 1 else ''})" if cpu_one else ''))
+    g = row(gpu, 'base', 'batching', max(gpu['options']['concurrency']))
+    if g: out.append(f"with batching it serves {g['requests_per_s']:.0f} requests/s at {g['concurrency']} in flight")
+    return ('\nAgainst the CPU: ' + '; '.join(out) + '. GPU utilisation is not recorded by this benchmark.') if out else ''
+
+
+def numerics_reading(rows:list[dict])->str:
+    "What the numerics table says, in words, computed from its rows."
+    n = rows[0]['resume_tensors']
+    every = lambda k: all(x[k] == 0 for x in rows)
+    s = [("A model with misaligned weights gives bit-equal outputs under every setting. " if every('misaligned_seeds') else
+          f"A model with misaligned weights differs under {sum(x['misaligned_seeds'] > 0 for x in rows)} of {len(rows)} settings. "),
+         ("mmsent's load path resumes bit-equal under every setting. " if every('resume_differ') else
+          f"mmsent's load path resumes with some tensor not bit-equal under {sum(x['resume_differ'] > 0 for x in rows)} settings. ")]
+    exact = [x['setting'] for x in rows if x['resume_misaligned_differ'] == 0]
+    worst = max(rows, key=lambda x: x['resume_misaligned_max'])
+    if len(exact) < len(rows):
+        s.append(f"A resume whose restored tensors are left misaligned ends with up to {max(x['resume_misaligned_differ'] for x in rows)} "
+                 f"of the {n} weight tensors away from the uninterrupted run (at most {worst['resume_misaligned_max']:.1e}), under every "
+                 "setting" + (f" except {', '.join(f'`{e}`' for e in exact)}" if exact else '') + ". ")
+    if 'MKL_CBWR=COMPATIBLE' in exact:
+        s.append("`MKL_CBWR=COMPATIBLE` is MKL's reproducible mode, whose results do not depend on where a tensor starts in memory. ")
+    native = next(x for x in rows if x['setting'] == 'native')
+    same = [x['setting'] for x in rows if x is not native and x['vs_native'] == 0 and all(
+            x[k] == native[k] for k in ('resume_differ', 'resume_misaligned_differ', 'resume_misaligned_max'))]
+    if same: s.append(f"{', '.join(f'`{e}`' for e in same)} gives the native results on this machine. ")
+    s.append("CI's forced-kernel setting (the last row) includes `MKL_ENABLE_INSTRUCTIONS=AVX2` because on an Intel CPU it "
+             "moves MKL off its AVX-512 kernels.")
+    return '\n' + ''.join(s)
+
+
 def machine_line(r:dict)->str:
     "The command, date and machine of a result, the PyTorch CPU capability included (it decides which kernels run)."
     mc = r['machine']
@@ -54,7 +121,7 @@ def train_step_section(r:dict, title:str)->str:
          "A step is forward, combined loss, backward and the AdamW step; FLOPs are counted with `FlopCounterMode`.\n",
          md_table([{**x, 'frac_fp32_peak': x['frac_fp32_peak'] if x['precision'] == 'fp32' else None, 'compile': x.get('compile') or '–'} for x in ok], cols)]
     if failed: s += ['\nFailed:\n'] + [f"- {x['preset']}, batch {x['batch']}, {x['precision']}, torch.compile with {x['compile']} shapes: `{x['error']}`" for x in failed]
-    if r.get('notes'): s.append('\n' + r['notes'])
+    s.append(step_reading(r))
     return '\n'.join(s)
 
 
@@ -238,7 +305,7 @@ def sections(res:dict)->list[str]:
               for k, x in g.items() if k.startswith('batching_speedup')]
         f = g['failed_requests']
         s.append(f"- **failed requests**: {f['value']} of {f['sent']} (goal 0): " + ('met' if f['value'] == 0 else '**not met**'))
-        if r.get('notes'): s.append('\n' + r['notes'])
+        if key == 'serve_cuda': s.append(serve_gpu_reading(r, res.get('serve'), res.get('inference')))
         out.append('\n'.join(s))
     if 'serve_compare' in res: out.append(serve_compare_section(res['serve_compare']))
     if 'modality_seeds' in res: out.append(modality_seeds_section(res['modality_seeds'], res.get('modality_seeds_forced')))
@@ -293,7 +360,6 @@ def lora_section(r:dict)->str:
     s.append(f"\nWhere the memory goes: the weights take {full['total']*4/2**20:,.0f} MiB in float32 and the activations grow with the batch; "
              f"LoRA removes the gradients of the encoders' weights and AdamW's state ({full['optimizer_state_mib']:,.0f} MiB of it here), "
              "not the activations, which gradient checkpointing cuts; in bf16 the frozen weights and the activations take half as much.")
-    if r.get('notes'): s.append('\n' + r['notes'])
     return '\n'.join(s)
 
 
@@ -338,7 +404,7 @@ def numerics_section(r:dict)->str:
         f"same run resumed from its step-4 checkpoint ({n} weight tensors at the end): once through mmsent's load path, which copies every restored "
         "tensor into PyTorch's memory (`mmsent.core.aligned_copy`), and once with the restored tensors left misaligned. CI runs the "
         "numerics-sensitive tests a second time under the last row's setting (`bash tools/dev.sh test-forced`).\n",
-        md_table(r['rows'], cols)] + (['\n' + r['notes']] if r.get('notes') else []))
+        md_table(r['rows'], cols), numerics_reading(r['rows'])])
 
 
 def write_page(res:dict):
