@@ -143,12 +143,12 @@ def cpu_bf16_support()->dict:
     return dict(amx='amx_bf16' in flags, avx512_bf16='avx512_bf16' in flags)
 
 def cpu_capability()->str:
-    "torch's CPU capability ('AVX512', 'AVX2', 'DEFAULT', ...) and the CPU's bf16 instructions, e.g. 'AVX512+AMX+AVX512_BF16'."
+    "torch's CPU capability ('AVX512', 'AVX2', 'DEFAULT', ...) and bf16 instructions, e.g. 'AVX512+AMX+AVX512_BF16'."
     return '+'.join([torch.backends.cpu.get_cpu_capability()] + [k.upper() for k, v in cpu_bf16_support().items() if v])
 
 # %% ../nbs/00_core.ipynb #3df5f9c1
 def usable_cores()->int:
-    "The CPU cores this process may run on (its affinity mask, as a container or `taskset` sets it), else the machine's."
+    "The CPU cores this process may run on (its affinity mask, as a container or `taskset` sets it), else all cores."
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1   # macOS and Windows have no affinity call
 
@@ -156,7 +156,7 @@ def loader_workers(
     requested:int|None=None, # the number asked for (an option's value), if any
     cores:int|None=None, # default: `usable_cores()`
 )->int:
-    "DataLoader worker processes: `requested`, else none with 2 cores or fewer (decoding would take cores the model computes on), else the cores less two, at most 8."
+    "DataLoader worker processes: `requested`, else none with 2 cores or fewer, else the cores less two, at most 8."
     if requested is not None: return requested
     cores = usable_cores() if cores is None else cores
     return 0 if cores <= 2 else min(8, cores - 2)
@@ -205,7 +205,7 @@ def resolve_precision(
     # Accelerate's setting (default: $ACCELERATE_MIXED_PRECISION, which `accelerate launch` sets)
     accelerate:str|None=None,
 )->str: # Accelerate's mixed_precision: 'no', 'bf16' or 'fp16'
-    "Accelerate's `mixed_precision` for `precision` on `device`: 'auto' is the launcher's setting, else bf16 on a CUDA GPU with bf16, else fp32."
+    "Accelerate's `mixed_precision` for `precision` on `device`: 'auto' is the launcher's setting, else bf16 or fp32."
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dev = resolve_device(device)
@@ -229,7 +229,7 @@ def assert_close(
     expected, # the same structure
     msg:str|None=None, # added to the error
 )->None:
-    "Assert `actual` equals `expected` within the tolerance of their dtype (`torch.testing.assert_close`), NaN equal to NaN."
+    "Assert `actual` equals `expected` within their dtype's tolerance (`torch.testing.assert_close`), NaN equal to NaN."
     torch.testing.assert_close(_comparable(actual), _comparable(expected), equal_nan=True, msg=msg)
 
 def all_close(actual, expected)->bool:
@@ -242,14 +242,14 @@ def all_close(actual, expected)->bool:
 def aligned_copy(
     tensors:dict, # name -> tensor (other values are kept as they are)
 )->dict: # the same names, each tensor contiguous, in memory of its own from PyTorch's allocator
-    "Copy each tensor into PyTorch's own memory (64-byte aligned on a CPU, contiguous), as the tensors of a freshly built model are."
+    "Copy each tensor into PyTorch's own memory (contiguous, 64-byte aligned on a CPU), as a new model's tensors are."
     return {k: v.clone(memory_format=torch.contiguous_format) if torch.is_tensor(v) else v for k, v in tensors.items()}
 
 def misaligned_copy(
     tensors:dict, # name -> CPU tensor
     offset:int=8, # bytes past a 64-byte boundary (a multiple of 8, so that every dtype can be viewed there)
 )->dict: # the same values, each tensor starting `offset` bytes past a 64-byte boundary
-    "For tests: copy each CPU tensor to memory that starts `offset` bytes past a 64-byte boundary, where a file could leave it."
+    "For tests: copy each CPU tensor to memory `offset` bytes past a 64-byte boundary, where a file could leave it."
     assert offset % 8 == 0 and 0 < offset < 64, "offset must be a multiple of 8 in (0, 64)"
     out = {}
     for k, v in tensors.items():
@@ -267,7 +267,7 @@ def misaligned_copy(
 def forced_kernels(
     capability:str|None=None, # PyTorch's CPU capability (default: this machine's)
 )->dict: # environment variable -> value
-    "Settings that move PyTorch's, MKL's and oneDNN's CPU kernels off this CPU's best path: AVX2 on an AVX-512 CPU, else the portable kernels."
+    "Settings that keep PyTorch, MKL and oneDNN off this CPU's best kernels: AVX2 on AVX-512 CPUs, else portable ones."
     cap = (capability or torch.backends.cpu.get_cpu_capability()).upper()
     if cap.startswith('AVX512'):
         return {'ATEN_CPU_CAPABILITY': 'avx2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
@@ -345,7 +345,7 @@ def option_types(
 def check_types(
     obj, # a dataclass instance
 ):
-    "Raise a `ConfigError` for the first field of `obj` whose value is not of its annotated type (bool, int, float or str)."
+    "Raise a `ConfigError` for the first field of `obj` whose value is not its annotated type (bool, int, float, str)."
     for name, (t, optional) in option_types(type(obj)).items():
         v = getattr(obj, name)
         if t not in (bool, int, float, str) or (v is None and optional): continue
@@ -356,7 +356,7 @@ def check_types(
 
 # %% ../nbs/00_core.ipynb #d3e20c05
 def record_given(cls):
-    "Class decorator: each instance of the dataclass `cls` remembers which fields its caller passed (see `given_fields`)."
+    "Class decorator: each instance of dataclass `cls` remembers which fields its caller passed (see `given_fields`)."
     init, names = cls.__init__, [f.name for f in fields(cls) if f.init]
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
@@ -436,7 +436,7 @@ class OptionsParser(argparse.ArgumentParser):
 def parse_config(self:OptionsParser,
                  argv:list|None=None, # the arguments (default: sys.argv[1:])
                 )->tuple: # (the dataclass instance, the other options as a dict)
-    "Parse `argv` into an instance of `self.cls`: the command line wins over a `--config` file, which wins over the defaults."
+    "Parse `argv` into a `self.cls` instance: the command line wins over a `--config` file, which beats the defaults."
     given = vars(self.parse_args(argv))
     extra = {k: given.pop(k) for k in list(given) if k not in self.flags}
     src = {}
@@ -463,7 +463,7 @@ def parse_config(self:OptionsParser,
 
 # %% ../nbs/00_core.ipynb #86c1efe0
 def _one_line(e:Exception)->str:
-    "`e` as one line; an error re-raised from a DataLoader worker process keeps only the original message, not the worker's traceback."
+    "`e` as one line; an error from a DataLoader worker keeps only its original message, not the worker's traceback."
     s = str(e)
     # torch's ExceptionWrapper: "Caught X in DataLoader worker process 0.\nOriginal Traceback ...\nX: message"
     if 'Original Traceback' in s:

@@ -366,3 +366,22 @@ def test_the_training_page_lists_at_most_30_entries(site):
     entries = [h['id'] for h in page(site, 'train.html').select('.mm-api h3[id]') if '.' not in h['id']]
     assert len(entries) <= 30, entries
     assert {'trainconfig', 'train', 'run_seeds', 'mmsent_train'} <= set(entries) and 'flush_tally' not in entries
+
+
+def test_api_pages_list_their_entry_points_first(site, nbdocs, tmp_path):
+    """An API page's contents list starts with the entry points its front matter names, each linked to its entry, in the
+    side list and in the collapsed box; the docs check reports an entry point that has no entry on the page."""
+    train = page(site, 'train.html')
+    for toc in (train.select_one('nav.mm-toc > ul'), train.select_one('details.mm-toc-inline > ul')):
+        first = toc.find('li', recursive=False)
+        assert 'mm-toc-entry-points' in first['class'] and first.get_text().startswith('Entry points'), first
+        links = first.select('a')
+        assert [a.get_text() for a in links] == ['mmsent_train', 'train', 'TrainConfig', 'run_seeds', 'load_checkpoint']
+        assert all(train.find(id=a['href'][1:]).find_parent(class_='mm-api') for a in links)
+    pages_with_api = [f.name for f in site.glob('*.html') if page(site, f.name).select('div.mm-api h3')]
+    assert len(pages_with_api) >= 18 and all(page(site, n).select_one('li.mm-toc-entry-points') for n in pages_with_api), pages_with_api
+    bad = tmp_path/'site'
+    shutil.copytree(site, bad)
+    f = bad/'predict.html'
+    f.write_text(f.read_text().replace('<h3 id="predict_manifest">predict_manifest', '<h3 id="predict_manifest">gone', 1))
+    assert 'nbs/08_predict.ipynb: entry point predict_manifest has no API entry on predict.html' in nbdocs.check_site(bad)

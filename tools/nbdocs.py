@@ -17,7 +17,7 @@ absolute doc links relative so the site works from disk (file://). Where Quarto 
 the canonical build.
 """
 from __future__ import annotations
-import argparse, copy, dataclasses, html, importlib, inspect, json, re, shutil, sys
+import argparse, ast, copy, dataclasses, html, importlib, inspect, io, json, re, shutil, sys, textwrap, tokenize
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,6 +107,14 @@ def process(force:bool=False, n_workers:int=2)->Path:
     _build_modidx()
     write_sidebar(cfg.nbs_path)
     return Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=force))
+
+
+def front_matter(path:Path)->dict:
+    "The YAML front matter of a notebook: its first raw cell that starts with `---`."
+    for c in nbformat.read(path, as_version=4).cells:
+        if c.cell_type == 'raw' and c.source.lstrip().startswith('---'):
+            return yaml.safe_load(c.source.strip().strip('-')) or {}
+    return {}
 
 
 def split_directives(src:str)->tuple[dict, str]:
@@ -203,13 +211,30 @@ def _wrap_sig(head:str, params:list[str], tail:str, maxline:int=100)->str:
     return f"{head}(\n    " + '\n    '.join(lines) + f"\n){tail}"
 
 
-_re_field = re.compile(r'^\s+(\w+)\s*:[^#\n]*#\s*(.+)$', re.M)
+def _field_comments(cls)->dict:
+    "Each annotated field's docment in `cls`'s source: the comment after it, or the comment lines just above it."
+    src = textwrap.dedent(inspect.getsource(cls))
+    comments = {t.start[0]: t.string[1:].strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
+                if t.type == tokenize.COMMENT}
+    body = ast.parse(src).body[0].body
+    fields = {b.lineno: b.target.id for b in body if isinstance(b, ast.AnnAssign) and isinstance(b.target, ast.Name)}
+    code_lines = {n for b in body for n in range(b.lineno, b.end_lineno + 1)}
+    notes = {}
+    for line, name in fields.items():
+        if line in comments: notes[name] = comments[line]
+        else:
+            above = []
+            while line - 1 in comments and line - 1 not in code_lines:
+                line -= 1
+                above.insert(0, comments[line])
+            if above: notes[name] = ' '.join(above)
+    return notes
 
 
 def _dataclass_params(cls)->tuple[list, dict]:
     "The fields a dataclass declares itself, as keyword parameters, with the comment after each (its docment)."
     own = cls.__dict__.get('__annotations__', {})
-    notes = dict(_re_field.findall(inspect.getsource(cls)))
+    notes = _field_comments(cls)
     ps, dm = [], {}
     for f in dataclasses.fields(cls):
         if f.name not in own or f.name.startswith('_'): continue
@@ -395,9 +420,17 @@ def _rewrite(soup, page:str, cfg):
 def _heading_text(h)->str: return ''.join(s for s in h.strings if s.parent.name != 'a' or 'anchor-link' not in (s.parent.get('class') or [])).strip()
 
 
-def add_toc(soup)->int:
-    """Fill `nav.mm-toc` with the page's h2 and h3 headings (h3 nested under their h2), and put the same list, collapsed, under
-    the page title for narrow screens; return how many."""
+def api_entry(soup, name:str):
+    "The heading of API entry `name` on a page (None if the page has no such entry)."
+    for h in soup.select('div.mm-api h3, div.mm-api h4'):
+        if h.get('id') and _heading_text(h) == name: return h
+    return None
+
+
+def add_toc(soup, entry_points:list|None=None)->int:
+    """Fill `nav.mm-toc` with the page's h2 and h3 headings (h3 nested under their h2), after a group of links to the
+    page's `entry_points` (the API entries a user calls, named in its front matter), and put the same list, collapsed,
+    under the page title for narrow screens; return how many headings."""
     nav, main = soup.find('nav', class_='mm-toc'), soup.find('main')
     if nav is None or main is None: return 0
     hs = [h for h in main.find_all(['h2', 'h3']) if h.get('id') and not h.find_parent(class_='mm-title')]
@@ -405,6 +438,14 @@ def add_toc(soup)->int:
     title = soup.new_tag('div', attrs={'class': 'mm-toc-title'}); title.string = 'On this page'
     nav.append(title)
     top = soup.new_tag('ul'); nav.append(top); sub = None
+    entries = [h for h in (api_entry(soup, n) for n in entry_points or []) if h is not None]
+    if entries:
+        li = soup.new_tag('li', attrs={'class': 'mm-toc-entry-points'})
+        li.append(soup.new_string('Entry points'))
+        group = soup.new_tag('ul'); li.append(group); top.append(li)
+        for h in entries:
+            item = soup.new_tag('li'); a = soup.new_tag('a', href=f"#{h['id']}"); a.string = _heading_text(h)
+            item.append(a); group.append(item)
     for h in hs:
         li = soup.new_tag('li'); a = soup.new_tag('a', href=f"#{h['id']}"); a.string = _heading_text(h); li.append(a)
         if h.name == 'h3' and sub is not None: sub.append(li); continue
@@ -495,7 +536,7 @@ def build_site(out:Path|None=None, force:bool=False)->Path:
             root=root, home=root + 'index.html', prev=prev, next=nxt)))
         soup = BeautifulSoup(body, 'html.parser')
         _rewrite(soup, p['href'], cfg)
-        add_toc(soup)
+        add_toc(soup, p['fm'].get('entry_points'))
         if soup.select_one('span.math'):   # KaTeX only where there is math
             site_js = soup.head.find('script', src=f'{root}assets/site.js')   # before it: deferred scripts run in order
             site_js.insert_before(soup.new_tag('link', rel='stylesheet', href=f'{root}assets/katex/katex.min.css'))
@@ -538,6 +579,7 @@ def check_site(out:Path|None=None)->list[str]:
     if not (out/'index.html').exists(): return [f'{out}/index.html is missing']
     for nb in doc_notebooks(cfg.nbs_path):
         if not (out/_page_name(nb)).exists(): problems.append(f'no page {_page_name(nb)} for nbs/{nb}')
+    pages = {nb: _page_name(nb) for nb in doc_notebooks(cfg.nbs_path)}
     for f in out.rglob('*.html'):
         soup = BeautifulSoup(f.read_text(encoding='utf-8'), 'html.parser')
         soups[f] = soup
@@ -556,6 +598,12 @@ def check_site(out:Path|None=None)->list[str]:
             src = t.get('src') or (t.get('href') if t.name == 'link' else None)
             if src and not urlsplit(src).scheme and not (f.parent/src).exists(): problems.append(f'{f.relative_to(out)}: missing asset {src}')
         problems += [f'{f.relative_to(out)}: raw math {m!r}' for m in raw_math(soup)]
+    for nb, page in pages.items():
+        if (out/page) not in soups or not soups[out/page].select('div.mm-api h3'): continue
+        names = front_matter(cfg.nbs_path/nb).get('entry_points')
+        if not names: problems.append(f'nbs/{nb}: its front matter names no entry_points (the API entries a user calls)')
+        problems += [f'nbs/{nb}: entry point {n} has no API entry on {page}' for n in names or []
+                     if api_entry(soups[out/page], n) is None]
     modidx = {}
     exec((cfg.lib_path/'_modidx.py').read_text(), modidx)
     for mod, syms in modidx['d']['syms'].items():
