@@ -22,6 +22,7 @@ from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKw
 from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from fastcore.script import call_parse, store_true, Param
 
 import mmsent
@@ -218,221 +219,242 @@ class TrainConfig:
         "The check that field `k` is in [0, 1)."
         return 0.0 <= getattr(self, k) < 1.0, k, f"must be in [0, 1), got {self._shown(k)}"
 
-    def _check_choices(self):
-        "Check the set-valued options (dataset, preset, fusion, task, precision, device, tracker) and the data folders."
-        check_options([
-            (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
-            (self.dataset == 'synth' or self.data_root is not None, 'data_root',
-             f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
-            (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
-            (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
-            (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
-            (self.precision in PRECISIONS, 'precision',
-             f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
-            (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
-             f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
-            (self.report_to in REPORT_TO, 'report_to',
-             f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
-            (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
-             f"{self.init_from}: no such folder "
-             "(give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")])
+# %% ../nbs/05_train.ipynb #464404b9
+@patch
+def _check_choices(self:TrainConfig):
+    "Check the set-valued options (dataset, preset, fusion, task, precision, device, tracker) and the data folders."
+    check_options([
+        (self.dataset in DATASETS, 'dataset', f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+        (self.dataset == 'synth' or self.data_root is not None, 'data_root',
+         f"is required for {self.dataset} (its folder; for manifest, the .csv/.jsonl file)"),
+        (self.preset in PRESETS, 'preset', f"must be one of {', '.join(PRESETS)}, got {self.preset!r}"),
+        (self.fusion in FUSION_KINDS, 'fusion', f"must be one of {', '.join(FUSION_KINDS)}, got {self.fusion!r}"),
+        (self.task is None or self.task in TASKS, 'task', f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
+        (self.precision in PRECISIONS, 'precision',
+         f"must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}"),
+        (self.device in ('auto', 'cpu', 'cuda', 'mps'), 'device',
+         f"must be auto, cpu, cuda or mps (choose GPUs with CUDA_VISIBLE_DEVICES), got {self.device!r}"),
+        (self.report_to in REPORT_TO, 'report_to',
+         f"must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}"),
+        (self.init_from is None or self.resume is not None or Path(self.init_from).is_dir(), 'init_from',
+         f"{self.init_from}: no such folder "
+         "(give the output of mmsent_pretrain, e.g. models/pretrained_multimodal)")])
 
-    def _check_data_sizes(self):
-        "The synthetic set's size, text tokens, audio seconds, video frames, loader workers and dialogue turns."
-        check_options([
-            self._at_least('synth_n', MIN_SYNTH_N), self._at_least('max_text_tokens', 1),
-            (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {self._shown('max_audio_seconds')}"),
-            self._at_least('n_frames', 1), self._at_least('num_workers', 0, unset=True),
-            self._at_least('context_turns', 0)])
+@patch
+def _check_device_and_trackers(self:TrainConfig):
+    "A GPU asked for by `device` is there, and the tracker of `report_to` is installed."
+    if self.device in ('cuda', 'mps'):
+        try: resolve_device(self.device)
+        except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
+    if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
+        extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
+        raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
 
-    def _check_model_sizes(self):
-        "The fusion width and heads, the dropout rates, and the weights of the auxiliary and single-modality losses."
-        check_options([
-            self._at_least('d_model', 1, unset=True), self._at_least('n_heads', 1),
-            self._in_unit('dropout'), self._in_unit('modality_dropout'), self._in_unit('layerdrop'),
-            self._at_least('aux_loss_weight', 0, unset=True), self._at_least('unimodal_fusion_weight', 0, unset=True)])
+# %% ../nbs/05_train.ipynb #af0921fe
+@patch
+def _check_data_sizes(self:TrainConfig):
+    "The synthetic set's size, text tokens, audio seconds, video frames, loader workers and dialogue turns."
+    check_options([
+        self._at_least('synth_n', MIN_SYNTH_N), self._at_least('max_text_tokens', 1),
+        (self.max_audio_seconds > 0, 'max_audio_seconds', f"must be > 0, got {self._shown('max_audio_seconds')}"),
+        self._at_least('n_frames', 1), self._at_least('num_workers', 0, unset=True),
+        self._at_least('context_turns', 0)])
 
-    def _check_optimisation(self):
-        "Epochs, batches, learning rates, clipping, unfreezing, distillation and the seed."
-        check_options([
-            self._at_least('epochs', 1, unset=True), self._at_least('batch_size', 1), self._at_least('grad_accum', 1),
-            (self.learning_rate is None or self.learning_rate > 0, 'learning_rate',
-             f"must be > 0, got {self._shown('learning_rate')}"),
-            self._at_least('warmup_steps', 0, unset=True), self._at_least('pretrained_lr_ratio', 0, unset=True),
-            self._at_least('weight_decay', 0),
-            (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {self._shown('max_grad_norm')}"),
-            self._at_least('unfreeze_epoch', 1, unset=True),
-            (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
-            self._at_least('unfreeze_top_k', 1, unset=True),
-            (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha',
-             f"must be in [0, 1], got {self._shown('distill_alpha')}"),
-            (self.distill_temperature > 0, 'distill_temperature',
-             f"must be > 0, got {self._shown('distill_temperature')}"),
-            (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}")])
+@patch
+def _check_model_sizes(self:TrainConfig):
+    "The fusion width and heads, the dropout rates, and the weights of the auxiliary and single-modality losses."
+    check_options([
+        self._at_least('d_model', 1, unset=True), self._at_least('n_heads', 1),
+        self._in_unit('dropout'), self._in_unit('modality_dropout'), self._in_unit('layerdrop'),
+        self._at_least('aux_loss_weight', 0, unset=True), self._at_least('unimodal_fusion_weight', 0, unset=True)])
 
-    def _check_saving(self):
-        "Early stopping, checkpoints, logging and the limits on steps and evaluation batches."
-        check_options([
-            self._at_least('early_stopping_patience', 1, unset=True), self._at_least('save_every', 1),
-            self._at_least('save_steps', 1, unset=True), self._at_least('save_total_limit', 1, unset=True),
-            self._at_least('logging_steps', 1), self._at_least('max_train_steps', 1, unset=True),
-            self._at_least('max_eval_batches', 1, unset=True)])
+@patch
+def _check_optimisation(self:TrainConfig):
+    "Epochs, batches, learning rates, clipping, unfreezing, distillation and the seed."
+    check_options([
+        self._at_least('epochs', 1, unset=True), self._at_least('batch_size', 1), self._at_least('grad_accum', 1),
+        (self.learning_rate is None or self.learning_rate > 0, 'learning_rate',
+         f"must be > 0, got {self._shown('learning_rate')}"),
+        self._at_least('warmup_steps', 0, unset=True), self._at_least('pretrained_lr_ratio', 0, unset=True),
+        self._at_least('weight_decay', 0),
+        (self.max_grad_norm > 0, 'max_grad_norm', f"must be > 0, got {self._shown('max_grad_norm')}"),
+        self._at_least('unfreeze_epoch', 1, unset=True),
+        (self.unfreeze_epoch is None or self.freeze, 'unfreeze_epoch', "needs --freeze"),
+        self._at_least('unfreeze_top_k', 1, unset=True),
+        (0.0 <= self.distill_alpha <= 1.0, 'distill_alpha',
+         f"must be in [0, 1], got {self._shown('distill_alpha')}"),
+        (self.distill_temperature > 0, 'distill_temperature',
+         f"must be > 0, got {self._shown('distill_temperature')}"),
+        (0 <= self.seed < 2**32, 'seed', f"must be in [0, 2**32), got {self.seed}")])
 
-    def _check_fusion_width(self):
-        "The fusion width (`d_model`, or the preset's) divides into `n_heads` heads."
-        d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        if d % self.n_heads == 0: return
-        if self.d_model: raise ConfigError('d_model', f"{d} must be divisible by n_heads ({self.n_heads})")
-        raise ConfigError('n_heads',
-                          f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")
+@patch
+def _check_saving(self:TrainConfig):
+    "Early stopping, checkpoints, logging and the limits on steps and evaluation batches."
+    check_options([
+        self._at_least('early_stopping_patience', 1, unset=True), self._at_least('save_every', 1),
+        self._at_least('save_steps', 1, unset=True), self._at_least('save_total_limit', 1, unset=True),
+        self._at_least('logging_steps', 1), self._at_least('max_train_steps', 1, unset=True),
+        self._at_least('max_eval_batches', 1, unset=True)])
 
-    def _check_device_and_trackers(self):
-        "A GPU asked for by `device` is there, and the tracker of `report_to` is installed."
-        if self.device in ('cuda', 'mps'):
-            try: resolve_device(self.device)
-            except ValueError as e: raise ConfigError('device', f"{self.device}: {e}") from None
-        if self.report_to not in ('none', 'all') and importlib.util.find_spec(self.report_to) is None:
-            extra = f"mmsent[{self.report_to}]" if self.report_to == 'tensorboard' else self.report_to
-            raise ConfigError('report_to', f"{self.report_to} is not installed: pip install {extra}")
+@patch
+def _check_fusion_width(self:TrainConfig):
+    "The fusion width (`d_model`, or the preset's) divides into `n_heads` heads."
+    d = self.d_model or (64 if self.preset == 'tiny' else 256)
+    if d % self.n_heads == 0: return
+    if self.d_model: raise ConfigError('d_model', f"{d} must be divisible by n_heads ({self.n_heads})")
+    raise ConfigError('n_heads',
+                      f"{self.n_heads} must divide the fusion width d_model ({d} for the {self.preset} preset)")
 
-    def _check_labels(self):
-        "Check `target` (MELD's label column), `labels` (the classes) and `class_weights` (one per class)."
-        check_options([(self.target in TARGETS, 'target', f"must be one of {', '.join(TARGETS)}, got {self.target!r}"),
-                       (self.target == 'sentiment' or self.dataset == 'meld', 'target',
-                        f"{self.target} is for --dataset meld (the others have sentiment labels)")])
-        names = None
-        if self.labels is not None:
-            try: names = parse_labels(self.labels)
-            except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
-            if self.task == 'regression':
-                raise ConfigError('labels',
-                                  "apply to classification (a regression's score maps to negative, neutral, positive)")
-        if self.task == 'multilabel' and self.dataset == 'meld':
-            raise ConfigError('task', "multilabel: MELD gives one emotion per utterance (use --target emotion)")
-        if self.class_weights is None: return
-        if self.task != 'classification':
-            raise ConfigError('class_weights', "apply to single-label classification only")
-        if self.class_weights == 'balanced': return
-        try: w = [float(x) for x in str(self.class_weights).split(',')]
-        except ValueError: w = []
-        # a manifest's or a saved dataset's: when the run starts
-        n = len(names) if names else len(TARGETS[self.target]) if self.dataset not in ('manifest', 'hf') else None
-        if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
-            raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive "
-                              f"number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
+# %% ../nbs/05_train.ipynb #45c0f870
+@patch
+def _check_labels(self:TrainConfig):
+    "Check `target` (MELD's label column), `labels` (the classes) and `class_weights` (one per class)."
+    check_options([(self.target in TARGETS, 'target', f"must be one of {', '.join(TARGETS)}, got {self.target!r}"),
+                   (self.target == 'sentiment' or self.dataset == 'meld', 'target',
+                    f"{self.target} is for --dataset meld (the others have sentiment labels)")])
+    names = None
+    if self.labels is not None:
+        try: names = parse_labels(self.labels)
+        except ValueError as e: raise ConfigError('labels', str(e).removeprefix('--labels: ')) from None
+        if self.task == 'regression':
+            raise ConfigError('labels',
+                              "apply to classification (a regression's score maps to negative, neutral, positive)")
+    if self.task == 'multilabel' and self.dataset == 'meld':
+        raise ConfigError('task', "multilabel: MELD gives one emotion per utterance (use --target emotion)")
+    if self.class_weights is None: return
+    if self.task != 'classification':
+        raise ConfigError('class_weights', "apply to single-label classification only")
+    if self.class_weights == 'balanced': return
+    try: w = [float(x) for x in str(self.class_weights).split(',')]
+    except ValueError: w = []
+    # a manifest's or a saved dataset's: when the run starts
+    n = len(names) if names else len(TARGETS[self.target]) if self.dataset not in ('manifest', 'hf') else None
+    if len(w) < 2 or (n is not None and len(w) != n) or min(w) <= 0:
+        raise ConfigError('class_weights', f"must be 'balanced' or {n or 'one'} positive "
+                          f"number{'s' if n else ' per class'} like '1,2,1', got {self.class_weights!r}")
 
-    def _check_encoders(self):
-        "Check the modality subset, pooling, LoRA and each slot's checkpoint (a family that slot supports)."
-        mods = [m.strip() for m in self.modalities.split(',')]
-        if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
-            raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, "
-                              f"got {self.modalities!r}")
-        self.modalities = ','.join(m for m in MODALITIES if m in mods)
-        if self.context_turns and 'text' not in mods:
-            raise ConfigError('context_turns',
-                              "gives earlier turns to the text encoder: --modalities must include text")
-        pooling = self._pooling_by_slot()
-        for m in MODALITIES:
-            name = getattr(self, f'{m}_model')
-            if name is None: continue
-            if m not in mods:
-                raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
-            try:
-                cfg = _config_of(name)   # config.json, read once
-                fam = encoder_family(m, cfg)
-            except (EncoderFamilyError, EncoderLoadError) as e:
-                raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
-            if fam.inputs == 'video' and self.n_frames != (n := cfg.num_frames):
-                raise ConfigError('n_frames',
-                                  f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
-        if set(pooling) - set(mods):
-            raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
-        self._check_lora()
+@patch
+def _check_encoders(self:TrainConfig):
+    "Check the modality subset, pooling, LoRA and each slot's checkpoint (a family that slot supports)."
+    mods = [m.strip() for m in self.modalities.split(',')]
+    if not mods or set(mods) - set(MODALITIES) or len(set(mods)) != len(mods):
+        raise ConfigError('modalities', f"must be a non-empty subset of {','.join(MODALITIES)}, comma-separated, "
+                          f"got {self.modalities!r}")
+    self.modalities = ','.join(m for m in MODALITIES if m in mods)
+    if self.context_turns and 'text' not in mods:
+        raise ConfigError('context_turns',
+                          "gives earlier turns to the text encoder: --modalities must include text")
+    pooling = self._pooling_by_slot()
+    for m in MODALITIES:
+        name = getattr(self, f'{m}_model')
+        if name is None: continue
+        if m not in mods:
+            raise ConfigError(f'{m}_model', f"is given but {m} is not in --modalities ({self.modalities})")
+        try:
+            cfg = _config_of(name)   # config.json, read once
+            fam = encoder_family(m, cfg)
+        except (EncoderFamilyError, EncoderLoadError) as e:
+            raise ConfigError(f'{m}_model', str(e).splitlines()[0]) from None
+        if fam.inputs == 'video' and self.n_frames != (n := cfg.num_frames):
+            raise ConfigError('n_frames',
+                              f"must be {n} for the VideoMAE encoder {name} (its num_frames), got {self.n_frames}")
+    if set(pooling) - set(mods):
+        raise ConfigError('pooling', f"names a slot the model does not have: {sorted(set(pooling) - set(mods))}")
+    self._check_lora()
 
-    def _check_lora(self):
-        "LoRA's options: only with a rank, and only where peft is installed."
-        check_options([(self.lora_r is None or self.lora_r >= 1, 'lora_r', f"must be >= 1 or unset, got {self.lora_r}"),
-                       (self.lora_alpha is None or self.lora_alpha > 0, 'lora_alpha', "must be > 0, got "
-                        f"{self.lora_alpha}"),
-                       (0.0 <= self.lora_dropout < 1.0, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout}")])
-        if self.lora_r is None:
-            given = [k for k in ('lora_alpha', 'lora_targets') if getattr(self, k) is not None]
-            if given: raise ConfigError(given[0], "needs --lora_r (the adapters' rank)")
-        elif importlib.util.find_spec('peft') is None:
-            raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
+@patch
+def _check_lora(self:TrainConfig):
+    "LoRA's options: only with a rank, and only where peft is installed."
+    check_options([(self.lora_r is None or self.lora_r >= 1, 'lora_r', f"must be >= 1 or unset, got {self.lora_r}"),
+                   (self.lora_alpha is None or self.lora_alpha > 0, 'lora_alpha', "must be > 0, got "
+                    f"{self.lora_alpha}"),
+                   (0.0 <= self.lora_dropout < 1.0, 'lora_dropout', f"must be in [0, 1), got {self.lora_dropout}")])
+    if self.lora_r is None:
+        given = [k for k in ('lora_alpha', 'lora_targets') if getattr(self, k) is not None]
+        if given: raise ConfigError(given[0], "needs --lora_r (the adapters' rank)")
+    elif importlib.util.find_spec('peft') is None:
+        raise ConfigError('lora_r', "needs the peft package: pip install 'mmsent[lora]'")
 
-    def _lora_config(self)->dict|None:
-        "`ModelConfig.lora` of this run (None without `lora_r`)."
-        if self.lora_r is None: return None
-        targets = [t.strip() for t in self.lora_targets.split(',')] if self.lora_targets else None
-        return dict(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, targets=targets)
+# %% ../nbs/05_train.ipynb #dd6ef269
+@patch
+def _lora_config(self:TrainConfig)->dict|None:
+    "`ModelConfig.lora` of this run (None without `lora_r`)."
+    if self.lora_r is None: return None
+    targets = [t.strip() for t in self.lora_targets.split(',')] if self.lora_targets else None
+    return dict(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, targets=targets)
 
-    def _pooling_by_slot(self)->dict:
-        "`pooling` as a dict, slot -> 'mean' or 'cls'."
-        if not self.pooling: return {}
-        out = {}
-        for part in self.pooling.split(','):
-            m, _, how = part.partition('=')
-            if m.strip() not in MODALITIES or how.strip() not in ('mean', 'cls'):
-                raise ConfigError('pooling', "must be slot=mean or slot=cls pairs, comma-separated (e.g. "
-                                  f"text=cls,visual=mean), got {self.pooling!r}")
-            out[m.strip()] = how.strip()
-        return out
+@patch
+def _pooling_by_slot(self:TrainConfig)->dict:
+    "`pooling` as a dict, slot -> 'mean' or 'cls'."
+    if not self.pooling: return {}
+    out = {}
+    for part in self.pooling.split(','):
+        m, _, how = part.partition('=')
+        if m.strip() not in MODALITIES or how.strip() not in ('mean', 'cls'):
+            raise ConfigError('pooling', "must be slot=mean or slot=cls pairs, comma-separated (e.g. "
+                              f"text=cls,visual=mean), got {self.pooling!r}")
+        out[m.strip()] = how.strip()
+    return out
 
-    @property
-    def _pretrained_encoders(self)->bool:
-        "Whether any encoder starts from a checkpoint (the preset's or a slot's), for the learning-rate defaults."
-        return ((get_preset(self.preset).pretrained and not self.random_init)
-                or any(getattr(self, f'{m}_model') for m in MODALITIES))
+@patch(as_prop=True)
+def _pretrained_encoders(self:TrainConfig)->bool:
+    "Whether any encoder starts from a checkpoint (the preset's or a slot's), for the learning-rate defaults."
+    return ((get_preset(self.preset).pretrained and not self.random_init)
+            or any(getattr(self, f'{m}_model') for m in MODALITIES))
 
-    @property
-    def frozen_throughout(self)->bool:
-        "Encoders stay frozen for the whole run (so their features can be cached)."
-        return self.freeze and (self.unfreeze_epoch is None or self.unfreeze_epoch > self.epochs)
+@patch(as_prop=True)
+def frozen_throughout(self:TrainConfig)->bool:
+    "Encoders stay frozen for the whole run (so their features can be cached)."
+    return self.freeze and (self.unfreeze_epoch is None or self.unfreeze_epoch > self.epochs)
 
-    def mixed_precision(self)->str:
-        "Accelerate's `mixed_precision` for this run: 'no', 'bf16' or 'fp16' (`resolve_precision` settles 'auto')."
-        return resolve_precision(self.precision, self.device)
+@patch
+def mixed_precision(self:TrainConfig)->str:
+    "Accelerate's `mixed_precision` for this run: 'no', 'bf16' or 'fp16' (`resolve_precision` settles 'auto')."
+    return resolve_precision(self.precision, self.device)
 
-    def model_config(self,
-        labels:tuple|None=None, # the class names (classification; None: negative, neutral, positive)
-    )->ModelConfig:
-        "The model this run trains."
-        d = self.d_model or (64 if self.preset == 'tiny' else 256)
-        mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model,
-                         visual_model=self.visual_model, modalities=tuple(self.modalities.split(',')),
-                         pooling=self._pooling_by_slot() or None, lora=self._lora_config(), task=self.task,
-                         labels=labels if self.task != 'regression' else None,
-                         fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
-                         head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
-                         modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight,
-                         gradient_checkpointing=self.grad_checkpointing, context_turns=self.context_turns,
-                         layerdrop=self.layerdrop)
-        if self.random_init and self.preset != 'tiny':
-            if self.preset != 'base':
-                raise ValueError("random_init works for the base and tiny presets only (their configs are "
-                                 "known offline)")
-            mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
-        return mc
+# %% ../nbs/05_train.ipynb #82b15f2b
+@patch
+def model_config(self:TrainConfig,
+    labels:tuple|None=None, # the class names (classification; None: negative, neutral, positive)
+)->ModelConfig:
+    "The model this run trains."
+    d = self.d_model or (64 if self.preset == 'tiny' else 256)
+    mc = ModelConfig(preset=self.preset, text_model=self.text_model, audio_model=self.audio_model,
+                     visual_model=self.visual_model, modalities=tuple(self.modalities.split(',')),
+                     pooling=self._pooling_by_slot() or None, lora=self._lora_config(), task=self.task,
+                     labels=labels if self.task != 'regression' else None,
+                     fusion=FusionConfig(kind=self.fusion, d_model=d, n_heads=self.n_heads, dropout=self.dropout),
+                     head_dropout=self.dropout, aux_loss_weight=self.aux_loss_weight, freeze_encoders=self.freeze,
+                     modality_dropout=self.modality_dropout, unimodal_fusion_weight=self.unimodal_fusion_weight,
+                     gradient_checkpointing=self.grad_checkpointing, context_turns=self.context_turns,
+                     layerdrop=self.layerdrop)
+    if self.random_init and self.preset != 'tiny':
+        if self.preset != 'base':
+            raise ValueError("random_init works for the base and tiny presets only (their configs are "
+                             "known offline)")
+        mc.encoder_configs = {m: base_config(m).to_dict() for m in mc.modalities}
+    return mc
 
-    def processor(self)->MultiModalProcessor:
-        "The run's processor: each encoder's own, or with `random_init` the tiny one at the encoders' image size."
-        kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds,
-                  n_frames=self.n_frames, context_turns=self.context_turns)
-        # nothing pretrained to match: the offline tiny tokenizer will do
-        if self.random_init and self.preset != 'tiny':
-            p = MultiModalProcessor.from_pretrained('tiny', **kw)
-            p.image_processor.size = {'height': 224, 'width': 224}
-            return p
-        names = {m: getattr(self, f'{m}_model') or getattr(get_preset(self.preset), m)
-                 for m in self.modalities.split(',')}
-        if not any(names.values()): return MultiModalProcessor.from_pretrained('tiny', **kw)
-        return MultiModalProcessor.from_encoders(**names, **kw)
+@patch
+def processor(self:TrainConfig)->MultiModalProcessor:
+    "The run's processor: each encoder's own, or with `random_init` the tiny one at the encoders' image size."
+    kw = dict(max_text_tokens=self.max_text_tokens, max_audio_seconds=self.max_audio_seconds,
+              n_frames=self.n_frames, context_turns=self.context_turns)
+    # nothing pretrained to match: the offline tiny tokenizer will do
+    if self.random_init and self.preset != 'tiny':
+        p = MultiModalProcessor.from_pretrained('tiny', **kw)
+        p.image_processor.size = {'height': 224, 'width': 224}
+        return p
+    names = {m: getattr(self, f'{m}_model') or getattr(get_preset(self.preset), m)
+             for m in self.modalities.split(',')}
+    if not any(names.values()): return MultiModalProcessor.from_pretrained('tiny', **kw)
+    return MultiModalProcessor.from_encoders(**names, **kw)
 
-    def synth_config(self)->SynthConfig|None:
-        "The synthetic set to generate for the run's task and labels (None unless synth without data_root)."
-        if self.dataset != 'synth' or self.data_root is not None: return None
-        return default_synth_config(self.synth_n, self.task, self.labels)
+@patch
+def synth_config(self:TrainConfig)->SynthConfig|None:
+    "The synthetic set to generate for the run's task and labels (None unless synth without data_root)."
+    if self.dataset != 'synth' or self.data_root is not None: return None
+    return default_synth_config(self.synth_n, self.task, self.labels)
 
 # %% ../nbs/05_train.ipynb #f457f738
 RESUME_SAFE = ('epochs', 'output_dir', 'log_dir', 'num_workers', 'progress', 'report_to', 'logging_steps', 'save_every',

@@ -64,9 +64,12 @@ def test_check_finds_broken_links(site, nbdocs, tmp_path):
     page.write_text(page.read_text().replace('</main>', '<a href="nowhere.html">x</a><a href="index.html#no-such-anchor">y</a></main>', 1))
     twice = bad/'predict.html'   # an API entry shown twice, as when a notebook repeats the show_doc nbdev adds after a @patch cell
     twice.write_text(twice.read_text().replace('</main>', '<div class="mm-api"><h3 id="predictor.read">Predictor.read</h3></div></main>', 1))
+    again = bad/'model.html'   # the same, where the page gave the second copy its own id
+    again.write_text(again.read_text().replace('</main>', '<div class="mm-api"><h3 id="modelconfig-1">ModelConfig</h3></div></main>', 1))
     problems = nbdocs.check_site(bad)
     assert any('nowhere.html' in p for p in problems) and any('no-such-anchor' in p for p in problems), problems
     assert 'predict.html: API entry #predictor.read appears 2 times' in problems, problems
+    assert 'model.html: API entry #modelconfig appears 2 times' in problems, problems
 
 
 def page(site, name): return BeautifulSoup((site/name).read_text(encoding='utf-8'), 'html.parser')
