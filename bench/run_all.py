@@ -326,15 +326,14 @@ def serve_compare_section(r:dict)->str:
     return '\n'.join([f"## HTTP serving, before and after\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, "
                       f"{r['load_average'][1][0]:.1f} at the end)\n",
                       f"The same benchmark as above, for the code before the change (`{o['ref']}`, its package served from an extracted copy) and "
-                      f"after it, one after the other on the same machine: {o['requests']} requests or {o['max_seconds']:g} s at each level, "
-                      "the same payload (text, a 1 s WAV and a 64x64 PNG), with the asyncio httpx client on the same 2 cores as the server. "
-                      "The change: the server computes Shapley values only for a request with `\"explain\": true` (this benchmark's requests do "
-                      "not ask), and decodes requests in a thread pool while the model runs (`--decode_threads 2`).\n",
-                      md_table(rows, cols), '\nGoal:\n', *goals,
-                      "\nOn 2 cores the thread pool itself changes little: the client, the HTTP process and the worker already share both "
-                      "cores, so decoding ahead has no idle core to use (the same server with `--decode_threads 0` and `1` served 212 and 194 "
-                      "requests/s in a run after this one). It is meant for a worker whose model runs on a GPU, where the decoding would "
-                      "otherwise leave the device idle. The gain here comes from not computing the Shapley values unasked."])
+                      f"after it, one after the other on the same machine: {o['max_seconds']:g} s at {', '.join(map(str, o['concurrency']))} "
+                      "in flight, the same payload (text, a 1 s WAV and a 64x64 PNG), "
+                      + ("with wrk (one thread) on the same 2 cores as the server. " if o.get('client') == 'wrk' else
+                         f"with the asyncio httpx client (at most {o['requests']} requests a level) on the same 2 cores as the server. ")
+                      + "The change: the server computes Shapley values only for a request with `\"explain\": true` (this benchmark's "
+                      "requests do not ask), and decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
+                      "default), so that a model on a GPU does not wait for the decoding.\n",
+                      md_table(rows, cols), '\nGoal:\n', *goals])
 
 
 def lora_section(r:dict)->str:
