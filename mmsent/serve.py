@@ -136,6 +136,19 @@ def _scrub(e:Exception, tmp:Path, name:str)->str:
     "The error's message, one line, with the temporary file's path replaced by the name the client knows."
     return ' '.join(str(e).replace(str(tmp), name).split())
 
+def _spill(
+    data:bytes, # a media field's decoded bytes
+    field:str, # which field, in the file's name
+)->Path:
+    "Write `data` to a new temporary file for the loaders, which read files (the caller removes it)."
+    fd, name = tempfile.mkstemp(prefix='mmsent-serve-', suffix=f'-{field}')
+    try:
+        with os.fdopen(fd, 'wb') as f: f.write(data)
+    except BaseException:   # a full disk: no half-written file left behind
+        os.unlink(name)
+        raise
+    return Path(name)
+
 def decode_request(
     predictor:Predictor, # its `read` decodes the inputs; its modalities are checked
     payload:Mapping, # the JSON object, or the multipart form (text as a field, media as files)
@@ -167,17 +180,17 @@ def decode_request(
         raise RequestError('text', f"this model has no text encoder (its modalities: {', '.join(mods)})")
     sample = dict(text=text, audio=None, image=None, context=_request_context(predictor, given.get('context'), text),
                   explain=explain)
-    with tempfile.TemporaryDirectory(prefix='mmsent-serve-') as tmp:
-        for f in ('audio', 'image', 'video'):
-            if f not in given: continue
-            data, name = media_bytes(given[f], f, allow_files)
-            path = data if isinstance(data, Path) else Path(tmp)/f
-            if not isinstance(data, Path): path.write_bytes(data)
-            try: got = predictor.read(**{f: path})
-            except _INPUT_ERRORS as e:
-                raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
-            for k in ('audio', 'image'):
-                if sample[k] is None: sample[k] = got[k]
+    for f in ('audio', 'image', 'video'):
+        if f not in given: continue
+        data, name = media_bytes(given[f], f, allow_files)
+        path = data if isinstance(data, Path) else _spill(data, f)
+        try: got = predictor.read(**{f: path})
+        except _INPUT_ERRORS as e:
+            raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
+        finally:
+            if path is not data: path.unlink(missing_ok=True)
+        for k in ('audio', 'image'):
+            if sample[k] is None: sample[k] = got[k]
     return sample
 
 # %% ../nbs/08c_serve.ipynb #7d57f79b
