@@ -411,14 +411,13 @@ def _exposed(host:str)->bool:
 
 # %% ../nbs/08c_serve.ipynb #9876034e
 def serve_workers(
-    api_servers:int=1, # HTTP server processes, a core each
+    api_servers:int=1, # HTTP server processes, a core each on a GPU machine
     cores:int|None=None, # default: `usable_cores()`
+    device:str='cpu', # where the model runs: cpu or cuda
 )->int:
-    """Model workers for the cores left after the HTTP servers: one per 4 cores, 1 to 8. On a CPU each worker computes
-    with its share of the cores; on a GPU each needs cores to decode and prepare requests (`--decode_threads`) and to
-    launch kernels. One worker with every core serves fewer requests than a few with a few cores each, and each worker
-    holds a copy of the model."""
+    "Model workers for the machine: on a CPU one per core, on a GPU one per 4 cores left to them; 1 to 8."
     cores = usable_cores() if cores is None else cores
+    if device == 'cpu': return max(1, min(8, cores))
     return max(1, min(8, (cores - api_servers)//4))
 
 # %% ../nbs/08c_serve.ipynb #4f5f8209
@@ -436,12 +435,12 @@ class ServeConfig:
     # the address to listen on (0.0.0.0 to accept connections from other machines, e.g. in a container)
     host:str = '127.0.0.1'
     port:int = 8000 # the port to listen on
-    # model replicas: worker processes, each with its own copy of the model (default: one per 4 CPU cores left to them,
-    # 1 to 8)
+    # model replicas: worker processes, each with its own copy of the model (default: `serve_workers`, one per core
+    # on a CPU, one per 4 cores on a GPU; 1 to 8)
     workers:int|None = None
     api_servers:int = 1 # HTTP server processes in front of the workers
-    # CPU threads per worker (default: the cores this process may use less one per HTTP server process, divided among
-    # the workers)
+    # CPU threads per worker (default: the cores this process may use, divided among the workers; with the model on a
+    # GPU, less one per HTTP server process)
     threads:int|None = None
     max_batch_size:int = 16 # the most requests one model call takes (1 turns dynamic batching off)
     batch_timeout:float = 0.01 # seconds a worker waits for more requests to fill a batch
@@ -475,7 +474,7 @@ class ServeConfig:
             raise ConfigError('precision',
                               f"applies to --backend torch; the ONNX graph runs as exported, got {self.precision!r}")
         if self.decode_threads < 0: raise ConfigError('decode_threads', f"must be >= 0, got {self.decode_threads}")
-        if self.workers is None: self.workers = serve_workers(self.api_servers)
+        if self.workers is None: self.workers = serve_workers(self.api_servers, device=self.device)
         if self.worker_restarts < 0: raise ConfigError('worker_restarts', f"must be >= 0, got {self.worker_restarts}")
         for k in ('port', 'workers', 'api_servers', 'max_batch_size'):
             if getattr(self, k) < 1: raise ConfigError(k, f"must be >= 1, got {getattr(self, k)}")
@@ -553,8 +552,10 @@ class SentimentAPI(ls.LitAPI):
     def setup(self, device):
         "Load the model in the worker process, with its share of the CPU threads."
         c = self.config
-        # idle threads spin: leave the HTTP servers a core
-        threads = c.threads or max(1, (usable_cores() - c.api_servers)//c.workers)
+        # with the model on a GPU, the HTTP servers keep a core each; on a CPU every core computes (a worker's
+        # second thread cost the HTTP server nothing measurable on 2 cores)
+        spare = usable_cores() - (c.api_servers if c.device != 'cpu' else 0)
+        threads = c.threads or max(1, spare//c.workers)
         torch.set_num_threads(threads)
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
         self.worker_pids[int(os.environ.get('LITSERVE_WORKER_ID', 0))] = os.getpid()
