@@ -96,6 +96,14 @@ def numerics_reading(rows:list[dict])->str:
     return '\n' + ''.join(s)
 
 
+def served_by(o:dict)->str:
+    "How many model workers served a serving benchmark: its `--workers`, or the default of the code measured."
+    args = o.get('serve_args') or []
+    if '--workers' in args:
+        n = int(args[args.index('--workers') + 1])
+        return f"{n} worker{'s' if n > 1 else ''} (`--workers {n}`)"
+    return "the default number of workers"
+
 def machine_line(r:dict)->str:
     "The command, date and machine of a result, the PyTorch CPU capability included (it decides which kernels run)."
     mc = r['machine']
@@ -286,7 +294,7 @@ def sections(res:dict)->list[str]:
         r = res[key]; pl, o = r['payload'], r['options']
         modes = ', '.join(f"{k} `{' '.join(v)}`" for k, v in o['modes'].items())
         s = [f"## {title}\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, {r['load_average'][1][0]:.1f} at the end)\n",
-             f"`mmsent_serve` (LitServe, one worker, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop load generator "
+             f"`mmsent_serve` (LitServe, {served_by(o)}, started by `mmsent.serve.running_server` on 127.0.0.1) under a closed-loop load generator "
              + (f"(wrk, one thread: a C program, so that the client takes little of the CPU the server needs) keeping 1 to {max(o['concurrency'])} requests "
                 f"in flight for {o['max_seconds']:g} s a level" if o.get('client') == 'wrk' else
                 f"(asyncio, httpx) keeping 1 to {max(o['concurrency'])} requests in flight, each level {o['requests']} requests or {o['max_seconds']:g} s, "
@@ -331,8 +339,9 @@ def serve_compare_section(r:dict)->str:
                       + ("with wrk (one thread) on the same 2 cores as the server. " if o.get('client') == 'wrk' else
                          f"with the asyncio httpx client (at most {o['requests']} requests a level) on the same 2 cores as the server. ")
                       + "The change: the server computes Shapley values only for a request with `\"explain\": true` (this benchmark's "
-                      "requests do not ask), and decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
-                      "default), so that a model on a GPU does not wait for the decoding.\n",
+                      "requests do not ask), decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
+                      "default), so that a model on a GPU does not wait for the decoding, and on a CPU runs one worker per core by "
+                      "default (two here; before, one).\n",
                       md_table(rows, cols), '\nGoal:\n', *goals])
 
 
