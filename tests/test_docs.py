@@ -277,6 +277,8 @@ def test_a_dataclass_with_kwargs_init_lists_its_fields(site):
     rows = {tr.find('td').get_text(strip=True): tr for tr in div.select('table.mm-params tbody tr')}
     assert {'preset', 'modalities', 'fusion', 'task', 'context_turns'} <= set(rows) and 'kwargs' not in ' '.join(rows), list(rows)
     assert 'where the encoders come from' in rows['preset'].get_text() and rows['preset'].find_all('td')[2].get_text() == "'base'"
+    # a docment too long for its field's line sits on the comment lines just above it
+    assert 'LoRA adapters on every encoder' in rows['lora'].get_text() and 'full fine-tuning' in rows['lora'].get_text()
 
 
 def test_tables_need_documented_parameters_and_callables_have_types(site, nbdocs):
