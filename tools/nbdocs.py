@@ -109,12 +109,14 @@ def process(force:bool=False, n_workers:int=2)->Path:
     return Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=force))
 
 
-def front_matter(path:Path)->dict:
-    "The YAML front matter of a notebook: its first raw cell that starts with `---`."
-    for c in nbformat.read(path, as_version=4).cells:
-        if c.cell_type == 'raw' and c.source.lstrip().startswith('---'):
-            return yaml.safe_load(c.source.strip().strip('-')) or {}
-    return {}
+def _is_front_matter(c)->bool: return c.cell_type == 'raw' and c.source.lstrip().startswith('---')
+
+
+def front_matter(nb)->dict:
+    "The YAML front matter of a notebook (an nbformat node): its raw cells that start with `---`, merged."
+    fm = {}
+    for c in filter(_is_front_matter, nb.cells): fm.update(yaml.safe_load(c.source.strip().strip('-')) or {})
+    return fm
 
 
 def split_directives(src:str)->tuple[dict, str]:
@@ -345,11 +347,9 @@ def _fix_md(s:str)->str:
 
 def prepare(nb, api:ApiDocs|None=None, default_mod:str|None=None)->dict:
     "Apply Quarto cell options in place, as `quarto render --no-execute` would; return the front matter."
-    fm, cells = {}, []
+    fm, cells = front_matter(nb), []
     for c in nb.cells:
-        if c.cell_type == 'raw' and c.source.lstrip().startswith('---'):
-            fm.update(yaml.safe_load(c.source.strip().strip('-')) or {})
-            continue
+        if _is_front_matter(c): continue
         if c.cell_type == 'markdown':
             if c.source.strip(): cells.append(c)
             continue
@@ -602,7 +602,7 @@ def check_site(out:Path|None=None)->list[str]:
         problems += [f'{f.relative_to(out)}: raw math {m!r}' for m in raw_math(soup)]
     for nb, page in pages.items():
         if (out/page) not in soups or not soups[out/page].select('div.mm-api h3'): continue
-        names = front_matter(cfg.nbs_path/nb).get('entry_points')
+        names = front_matter(nbformat.read(cfg.nbs_path/nb, as_version=4)).get('entry_points')
         if not names: problems.append(f'nbs/{nb}: its front matter names no entry_points (the API entries a user calls)')
         problems += [f'nbs/{nb}: entry point {n} has no API entry on {page}' for n in names or []
                      if api_entry(soups[out/page], n) is None]
