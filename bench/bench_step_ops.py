@@ -8,7 +8,8 @@ The step is the default training setting: modality dropout 0.1, the single-modal
 auxiliary heads (weight 1), AdamW as `mmsent.train` builds it, and a batch of 8 samples whose clips last 2 to 9 s
 (44 s of audio in all), one sample without audio and one without an image. The base preset is built from its
 configs (random weights; the operators do not depend on them) and has Wav2Vec2-base's group-norm layout.
-Every operator is counted under a `TorchDispatchMode` on the CPU, once the model and the optimizer are warm; then
+Every operator is counted under a `TorchDispatchMode` on the CPU, once the model and the optimizer are warm, and again with
+`torch.profiler` (top-level ATen operators), also for the step `mmsent_train --compile` runs (this checkout only); then
 `torch._dynamo.explain` traces the training forward and counts its graphs and graph breaks. Prints a table and writes bench/results/step_ops.json; asserts nothing.
 """
 import argparse, json, os, subprocess, sys, tempfile
@@ -43,6 +44,19 @@ class Count(TorchDispatchMode):
         if name in DATA_DEPENDENT or boolean_index: self.dd[name + (' (boolean index)' if boolean_index else '')] += 1
         return func(*args, **(kwargs or {}))
 
+def top_level(fn):
+    "The ATen operators `fn` runs that no other ATen operator called, counted with `torch.profiler`; and the data-dependent ones."
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof: fn()
+    ops, dd = Counter(), Counter()
+    for e in prof.events():
+        if not e.name.startswith('aten::'): continue
+        p = e.cpu_parent
+        while p is not None and not p.name.startswith('aten::'): p = p.cpu_parent
+        if p is None:
+            ops[e.name] += 1
+            if e.name in DATA_DEPENDENT: dd[e.name] += 1
+    return ops, dd
+
 out = {}
 for preset in PRESETS:
     torch.manual_seed(0)
@@ -58,16 +72,25 @@ for preset in PRESETS:
     inputs = dict(proc(text=['a word or two'] * 8, audio=audio, image=image))
     if preset == 'base': inputs['visual_inputs'] = torch.randn(8, 3, 224, 224)
     labels = torch.arange(8) % 3
-    def step(counter=None):
-        out = model(**inputs, labels=labels, return_dict=True)
+    def step(counter=None, fwd=model):
+        out = fwd(**inputs, labels=labels, return_dict=True)
         if counter is not None: fwd = (sum(counter.ops.values()), sum(counter.dd.values()), dict(counter.dd))
         out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         return fwd if counter is not None else None
     step(); step()   # warm: lazy initialisation, optimizer state
     with Count() as c: fwd = step(c)
+    profiled = top_level(step)
     explained = torch._dynamo.explain(model)(**inputs, labels=labels, return_dict=True)   # Dynamo's trace of the training forward
     torch._dynamo.reset()
-    out[preset] = dict(forward_ops=fwd[0], forward_data_dependent=fwd[1], forward_data_dependent_ops=fwd[2],
+    compiled = None
+    if COMPILED:   # the step `mmsent_train --compile` runs: the model compiled with static shapes, as `train` compiles it
+        fwd_c = torch.compile(model, dynamic=False)
+        step(fwd=fwd_c); step(fwd=fwd_c)   # compile the forward and the backward, then warm
+        compiled = top_level(lambda: step(fwd=fwd_c))
+        torch._dynamo.reset()
+    out[preset] = dict(profiled_ops=sum(profiled[0].values()), profiled_data_dependent=sum(profiled[1].values()),
+                       compiled_ops=compiled and sum(compiled[0].values()), compiled_data_dependent=compiled and sum(compiled[1].values()),
+                       compiled_top=compiled and dict(compiled[0].most_common(8)), forward_ops=fwd[0], forward_data_dependent=fwd[1], forward_data_dependent_ops=fwd[2],
                        step_ops=sum(c.ops.values()), step_data_dependent=sum(c.dd.values()), step_data_dependent_ops=dict(c.dd),
                        graphs=explained.graph_count, graph_breaks=explained.graph_break_count,
                        graph_break_reasons=sorted({str(b.reason).split(chr(10))[0][:160] for b in explained.break_reasons}))
@@ -75,9 +98,10 @@ print(json.dumps(out))
 '''
 
 
-def measure(tree:Path, presets)->dict:
-    "The counts for the mmsent package in `tree` (a checkout), in a fresh process."
-    code = CHILD.replace('BENCH', repr(str(Path(__file__).resolve().parent))).replace('DD', repr(sorted(DATA_DEPENDENT))).replace('PRESETS', repr(presets))
+def measure(tree:Path, presets, compiled:bool=False)->dict:
+    "The counts for the mmsent package in `tree` (a checkout), in a fresh process; with `compiled`, also the compiled step's."
+    code = (CHILD.replace('BENCH', repr(str(Path(__file__).resolve().parent))).replace('DD', repr(sorted(DATA_DEPENDENT)))
+            .replace('PRESETS', repr(presets)).replace('COMPILED', repr(compiled)))
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(tree), OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=tree)
     if r.returncode: raise RuntimeError(r.stderr[-3000:])
@@ -88,6 +112,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--presets', nargs='+', default=['tiny', 'base'])
     ap.add_argument('--ref', default=None, help='an earlier commit to measure in the same run (before / after)')
+    ap.add_argument('--no_compile', action='store_true', help='skip the compiled step (compiling the base preset takes minutes on a few cores)')
     a = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import common as C
@@ -95,14 +120,14 @@ def main():
     if a.ref:
         with tempfile.TemporaryDirectory() as tmp:   # the earlier commit's package, extracted beside this one
             runs[a.ref] = measure(C.extract_package(a.ref, tmp), a.presets)
-    runs[C.head_name()] = measure(ROOT, a.presets)
+    runs[C.head_name()] = measure(ROOT, a.presets, compiled=not a.no_compile)
     m = C.machine()
     print(f"machine: {m['cpu_model']} ({m['cpu_capability']}), torch {m['torch']}")
-    print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9} {'breaks':>6}  data-dependent operators in the step")
+    print(f"{'code':<24} {'preset':<6} {'forward ops':>11} {'data-dep.':>9} {'step ops':>9} {'data-dep.':>9} {'breaks':>6} {'profiled':>8} {'compiled':>8}  data-dependent operators in the step")
     for name, r in runs.items():
         for p, x in r.items():
             print(f"{name:<24} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9} "
-                  f"{x['graph_breaks']:>6}  {x['step_data_dependent_ops']}")
+                  f"{x['graph_breaks']:>6} {x['profiled_ops']:>8} {str(x['compiled_ops'] or '-'):>8}  {x['step_data_dependent_ops']}")
     C.write('step_ops', dict(runs=runs))
 
 
