@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e5e838ee
 from __future__ import annotations
-import functools, re, threading, warnings
+import functools, io, re, threading, warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['SAMPLING_RATE', 'MAX_IMAGE_PIXELS', 'MAX_VIDEO_FRAMES', 'AudioReadError', 'NoAudioStream', 'NonFiniteAudio',
-           'load_audio', 'write_test_mp4', 'ImageReadError', 'ImageTooLarge', 'to_rgb', 'check_pixels', 'load_image',
-           'VideoReadError', 'load_video_frames']
+           'InMemoryFile', 'load_audio', 'write_test_mp4', 'ImageReadError', 'ImageTooLarge', 'to_rgb', 'check_pixels',
+           'load_image', 'VideoReadError', 'load_video_frames']
 
 # %% ../nbs/01_data.ipynb #7013423b
 SAMPLING_RATE = 16_000  # what Wav2Vec2-family encoders are trained on
@@ -31,16 +31,41 @@ class NoAudioStream(AudioReadError):
 class NonFiniteAudio(AudioReadError):
     "An audio file decodes, but some of its samples are NaN or infinite: it would turn the model's outputs into NaN."
 
+# %% ../nbs/01_data.ipynb #4c8903b0
+class InMemoryFile:
+    "A media file's bytes, which every reader here takes in place of a path; errors call it `name`."
+    def __init__(self,
+        data:bytes, # the file's contents
+        name:str, # what errors call it, e.g. 'the audio sent'
+    ): self.data, self.name = data, name
+
+    def open(self)->io.BytesIO:
+        "A new reader of the bytes, at their start."
+        return _NamedBytes(self.data, self.name)
+
+    def __str__(self): return self.name
+    def __repr__(self): return f"InMemoryFile({self.name!r}, {len(self.data):,} bytes)"
+
+class _NamedBytes(io.BytesIO):
+    "Bytes whose repr is a name: Pillow and PyAV quote a file object's repr in their errors."
+    def __init__(self, data:bytes, name:str): super().__init__(data); self._label = name
+    def __repr__(self): return repr(self._label)
+
 # %% ../nbs/01_data.ipynb #5165562f
 def _check_file(path, what):
+    if isinstance(path, InMemoryFile): return path
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"{what} file not found: {p}")
     if not p.is_file(): raise IsADirectoryError(f"{what} path is not a file: {p}")
     return p
 
-def _decode_av(p:Path, sr:int, max_seconds:float|None)->np.ndarray:
+def _source(p:Path|InMemoryFile):
+    "What a decoder opens: the path as a string, or a new reader of the bytes."
+    return p.open() if isinstance(p, InMemoryFile) else str(p)
+
+def _decode_av(p:Path|InMemoryFile, sr:int, max_seconds:float|None)->np.ndarray:
     "Decode the first audio stream of a container with PyAV, straight to mono float32 at `sr`."
-    try: container = av.open(str(p))
+    try: container = av.open(_source(p))
     except (av.FFmpegError, UnicodeDecodeError) as e: raise AudioReadError(f"cannot read audio from {p}: {e}") from None
     with container:
         if not container.streams.audio: raise NoAudioStream(f"{p} has no audio stream")
@@ -65,7 +90,7 @@ def _resampler(orig:int, new:int)->torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig, new)
 
 def load_audio(
-    path:str|Path, # audio file, or a video/container with an audio track
+    path:str|Path|InMemoryFile, # audio file, or a video/container with an audio track
     sampling_rate:int=SAMPLING_RATE, # target rate in Hz
     max_seconds:float|None=None, # keep only the first `max_seconds` (None: all)
 )->torch.Tensor: # (T,) float32 mono waveform at `sampling_rate`
@@ -73,7 +98,7 @@ def load_audio(
     p = _check_file(path, 'audio')
     try:
         # only the first `max_seconds` are decoded, whatever the file's length (or its header's claim)
-        with sf.SoundFile(str(p)) as f:
+        with sf.SoundFile(_source(p)) as f:
             sr = f.samplerate
             # (T, C)
             data = f.read(frames=-1 if max_seconds is None else int(round(max_seconds*sr)), dtype='float32',
@@ -163,7 +188,7 @@ def check_pixels(
 _OPENING = threading.Lock()
 
 def load_image(
-    image:str|Path|Image.Image, # a path, or a PIL image already in memory
+    image:str|Path|Image.Image|InMemoryFile, # a path, a file's bytes, or a PIL image already in memory
     max_pixels:int|None=None, # refuse a larger image from its header, before decoding it (None: `MAX_IMAGE_PIXELS`)
 )->Image.Image: # RGB
     "Read (or take) an image and convert it to RGB, naming the file in any error."
@@ -176,7 +201,7 @@ def load_image(
         with _OPENING, warnings.catch_warnings():
             # Pillow's warning limit is above ours, checked next
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            img = Image.open(p)   # reads the header only
+            img = Image.open(_source(p))   # reads the header only
         with img:
             check_pixels(*img.size, p, max_pixels)
             img.load()  # decode now, so truncated files fail here
@@ -199,9 +224,9 @@ class VideoReadError(ValueError):
 
 MAX_VIDEO_FRAMES = 20_000   # frames one read decodes at most, whatever the timestamps say (11 minutes at 30 frames/s)
 
-def _decoded(path:Path, max_seconds:float|None, max_frames:int):
+def _decoded(path:Path|InMemoryFile, max_seconds:float|None, max_frames:int):
     "(time, frame) of a video's frames in order, stopping at `max_seconds` (after the first frame) or `max_frames`."
-    try: container = av.open(str(path))
+    try: container = av.open(_source(path))
     except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {path}: {e}") from None
     with container:
         vs = container.streams.video[0]
@@ -213,7 +238,7 @@ def _decoded(path:Path, max_seconds:float|None, max_frames:int):
         except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {path}: {e}") from None
 
 def load_video_frames(
-    path:str|Path, # a video file
+    path:str|Path|InMemoryFile, # a video file
     n_frames:int=1, # 1: the middle frame; k: k frames spaced uniformly
     max_seconds:float|None=None, # only consider the first `max_seconds` of the clip
     # decode at most this many frames (None: `MAX_VIDEO_FRAMES`), however long the clip says it is
@@ -222,7 +247,7 @@ def load_video_frames(
     "Decode `n_frames` RGB frames of a video (the middle one, or uniformly spaced), naming the file in any error."
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     p, cap = _check_file(path, 'video'), MAX_VIDEO_FRAMES if max_frames is None else max_frames
-    try: container = av.open(str(p))
+    try: container = av.open(_source(p))
     except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {p}: {e}") from None
     with container:
         if not container.streams.video: raise VideoReadError(f"{p} has no video stream")

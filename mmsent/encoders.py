@@ -24,7 +24,7 @@ from PIL import Image
 import transformers
 import mmsent
 from .core import NUM_CLASSES, MODALITIES, PRESETS, EncoderPreset, get_preset
-from .data import SAMPLING_RATE, load_audio, load_image
+from .data import SAMPLING_RATE, InMemoryFile, load_audio, load_image
 
 log = logging.getLogger(__name__)
 
@@ -1087,9 +1087,9 @@ def encode_text(self:MultiModalProcessor,
 # %% ../nbs/02_encoders.ipynb #d4cffc58
 @patch
 def read_audio(self:MultiModalProcessor, audio)->torch.Tensor:
-    "One clip (path, or 16 kHz waveform) as a cropped 1-D float tensor."
+    "One clip (a path or `InMemoryFile`, or a 16 kHz waveform) as a cropped 1-D float tensor."
     c = self.config
-    if isinstance(audio, (str, Path)): return load_audio(audio, c.sampling_rate, c.max_audio_seconds)
+    if isinstance(audio, (str, Path, InMemoryFile)): return load_audio(audio, c.sampling_rate, c.max_audio_seconds)
     w = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio,
                         dtype=torch.float32)
     if w.ndim != 1: raise ValueError(f"a waveform must be 1-D mono at {c.sampling_rate} Hz, got shape {tuple(w.shape)}")

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .core import LABELS, MODALITIES, native_bf16, resolve_device, resolve_precision
 from .data import (AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image,
-                         load_video_frames)
+                         load_video_frames, InMemoryFile)
 from .datasets import DataError, MultiModalDataset, attach_context, read_manifest
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import EndToEndMultiModalModel, ModelLoadError
@@ -248,9 +248,9 @@ def _check_context(context, turns:int, text)->list|None:
 @patch
 def read(self:Predictor,
     text:str|None=None, # the utterance (empty string allowed)
-    audio=None, # audio file path, or a 16 kHz mono waveform
-    image=None, # image file path, or a PIL image
-    video:str|Path|None=None, # a video file: audio track and frames
+    audio=None, # audio file path (or `InMemoryFile`), or a 16 kHz mono waveform
+    image=None, # image file path (or `InMemoryFile`), or a PIL image
+    video:str|Path|InMemoryFile|None=None, # a video file: audio track and frames
     # the previous turns of the dialogue, oldest first ('Speaker: text' strings), for a model trained with
     # --context_turns
     context:list|None=None,

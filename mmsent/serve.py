@@ -28,7 +28,7 @@ from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .core import PRECISIONS, ConfigError, OptionsParser, usable_cores
-from .data import ImageTooLarge
+from .data import ImageTooLarge, InMemoryFile
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
 from .predict import (_INPUT_ERRORS, BACKENDS, OnnxBackend, Predictor, TextTooLong, _check_context,
@@ -132,22 +132,9 @@ def _check_text(s:str, field:str):
     except UnicodeEncodeError as e:
         raise RequestError(field, f"is not valid Unicode text: a lone surrogate at character {e.start}") from None
 
-def _scrub(e:Exception, tmp:Path, name:str)->str:
-    "The error's message, one line, with the temporary file's path replaced by the name the client knows."
-    return ' '.join(str(e).replace(str(tmp), name).split())
-
-def _spill(
-    data:bytes, # a media field's decoded bytes
-    field:str, # which field, in the file's name
-)->Path:
-    "Write `data` to a new temporary file for the loaders, which read files (the caller removes it)."
-    fd, name = tempfile.mkstemp(prefix='mmsent-serve-', suffix=f'-{field}')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-    except BaseException:   # a full disk: no half-written file left behind
-        os.unlink(name)
-        raise
-    return Path(name)
+def _scrub(e:Exception, path:Path|InMemoryFile, name:str)->str:
+    "The error's message, one line, with an allowed file's path replaced by the URL the client sent."
+    return ' '.join(str(e).replace(str(path), name).split())
 
 def decode_request(
     predictor:Predictor, # its `read` decodes the inputs; its modalities are checked
@@ -183,12 +170,11 @@ def decode_request(
     for f in ('audio', 'image', 'video'):
         if f not in given: continue
         data, name = media_bytes(given[f], f, allow_files)
-        path = data if isinstance(data, Path) else _spill(data, f)
+        # read from memory: nothing is written to disk
+        path = data if isinstance(data, Path) else InMemoryFile(data, name)
         try: got = predictor.read(**{f: path})
         except _INPUT_ERRORS as e:
             raise RequestError(f, _scrub(e, path, name), 413 if isinstance(e, ImageTooLarge) else 422) from None
-        finally:
-            if path is not data: path.unlink(missing_ok=True)
         for k in ('audio', 'image'):
             if sample[k] is None: sample[k] = got[k]
     return sample
