@@ -24,9 +24,9 @@ def md_table(rows:list[dict], cols:list[tuple])->str:
 def goal_line(name:str, g:dict, unit:str)->str:
     v, goal = g['value'], g['goal']
     ok = v >= goal
-    show = (lambda x: f'{x:.0%}') if unit == '%' else (lambda x: f'{x:.1f}x')
-    gap = f"{100*(goal - v):.0f} points" if unit == '%' else f"{goal - v:.1f}x"
-    return f"- **{name}**: {show(v)} (goal {show(goal)}): " + ('met' if ok else f'**not met**, short by {gap}')
+    show = (lambda x: f'{x:.0%}') if unit == '%' else (lambda x: f'{x:.2f}x' if x < 10 else f'{x:.1f}x')   # 1.14x, 153.2x
+    gap = f"{100*(goal - v):.0f} points" if unit == '%' else show(goal - v)
+    return f"- **{name}**: {show(v)} (goal {show(goal) if unit == '%' else f'{goal:g}x'}): " + ('met' if ok else f'**not met**, short by {gap}')
 
 
 def step_reading(r:dict)->str:
@@ -360,8 +360,8 @@ def serve_compare_section(r:dict)->str:
                          f"with the asyncio httpx client (at most {o['requests']} requests a level) on the same 2 cores as the server. ")
                       + "The change: the server computes Shapley values only for a request with `\"explain\": true` (this benchmark's "
                       "requests do not ask), decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
-                      "default), so that a model on a GPU does not wait for the decoding, and on a CPU runs one worker per core by "
-                      "default (two here; before, one).\n",
+                      "default), so that a model on a GPU does not wait for the decoding, reads the media from memory (no temporary file per "
+                      "field), and on a CPU runs one worker per core by default (two here; before, one).\n",
                       md_table(rows, cols), '\nGoal:\n', *goals])
 
 
