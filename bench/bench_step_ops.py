@@ -72,8 +72,8 @@ for preset in PRESETS:
     inputs = dict(proc(text=['a word or two'] * 8, audio=audio, image=image))
     if preset == 'base': inputs['visual_inputs'] = torch.randn(8, 3, 224, 224)
     labels = torch.arange(8) % 3
-    def step(counter=None, fwd=model):
-        out = fwd(**inputs, labels=labels, return_dict=True)
+    def step(counter=None, call=model):
+        out = call(**inputs, labels=labels, return_dict=True)
         if counter is not None: fwd = (sum(counter.ops.values()), sum(counter.dd.values()), dict(counter.dd))
         out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         return fwd if counter is not None else None
@@ -84,9 +84,9 @@ for preset in PRESETS:
     torch._dynamo.reset()
     compiled = None
     if COMPILED:   # the step `mmsent_train --compile` runs: the model compiled with static shapes, as `train` compiles it
-        fwd_c = torch.compile(model, dynamic=False)
-        step(fwd=fwd_c); step(fwd=fwd_c)   # compile the forward and the backward, then warm
-        compiled = top_level(lambda: step(fwd=fwd_c))
+        compiled_model = torch.compile(model, dynamic=False)
+        step(call=compiled_model); step(call=compiled_model)   # compile the forward and the backward, then warm
+        compiled = top_level(lambda: step(call=compiled_model))
         torch._dynamo.reset()
     out[preset] = dict(profiled_ops=sum(profiled[0].values()), profiled_data_dependent=sum(profiled[1].values()),
                        compiled_ops=compiled and sum(compiled[0].values()), compiled_data_dependent=compiled and sum(compiled[1].values()),
