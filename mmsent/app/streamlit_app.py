@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08a_app.ipynb #41aaa6a1
 from __future__ import annotations
-import argparse, os, sys, tempfile
+import argparse, os, sys
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,11 @@ import pandas as pd
 import mmsent.core as mcore
 import mmsent.encoders as mencoders
 import mmsent.model as mmodel
+import mmsent.data as mdata
 import mmsent.predict as mpredict
 
 # %% auto #0
-__all__ = ['AUDIO_TYPES', 'IMAGE_TYPES', 'VIDEO_TYPES', 'save_upload', 'predict_inputs', 'probability_table', 'shapley_figure',
+__all__ = ['AUDIO_TYPES', 'IMAGE_TYPES', 'VIDEO_TYPES', 'read_upload', 'predict_inputs', 'probability_table', 'shapley_figure',
            'attention_figure', 'show_prediction', 'main', 'mmsent_app']
 
 # %% ../../nbs/08a_app.ipynb #ff9cd8fb
@@ -24,15 +25,11 @@ AUDIO_TYPES = ('wav', 'flac', 'ogg', 'mp3', 'm4a', 'aac', 'opus')
 IMAGE_TYPES = ('png', 'jpg', 'jpeg', 'bmp', 'gif', 'webp', 'tif', 'tiff')
 VIDEO_TYPES = ('mp4', 'mov', 'mkv', 'webm', 'avi', 'm4v')
 
-def save_upload(
+def read_upload(
     upload, # a Streamlit `UploadedFile` (anything with `.name` and `.getvalue()`)
-    folder:str|Path, # a folder of its own for this input
-)->Path:
-    "Write an upload under its own file name, so that errors name the file the user chose."
-    p = Path(folder)/Path(upload.name).name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(upload.getvalue())
-    return p
+)->mdata.InMemoryFile:
+    "An upload's bytes, named by the file the user chose (its name without any folder); nothing is written to disk."
+    return mdata.InMemoryFile(upload.getvalue(), Path(upload.name).name)
 
 def _as_uploaded(msg:str, path:Path)->str:
     "An error message about the saved upload `path`, naming it by its file name alone (never the server's folder)."
@@ -44,7 +41,7 @@ def _as_uploaded(msg:str, path:Path)->str:
 def predict_inputs(
     predictor:mpredict.Predictor, # the predictor
     text:str|None, # the text box (empty or blank: no text)
-    files:dict, # 'audio', 'image', 'video' -> a path, or None
+    files:dict, # 'audio', 'image', 'video' -> a path, an upload's bytes (`read_upload`), or None
     # the previous turns of the dialogue, one per line, oldest first (a model trained with --context_turns)
     context:str|None=None,
 )->tuple[mpredict.Prediction|None, list[str]]: # (the prediction, or None; one message per unusable input)
@@ -55,7 +52,9 @@ def predict_inputs(
         if files.get(kind) is None: continue
         try: got = predictor.read(**{kind: files[kind]})
         except mpredict._INPUT_ERRORS as e:
-            errors.append(f"{kind} file {Path(files[kind]).name}: {_as_uploaded(str(e), Path(files[kind]))}")
+            f = files[kind]
+            msg = str(e) if isinstance(f, mdata.InMemoryFile) else _as_uploaded(str(e), Path(f))
+            errors.append(f"{kind} file {Path(str(f)).name}: {msg}")
             continue
         sample.update({k: v for k, v in got.items() if v is not None})
     if text is not None and text.strip():
@@ -232,8 +231,8 @@ def main(argv:list|None=None):
                    video=cols[2].file_uploader('Video', type=VIDEO_TYPES))
         go = st.form_submit_button('Predict', type='primary')
     if not go: return
-    with tempfile.TemporaryDirectory() as tmp, st.spinner('Predicting…'):
-        files = {k: None if u is None else save_upload(u, Path(tmp)/k) for k, u in ups.items()}
+    with st.spinner('Predicting…'):
+        files = {k: None if u is None else read_upload(u) for k, u in ups.items()}
         p, errors = predict_inputs(predictor, text, files, context)
     for e in errors: st.error(e)
     if p is not None: show_prediction(st, p)
