@@ -33,9 +33,9 @@ __all__ = ['log', 'ENCODER_FAMILIES', 'CHECKSUMS_NAME', 'ASSETS', 'PROCESSOR_CON
            'tiny_config', 'base_config', 'EncoderLoadError', 'EncoderFamily', 'EncoderFamilyError', 'encoder_family',
            'encoder_hidden_size', 'load_encoder', 'tiny_family_config', 'tiny_family_processor', 'save_tiny_family',
            'UnimodalOutput', 'masked_mean', 'UnimodalSentimentModel', 'TextSentimentModel', 'AudioSentimentModel',
-           'span_mask', 'spec_augment', 'speech_transformer', 'prepared_mask', 'VisualSentimentModel', 'sha256_file',
-           'write_checksums', 'verify_checksums', 'resolve_pretrained', 'upload_to_hub', 'ProcessorConfig',
-           'MultiModalProcessor']
+           'layer_norm_features', 'span_mask', 'spec_augment', 'speech_transformer', 'prepared_mask',
+           'VisualSentimentModel', 'sha256_file', 'write_checksums', 'verify_checksums', 'resolve_pretrained',
+           'upload_to_hub', 'ProcessorConfig', 'MultiModalProcessor']
 
 # %% ../nbs/02_encoders.ipynb #96bd9ca6
 def tiny_config(
@@ -533,6 +533,32 @@ def clip_features(self:AudioSentimentModel,
     mask = torch.arange(h.shape[-1], device=h.device)[None] < n_frames[:, None]
     return h.transpose(1, 2).masked_fill(~mask[..., None], 0.0), mask
 
+# %% ../nbs/02_encoders.ipynb #9396b35f
+_LAYER_NORM_CONV = ('Wav2Vec2LayerNormConvLayer', 'HubertLayerNormConvLayer', 'WavLMLayerNormConvLayer',
+                    'UniSpeechLayerNormConvLayer', 'UniSpeechSatLayerNormConvLayer', 'Wav2Vec2ConformerLayerNormConvLayer',
+                    'Data2VecAudioConvLayer')
+
+def _channels_last_ready(fe:nn.Module)->bool:
+    "Whether every layer of `fe` is a plain convolution, a layer norm over its channels and an activation."
+    return all(type(l).__name__ in _LAYER_NORM_CONV and isinstance(getattr(l, 'layer_norm', None), nn.LayerNorm)
+               and isinstance(l.conv, nn.Conv1d) and l.conv.padding == (0,) and l.conv.dilation == (1,)
+               and l.conv.groups == 1 for l in fe.conv_layers)
+
+def layer_norm_features(
+    fe:nn.Module, # a layer-norm feature encoder (`Wav2Vec2Model.feature_extractor`, feat_extract_norm='layer')
+    input_values:torch.Tensor, # (B, S) waveforms
+)->torch.Tensor: # (B, T, C)
+    "The feature encoder's output frames first, each convolution run on channels-last memory: no transposes."
+    if not _channels_last_ready(fe) or (fe.training and getattr(fe, 'gradient_checkpointing', False)):
+        return fe(input_values).transpose(1, 2)   # another layout, or checkpointed layers: Hugging Face's forward
+    h = input_values[:, None, None]                                            # (B, 1, 1, S): a height of 1
+    for l in fe.conv_layers:
+        h = F.conv2d(h.contiguous(memory_format=torch.channels_last), l.conv.weight[:, :, None], l.conv.bias,
+                     stride=(1, l.conv.stride[0]))
+        # (B, C, 1, T) channels-last is (B, 1, T, C) in memory
+        h = l.activation(l.layer_norm(h.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+    return h[:, :, 0].transpose(1, 2)
+
 # %% ../nbs/02_encoders.ipynb #28f410f2
 try: from transformers.masking_utils import create_bidirectional_mask   # transformers >= 4.53
 except ImportError: create_bidirectional_mask = None
@@ -640,7 +666,7 @@ def _encode_clips(self:AudioSentimentModel,
     if getattr(enc.config, 'feat_extract_norm', 'layer') == 'group':
         feats, mask = self.clip_features(input_values, attention_mask.sum(-1))   # (B, T, C), (B, T)
     else:                                                                           # layer norm: each frame on its own
-        feats = self._feature_encoder()(input_values).transpose(1, 2)
+        feats = layer_norm_features(self._feature_encoder(), input_values)
         mask = self.frame_mask(attention_mask, feats.shape[1])
     h = enc.feature_projection(feats)
     if isinstance(h, tuple): h = h[0]              # Wav2Vec2 also returns the normalised features

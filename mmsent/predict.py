@@ -5,7 +5,7 @@
 # %% ../nbs/08_predict.ipynb #eb2f4886
 from __future__ import annotations
 import csv, json, logging, sys
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +138,8 @@ class Prediction:
     labels:list|None = None # multi-label models: the predicted labels, each at or above its threshold
 
     def to_dict(self)->dict:
-        "JSON-able."
-        return asdict(self)
+        "JSON-able: the fields by name (the lists and dicts in it are this prediction's own, not copies)."
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __str__(self):
         if self.score is not None:

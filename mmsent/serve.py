@@ -16,7 +16,7 @@ from pathlib import Path
 
 import litserve as ls
 # a pinned minor version (settings.ini): these are LitServe's own loop helpers
-from litserve.loops.base import _StopLoopError, collate_requests
+from litserve.loops.base import _StopLoopError
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.utils import LitAPIStatus, LoopResponseType
 from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
@@ -491,35 +491,52 @@ def load_predictor(
 class DecodeAheadLoop(BatchedLoop):
     "LitServe's batched loop, with each request decoded in a thread pool as soon as it is read, while the model runs."
     def __init__(self,
-        threads:int=2, # decoding threads (per worker process)
-        ahead:int=4, # read at most this many batches ahead of the model
+        threads:int=2, # decoding threads (per worker process); 0: each request is decoded when the model takes it
+        ahead:int=4, # read at most this many batches ahead of the model (1 without decoding threads)
+        idle_wait:float=1.0, # seconds one blocking read of an empty queue lasts before it is repeated
     ):
         super().__init__()
-        self.threads, self.batches_ahead, self.pool, self.pending = threads, ahead, None, deque()
+        self.threads, self.batches_ahead, self.idle_wait = threads, ahead if threads else 1, idle_wait
+        self.pool, self.pending = None, deque()
+
+    def _take(self, item, lit_api, transport, got:list, late:list):
+        "Acknowledge one request read from the queue (LitServe's START), and file it as to be run or too late."
+        if item == (None, None, None, None): raise _StopLoopError()   # LitServe's stop sentinel
+        queue_id, uid, timestamp, payload = item
+        self.put_response(transport, queue_id, uid, (), LitAPIStatus.START, LoopResponseType.REGULAR)
+        timeout = lit_api.request_timeout
+        # the loop answers 504
+        if timeout not in (-1, False) and time.monotonic() - timestamp > timeout: late.append((queue_id, uid))
+        else: got.append((queue_id, uid, payload))
 
     def _read(self, lit_api, request_queue, transport)->tuple[list, list]:
         "The requests in the queue, read without waiting: ([(queue id, uid, payload)], [(queue id, uid) too late])."
-        got, late, timeout = [], [], lit_api.request_timeout
+        got, late = [], []
         while len(self.pending) + len(got) < self.batches_ahead*lit_api.max_batch_size:
             try: item = request_queue.get_nowait()
             except Empty: break
-            if item == (None, None, None, None): raise _StopLoopError()   # LitServe's stop sentinel
-            queue_id, uid, timestamp, payload = item
-            self.put_response(transport, queue_id, uid, (), LitAPIStatus.START, LoopResponseType.REGULAR)
-            # the loop answers 504
-            if timeout not in (-1, False) and time.monotonic() - timestamp > timeout: late.append((queue_id, uid))
-            else: got.append((queue_id, uid, payload))
+            self._take(item, lit_api, transport, got, late)
+        return got, late
+
+    def _wait(self, lit_api, request_queue, transport)->tuple[list, list]:
+        "A batch's requests: wait up to `idle_wait` for the first, then `batch_timeout` from it for more."
+        got, late, deadline, wait = [], [], None, self.idle_wait
+        while len(got) + len(late) < lit_api.max_batch_size and wait > 0:
+            try: item = request_queue.get(timeout=wait)   # one blocking read: no polling of the queue
+            except Empty: break
+            if deadline is None: deadline = time.monotonic() + lit_api.batch_timeout
+            self._take(item, lit_api, transport, got, late)
+            wait = deadline - time.monotonic()
         return got, late
 
     def get_batch_requests(self, lit_api, request_queue, transport)->tuple[list, list]:
         "Up to `max_batch_size` of the oldest requests read, each with its pending decode in place of its payload."
         # in the worker process
-        if self.pool is None: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')
-        # nothing read: wait as LitServe does
-        got, late = collate_requests(self, lit_api, request_queue, transport) if not self.pending else ([], [])
+        if self.pool is None and self.threads: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')
+        got, late = self._wait(lit_api, request_queue, transport) if not self.pending else ([], [])
         more, more_late = self._read(lit_api, request_queue, transport)
         for queue_id, uid, payload in got + more:
-            self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload)))
+            self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload) if self.pool else payload))
         return [self.pending.popleft() for _ in range(min(lit_api.max_batch_size, len(self.pending)))], late + more_late
 
 # %% ../nbs/08c_serve.ipynb #c47198fe
@@ -530,7 +547,7 @@ class SentimentAPI(ls.LitAPI):
     ):
         super().__init__(max_batch_size=config.max_batch_size,
                          batch_timeout=config.batch_timeout if config.max_batch_size > 1 else 0.0, api_path='/predict',
-                         loop=DecodeAheadLoop(config.decode_threads) if config.decode_threads else 'auto')
+                         loop=DecodeAheadLoop(config.decode_threads))
         self.config = config
         # each worker's process id, seen by every process
         self.worker_pids = mp.get_context('spawn').Array('q', config.workers, lock=False)
@@ -588,8 +605,10 @@ class SentimentAPI(ls.LitAPI):
         return out if isinstance(x, list) else out[0]
 
     def encode_response(self, output):
-        "The prediction as JSON, or the error's status and message."
-        return JSONResponse(output.to_dict(), status_code=output.status) if isinstance(output, RequestError) else output
+        "The answer, rendered to JSON in the worker: the prediction, or the error's status and message."
+        if isinstance(output, RequestError): return JSONResponse(output.to_dict(), status_code=output.status)
+        # the HTTP server sends a response as it is (FastAPI's encoder, 0.1 ms a prediction there, is skipped)
+        return JSONResponse(output)
 
 # %% ../nbs/08c_serve.ipynb #f2fbd109
 def _alive(pid:int)->bool:
