@@ -15,7 +15,8 @@ mixed payload: JSON with a sentence, a 1 s 16 kHz mono WAV and a 64x64 RGB PNG, 
 Reported per level: requests/s, p50 and p99 latency, failed requests (any status other than 200, or a connection
 error or timeout), the mean batch size of the server's model calls (deltas of `mmsent_batch_size_sum` and
 `_count` on GET /metrics over the timed requests), and the resident memory (RSS) of the server's whole process
-tree before the load, after each level and after the load. The goal: with batching, >= 3x the requests/s of batch-1 serving at
+tree before the load, after each level and after the load, and the CPU that tree uses over 5 s before any request (a share of
+one core: what an idle server costs). The goal: with batching, >= 3x the requests/s of batch-1 serving at
 concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json (with `--device cuda`, the model on the
 GPU: serve_cuda.json); asserts nothing.
 """
@@ -66,6 +67,20 @@ def tree_rss_mib()->float:
         try: total += p.memory_info().rss
         except psutil.Error: pass
     return total/2**20
+
+
+def idle_cpu(seconds:float=5.0)->float:
+    "CPU time the server's whole process tree uses while no request arrives, over `seconds`, as a share of one core."
+    import psutil
+    def used(procs):
+        t = 0.0
+        for p in procs:
+            try: c = p.cpu_times(); t += c.user + c.system
+            except psutil.Error: pass
+        return t
+    procs = psutil.Process().children(recursive=True)
+    t0 = used(procs); time.sleep(seconds)
+    return (used(procs) - t0)/seconds
 
 
 def server_procs()->int:
@@ -184,6 +199,7 @@ def main():
                     help="the load generator: wrk where it is installed (a C program: on 2 cores an httpx client takes about 1.7 ms of CPU a request that the server needs), else httpx")
     ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help="where the servers run the model (mmsent_serve --device)")
     ap.add_argument('--ref', default=None, help='also serve an earlier commit\'s package, in the same run, before this checkout\'s (writes serve_compare.json)')
+    ap.add_argument('--rounds', type=int, default=1, help="servers of every commit and mode started this many times, in turn (the machine's speed drifts: with --ref, use 3 or more); goals compare medians over rounds")
     ap.add_argument('--serve_args', nargs=argparse.REMAINDER, default=[], help='more mmsent_serve options for both servers (last on the line)')
     a = ap.parse_args()
     from mmsent.serve import running_server
@@ -204,18 +220,19 @@ def main():
     for preset in a.presets:
         with tempfile.TemporaryDirectory(prefix='mmsent-bench-serve-') as tmp:
             model_dir = save_model(preset, Path(tmp)/preset)
-            for code, package in codes:
+            for rnd, (code, package) in ((r, c) for r in range(a.rounds) for c in codes):
                 for mode, args in modes.items():
                     args = [*args, '--device', a.device, *a.serve_args]
-                    print(f"  {preset}, {mode}, {code}: mmsent_serve {' '.join(args)}", flush=True)
+                    print(f"  {preset}, {mode}, {code}" + (f", round {rnd + 1} of {a.rounds}" if a.rounds > 1 else '') + f": mmsent_serve {' '.join(args)}", flush=True)
                     t0, before = time.perf_counter(), os.environ.get('PYTHONPATH')
                     if package: os.environ['PYTHONPATH'] = package   # the server process imports the earlier mmsent
                     try:
                         with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
                             start_s = time.perf_counter() - t0
-                            rss_idle, procs = tree_rss_mib(), server_procs()
+                            rss_idle, procs, cpu_idle = tree_rss_mib(), server_procs(), idle_cpu()
                             for r in asyncio.run(bench_server(url, body, a)):
-                                rows.append(dict(code=code, preset=preset, mode=mode, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, **r))
+                                rows.append(dict(code=code, preset=preset, mode=mode, round=rnd + 1, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, idle_cpu=cpu_idle, **r))
+                            print(f"    CPU of the server's processes before any request: {cpu_idle:.1%} of a core")
                             print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
                                   f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
                     finally:
@@ -226,18 +243,24 @@ def main():
     load_avg.append(os.getloadavg())
     for r in rows: r['rss_growth_mib'] = r['rss_after_mib'] - r['rss_before_mib']
     print(f"\nmachine: {C.machine()}\nload average (1 min): {load_avg[0][0]:.2f} at the start, {load_avg[1][0]:.2f} at the end")
-    print(C.table(rows, [('code', 'code', 's'), ('preset', 'preset', 's'), ('mode', 'mode', 's'), ('concurrency', 'conc', 'd'), ('requests_per_s', 'req/s', '.1f'),
+    print(C.table(rows, [('code', 'code', 's'), ('preset', 'preset', 's'), ('mode', 'mode', 's'), ('round', 'round', 'd'), ('concurrency', 'conc', 'd'), ('requests_per_s', 'req/s', '.1f'),
                          ('p50_ms', 'p50 ms', '.1f'), ('p99_ms', 'p99 ms', '.1f'), ('failed', 'failed', 'd'), ('sent', 'sent', 'd'),
-                         ('mean_batch', 'mean batch', '.2f'), ('rss_before_mib', 'RSS before MiB', '.0f'), ('rss_after_mib', 'RSS after MiB', '.0f')]))
+                         ('mean_batch', 'mean batch', '.2f'), ('idle_cpu', 'idle CPU', '.1%'), ('rss_before_mib', 'RSS before MiB', '.0f'), ('rss_after_mib', 'RSS after MiB', '.0f')]))
     goals = {}
     for preset in a.presets:
         top = max(a.concurrency)
-        get = lambda mode, code=codes[-1][0]: next((r for r in rows if r['code'] == code and r['preset'] == preset and r['mode'] == mode and r['concurrency'] == top), None)
+        def get(mode, code=codes[-1][0]):
+            "The median requests/s over the rounds of one commit and mode at the top concurrency (None: not run)."
+            got = [r['requests_per_s'] for r in rows if r['code'] == code and r['preset'] == preset and r['mode'] == mode and r['concurrency'] == top]
+            return statistics.median(got) if got else None
         b, one = get('batching'), get('batch 1')
-        if b and one and one['requests_per_s']:
-            goals[f'batching_speedup_{preset}'] = dict(value=b['requests_per_s']/one['requests_per_s'], goal=GOAL, concurrency=top)
+        if b and one:
+            goals[f'batching_speedup_{preset}'] = dict(value=b/one, goal=GOAL, concurrency=top, rounds=a.rounds)
         if a.ref and b and get('batching', a.ref):
-            goals[f'speedup_over_{a.ref}_{preset}'] = dict(value=b['requests_per_s']/get('batching', a.ref)['requests_per_s'], goal=1.3, concurrency=top)
+            goals[f'speedup_over_{a.ref}_{preset}'] = dict(value=b/get('batching', a.ref), goal=1.3, concurrency=top, rounds=a.rounds,
+                                                          per_round=[r['requests_per_s']/q['requests_per_s'] for r, q in zip(
+                                                              *[[x for x in rows if x['code'] == c and x['preset'] == preset and x['mode'] == 'batching' and x['concurrency'] == top]
+                                                                for c in (codes[-1][0], a.ref)])])
     failed, sent = sum(r['failed'] for r in rows), sum(r['sent'] for r in rows)
     goals['failed_requests'] = dict(value=failed, goal=0, sent=sent)
     for k, g in goals.items():
@@ -247,7 +270,10 @@ def main():
     print(f"goal: 0 failed requests: {failed} of {sent} failed" + (' (met)' if failed == 0 else ''))
     shutil.rmtree(work, ignore_errors=True)
     for k, g in goals.items():
-        if k.startswith('speedup_over'): print(f"goal: >= 1.3x the requests/s of {a.ref} at concurrency {g['concurrency']}, with batching: {g['value']:.2f}x" + (' (met)' if g['value'] >= 1.3 else ''))
+        if k.startswith('speedup_over'):
+            print(f"goal: >= 1.3x the requests/s of {a.ref} at concurrency {g['concurrency']}, with batching: {g['value']:.2f}x"
+                  + (f" (medians of {a.rounds} rounds; each round's ratio: {', '.join(f'{x:.2f}x' for x in g['per_round'])})" if a.rounds > 1 else '')
+                  + (' (met)' if g['value'] >= 1.3 else ''))
     C.write('serve' + ('_cuda' if a.device == 'cuda' else '') + ('_compare' if a.ref else ''), dict(payload=desc, options=dict({k: v for k, v in vars(a).items() if k != 'body_file'}, modes=modes), load_average=load_avg, rows=rows, goals=goals))
 
 

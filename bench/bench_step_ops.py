@@ -88,7 +88,7 @@ for preset in PRESETS:
         step(call=compiled_model); step(call=compiled_model)   # compile the forward and the backward, then warm
         compiled = top_level(lambda: step(call=compiled_model))
         torch._dynamo.reset()
-    out[preset] = dict(profiled_ops=sum(profiled[0].values()), profiled_data_dependent=sum(profiled[1].values()),
+    out[preset] = dict(profiled_ops=sum(profiled[0].values()),
                        compiled_ops=compiled and sum(compiled[0].values()), compiled_data_dependent=compiled and sum(compiled[1].values()),
                        compiled_top=compiled and dict(compiled[0].most_common(8)), forward_ops=fwd[0], forward_data_dependent=fwd[1], forward_data_dependent_ops=fwd[2],
                        step_ops=sum(c.ops.values()), step_data_dependent=sum(c.dd.values()), step_data_dependent_ops=dict(c.dd),

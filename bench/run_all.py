@@ -346,22 +346,29 @@ def serve_compare_section(r:dict)->str:
     "Serving before and after a change, the two servers run one after the other in the same run."
     o = r['options']
     rows = r['rows']
-    cols = [('code', 'code', 's'), ('preset', 'preset', 's'), ('mode', 'server', 's'), ('concurrency', 'in flight', 'd'), ('requests_per_s', 'requests/s', '.1f'),
+    rounds = o.get('rounds', 1)
+    cols = [('code', 'code', 's'), ('preset', 'preset', 's'), ('mode', 'server', 's')] + ([('round', 'round', 'd')] if rounds > 1 else []) + [
+            ('concurrency', 'in flight', 'd'), ('requests_per_s', 'requests/s', '.1f'),
             ('p50_ms', 'p50 ms', '.0f'), ('p99_ms', 'p99 ms', '.0f'), ('failed', 'failed', 'd'), ('mean_batch', 'mean batch', '.1f'),
-            ('rss_idle_mib', 'RSS idle MiB', '.0f')]
-    goals = [goal_line(f"requests/s over {o['ref']} at {x['concurrency']} in flight, {k.split('_')[-1]} preset", x, 'x')
+            ('rss_idle_mib', 'RSS idle MiB', '.0f')] + ([('idle_cpu', 'CPU idle (share of a core)', '.1%')] if 'idle_cpu' in rows[0] else [])
+    goals = [goal_line(f"requests/s over {o['ref']} at {x['concurrency']} in flight, {k.split('_')[-1]} preset"
+                       + (f" (medians of {rounds} rounds; the rounds' ratios {', '.join(f'{v:.2f}x' for v in x['per_round'])})" if rounds > 1 else ''), x, 'x')
              for k, x in r['goals'].items() if k.startswith('speedup_over')]
     return '\n'.join([f"## HTTP serving, before and after\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, "
                       f"{r['load_average'][1][0]:.1f} at the end)\n",
                       f"The same benchmark as above, for the code before the change (`{o['ref']}`, its package served from an extracted copy) and "
-                      f"after it, one after the other on the same machine: {o['max_seconds']:g} s at {', '.join(map(str, o['concurrency']))} "
+                      + (f"after it, in turn, {rounds} rounds of both (this machine's speed drifts by more than 10% over minutes: the goal compares "
+                         "the medians): " if rounds > 1 else "after it, one after the other on the same machine: ")
+                      + f"{o['max_seconds']:g} s at {', '.join(map(str, o['concurrency']))} "
                       "in flight, the same payload (text, a 1 s WAV and a 64x64 PNG), "
                       + ("with wrk (one thread) on the same 2 cores as the server. " if o.get('client') == 'wrk' else
                          f"with the asyncio httpx client (at most {o['requests']} requests a level) on the same 2 cores as the server. ")
                       + "The change: the server computes Shapley values only for a request with `\"explain\": true` (this benchmark's "
                       "requests do not ask), decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
                       "default), so that a model on a GPU does not wait for the decoding, reads the media from memory (no temporary file per "
-                      "field), and on a CPU runs one worker per core by default (two here; before, one).\n",
+                      "field), waits for requests with one blocking read of LitServe's queue instead of polling it every millisecond, "
+                      "renders each answer to JSON in the worker, runs a layer-norm audio encoder's convolutions on channels-last memory, "
+                      "and on a CPU runs one worker per core by default (two here; before, one).\n",
                       md_table(rows, cols), '\nGoal:\n', *goals])
 
 

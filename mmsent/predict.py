@@ -371,9 +371,9 @@ def join_inputs(
 @patch
 def predict(self:Predictor,
     text:str|None=None, # the utterance (empty string allowed)
-    audio=None, # audio file path, or a 16 kHz mono waveform
-    image=None, # image file path, or a PIL image
-    video:str|Path|None=None, # a video file: audio track and frames
+    audio=None, # audio file path (or `InMemoryFile`), or a 16 kHz mono waveform
+    image=None, # image file path (or `InMemoryFile`), or a PIL image
+    video:str|Path|InMemoryFile|None=None, # a video file: audio track and frames
     # the previous turns of the dialogue, oldest first ('Speaker: text'), for a model trained with --context_turns
     context:list|None=None,
     explain:bool|None=None, # compute the Shapley values (None: the predictor's `explain`)
