@@ -548,16 +548,20 @@ def layer_norm_features(
     fe:nn.Module, # a layer-norm feature encoder (`Wav2Vec2Model.feature_extractor`, feat_extract_norm='layer')
     input_values:torch.Tensor, # (B, S) waveforms
 )->torch.Tensor: # (B, T, C)
-    "The feature encoder's output frames first, each convolution run on channels-last memory: no transposes."
+    "The feature encoder's output frames first, computed in (batch, time, channels) memory: no transposes."
     if not _channels_last_ready(fe) or (fe.training and getattr(fe, 'gradient_checkpointing', False)):
         return fe(input_values).transpose(1, 2)   # another layout, or checkpointed layers: Hugging Face's forward
-    h = input_values[:, None, None]                                            # (B, 1, 1, S): a height of 1
-    for l in fe.conv_layers:
-        h = F.conv2d(h.contiguous(memory_format=torch.channels_last), l.conv.weight[:, :, None], l.conv.bias,
-                     stride=(1, l.conv.stride[0]))
-        # (B, C, 1, T) channels-last is (B, 1, T, C) in memory
-        h = l.activation(l.layer_norm(h.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
-    return h[:, :, 0].transpose(1, 2)
+    h = input_values
+    for i, l in enumerate(fe.conv_layers):
+        c = l.conv
+        if i == 0 and c.in_channels == 1:   # the waveform's windows times the kernels: one matrix product
+            h = F.linear(h.unfold(-1, c.kernel_size[0], c.stride[0]), c.weight[:, 0], c.bias)
+        else:
+            # (B, T, C) seen as channels-last (B, C, 1, T): a 2-D convolution over a height of 1
+            x = (h[:, None] if i == 0 else h.permute(0, 2, 1)[:, :, None]).contiguous(memory_format=torch.channels_last)
+            h = F.conv2d(x, c.weight[:, :, None], c.bias, stride=(1, c.stride[0])).permute(0, 2, 3, 1)[:, 0]
+        h = l.activation(l.layer_norm(h))                                      # (B, T, C)
+    return h
 
 # %% ../nbs/02_encoders.ipynb #28f410f2
 try: from transformers.masking_utils import create_bidirectional_mask   # transformers >= 4.53
