@@ -535,8 +535,8 @@ def clip_features(self:AudioSentimentModel,
 
 # %% ../nbs/02_encoders.ipynb #9396b35f
 _LAYER_NORM_CONV = ('Wav2Vec2LayerNormConvLayer', 'HubertLayerNormConvLayer', 'WavLMLayerNormConvLayer',
-                    'UniSpeechLayerNormConvLayer', 'UniSpeechSatLayerNormConvLayer', 'Wav2Vec2ConformerLayerNormConvLayer',
-                    'Data2VecAudioConvLayer')
+                    'UniSpeechLayerNormConvLayer', 'UniSpeechSatLayerNormConvLayer',
+                    'Wav2Vec2ConformerLayerNormConvLayer', 'Data2VecAudioConvLayer')
 
 def _channels_last_ready(fe:nn.Module)->bool:
     "Whether every layer of `fe` is a plain convolution, a layer norm over its channels and an activation."

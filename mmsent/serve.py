@@ -532,11 +532,13 @@ class DecodeAheadLoop(BatchedLoop):
     def get_batch_requests(self, lit_api, request_queue, transport)->tuple[list, list]:
         "Up to `max_batch_size` of the oldest requests read, each with its pending decode in place of its payload."
         # in the worker process
-        if self.pool is None and self.threads: self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')
+        if self.pool is None and self.threads:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix='mmsent-decode')
         got, late = self._wait(lit_api, request_queue, transport) if not self.pending else ([], [])
         more, more_late = self._read(lit_api, request_queue, transport)
         for queue_id, uid, payload in got + more:
-            self.pending.append((queue_id, uid, self.pool.submit(lit_api.decode_payload, payload) if self.pool else payload))
+            decoded = self.pool.submit(lit_api.decode_payload, payload) if self.pool else payload
+            self.pending.append((queue_id, uid, decoded))
         return [self.pending.popleft() for _ in range(min(lit_api.max_batch_size, len(self.pending)))], late + more_late
 
 # %% ../nbs/08c_serve.ipynb #c47198fe

@@ -32,7 +32,7 @@ def read_upload(
     return mdata.InMemoryFile(upload.getvalue(), Path(upload.name).name)
 
 def _as_uploaded(msg:str, path:Path)->str:
-    "An error message about the file at `path` (given to `predict_inputs` as a path), naming it by its file name alone (never its folder)."
+    "An error message about the file at `path` (a path given to `predict_inputs`), naming it by its file name alone."
     for s in {str(path.resolve()), str(path.absolute()), str(path)}: msg = msg.replace(s, path.name)
     for s in {str(path.parent.resolve()), str(path.parent.absolute()), str(path.parent)}:
         msg = msg.replace(s + os.sep, '')
