@@ -540,9 +540,10 @@ _LAYER_NORM_CONV = ('Wav2Vec2LayerNormConvLayer', 'HubertLayerNormConvLayer', 'W
 
 def _channels_last_ready(fe:nn.Module)->bool:
     "Whether every layer of `fe` is a plain convolution, a layer norm over its channels and an activation."
-    return all(type(l).__name__ in _LAYER_NORM_CONV and isinstance(getattr(l, 'layer_norm', None), nn.LayerNorm)
-               and isinstance(l.conv, nn.Conv1d) and l.conv.padding == (0,) and l.conv.dilation == (1,)
-               and l.conv.groups == 1 for l in fe.conv_layers)
+    return fe.conv_layers[0].conv.in_channels == 1 and all(   # the first reads the waveform
+        type(l).__name__ in _LAYER_NORM_CONV and isinstance(getattr(l, 'layer_norm', None), nn.LayerNorm)
+        and isinstance(l.conv, nn.Conv1d) and l.conv.padding == (0,) and l.conv.dilation == (1,)
+        and l.conv.groups == 1 for l in fe.conv_layers)
 
 def layer_norm_features(
     fe:nn.Module, # a layer-norm feature encoder (`Wav2Vec2Model.feature_extractor`, feat_extract_norm='layer')
@@ -554,11 +555,11 @@ def layer_norm_features(
     h = input_values
     for i, l in enumerate(fe.conv_layers):
         c = l.conv
-        if i == 0 and c.in_channels == 1:   # the waveform's windows times the kernels: one matrix product
+        if i == 0:   # the waveform's windows times the kernels: one matrix product
             h = F.linear(h.unfold(-1, c.kernel_size[0], c.stride[0]), c.weight[:, 0], c.bias)
         else:
             # (B, T, C) seen as channels-last (B, C, 1, T): a 2-D convolution over a height of 1
-            x = (h[:, None] if i == 0 else h.permute(0, 2, 1)[:, :, None]).contiguous(memory_format=torch.channels_last)
+            x = h.permute(0, 2, 1)[:, :, None].contiguous(memory_format=torch.channels_last)
             h = F.conv2d(x, c.weight[:, :, None], c.bias, stride=(1, c.stride[0])).permute(0, 2, 3, 1)[:, 0]
         h = l.activation(l.layer_norm(h))                                      # (B, T, C)
     return h
