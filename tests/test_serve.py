@@ -207,10 +207,16 @@ def serve_process(model, port:int, *args:str, env:dict=ENV):
         with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
 
 
-def assert_nothing_left(p, port:int):
-    "No live process of the server's group (zombies left out: they hold nothing, and init reaps them), and the port binds as uvicorn binds it."
-    out = subprocess.run(['ps', '-o', 'pid=,stat=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
-    alive = [l for l in out if l.strip() and not l.split()[1].startswith('Z')]
+def assert_nothing_left(p, port:int, within:float=3.0):
+    """No live process of the server's group `within` seconds of the main process's exit (zombies left out: they hold
+    nothing, and init reaps them), and the port binds as uvicorn binds it. The seconds let a process that is already
+    exiting finish (seen once: a process of the group still running, state R, just after the main process exited)."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(['ps', '-o', 'pid=,stat=,args=', '-g', str(p.pid)], capture_output=True, text=True).stdout.split('\n')
+        alive = [l for l in out if l.strip() and not l.split()[1].startswith('Z')]
+        if not alive or time.monotonic() > deadline: break
+        time.sleep(0.1)
     assert not alive, alive
     with socket.socket() as s:   # SO_REUSEADDR: a closed connection's TIME_WAIT does not hold the port
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', port))
