@@ -367,7 +367,7 @@ def serve_compare_section(r:dict)->str:
                       "requests do not ask), decodes requests in a thread pool while the model runs (`--decode_threads 2`, the "
                       "default), so that a model on a GPU does not wait for the decoding, reads the media from memory (no temporary file per "
                       "field), waits for requests with one blocking read of LitServe's queue, "
-                      "renders each answer to JSON in the worker and sends it back through ZeroMQ, computes a layer-norm audio encoder's "
+                      "renders each answer to JSON in the worker, computes a layer-norm audio encoder's "
                       "convolutions in (batch, time, channels) memory, "
                       "and on a CPU runs one worker per core by default (two here; before, one).\n",
                       md_table(rows, cols), '\nGoal:\n', *goals])

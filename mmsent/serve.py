@@ -661,8 +661,8 @@ def build_server(
     metrics, api = ServeMetrics(), SentimentAPI(config)
     server = ls.LitServer(api, accelerator=config.device, devices=1, workers_per_device=config.workers,
                           timeout=config.timeout, restart_workers=config.worker_restarts > 0,
-                          # answers go back through ZeroMQ (LitServe's `fast_queue`), not through its manager process
-                          fast_queue=sys.platform != 'win32',
+                          # not `fast_queue`: LitServe 0.2.19 ignores it, and its ZeroMQ transport, were it chosen, sends
+                          # the answers to an address no HTTP server reads (LitServe issue 751)
                           middlewares=[(RequestGuard,
                                         dict(max_bytes=int(config.max_request_mb*2**20), metrics=metrics,
                                              read_timeout=config.read_timeout))]
