@@ -63,10 +63,15 @@ def _source(p:Path|InMemoryFile):
     "What a decoder opens: the path as a string, or a new reader of the bytes."
     return p.open() if isinstance(p, InMemoryFile) else str(p)
 
+def _decoder_reason(e:Exception)->str:
+    "A decoder error's reason: FFmpeg's text alone (PyAV adds its error number and the file object's name)."
+    return e.strerror if isinstance(e, av.FFmpegError) and e.strerror else str(e)
+
 def _decode_av(p:Path|InMemoryFile, sr:int, max_seconds:float|None)->np.ndarray:
     "Decode the first audio stream of a container with PyAV, straight to mono float32 at `sr`."
     try: container = av.open(_source(p))
-    except (av.FFmpegError, UnicodeDecodeError) as e: raise AudioReadError(f"cannot read audio from {p}: {e}") from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise AudioReadError(f"cannot read audio from {p}: {_decoder_reason(e)}") from None
     with container:
         if not container.streams.audio: raise NoAudioStream(f"{p} has no audio stream")
         resampler, chunks, n = av.AudioResampler(format='flt', layout='mono', rate=sr), [], 0
@@ -79,7 +84,8 @@ def _decode_av(p:Path|InMemoryFile, sr:int, max_seconds:float|None)->np.ndarray:
                 if limit is not None and n >= limit: break
             else:
                 for f in resampler.resample(None): chunks.append(f.to_ndarray().reshape(-1))
-        except av.FFmpegError as e: raise AudioReadError(f"cannot decode audio from {p}: {e}") from None
+        except av.FFmpegError as e:
+            raise AudioReadError(f"cannot decode audio from {p}: {_decoder_reason(e)}") from None
     wav = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return wav if limit is None else wav[:limit]
 
@@ -227,7 +233,8 @@ MAX_VIDEO_FRAMES = 20_000   # frames one read decodes at most, whatever the time
 def _decoded(path:Path|InMemoryFile, max_seconds:float|None, max_frames:int):
     "(time, frame) of a video's frames in order, stopping at `max_seconds` (after the first frame) or `max_frames`."
     try: container = av.open(_source(path))
-    except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {path}: {e}") from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise VideoReadError(f"cannot open video {path}: {_decoder_reason(e)}") from None
     with container:
         vs = container.streams.video[0]
         try:
@@ -235,7 +242,7 @@ def _decoded(path:Path|InMemoryFile, max_seconds:float|None, max_frames:int):
                 t = fr.time if fr.time is not None else n/float(vs.average_rate or 25)
                 if n >= max_frames or (max_seconds is not None and t > max_seconds and n > 0): return
                 yield t, fr
-        except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {path}: {e}") from None
+        except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {path}: {_decoder_reason(e)}") from None
 
 def load_video_frames(
     path:str|Path|InMemoryFile, # a video file
@@ -248,7 +255,8 @@ def load_video_frames(
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     p, cap = _check_file(path, 'video'), MAX_VIDEO_FRAMES if max_frames is None else max_frames
     try: container = av.open(_source(p))
-    except (av.FFmpegError, UnicodeDecodeError) as e: raise VideoReadError(f"cannot open video {p}: {e}") from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise VideoReadError(f"cannot open video {p}: {_decoder_reason(e)}") from None
     with container:
         if not container.streams.video: raise VideoReadError(f"{p} has no video stream")
         vs = container.streams.video[0]

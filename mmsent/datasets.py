@@ -20,7 +20,7 @@ from fastcore.script import call_parse
 
 from .core import LABELS, MODALITIES, MOSEI_EMOTIONS, cache_dir, label_id, parse_labels
 from .data import (SAMPLING_RATE, load_audio, load_image, load_video_frames, NoAudioStream, AudioReadError,
-                         NonFiniteAudio, ImageReadError, VideoReadError, write_test_mp4)
+                         NonFiniteAudio, ImageReadError, VideoReadError, write_test_mp4, _decoder_reason)
 from .synth import SynthConfig, synth_dataset_dir, synthesize
 
 log = logging.getLogger(__name__)
@@ -645,7 +645,7 @@ def _probe_audio(p:Path)->tuple[float, int]:
                 dur, rate = (float(s.duration*s.time_base) if s.duration else (c.duration or 0)/1e6), s.rate
                 next(c.decode(s))
         except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e:
-            raise AudioReadError(f"cannot read audio from {p}: {e or 'no decodable frames'}") from None
+            raise AudioReadError(f"cannot read audio from {p}: {_decoder_reason(e) or 'no decodable frames'}") from None
     else: _check_finite(p, info)
     if dur <= 0: raise AudioReadError(f"audio file {p} is empty (0 samples)")
     return dur, rate
@@ -664,7 +664,7 @@ def _probe_video(p:Path)->tuple[float|None, bool, float|None]:
                 a = c.streams.audio[0]
                 adur = float(a.duration*a.time_base) if a.duration else vdur
     except (av.FFmpegError, UnicodeDecodeError, StopIteration) as e:
-        raise VideoReadError(f"cannot decode video {p}: {e or 'no video frames'}") from None
+        raise VideoReadError(f"cannot decode video {p}: {_decoder_reason(e) or 'no video frames'}") from None
     return vdur, has_audio, adur
 
 def scan_record(r:Record)->ScanResult:
