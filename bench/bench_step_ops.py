@@ -98,11 +98,16 @@ print(json.dumps(out))
 '''
 
 
+def child_threads()->int:
+    "The threads each measuring process runs with: OMP_NUM_THREADS, else 1 (the counts do not depend on it)."
+    return int(os.environ.get('OMP_NUM_THREADS', '1'))
+
+
 def measure(tree:Path, presets, compiled:bool=False)->dict:
     "The counts for the mmsent package in `tree` (a checkout), in a fresh process; with `compiled`, also the compiled step's."
     code = (CHILD.replace('BENCH', repr(str(Path(__file__).resolve().parent))).replace('DD', repr(sorted(DATA_DEPENDENT)))
             .replace('PRESETS', repr(presets)).replace('COMPILED', repr(compiled)))
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(tree), OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=str(tree), OMP_NUM_THREADS=str(child_threads()))
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=tree)
     if r.returncode: raise RuntimeError(r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -128,7 +133,7 @@ def main():
         for p, x in r.items():
             print(f"{name:<24} {p:<6} {x['forward_ops']:>11} {x['forward_data_dependent']:>9} {x['step_ops']:>9} {x['step_data_dependent']:>9} "
                   f"{x['graph_breaks']:>6} {x['profiled_ops']:>8} {str(x['compiled_ops'] or '-'):>8}  {x['step_data_dependent_ops']}")
-    C.write('step_ops', dict(runs=runs))
+    C.write('step_ops', dict(runs=runs), threads=child_threads())
 
 
 if __name__ == '__main__':

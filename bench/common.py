@@ -127,12 +127,12 @@ def head_name()->str:
     return head + (' with changes' if dirty else '')
 
 
-def write(name:str, obj:dict)->Path:
-    "Write a benchmark's results as bench/results/NAME.json (with the machine and the command line)."
+def write(name:str, obj:dict, threads:int|None=None)->Path:
+    "Write a benchmark's results as bench/results/NAME.json (with the machine and the command line; `threads`: the measuring processes' threads, where not this process's)."
     RESULTS.mkdir(parents=True, exist_ok=True)
     p = RESULTS/f'{name}.json'
     script = os.path.relpath(os.path.abspath(sys.argv[0]), Path(__file__).resolve().parent.parent)   # relative to the repository
-    p.write_text(json.dumps(dict(machine=machine(), command=' '.join(['python', script, *sys.argv[1:]]), date=time.strftime('%Y-%m-%d'), **obj), indent=2))
+    p.write_text(json.dumps(dict(machine=dict(machine(), **({'threads': threads} if threads else {})), command=' '.join(['python', script, *sys.argv[1:]]), date=time.strftime('%Y-%m-%d'), **obj), indent=2))
     print(f"\nwrote {p}")
     return p
 
