@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #f4797b69
 from __future__ import annotations
-import argparse, dataclasses, difflib, functools, json, logging, os, sys, platform, time, typing
+import argparse, ctypes, dataclasses, difflib, functools, json, logging, os, sys, platform, time, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 from numbers import Integral
@@ -22,10 +22,10 @@ log = logging.getLogger('mmsent.core')
 # %% auto #0
 __all__ = ['log', 'LABELS', 'NUM_CLASSES', 'id2label', 'label2id', 'MOSEI_EMOTIONS', 'MODALITIES', 'PRESETS', 'PRECISIONS',
            'label_id', 'parse_labels', 'EncoderPreset', 'get_preset', 'resolve_device', 'cpu_bf16_support',
-           'cpu_capability', 'usable_cores', 'loader_workers', 'native_bf16', 'bf16_matmul_slowdown',
-           'resolve_precision', 'assert_close', 'all_close', 'aligned_copy', 'misaligned_copy', 'forced_kernels',
-           'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options', 'option_types', 'check_types',
-           'record_given', 'given_fields', 'read_config', 'OptionsParser']
+           'cpu_capability', 'usable_cores', 'loader_workers', 'keep_freed_memory', 'native_bf16',
+           'bf16_matmul_slowdown', 'resolve_precision', 'assert_close', 'all_close', 'aligned_copy', 'misaligned_copy',
+           'forced_kernels', 'cache_dir', 'env_info', 'mmsent_info', 'ConfigError', 'check_options', 'option_types',
+           'check_types', 'record_given', 'given_fields', 'read_config', 'OptionsParser']
 
 # %% ../nbs/00_core.ipynb #03f9b32d
 LABELS = ('negative', 'neutral', 'positive')
@@ -161,6 +161,19 @@ def loader_workers(
     cores = usable_cores() if cores is None else cores
     return 0 if cores <= 2 else min(8, cores - 2)
 
+
+# %% ../nbs/00_core.ipynb #4d577de6
+def keep_freed_memory(
+    mmap_threshold:int=32*2**20, # blocks up to this size come from the heap, not from a mapping of their own
+    trim_threshold:int=256*2**20, # free memory at the heap's top that is kept for the next allocations
+)->bool: # whether the C library took the settings (glibc only; elsewhere nothing changes)
+    "Have glibc's malloc keep the memory of freed tensors for the next ones instead of returning it to the system."
+    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc': return False
+    libc = ctypes.CDLL(None)
+    # mallopt's parameters M_MMAP_THRESHOLD (-3) and M_TRIM_THRESHOLD (-1); 32 MiB is the largest every 64-bit glibc
+    # takes for the first
+    took = libc.mallopt(-3, mmap_threshold), libc.mallopt(-1, trim_threshold)   # 1 where it took the value
+    return all(took)
 
 # %% ../nbs/00_core.ipynb #c2fa7007
 def native_bf16(

@@ -27,7 +27,7 @@ from fastcore.basics import patch
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from .core import PRECISIONS, ConfigError, OptionsParser, usable_cores
+from .core import PRECISIONS, ConfigError, OptionsParser, keep_freed_memory, usable_cores
 from .data import ImageTooLarge, InMemoryFile
 from .encoders import EncoderLoadError, MultiModalProcessor
 from .model import ModelLoadError
@@ -562,6 +562,7 @@ class SentimentAPI(ls.LitAPI):
         spare = usable_cores() - (c.api_servers if c.device != 'cpu' else 0)
         threads = c.threads or max(1, spare//c.workers)
         torch.set_num_threads(threads)
+        keep_freed_memory()   # each batch's tensors reuse the last one's memory instead of faulting in fresh pages
         self.predictor, self.metrics, self.worker = load_predictor(c, threads), ServeMetrics(), str(os.getpid())
         self.worker_pids[int(os.environ.get('LITSERVE_WORKER_ID', 0))] = os.getpid()
 
