@@ -13,7 +13,7 @@ import torch
 from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
-from .core import LABELS, MODALITIES, resolve_device
+from .core import LABELS, MODALITIES, keep_freed_memory, resolve_device
 from .datasets import (DataError, MELD_EMOTIONS, MultiModalCollator, MultiModalDataset, load_records,
                              prepare_records)
 from .encoders import EncoderLoadError, MultiModalProcessor
@@ -604,6 +604,7 @@ def mmsent_eval(
     no_progress:store_true=False, # no progress bars
 ):
     "Evaluate a trained model: metrics, per-modality performance, ablation, Shapley values, attention analysis, plots."
+    keep_freed_memory()   # the command's own process: each batch's tensors reuse the memory of the last one's
     try:
         if not model: raise ValueError("--model DIR is required (a directory written by mmsent_train)")
         m = EndToEndMultiModalModel.from_pretrained(model).to(resolve_device(device))

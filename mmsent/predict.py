@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from fastcore.script import call_parse, store_true
 from tqdm.auto import tqdm
 
-from .core import LABELS, MODALITIES, native_bf16, resolve_device, resolve_precision
+from .core import LABELS, MODALITIES, keep_freed_memory, native_bf16, resolve_device, resolve_precision
 from .data import (AudioReadError, ImageReadError, VideoReadError, NoAudioStream, load_audio, load_image,
                          load_video_frames, InMemoryFile)
 from .datasets import DataError, MultiModalDataset, attach_context, read_manifest
@@ -525,6 +525,7 @@ def mmsent_predict(
         sys.exit(2)
     if not model: fail("--model DIR is required (a directory written by mmsent_train)")
     if backend not in BACKENDS: fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend}")
+    keep_freed_memory()   # the command's own process: each batch's tensors reuse the memory of the last one's
     try:
         predictor = Predictor.from_pretrained(model, backend=backend, device=device, n_frames=n_frames,
                                               explain=not no_explain)

@@ -27,7 +27,7 @@ from fastcore.script import call_parse, store_true, Param
 
 import mmsent
 from .core import (LABELS, NUM_CLASSES, MODALITIES, get_preset, cache_dir, aligned_copy, cpu_capability,
-                         loader_workers, parse_labels)
+                         keep_freed_memory, loader_workers, parse_labels)
 from .core import (PRESETS, PRECISIONS, ConfigError, OptionsParser, check_options, check_types, given_fields,
                          record_given, resolve_device, resolve_precision)
 from .synth import SynthConfig, default_synth_config
@@ -1650,7 +1650,8 @@ def _run_command(
     p:OptionsParser, # the command's parser (its `prog` starts every message)
     fn, # callable(): the work
 ):
-    "Run `fn()`; if it fails, show the command line user one line and exit with a status, or show the traceback."
+    "Run `fn()` (with `keep_freed_memory`); if it fails, show the user one line and exit with a status, or a traceback."
+    keep_freed_memory()   # the command's own process: each step's tensors reuse the memory of the last step's
     try: return fn()
     except TrainingInterrupted as e:
         print(f"{p.prog}: {e}", file=sys.stderr)
