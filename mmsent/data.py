@@ -244,6 +244,7 @@ def _decoded(path:Path|InMemoryFile, max_seconds:float|None, max_frames:int):
                 yield t, fr
         except av.FFmpegError as e: raise VideoReadError(f"cannot decode video {path}: {_decoder_reason(e)}") from None
 
+# %% ../nbs/01_data.ipynb #cbbdb5c0
 def load_video_frames(
     path:str|Path|InMemoryFile, # a video file
     n_frames:int=1, # 1: the middle frame; k: k frames spaced uniformly
