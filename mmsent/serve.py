@@ -653,6 +653,27 @@ class DeadWorkerGuard:
                 n += 1
         return n
 
+# %% ../nbs/08c_serve.ipynb #fa000ff7
+def _shut_down_once(
+    server:ls.LitServer, # its `_perform_graceful_shutdown` and `launch_single_inference_worker` are wrapped
+)->threading.Event: # set when the shutdown begins
+    "LitServe's graceful shutdown runs once, and no model worker starts once it has begun."
+    stopping, lock = threading.Event(), threading.Lock()
+    shut_down, launch = server._perform_graceful_shutdown, server.launch_single_inference_worker
+    def shutdown_once(*args, **kwargs):
+        with lock:
+            if stopping.is_set(): return
+            stopping.set()
+        shut_down(*args, **kwargs)
+    def launch_unless_stopping(lit_api, worker_id:int):
+        # the dead worker stays in its place (one API: its index is the worker number), for the shutdown to join
+        if stopping.is_set(): return server.inference_workers[worker_id]
+        worker = launch(lit_api, worker_id)
+        if stopping.is_set(): worker.terminate()   # the shutdown began while it started
+        return worker
+    server._perform_graceful_shutdown, server.launch_single_inference_worker = shutdown_once, launch_unless_stopping
+    return stopping
+
 # %% ../nbs/08c_serve.ipynb #d522c2ae
 def build_server(
     config:ServeConfig, # the options
@@ -675,6 +696,7 @@ def build_server(
     server.app.add_middleware(DeadWorkerGuard, server=server, pids=api.worker_pids)   # outermost: it only watches
     server.launch_single_inference_worker = _bounded_restarts(server.launch_single_inference_worker,
                                                               config.worker_restarts, metrics)
+    _shut_down_once(server)
     return server
 
 def _bounded_restarts(
