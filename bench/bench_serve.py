@@ -20,12 +20,13 @@ one core: what an idle server costs). The goal: with batching, >= 3x the request
 concurrency 32 (tiny preset), and no failed request. Writes bench/results/serve.json (with `--device cuda`, the model on the
 GPU: serve_cuda.json); asserts nothing.
 """
-import argparse, asyncio, base64, io, json, os, re, shutil, statistics, subprocess, tempfile, time
+import argparse, asyncio, base64, contextlib, io, json, os, re, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 
 import common as C
+import mmsent
 
 GOAL = 3.0
 TEXT = "The acting was wonderful, but the story dragged on far too long."
@@ -86,6 +87,29 @@ def idle_cpu(seconds:float=5.0)->float:
 def server_procs()->int:
     import psutil
     return len(psutil.Process().children(recursive=True))
+
+
+@contextlib.contextmanager
+def served_from(package:str|None, folder:Path):
+    """A server started inside runs the mmsent in `package` (None: the one this process imports), from `folder`.
+
+    The server's command is `python -c ...`, which puts its working folder first on sys.path: started from the
+    repository's root, a server imports the checkout's `mmsent/` whatever PYTHONPATH says. Checked here with the
+    interpreter, environment and folder the server gets."""
+    before, cwd = os.environ.get('PYTHONPATH'), os.getcwd()
+    if package: os.environ['PYTHONPATH'] = package
+    else: os.environ.pop('PYTHONPATH', None)
+    os.chdir(folder)
+    try:
+        found = subprocess.run([sys.executable, '-c', 'import mmsent; print(mmsent.__file__)'], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        want = Path(package)/'mmsent'/'__init__.py' if package else Path(mmsent.__file__)
+        if Path(found).resolve() != want.resolve(): raise RuntimeError(f"the server would import {found}, not {want}")
+        yield
+    finally:
+        os.chdir(cwd)
+        if before is None: os.environ.pop('PYTHONPATH', None)
+        else: os.environ['PYTHONPATH'] = before
 
 
 async def metrics(client, url:str)->dict:
@@ -224,20 +248,16 @@ def main():
                 for mode, args in modes.items():
                     args = [*args, '--device', a.device, *a.serve_args]
                     print(f"  {preset}, {mode}, {code}" + (f", round {rnd + 1} of {a.rounds}" if a.rounds > 1 else '') + f": mmsent_serve {' '.join(args)}", flush=True)
-                    t0, before = time.perf_counter(), os.environ.get('PYTHONPATH')
-                    if package: os.environ['PYTHONPATH'] = package   # the server process imports the earlier mmsent
-                    try:
-                        with running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
-                            start_s = time.perf_counter() - t0
-                            rss_idle, procs, cpu_idle = tree_rss_mib(), server_procs(), idle_cpu()
-                            for r in asyncio.run(bench_server(url, body, a)):
-                                rows.append(dict(code=code, preset=preset, mode=mode, round=rnd + 1, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, idle_cpu=cpu_idle, **r))
-                            print(f"    CPU of the server's processes before any request: {cpu_idle:.1%} of a core")
-                            print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
-                                  f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
-                    finally:
-                        if before is None: os.environ.pop('PYTHONPATH', None)
-                        else: os.environ['PYTHONPATH'] = before
+                    t0 = time.perf_counter()
+                    with served_from(package, work), \
+                            running_server(model_dir, *args, log=Path(tmp)/f'{mode.replace(" ", "")}.log') as url:
+                        start_s = time.perf_counter() - t0
+                        rss_idle, procs, cpu_idle = tree_rss_mib(), server_procs(), idle_cpu()
+                        for r in asyncio.run(bench_server(url, body, a)):
+                            rows.append(dict(code=code, preset=preset, mode=mode, round=rnd + 1, serve_args=' '.join(args), processes=procs, start_s=start_s, rss_idle_mib=rss_idle, idle_cpu=cpu_idle, **r))
+                        print(f"    CPU of the server's processes before any request: {cpu_idle:.1%} of a core")
+                        print(f"    RSS of the server's {procs} processes: {rss_idle:.0f} MiB idle, {rows[-1]['rss_before_mib']:.0f} MiB after the warm-up, "
+                              f"{rows[-1]['rss_after_mib']:.0f} MiB after the load", flush=True)
     for _, package in codes:
         if package: shutil.rmtree(package, ignore_errors=True)
     load_avg.append(os.getloadavg())

@@ -9,7 +9,7 @@ from mmsent.encoders import MultiModalProcessor, base_config
 from mmsent.model import EndToEndMultiModalModel, ModelConfig
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-RESULTS = Path(__file__).parent/'results'
+RESULTS = Path(__file__).resolve().parent/'results'
 
 
 def matmul_peak(dtype, device:str='cpu', seconds:float=1.0)->float:

@@ -357,8 +357,10 @@ def serve_compare_section(r:dict)->str:
     return '\n'.join([f"## HTTP serving, before and after\n\n{machine_line(r)}; load average {r['load_average'][0][0]:.1f} at the start, "
                       f"{r['load_average'][1][0]:.1f} at the end)\n",
                       f"The same benchmark as above, for the code before the change (`{o['ref']}`, its package served from an extracted copy) and "
-                      + (f"after it, in turn, {rounds} rounds of both (this machine's speed drifts by more than 10% over minutes: the goal compares "
-                         "the medians): " if rounds > 1 else "after it, one after the other on the same machine: ")
+                      "after it (each server started from a folder outside the repository, where it imports the package named: the "
+                      "benchmark checks it, and kills whatever process of a server outlives it), "
+                      + (f"in turn, {rounds} rounds of both (this machine's speed drifts by more than 10% over minutes: the goal compares "
+                         "the medians): " if rounds > 1 else "one after the other on the same machine: ")
                       + f"{o['max_seconds']:g} s at {', '.join(map(str, o['concurrency']))} "
                       "in flight, the same payload (text, a 1 s WAV and a 64x64 PNG), "
                       + ("with wrk (one thread) on the same 2 cores as the server. " if o.get('client') == 'wrk' else
