@@ -29,6 +29,7 @@ import common as C
 import mmsent
 
 GOAL = 3.0
+GOAL_GPU_BASE_RPS, GOAL_GPU_BASE_P50 = 500, 80   # with --device cuda: the base preset, batching, at 32 in flight
 TEXT = "The acting was wonderful, but the story dragged on far too long."
 
 
@@ -281,6 +282,12 @@ def main():
                                                           per_round=[r['requests_per_s']/q['requests_per_s'] for r, q in zip(
                                                               *[[x for x in rows if x['code'] == c and x['preset'] == preset and x['mode'] == 'batching' and x['concurrency'] == top]
                                                                 for c in (codes[-1][0], a.ref)])])
+        if a.device == 'cuda' and preset == 'base' and b:   # the model on a GPU: base at >= 500 requests/s with p50 <= 80 ms
+            p50 = statistics.median(r['p50_ms'] for r in rows if r['code'] == codes[-1][0] and r['preset'] == preset
+                                    and r['mode'] == 'batching' and r['concurrency'] == top)
+            goals['gpu_base_served'] = dict(value=b, goal=GOAL_GPU_BASE_RPS, p50_ms=p50, goal_p50_ms=GOAL_GPU_BASE_P50, concurrency=top)
+            print(f"goal: base on the GPU >= {GOAL_GPU_BASE_RPS} requests/s at {top} in flight with p50 <= {GOAL_GPU_BASE_P50} ms: "
+                  f"{b:.0f} requests/s, p50 {p50:.0f} ms" + (' (met)' if b >= GOAL_GPU_BASE_RPS and p50 <= GOAL_GPU_BASE_P50 else ''))
     failed, sent = sum(r['failed'] for r in rows), sum(r['sent'] for r in rows)
     goals['failed_requests'] = dict(value=failed, goal=0, sent=sent)
     for k, g in goals.items():

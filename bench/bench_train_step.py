@@ -18,7 +18,7 @@ backward above what the process holds before it (weights, gradients, AdamW state
 without gradient checkpointing, in fp32 and bf16, each in a fresh process. Prints tables and writes
 bench/results/train_step.json; asserts nothing.
 """
-import argparse
+import argparse, time
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import common as C
 
 GOAL_BF16_PEAK, GOAL_CKPT_CUT = 0.50, 0.40
+GOAL_GPU_DATASHEET, GOAL_GPU_SCALING = 0.25, 2.5   # on a GPU: base bf16 at batch 32, share of the datasheet peak; step(32)/step(8)
+SYNC_CALLS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize', 'cudaMemcpy')
 
 
 def step_fn(model, opt, inputs, labels, precision, device='cpu'):
@@ -56,6 +58,38 @@ def bench_step(preset, precision, B, steps, device='cpu', compile:str|None=None)
     return r
 
 
+def trace_summary(kernels:list[tuple[float, float]], host_calls:list[str], wall_us:float, steps:int)->dict:
+    """A profiler trace in three figures: the share of the wall time in which some GPU kernel runs (the union of the
+    kernels' [start, end) intervals, in µs), kernels per step, and host-device synchronisations per step."""
+    busy, end = 0.0, float('-inf')
+    for a, b in sorted(kernels):
+        if b > end: busy, end = busy + b - max(a, end), b
+    return dict(gpu_busy=busy/wall_us if wall_us else 0.0, kernels_per_step=len(kernels)/steps,
+                syncs_per_step=sum(name in SYNC_CALLS for name in host_calls)/steps, steps=steps)
+
+
+def trace_step(preset:str, precision:str, B:int, steps:int=3)->dict:
+    "`trace_summary` of `steps` CUDA training steps (after a warm-up), with `torch.profiler`."
+    from torch.profiler import ProfilerActivity, profile
+    torch.manual_seed(0)
+    model, proc = C.build(preset)
+    model.to('cuda').train()
+    opt = C.optimizer(model, 'cuda')
+    inputs, labels = C.batch(proc, preset, B)
+    inputs, labels = {k: v.to('cuda') for k, v in inputs.items()}, labels.to('cuda')
+    for _ in range(2): step_fn(model, opt, inputs, labels, precision, 'cuda')
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(steps): step_fn(model, opt, inputs, labels, precision, 'cuda')
+        torch.cuda.synchronize()
+        wall_us = (time.perf_counter() - t0)*1e6
+    events = prof.events()
+    kernels = [(e.time_range.start, e.time_range.end) for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    host = [e.name for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+    return dict(preset=preset, precision=precision, batch=B, **trace_summary(kernels, host, wall_us, steps))
+
+
 def activation_memory_child(preset, grad_ckpt, precision, B):
     "Peak RSS of forward + backward above the RSS before it (MiB), in a fresh process; gradients already allocated."
     out = C.in_child(f"""
@@ -69,6 +103,31 @@ loss.backward(); print(r0, C.status_mib('VmHWM'))""")
     before, peak = map(float, out.split()[-2:])
     return dict(preset=preset, grad_checkpointing=grad_ckpt, precision=precision, batch=B, rss_before_mib=before, peak_rss_mib=peak,
                 activation_mib=peak - before)
+
+
+def gpu_goals(ok:list[dict], rows:list[dict], goals:dict, sheet:float|None)->dict|None:
+    """The GPU goals of a host-light step, added to `goals`: the base bf16 step at batch 32 (the best of eager and compiled)
+    against the datasheet peak, step(32)/step(8) in eager bf16, and whether the `--compile` step (static shapes) ran.
+    Returns the profiler's summary of the base bf16 step at batch 32, or None when it failed."""
+    pick = lambda b, comp: next((r for r in ok if (r['preset'], r['precision'], r['batch'], r['compile']) == ('base', 'bf16', b, comp)), None)
+    b32 = [r for r in ok if (r['preset'], r['precision'], r['batch']) == ('base', 'bf16', 32)]
+    if b32 and sheet:
+        best = max(b32, key=lambda r: r['gflops'])
+        goals['gpu_base_bf16_b32_datasheet'] = dict(value=best['gflops']/sheet, goal=GOAL_GPU_DATASHEET, batch=32, compile=best['compile'],
+                                                    samples_per_s=best['samples_per_s'])
+    if pick(32, None) and pick(8, None):
+        goals['gpu_base_bf16_step_32_over_8'] = dict(value=pick(32, None)['step_s']/pick(8, None)['step_s'], goal=GOAL_GPU_SCALING)
+    static = [r for r in rows if r['compile'] == 'static']
+    if static: goals['gpu_compile_step_runs'] = dict(value=all('error' not in r for r in static), goal=True,
+                                                     errors=[r['error'] for r in static if 'error' in r])
+    for k, g in goals.items():
+        if k.startswith('gpu_'): print(f"goal {k}: {g['value']} (goal {g['goal']})")
+    try: trace = trace_step('base', 'bf16', 32)
+    except Exception as e:   # a failed trace is reported; the timed rows stay
+        print(f"profiler trace failed: {type(e).__name__}: {e}"); return None
+    print(f"trace of the base bf16 step at batch 32: GPU busy {trace['gpu_busy']:.0%} of the wall time, "
+          f"{trace['kernels_per_step']:.0f} kernels and {trace['syncs_per_step']:.1f} synchronisations a step")
+    return trace
 
 
 def main():
@@ -118,6 +177,8 @@ def main():
         print(f"\ngoal: base bf16 step at >= {GOAL_BF16_PEAK:.0%} of the bf16 peak: {v:.0%} at batch {best['batch']} "
               f"({'met' if v >= GOAL_BF16_PEAK else f'short by {100*(GOAL_BF16_PEAK - v):.0f} points'}), "
               f"{goals['base_bf16_frac_of_bf16_peak']['speedup_over_fp32']:.2f}x the fp32 step")
+    trace = None
+    if dev == 'cuda': trace = gpu_goals(ok, rows, goals, sheet)
     mem = []
     if not a.no_memory and dev == 'cpu' and 'base' in a.presets:
         for B in a.memory_batches:
@@ -137,7 +198,8 @@ def main():
             goals['checkpointing_activation_cut'] = dict(value=m['cut_by_checkpointing'], goal=GOAL_CKPT_CUT, batch=m['batch'])
             print(f"goal: gradient checkpointing cuts activation memory by >= {GOAL_CKPT_CUT:.0%}: {m['cut_by_checkpointing']:.0%} at batch {m['batch']} (fp32)"
                   + ('' if m['cut_by_checkpointing'] >= GOAL_CKPT_CUT else f", short by {100*(GOAL_CKPT_CUT - m['cut_by_checkpointing']):.0f} points"))
-    C.write('train_step' + ('_cuda' if dev == 'cuda' else ''), dict(matmul_peak_gflops=peaks, datasheet_bf16_gflops=sheet, steps=rows, memory=mem, goals=goals))
+    C.write('train_step' + ('_cuda' if dev == 'cuda' else ''), dict(matmul_peak_gflops=peaks, datasheet_bf16_gflops=sheet, steps=rows, memory=mem, goals=goals,
+                                                                 **({'trace': trace} if trace else {})))
 
 
 if __name__ == '__main__':

@@ -2,8 +2,9 @@
 # The GPU checks behind the benchmarks page, in one run on a machine with one CUDA GPU (about 8 minutes on an H100 or H200):
 #   1. `mmsent_train` end to end on the GPU: tiny preset, synthetic set, bf16 and `--compile`, 3 epochs; prints its history;
 #   2. bench_train_step.py --device cuda: fp32, bf16 and bf16 under torch.compile, model-FLOPs utilisation of the base preset
-#      against the GPU's measured and datasheet bf16 peaks;
-#   3. bench_serve.py --device cuda: mmsent_serve with the model on the GPU, batching on and off, tiny and base.
+#      against the GPU's measured and datasheet bf16 peaks, the GPU goals of the step, a profiler trace of the base bf16 step;
+#   3. bench_serve.py --device cuda: mmsent_serve with the model on the GPU, batching on and off, tiny and base (goal: base
+#      at >= 500 requests/s, p50 <= 80 ms, 32 in flight).
 # Each step has its own time limit, so one that fails or hangs does not stop the others.
 #
 #     bash bench/gpu_checks.sh [DEST]    # DEST: a folder to copy the logs and result files into (default: bench/results)

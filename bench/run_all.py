@@ -335,11 +335,51 @@ def sections(res:dict)->list[str]:
         s.append(f"- **failed requests**: {f['value']} of {f['sent']} (goal 0): " + ('met' if f['value'] == 0 else '**not met**'))
         if key == 'serve_cuda': s.append(serve_gpu_reading(r, res.get('serve'), res.get('inference')))
         out.append('\n'.join(s))
+    out.append(gpu_goals_section(res.get('train_step_cuda'), res.get('serve_cuda'), res.get('serve')))
     if 'serve_compare' in res: out.append(serve_compare_section(res['serve_compare']))
     if 'modality_seeds' in res: out.append(modality_seeds_section(res['modality_seeds'], res.get('modality_seeds_forced')))
     if 'numerics' in res: out.append(numerics_section(res['numerics']))
     if 'lora' in res: out.append(lora_section(res['lora']))
     return out
+
+
+def gpu_goals_section(step:dict|None, served:dict|None, cpu:dict|None)->str:
+    """The GPU goals of a host-light training step and a busy server, each with its figure from `bash bench/gpu_checks.sh`
+    or "not yet measured" where the results on this page are missing or older than the goal."""
+    none = "not yet measured"
+    g = (step or {}).get('goals', {})
+    lines = []
+    x = g.get('gpu_base_bf16_b32_datasheet')
+    lines.append("- **base bf16 step at batch 32, share of the GPU's datasheet bf16 peak** (goal 25%): "
+                 + (f"{x['value']:.0%}, {x['samples_per_s']:.0f} samples/s ({'compiled' if x['compile'] else 'eager'}): "
+                    + ('met' if x['value'] >= x['goal'] else '**not met**') if x else none))
+    x = g.get('gpu_base_bf16_step_32_over_8')
+    lines.append("- **base bf16 step time at batch 32 over batch 8** (goal at least 2.5: four times the samples cost more than the "
+                 "host's fixed time): " + (f"{x['value']:.2f}: " + ('met' if x['value'] >= x['goal'] else '**not met**') if x else none))
+    x = g.get('gpu_compile_step_runs')
+    lines.append("- **the `--compile` training step runs on the GPU**: "
+                 + (('yes: met' if x['value'] else f"no: **not met** ({'; '.join(x['errors'])})") if x else none))
+    x = (served or {}).get('goals', {}).get('gpu_base_served')
+    lines.append(f"- **base served at 32 in flight** (goal at least 500 requests/s with p50 at most 80 ms): "
+                 + (f"{x['value']:.0f} requests/s, p50 {x['p50_ms']:.0f} ms: "
+                    + ('met' if x['value'] >= x['goal'] and x['p50_ms'] <= x['goal_p50_ms'] else '**not met**') if x else none))
+    row = lambda r: next((y for y in r['rows'] if (y['preset'], y['mode'], y['concurrency']) == ('tiny', 'batching', 32)), None) if r else None
+    gpu_tiny, cpu_tiny = (row(served), row(cpu)) if x else (None, None)
+    lines.append("- **tiny served on the GPU at least as fast as on the CPU** (batching, 32 in flight): "
+                 + (f"{gpu_tiny['requests_per_s']:.0f} against {cpu_tiny['requests_per_s']:.0f} requests/s: "
+                    + ('met' if gpu_tiny['requests_per_s'] >= cpu_tiny['requests_per_s'] else '**not met**') if gpu_tiny and cpu_tiny else none))
+    t = (step or {}).get('trace')
+    trace = (f"A `torch.profiler` trace of {t['steps']} base bf16 steps at batch {t['batch']}: the GPU runs a kernel "
+             f"{t['gpu_busy']:.0%} of the wall time, with {t['kernels_per_step']:.0f} kernels and {t['syncs_per_step']:.1f} "
+             "host-device synchronisations a step." if t else
+             "A `torch.profiler` trace of the base bf16 step (the GPU's busy share, kernels and synchronisations a step): " + none + ".")
+    dates = sorted({r['date'] for r in (step, served) if r})
+    return '\n'.join(["## GPU goals: a host-light training step and a busy server\n",
+                       "`bash bench/gpu_checks.sh` measures these on a machine with one CUDA GPU. "
+                       + (f"The GPU results on this page are from {' and '.join(dates)}"
+                          + (", before these goals: the sections above keep their figures." if not any(k.startswith('gpu_') for k in g) and not x
+                             else ".") if dates else
+                          "No GPU results are on this page yet.") + "\n", *lines, '', trace])
 
 
 def serve_compare_section(r:dict)->str:
