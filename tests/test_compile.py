@@ -1,4 +1,10 @@
-"`mmsent_train --compile`'s pieces: shape buckets leave the model's outputs unchanged, and the tiny preset's training step is one graph."
+"""`mmsent_train --compile`'s pieces: shape buckets leave the model's outputs unchanged, and the training step is one graph.
+
+The one-graph tests compile with AOTAutograd's eager backend (Dynamo's trace of the forward, AOTAutograd's of the backward).
+With MMSENT_TEST_INDUCTOR=1 they also compile with Inductor, the backend `mmsent_train --compile` uses: its C++ code generation
+takes about 80 s for the tiny step on 2 cores (Intel Xeon), which CI's time cannot hold."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +12,9 @@ import torch
 from mmsent.datasets import pad_to_buckets
 from mmsent.encoders import MultiModalProcessor
 from mmsent.model import EndToEndMultiModalModel
+
+BACKENDS = ['aot_eager', pytest.param('inductor', marks=pytest.mark.skipif(
+    os.environ.get('MMSENT_TEST_INDUCTOR') != '1', reason="Inductor's code generation takes minutes on 2 cores: set MMSENT_TEST_INDUCTOR=1"))]
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +39,8 @@ def test_buckets_leave_the_outputs_unchanged(tiny):
     for m in ('text', 'audio', 'visual'): torch.testing.assert_close(b.unimodal_logits[m], a.unimodal_logits[m], atol=1e-5, rtol=0, equal_nan=True)
 
 
-def test_the_tiny_training_step_is_one_graph(tiny):
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_the_tiny_training_step_is_one_graph(tiny, backend):
     "The training forward (modality dropout, auxiliary heads, the single-modality fusion loss) has no graph break, and its backward traces too."
     model, proc, batch = tiny
     model.train()
@@ -40,7 +50,7 @@ def test_the_tiny_training_step_is_one_graph(tiny):
     model(**padded, labels=y, return_dict=True).loss.backward()
     eager = {n for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True); torch._dynamo.reset()
-    step = torch.compile(model, fullgraph=True, dynamic=False, backend='aot_eager')   # AOTAutograd traces the backward; Inductor's codegen is left out (minutes on 2 cores)
+    step = torch.compile(model, fullgraph=True, dynamic=False, backend=backend)
     out = step(**padded, labels=y, return_dict=True)
     out.loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
@@ -48,7 +58,8 @@ def test_the_tiny_training_step_is_one_graph(tiny):
     model.zero_grad(); torch._dynamo.reset()
 
 
-def test_the_base_layout_training_step_is_one_graph():
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_the_base_layout_training_step_is_one_graph(backend):
     "The base preset's layout (Wav2Vec2-base: group norm, post-norm transformer, SpecAugment on) at small sizes: one graph, SpecAugment drawn in it."
     from transformers import RobertaConfig, ViTConfig, Wav2Vec2Config
     from mmsent.encoders import tiny_config
@@ -71,7 +82,7 @@ def test_the_base_layout_training_step_is_one_graph():
     explained = torch._dynamo.explain(model)(**padded, labels=y, return_dict=True)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in explained.break_reasons]
     torch._dynamo.reset()
-    step = torch.compile(model, fullgraph=True, dynamic=False, backend='aot_eager')
+    step = torch.compile(model, fullgraph=True, dynamic=False, backend=backend)
     out = step(**padded, labels=y, return_dict=True)
     out.loss.backward()
     assert torch.isfinite(out.loss) and model.audio_model.encoder.masked_spec_embed.grad.abs().sum() > 0   # the time spans were drawn and used
