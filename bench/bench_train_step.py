@@ -37,14 +37,19 @@ def step_fn(model, opt, inputs, labels, precision, device='cpu'):
     out.loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
 
 
-def bench_step(preset, precision, B, steps, device='cpu', compile:str|None=None):
-    "One setting's step time, FLOPs and peak memory; `compile`: None (eager), 'dynamic' or 'static' shapes (as `mmsent_train --compile`)."
+def prepared(preset:str, B:int, device:str):
+    "The preset's model in training mode on `device`, its AdamW, and a batch of `B` samples with labels there."
     torch.manual_seed(0)
     model, proc = C.build(preset)
     model.to(device).train()
     opt = C.optimizer(model, device)
     inputs, labels = C.batch(proc, preset, B)
-    inputs, labels = {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+    return model, opt, {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+
+
+def bench_step(preset, precision, B, steps, device='cpu', compile:str|None=None):
+    "One setting's step time, FLOPs and peak memory; `compile`: None (eager), 'dynamic' or 'static' shapes (as `mmsent_train --compile`)."
+    model, opt, inputs, labels = prepared(preset, B, device)
     fwd = torch.compile(model, dynamic=compile == 'dynamic') if compile else model
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     def run(): step_fn(fwd, opt, inputs, labels, precision, device); sync()
@@ -71,12 +76,7 @@ def trace_summary(kernels:list[tuple[float, float]], host_calls:list[str], wall_
 def trace_step(preset:str, precision:str, B:int, steps:int=3)->dict:
     "`trace_summary` of `steps` CUDA training steps (after a warm-up), with `torch.profiler`."
     from torch.profiler import ProfilerActivity, profile
-    torch.manual_seed(0)
-    model, proc = C.build(preset)
-    model.to('cuda').train()
-    opt = C.optimizer(model, 'cuda')
-    inputs, labels = C.batch(proc, preset, B)
-    inputs, labels = {k: v.to('cuda') for k, v in inputs.items()}, labels.to('cuda')
+    model, opt, inputs, labels = prepared(preset, B, 'cuda')
     for _ in range(2): step_fn(model, opt, inputs, labels, precision, 'cuda')
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
